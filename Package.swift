@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+// RAGSeg: training-free, retrieval-augmented few-shot medical image segmentation.
+import PackageDescription
+
+// Release-mode math even in debug/test builds: the tensor core is unusable at -Onone.
+let fastMath: [SwiftSetting] = [.unsafeFlags(["-O"])]
+
+let package = Package(
+    name: "RAGSeg",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "ragseg", targets: ["ragseg"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries (Debian: libopenblas-dev, liblmdb-dev).
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CLMDB", path: "Sources/CLMDB"),
+        // libpng behind a C shim: libpng reports errors by longjmp, which Swift cannot catch.
+        .target(name: "CPNG", path: "Sources/CPNG", linkerSettings: [.linkedLibrary("png16")]),
+        // Debian's libfaiss.a ships no C API: a small C++ wrapper with an exception-safe extern "C" surface.
+        .target(
+            name: "CFaiss", path: "Sources/CFaiss",
+            cxxSettings: [.unsafeFlags(["-O2", "-fopenmp"])],
+            linkerSettings: [
+                .linkedLibrary("faiss"), .linkedLibrary("openblas"),
+                .linkedLibrary("gomp"), .linkedLibrary("stdc++"),
+            ]),
+        .target(name: "TensorCore", dependencies: ["CBLAS"], swiftSettings: fastMath),
+        .target(name: "RAGSegIO", dependencies: ["TensorCore", "CPNG"], swiftSettings: fastMath),
+        .target(name: "DINOv2", dependencies: ["TensorCore", "RAGSegIO"], swiftSettings: fastMath),
+        .target(name: "SAM2", dependencies: ["TensorCore", "RAGSegIO"], swiftSettings: fastMath),
+        .target(name: "SupportBank", dependencies: ["TensorCore", "RAGSegIO", "CLMDB", "CFaiss"], swiftSettings: fastMath),
+        .executableTarget(
+            name: "ragseg",
+            dependencies: [
+                "TensorCore", "RAGSegIO", "DINOv2", "SAM2", "SupportBank",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: fastMath),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "RAGSegIO"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "RAGSegIOTests", dependencies: ["RAGSegIO", "TensorCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DINOv2Tests", dependencies: ["DINOv2", "TensorCore", "RAGSegIO"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SAM2Tests", dependencies: ["SAM2", "TensorCore", "RAGSegIO"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SupportBankTests", dependencies: ["SupportBank", "TensorCore", "RAGSegIO"]),
+    ],
+    cxxLanguageStandard: .cxx17
+)

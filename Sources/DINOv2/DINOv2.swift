@@ -1,0 +1,2 @@
+// DINOv2 module. See README.md for the layout of RAGSeg.
+import TensorCore

@@ -1,0 +1,2 @@
+// RAGSegIO module. See README.md for the layout of RAGSeg.
+import TensorCore

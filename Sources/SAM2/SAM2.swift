@@ -1,0 +1,2 @@
+// SAM2 module. See README.md for the layout of RAGSeg.
+import TensorCore

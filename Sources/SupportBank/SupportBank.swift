@@ -1,0 +1,2 @@
+// SupportBank module. See README.md for the layout of RAGSeg.
+import TensorCore

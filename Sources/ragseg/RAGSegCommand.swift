@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct RAGSeg: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ragseg",
+        abstract: "Training-free, retrieval-augmented few-shot medical image segmentation.",
+        subcommands: [])
+}

@@ -1,0 +1,4 @@
+import XCTest
+@testable import DINOv2
+
+final class DINOv2ModuleTests: XCTestCase {}

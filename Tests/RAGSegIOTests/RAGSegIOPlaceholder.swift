@@ -1,0 +1,4 @@
+import XCTest
+@testable import RAGSegIO
+
+final class RAGSegIOModuleTests: XCTestCase {}

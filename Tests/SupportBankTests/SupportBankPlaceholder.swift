@@ -1,0 +1,4 @@
+import XCTest
+@testable import SupportBank
+
+final class SupportBankModuleTests: XCTestCase {}

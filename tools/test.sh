@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (what `.ci/run` and the README's quick start call).
+# Release build: the tests exercise real model math on tiny fixtures; -enable-testing keeps @testable imports.
+# Extra arguments go to `swift test` (e.g. `--filter DINOv2Tests`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+swift build -c release -Xswiftc -enable-testing --build-tests
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+swift test -c release -Xswiftc -enable-testing --skip-build --disable-swift-testing "$@" 2>&1 | tee "$log" || status=$?
+# XCTest's last summary line reads "Executed N tests, with M failures ..."; restate it plainly.
+summary=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1 || true)
+if [ -n "$summary" ]; then
+    total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
+    failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$summary")
+    echo "tests: $((total - failed)) passed, $failed failed"
+fi
+exit $status
