@@ -209,6 +209,9 @@ enum PythonLiteral: Equatable {
     private struct Parser {
         let scalars: [Unicode.Scalar]
         var position = 0
+        /// Nesting depth: a hostile header of a million '(' must fail cleanly, not overflow the stack.
+        var depth = 0
+        static let maxDepth = 16
 
         mutating func skipSpace() {
             while position < scalars.count, scalars[position].properties.isWhitespace { position += 1 }
@@ -225,7 +228,9 @@ enum PythonLiteral: Equatable {
         }
 
         mutating func value() throws -> PythonLiteral {
-            guard let c = peek() else { throw Malformed() }
+            guard let c = peek(), depth < Parser.maxDepth else { throw Malformed() }
+            depth += 1
+            defer { depth -= 1 }
             switch c {
             case "{":
                 position += 1

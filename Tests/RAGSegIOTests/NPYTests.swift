@@ -96,5 +96,9 @@ final class NPYTests: XCTestCase {
         badHeader.replaceSubrange(10..<20, with: Array("[[[[[[[[[[".utf8))
         assertIOError(try NPY.read(dir.write(badHeader, "header.npy")), names: "header.npy", contains: "header")
         assertIOError(try NPY.read(dir.path("absent.npy")), names: "absent.npy")
+        // Deeply nested header (v2.0, 200000 '(' characters): rejected, no stack overflow.
+        let nested = [UInt8](repeating: 0x28, count: 200_000)
+        let deep: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 2, 0, 0x40, 0x0D, 0x03, 0x00] + nested
+        assertIOError(try NPY.read(dir.write(deep, "deep.npy")), names: "deep.npy", contains: "header")
     }
 }
