@@ -1,0 +1,360 @@
+#!/usr/bin/env python3
+"""Reference fixtures for the SAM 2 memory path (issue 5): Tests/SAM2Tests/Fixtures/memory/.
+
+Needs: torch, numpy, safetensors, hydra-core, iopath, pillow and the official `sam2` package
+(see tools/requirements.txt). Never needed by CI: the tests only read the committed output.
+Run:  /tmp/refenv/bin/python tools/make_sam2_memory_fixtures.py
+
+What it does (design note sam2.md §17): builds the official SAM2VideoPredictor from the sam2.1 tiny
+YAML with a SHRUNKEN but structurally identical configuration (image 128 -> 8x8 features, d_model 64,
+mem_dim 16 so a pointer still splits into 4 tokens, small Hiera trunk, smaller MLPs), gives every
+parameter random non-trivial values (norm weights, layer scales, temporal encodings, no-object
+embeddings are moved off their init constants) rounded to fp16 so the weights file can be stored as
+F16 without loss, and drives the predictor exactly as RAGSeg uses it: k support frames with
+add_new_mask (frames 0..k-1), the target at frame k, propagate_in_video, for k = 1, 2, 3 (the k = 3
+case has an empty support mask). Hooks record every memory-path tensor. The Swift tests start from
+the image-encoder outputs recorded here (conv_s0(L0), conv_s1(L1), L2), so they do not depend on the
+image encoder.
+"""
+import os
+import sys
+import tempfile
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+OUT = os.path.join(ROOT, "Tests", "SAM2Tests", "Fixtures", "memory")
+
+IMAGE = 128          # image_size -> 8x8 top-level features (backbone stride 16)
+FEAT = IMAGE // 16
+D = 64               # d_model (hidden_dim); 256 in the published models
+MEM = 16             # mem_dim; 64 in the published models (D / MEM = 4 pointer tokens, as published)
+VIDEO_H, VIDEO_W = 45, 70   # non-square "original size" for the final resize
+
+
+def build_model():
+    import sam2  # noqa: F401  (initializes hydra's config module)
+    import sam2.modeling.sam2_base as sam2_base
+    from hydra import compose
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    # The two-way transformer's MLP width (2048) is hard-coded in SAM2Base; shrink it, keep the structure.
+    original = sam2_base.TwoWayTransformer
+
+    def small_two_way(**kw):
+        kw["mlp_dim"] = 96
+        return original(**kw)
+
+    sam2_base.TwoWayTransformer = small_two_way
+    m = "++model."
+    overrides = [
+        "++model._target_=sam2.sam2_video_predictor.SAM2VideoPredictor",
+        # build_sam2_video_predictor's apply_postprocessing overrides (fill_hole_area needs CUDA; 0 here)
+        m + "sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
+        m + "sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
+        m + "sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
+        m + "binarize_mask_from_pts_for_mem_enc=true",
+        m + "fill_hole_area=0",
+        m + f"image_size={IMAGE}",
+        m + "image_encoder.trunk.embed_dim=8",
+        m + "image_encoder.trunk.num_heads=1",
+        m + "image_encoder.trunk.stages=[1,1,2,1]",
+        m + "image_encoder.trunk.global_att_blocks=[3]",
+        m + f"image_encoder.neck.d_model={D}",
+        m + f"image_encoder.neck.position_encoding.num_pos_feats={D}",
+        m + "image_encoder.neck.backbone_channel_list=[64,32,16,8]",
+        m + f"memory_attention.d_model={D}",
+        m + f"memory_attention.layer.d_model={D}",
+        m + "memory_attention.layer.dim_feedforward=128",
+        m + f"memory_attention.layer.self_attention.embedding_dim={D}",
+        m + f"memory_attention.layer.self_attention.feat_sizes=[{FEAT},{FEAT}]",
+        m + f"memory_attention.layer.cross_attention.embedding_dim={D}",
+        m + f"memory_attention.layer.cross_attention.feat_sizes=[{FEAT},{FEAT}]",
+        m + f"memory_attention.layer.cross_attention.kv_in_dim={MEM}",
+        m + f"memory_encoder.out_dim={MEM}",
+        m + f"memory_encoder.in_dim={D}",
+        m + f"memory_encoder.position_encoding.num_pos_feats={MEM}",
+        m + f"memory_encoder.mask_downsampler.embed_dim={D}",
+        m + f"memory_encoder.fuser.layer.dim={D}",
+    ]
+    cfg = compose(config_name="configs/sam2.1/sam2.1_hiera_t.yaml", overrides=overrides)
+    OmegaConf.resolve(cfg)
+    model = instantiate(cfg.model, _recursive_=True)
+    sam2_base.TwoWayTransformer = original
+    return model.eval()
+
+
+def randomize(model, gen):
+    """Moves every parameter off its init constant, then rounds it to fp16 (lossless F16 storage)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            leaf = name.split(".")[-1]
+            if p.dim() == 1 and ("norm" in name or "output_upscaling.1" in name or "mask_downscaling.1" in name
+                                 or "mask_downscaling.4" in name or "encoder.1." in name or "encoder.4." in name
+                                 or "encoder.7." in name or "encoder.10." in name) and leaf == "weight":
+                p.copy_(1 + 0.2 * torch.randn(p.shape, generator=gen))
+            elif leaf == "bias":
+                p.copy_(0.1 * torch.randn(p.shape, generator=gen))
+            elif leaf == "gamma":
+                p.copy_(0.5 * torch.randn(p.shape, generator=gen))
+            elif name in ("maskmem_tpos_enc", "no_obj_ptr", "no_obj_embed_spatial", "no_mem_embed", "no_mem_pos_enc"):
+                p.copy_(0.5 * torch.randn(p.shape, generator=gen))
+            elif p.dim() >= 2:
+                fan_in = p[0].numel() if p.dim() > 1 else p.numel()
+                if "tokens" in name or "embed" in name:
+                    p.copy_(torch.randn(p.shape, generator=gen))
+                else:
+                    p.copy_(torch.randn(p.shape, generator=gen) / np.sqrt(fan_in))
+            else:
+                p.copy_(0.5 * torch.randn(p.shape, generator=gen))
+        g = model.sam_prompt_encoder.pe_layer.positional_encoding_gaussian_matrix
+        g.copy_(torch.randn(g.shape, generator=gen))
+        for p in list(model.parameters()) + [g]:
+            p.copy_(p.half().float())
+
+
+def support_masks():
+    yy, xx = np.mgrid[0:IMAGE, 0:IMAGE]
+    disk = ((yy - 50) ** 2 + (xx - 70) ** 2) <= 30 ** 2
+    rect = (yy >= 20) & (yy < 90) & (xx >= 10) & (xx < 45)
+    bar = (yy >= 40) & (yy < 110) & (xx >= 90) & (xx < 93)   # thin: the low-res round trip moves it
+    return [disk, rect | bar, np.zeros((IMAGE, IMAGE), bool)]
+
+
+class Recorder:
+    """Wraps model methods to record the memory-path tensors of the frame being processed."""
+
+    def __init__(self, model):
+        self.model = model
+        self.events = []
+        self._wrap(model, "_encode_new_memory", self._encode_new_memory)
+        self._wrap(model, "_forward_sam_heads", self._forward_sam_heads)
+        self._wrap(model.memory_attention, "forward", self._memory_attention)
+        self._wrap(model.sam_mask_decoder, "predict_masks", self._predict_masks)
+        self._wrap(model, "_prepare_memory_conditioned_features", self._prepare)
+
+    def _wrap(self, obj, name, hook):
+        original = getattr(obj, name)
+
+        def wrapper(*args, **kwargs):
+            return hook(original, *args, **kwargs)
+
+        setattr(obj, name, wrapper)
+
+    def _encode_new_memory(self, original, current_vision_feats, feat_sizes, pred_masks_high_res,
+                           object_score_logits, is_mask_from_pts):
+        raw = {}
+        enc = self.model.memory_encoder
+        enc_forward = enc.forward
+
+        def capture(pix_feat, masks, skip_mask_sigmoid=False):
+            out = enc_forward(pix_feat, masks, skip_mask_sigmoid=skip_mask_sigmoid)
+            raw["mask_for_mem"] = masks.clone()
+            raw["encoder_out"] = out["vision_features"].clone()
+            raw["encoder_pos"] = out["vision_pos_enc"][-1].clone()
+            return out
+
+        enc.forward = capture
+        try:
+            features, pos = original(current_vision_feats, feat_sizes, pred_masks_high_res,
+                                     object_score_logits, is_mask_from_pts)
+        finally:
+            del enc.forward
+        self.events.append(("memory", dict(vision=current_vision_feats[-1].clone(), high_res=pred_masks_high_res.clone(),
+                                           score=object_score_logits.clone(), features=features.clone(),
+                                           pos=pos[-1].clone(), **raw)))
+        return features, pos
+
+    def _forward_sam_heads(self, original, backbone_features, point_inputs=None, mask_inputs=None,
+                           high_res_features=None, multimask_output=False):
+        out = original(backbone_features, point_inputs=point_inputs, mask_inputs=mask_inputs,
+                       high_res_features=high_res_features, multimask_output=multimask_output)
+        self.events.append(("heads", dict(backbone=backbone_features.clone(),
+                                          mask_inputs=None if mask_inputs is None else mask_inputs.clone(),
+                                          multimask=multimask_output, out=[o.clone() for o in out])))
+        return out
+
+    def _predict_masks(self, original, *args, **kwargs):
+        out = original(*args, **kwargs)
+        self.events.append(("decoder", [o.clone() for o in out]))
+        return out
+
+    def _memory_attention(self, original, curr, memory, curr_pos=None, memory_pos=None, num_obj_ptr_tokens=0):
+        out = original(curr=curr, memory=memory, curr_pos=curr_pos, memory_pos=memory_pos,
+                       num_obj_ptr_tokens=num_obj_ptr_tokens)
+        self.events.append(("attention", dict(curr=curr[0].clone(), curr_pos=curr_pos[0].clone(),
+                                              memory=memory.clone(), memory_pos=memory_pos.clone(),
+                                              num_obj_ptr_tokens=num_obj_ptr_tokens, out=out.clone())))
+        return out
+
+    def _prepare(self, original, *args, **kwargs):
+        out = original(*args, **kwargs)
+        self.events.append(("conditioned", out.clone()))
+        return out
+
+
+def chw(t):
+    """(HW, 1, C) sequence -> C x H x W."""
+    return t[:, 0, :].permute(1, 0).reshape(-1, FEAT, FEAT)
+
+
+def main():
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1234)
+    model = build_model()
+    randomize(model, gen)
+
+    # Four random images: supports use images 0..k-1, the target is always image 3.
+    images = torch.randn((4, 3, IMAGE, IMAGE), generator=gen)
+    images = F.avg_pool2d(images, 3, stride=1, padding=1) * 2  # a little spatial structure
+    masks = support_masks()
+
+    os.makedirs(OUT, exist_ok=True)
+    for f in os.listdir(OUT):
+        os.remove(os.path.join(OUT, f))
+
+    def save(name, t):
+        if isinstance(t, torch.Tensor):
+            t = t.detach().cpu()
+            a = t.numpy() if t.dtype in (torch.uint8, torch.int64) else t.float().numpy()
+        else:
+            a = np.asarray(t)
+        if a.dtype == np.float64:
+            a = a.astype(np.float32)
+        np.save(os.path.join(OUT, name + ".npy"), np.ascontiguousarray(a))
+
+    # Image-encoder outputs the memory path consumes, per image (what forward_image hands on).
+    with torch.no_grad():
+        feats = []
+        for i in range(4):
+            bo = model.forward_image(images[i:i + 1])
+            fpn = bo["backbone_fpn"]
+            feats.append(dict(s0=fpn[0][0], s1=fpn[1][0], l2=fpn[2][0], pe=bo["vision_pos_enc"][2][0]))
+            save(f"image{i}_high_res0", fpn[0][0])
+            save(f"image{i}_high_res1", fpn[1][0])
+            save(f"image{i}_vision", fpn[2][0])
+        save("vision_pos", feats[0]["pe"])
+    for j, mk in enumerate(masks[:3]):
+        np.save(os.path.join(OUT, f"support_mask{j}.npy"), mk.astype(np.uint8))
+
+    # Object-score bias: choose it so the k = 1..3 targets get scores of both signs (gating exercised).
+    def run_case(k, record=True):
+        from sam2.sam2_video_predictor import SAM2VideoPredictor  # noqa: F401
+        with tempfile.TemporaryDirectory() as d:
+            from PIL import Image
+            for f in range(k + 1):
+                Image.fromarray(np.zeros((IMAGE, IMAGE, 3), np.uint8)).save(os.path.join(d, f"{f:05d}.jpg"))
+            state = model.init_state(d)
+        frames = torch.cat([images[:k], images[3:4]], 0)
+        state["images"] = frames
+        state["cached_features"] = {}
+        state["video_height"], state["video_width"] = VIDEO_H, VIDEO_W
+        rec = Recorder(model)
+        for f in range(k):
+            model.add_new_mask(state, frame_idx=f, obj_id=1, mask=torch.from_numpy(masks[f]))
+        final = None
+        for fidx, _, video_res in model.propagate_in_video(state, start_frame_idx=k):
+            if fidx == k:
+                final = video_res[0, 0].clone()
+        for obj in ("_encode_new_memory", "_forward_sam_heads", "_prepare_memory_conditioned_features"):
+            del model.__dict__[obj]
+        del model.memory_attention.forward
+        del model.sam_mask_decoder.predict_masks
+        return state, rec.events, final
+
+    head = model.sam_mask_decoder.pred_obj_score_head.layers[-1]
+    with torch.no_grad():
+        head.bias.zero_()
+        scores = []
+        for k in (1, 2, 3):
+            _, ev, _ = run_case(k)
+            target_heads = [e for e in ev if e[0] == "heads" and e[1]["multimask"]]
+            scores.append(float(target_heads[-1][1]["out"][6].item()))
+        s = sorted(scores)
+        # put the bias between the two largest scores: k of the largest stays positive, the others negative
+        bias = -(s[1] + s[2]) / 2
+        head.bias.fill_(float(torch.tensor(bias).half().float()))
+        print("target scores with bias 0:", scores, "bias", head.bias.item())
+
+    sd = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()}
+    # The image encoder is not part of the memory path (its outputs are recorded instead): leave it out.
+    save_file({k: v.half() for k, v in sd.items() if not k.startswith("image_encoder.")},
+              os.path.join(OUT, "weights.safetensors"))
+
+    for k in (1, 2, 3):
+        with torch.no_grad():
+            state, ev, final = run_case(k)
+        p = f"k{k}_"
+        out = state["output_dict_per_obj"][0]
+        # Supports: memory events are emitted in the preflight consolidation for frames 0..k-1, in order.
+        mem_events = [e[1] for e in ev if e[0] == "memory"]
+        for j in range(k):
+            m = mem_events[j]
+            assert torch.equal(chw(m["vision"]), feats[j]["l2"]), "support features mismatch"
+            cond = out["cond_frame_outputs"][j]
+            save(p + f"support{j}_mask_for_mem", (m["mask_for_mem"][0, 0] > 0).to(torch.uint8))
+            save(p + f"support{j}_memory_fp32", m["features"][0])        # after no_obj_embed_spatial, before bf16
+            save(p + f"support{j}_memory_bf16", cond["maskmem_features"][0].float())
+            save(p + f"support{j}_pointer", cond["obj_ptr"][0])
+            if k == 1:
+                save("memory_pos", m["pos"][0])
+        # Support decoder runs (mask prompt, single-mask): the heads events with mask_inputs.
+        sup_heads = [e[1] for e in ev if e[0] == "heads" and e[1]["mask_inputs"] is not None]
+        assert len(sup_heads) == k
+        for j in range(k):
+            h = sup_heads[j]
+            save(p + f"support{j}_mask_prompt", h["mask_inputs"][0, 0])     # mask_downsample(GT), 32x32
+            save(p + f"support{j}_decoder_score", h["out"][6][0])
+            save(p + f"support{j}_decoder_pointer", h["out"][5][0])        # after score gating, before GT gating
+        att = [e[1] for e in ev if e[0] == "attention"]
+        assert len(att) == 1
+        a = att[0]
+        assert torch.equal(chw(a["curr"]), feats[3]["l2"]), "target features mismatch"
+        save(p + "memory", a["memory"][:, 0, :])
+        save(p + "memory_pos", a["memory_pos"][:, 0, :])
+        save(p + "num_obj_ptr_tokens", np.array([a["num_obj_ptr_tokens"]], np.int64))
+        save(p + "attention_out", chw(a["out"]))
+        # Target decoder run (multimask): last "decoder" event + last multimask heads event.
+        dec = [e[1] for e in ev if e[0] == "decoder"][-1]
+        save(p + "decoder_masks", dec[0][0])          # all 4 low-res masks, before gating
+        save(p + "decoder_iou", dec[1][0])            # all 4 IoUs
+        save(p + "decoder_score", dec[3][0])
+        th = [e[1] for e in ev if e[0] == "heads" and e[1]["multimask"]][-1]["out"]
+        low_res_multimasks, _, ious, low_res_masks, _, obj_ptr, score = th
+        save(p + "target_masks", low_res_multimasks[0])    # 3 masks after object-score gating
+        save(p + "target_iou", ious[0])
+        save(p + "target_low_res", low_res_masks[0, 0])
+        save(p + "target_pointer", obj_ptr[0])
+        save(p + "target_score", score[0])
+        save(p + "final", final)
+        print(f"k={k}: target score {score.item():+.4f}, support scores",
+              [round(float(h['out'][6].item()), 4) for h in sup_heads])
+
+    # Prompt encoder with points, a box and a mask (for interactive refinement).
+    with torch.no_grad():
+        pe = model.sam_prompt_encoder
+        pts = torch.tensor([[[10.0, 20.0], [100.5, 3.0], [64.0, 64.0], [0.0, 127.0]]])
+        labels = torch.tensor([[1, 0, -1, 3]])
+        box = torch.tensor([[12.0, 30.0, 90.0, 101.0]])
+        mask = torch.randn((1, 1, IMAGE // 4, IMAGE // 4), generator=gen)
+        sparse, dense = pe(points=(pts, labels), boxes=box, masks=mask)
+        save("prompt_points", pts[0])
+        save("prompt_labels", labels[0].to(torch.int64))
+        save("prompt_box", box[0])
+        save("prompt_mask", mask[0, 0])
+        save("prompt_sparse", sparse[0])
+        save("prompt_dense", dense[0])
+        sparse2, _ = pe(points=(pts[:, :2], labels[:, :2]), boxes=None, masks=None)
+        save("prompt_sparse_points_only", sparse2[0])
+        save("dense_pe", pe.get_dense_pe()[0])
+
+    total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
+    print(f"wrote {len(os.listdir(OUT))} files, {total / 1e6:.2f} MB to {OUT}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
