@@ -1,0 +1,198 @@
+// Weights and hyper-parameters of everything in SAM 2 after the image encoder: memory encoder, memory
+// attention, prompt encoder, mask decoder, object-pointer heads (sam2.md §5-§10, keys §13.1).
+// Kept apart from the image encoder's loader so the two halves can be built and tested independently.
+import RAGSegIO
+import TensorCore
+
+/// Hyper-parameters of the memory path. Every published SAM 2 / 2.1 size shares them
+/// (hidden 256, memory 64, 7 memory slots, 1024 input); the tests use a shrunken model of the same structure.
+public struct SAM2MemoryConfig: Sendable, Equatable {
+    /// Width of the image features, the memory-attention tokens and the decoder (d_model).
+    public var hiddenDim: Int
+    /// Channels of a stored memory (memory-encoder output); a pointer becomes hiddenDim / memoryDim tokens.
+    public var memoryDim: Int
+    /// Square model input size; the memory-attention grid is imageSize / 16.
+    public var imageSize: Int
+    /// Temporal memory slots (`num_maskmem`); conditioning frames use the last row of `maskmem_tpos_enc`.
+    public var memorySlots: Int
+    /// `max_obj_ptrs_in_encoder`: caps the pointer-distance normalisation (M = min(frames, 16)).
+    public var maxObjectPointers: Int
+    /// SAM 2.1 projects a temporal sine PE onto every pointer token; SAM 2.0 uses zeros.
+    public var pointerTemporalEncoding: Bool
+    /// SAM 2.1 adds `no_obj_embed_spatial` to the memory of an empty frame; SAM 2.0 has no such embedding.
+    public var noObjectSpatialEmbedding: Bool
+
+    public init(hiddenDim: Int = 256, memoryDim: Int = 64, imageSize: Int = 1024, memorySlots: Int = 7,
+                maxObjectPointers: Int = 16, pointerTemporalEncoding: Bool = true, noObjectSpatialEmbedding: Bool = true) {
+        self.hiddenDim = hiddenDim
+        self.memoryDim = memoryDim
+        self.imageSize = imageSize
+        self.memorySlots = memorySlots
+        self.maxObjectPointers = maxObjectPointers
+        self.pointerTemporalEncoding = pointerTemporalEncoding
+        self.noObjectSpatialEmbedding = noObjectSpatialEmbedding
+    }
+
+    /// SAM 2.1, any size.
+    public static let sam2_1 = SAM2MemoryConfig()
+    /// SAM 2.0, any size: no pointer temporal PE, no occlusion embedding.
+    public static let sam2 = SAM2MemoryConfig(pointerTemporalEncoding: false, noObjectSpatialEmbedding: false)
+
+    /// Side of the top-level feature map (backbone stride 16).
+    public var featureSize: Int { imageSize / 16 }
+    /// Side of the decoder's low-resolution masks (4x the feature map).
+    public var lowResolutionSize: Int { featureSize * 4 }
+    /// Tokens per pointer.
+    public var tokensPerPointer: Int { hiddenDim / memoryDim }
+}
+
+/// Error in a memory-path checkpoint: names the file and the tensor.
+public struct SAM2MemoryWeightsError: Error, CustomStringConvertible, Sendable {
+    public let path: String
+    public let message: String
+    public var description: String { "\(path): \(message)" }
+}
+
+/// Reads memory-path tensors by their official `sam2` state-dict names (sam2.md §13.1) from a safetensors file.
+public struct SAM2MemoryWeights: Sendable {
+    public let file: SafeTensors
+    public var path: String { file.path }
+
+    public init(path: String) throws {
+        file = try SafeTensors(path: path)
+        guard file.contains("maskmem_tpos_enc") else {
+            throw SAM2MemoryWeightsError(path: path, message: "not an official SAM 2 state dict: tensor 'maskmem_tpos_enc' is missing"
+                + (file.contains("memory_temporal_positional_encoding") ? " (this looks like the Hugging Face layout, which the memory path does not read yet)" : ""))
+        }
+    }
+
+    public func contains(_ name: String) -> Bool { file.contains(name) }
+
+    /// The tensor `name`, checked against the expected shape.
+    public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
+        guard let entry = file.entry(name) else {
+            throw SAM2MemoryWeightsError(path: path, message: "missing tensor '\(name)' (expected shape \(shape))")
+        }
+        guard entry.shape == shape else {
+            throw SAM2MemoryWeightsError(path: path, message: "tensor '\(name)' has shape \(entry.shape), expected \(shape)")
+        }
+        return try file.tensor(name)
+    }
+
+    /// Shape of `name`, or an error naming it.
+    public func shape(_ name: String) throws -> [Int] {
+        guard let entry = file.entry(name) else {
+            throw SAM2MemoryWeightsError(path: path, message: "missing tensor '\(name)'")
+        }
+        return entry.shape
+    }
+
+    /// Reads the dimensions from the tensors; `imageSize` cannot be inferred from weights (1024 for every release).
+    public func inferConfig(imageSize: Int = 1024) throws -> SAM2MemoryConfig {
+        let tpos = try shape("maskmem_tpos_enc")
+        let pointer = try shape("no_obj_ptr")
+        guard tpos.count == 4, pointer.count == 2 else {
+            throw SAM2MemoryWeightsError(path: path, message: "unexpected shapes maskmem_tpos_enc \(tpos), no_obj_ptr \(pointer)")
+        }
+        let config = SAM2MemoryConfig(hiddenDim: pointer[1], memoryDim: tpos[3], imageSize: imageSize, memorySlots: tpos[0],
+                                      pointerTemporalEncoding: contains("obj_ptr_tpos_proj.weight"),
+                                      noObjectSpatialEmbedding: contains("no_obj_embed_spatial"))
+        guard config.hiddenDim % config.memoryDim == 0, imageSize % 16 == 0 else {
+            throw SAM2MemoryWeightsError(path: path, message: "unsupported dimensions hidden \(config.hiddenDim), memory \(config.memoryDim), image \(imageSize)")
+        }
+        return config
+    }
+}
+
+// MARK: - Small layers shared by the memory-path modules
+
+/// `nn.Linear` (weight [out, in], PyTorch layout) applied over the last axis.
+struct Linear: Sendable {
+    let weight: Tensor
+    let bias: Tensor?
+
+    init(_ w: SAM2MemoryWeights, _ prefix: String, input: Int, output: Int, bias hasBias: Bool = true) throws {
+        weight = try w.tensor(prefix + ".weight", shape: [output, input])
+        bias = hasBias ? try w.tensor(prefix + ".bias", shape: [output]) : nil
+    }
+
+    var inputDim: Int { weight.dim(1) }
+    var outputDim: Int { weight.dim(0) }
+
+    func callAsFunction(_ x: Tensor) -> Tensor { linear(x, weight: weight, bias: bias) }
+}
+
+/// `nn.LayerNorm` / `LayerNorm2d` parameters.
+struct Norm: Sendable {
+    let weight: Tensor
+    let bias: Tensor
+    let eps: Float
+
+    init(_ w: SAM2MemoryWeights, _ prefix: String, dim: Int, eps: Float) throws {
+        weight = try w.tensor(prefix + ".weight", shape: [dim])
+        bias = try w.tensor(prefix + ".bias", shape: [dim])
+        self.eps = eps
+    }
+
+    /// Over the last axis of tokens [..., C].
+    func callAsFunction(_ x: Tensor) -> Tensor { layerNorm(x, weight: weight, bias: bias, eps: eps) }
+    /// Over C of a [C, H, W] map.
+    func channels(_ x: Tensor) -> Tensor { layerNorm2d(x, weight: weight, bias: bias, eps: eps) }
+}
+
+/// A 2-D convolution's parameters (weight [O, C/groups, kh, kw]).
+struct Conv: Sendable {
+    let weight: Tensor
+    let bias: Tensor
+    let stride: Int
+    let padding: Int
+    let groups: Int
+
+    init(_ w: SAM2MemoryWeights, _ prefix: String, input: Int, output: Int, kernel: Int,
+         stride: Int = 1, padding: Int = 0, groups: Int = 1) throws {
+        weight = try w.tensor(prefix + ".weight", shape: [output, input / groups, kernel, kernel])
+        bias = try w.tensor(prefix + ".bias", shape: [output])
+        self.stride = stride
+        self.padding = padding
+        self.groups = groups
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, groups: groups)
+    }
+}
+
+/// SAM's `MLP`: linear layers with ReLU between them (none after the last), optional sigmoid output.
+struct MLP: Sendable {
+    let layers: [Linear]
+    let sigmoidOutput: Bool
+
+    /// Reads `prefix.layers.{0..}`; dims = [in, hidden..., out].
+    init(_ w: SAM2MemoryWeights, _ prefix: String, dims: [Int], sigmoidOutput: Bool = false) throws {
+        layers = try (0..<(dims.count - 1)).map { i in
+            try Linear(w, "\(prefix).layers.\(i)", input: dims[i], output: dims[i + 1])
+        }
+        self.sigmoidOutput = sigmoidOutput
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        var y = x
+        for (i, layer) in layers.enumerated() {
+            y = layer(y)
+            if i < layers.count - 1 { reluInPlace(&y) }
+        }
+        if sigmoidOutput { sigmoidInPlace(&y) }
+        return y
+    }
+}
+
+/// [C, H, W] -> tokens [H·W, C] (row-major token order, n = y·W + x).
+func tokens(_ map: Tensor) -> Tensor {
+    let c = map.dim(0), hw = map.dim(1) * map.dim(2)
+    return permuted(map.reshaped([c, hw]), [1, 0])
+}
+
+/// Tokens [H·W, C] -> [C, H, W].
+func featureMap(_ tokens: Tensor, height: Int, width: Int) -> Tensor {
+    permuted(tokens, [1, 0]).reshaped([tokens.dim(1), height, width])
+}

@@ -1,0 +1,255 @@
+// Parity of the SAM 2 memory path against the official `sam2` package (SAM2VideoPredictor with k
+// conditioning frames + 1 target). Fixtures: tools/make_sam2_memory_fixtures.py (shrunken random model:
+// image 128 -> 8x8 features, hidden 64, memory 16, every structural element as published).
+// Tolerances: max |diff| ≤ 1e-4 x max |reference| (fp32 noise is ~1e-6 here) unless stated.
+import Foundation
+import RAGSegIO
+import TensorCore
+import XCTest
+
+@testable import SAM2
+
+final class MemoryPathTests: XCTestCase {
+    static let imageSize = 128
+
+    func fixture(_ name: String) throws -> String {
+        guard let url = Bundle.module.url(forResource: "Fixtures/memory/\(name)", withExtension: nil) else {
+            throw SAM2MemoryPathError(message: "missing fixture \(name)")
+        }
+        return url.path
+    }
+
+    func load(_ name: String) throws -> Tensor { try NPY.read(fixture(name + ".npy")) }
+
+    func model() throws -> SAM2MemoryModel {
+        try SAM2MemoryModel(path: fixture("weights.safetensors"), imageSize: Self.imageSize)
+    }
+
+    func features(image i: Int) throws -> SAM2FrameFeatures {
+        SAM2FrameFeatures(highResolution0: try load("image\(i)_high_res0"), highResolution1: try load("image\(i)_high_res1"),
+                          vision: try load("image\(i)_vision"))
+    }
+
+    /// The GT mask of support j as 0/1 floats [S, S].
+    func groundTruth(_ j: Int) throws -> Tensor {
+        try NPY.read(fixture("support_mask\(j).npy"))
+    }
+
+    /// Asserts max |a − b| ≤ tolerance · max(|b|, tiny); returns the relative error.
+    @discardableResult
+    func assertClose(_ a: Tensor, _ b: Tensor, relative tolerance: Float = 1e-4, _ what: String,
+                     file: StaticString = #filePath, line: UInt = #line) -> Float {
+        XCTAssertEqual(a.count, b.count, "\(what): \(a.shape) vs \(b.shape)", file: file, line: line)
+        guard a.count == b.count else { return .infinity }
+        var diff: Float = 0, scale: Float = 1e-12
+        for i in 0..<a.count {
+            diff = max(diff, abs(a.data[i] - b.data[i]))
+            scale = max(scale, abs(b.data[i]))
+        }
+        XCTAssertLessThanOrEqual(diff, tolerance * scale, "\(what): max diff \(diff) at scale \(scale)", file: file, line: line)
+        print("parity \(what): max diff \(diff), scale \(scale), relative \(diff / scale)")
+        return diff / scale
+    }
+
+    // MARK: Supports
+
+    /// The GT -> low-res -> high-res round trip reproduces exactly the mask the reference encodes.
+    func testMaskRoundTripMatchesReference() throws {
+        let m = try model()
+        for j in 0..<3 {
+            let ours = m.maskForMemory(groundTruth: try groundTruth(j))
+            let ref = try load("k3_support\(j)_mask_for_mem")
+            let mismatches = zip(ours.data, ref.data).filter { ($0 > 0) != ($1 > 0) }.count
+            XCTAssertEqual(mismatches, 0, "support \(j): \(mismatches) pixels differ")
+            XCTAssertTrue(ours.data.allSatisfy { $0 == 10 || $0 == -10 })
+        }
+        // The round trip really changes the thin bar of support 1 (otherwise this test proves little).
+        let gt = try groundTruth(1), ref = try load("k3_support1_mask_for_mem")
+        XCTAssertGreaterThan(zip(gt.data, ref.data).filter { ($0 > 0) != ($1 > 0) }.count, 0)
+    }
+
+    /// Memory encoder alone, fed the reference's own mask: fp32 memory before bf16 rounding.
+    func testMemoryEncoderMatchesReference() throws {
+        let m = try model()
+        for j in 0..<2 {  // non-empty supports (no occlusion embedding)
+            var mask = try load("k3_support\(j)_mask_for_mem")
+            mask = Tensor(shape: [1] + mask.shape, data: mask.data.map { $0 > 0 ? 10 : -10 })
+            let ours = m.memoryEncoder(features: try features(image: j).vision, maskForMemory: mask)
+            assertClose(ours, try load("k3_support\(j)_memory_fp32"), "memory encoder, support \(j)")
+        }
+    }
+
+    /// Full support encoding (k = 3, support 2 empty): fp32 memory, bf16 memory (≤ 1 ulp), pointer.
+    func testSupportEncodingMatchesReference() throws {
+        let m = try model()
+        for j in 0..<3 {
+            let (support, fp32) = try m.encodeSupportFP32(try features(image: j), mask: try groundTruth(j))
+            assertClose(fp32, try load("k3_support\(j)_memory_fp32"), "support \(j) memory (fp32)")
+            let ref = try load("k3_support\(j)_memory_bf16")
+            // Rounding can only amplify the fp32 differences above: each value may land one bf16 ulp away,
+            // and values so small that the fp32 noise (1e-6 of the tensor scale) exceeds their ulp may land
+            // a little further, but never more than that noise plus one ulp.
+            var flips = 0
+            let scale = ref.data.map(abs).max() ?? 1
+            for (bits, r) in zip(support.memoryBits, ref.data) {
+                let rb = bfloat16Bits(r)
+                XCTAssertEqual(float(fromBFloat16: rb), r, "reference value is not a bf16")
+                let ours = float(fromBFloat16: bits)
+                let ulp = abs(float(fromBFloat16: rb | 1) - float(fromBFloat16: rb & ~1))
+                XCTAssertLessThanOrEqual(abs(ours - r), ulp + 1e-6 * scale,
+                                         "support \(j): bf16 memory \(ours) vs reference \(r)")
+                if bits != rb { flips += 1 }
+            }
+            XCTAssertLessThan(flips, support.memoryBits.count / 100, "support \(j): \(flips) one-ulp flips")
+            print("parity support \(j) bf16 memory: \(flips) of \(support.memoryBits.count) values differ")
+            let pointer = Tensor(shape: [support.pointer.count], data: support.pointer)
+            assertClose(pointer, try load("k3_support\(j)_pointer"), "support \(j) pointer")
+            XCTAssertEqual(support.isEmpty, j == 2)
+        }
+    }
+
+    /// The mask-prompted decoder run that yields a support's pointer: prompt, object score, gated pointer.
+    func testSupportDecoderRunMatchesReference() throws {
+        let m = try model()
+        for j in 0..<2 {
+            let run = m.supportDecoderPointer(try features(image: j), groundTruth: try groundTruth(j))
+            assertClose(run.maskPrompt.reshaped([run.maskPrompt.count]), try load("k3_support\(j)_mask_prompt").reshaped([run.maskPrompt.count]),
+                        "support \(j) mask prompt")
+            let score = try load("k3_support\(j)_decoder_score")
+            XCTAssertEqual(run.decoder.objectScore, score.data[0], accuracy: 1e-4 * max(1, abs(score.data[0])))
+            assertClose(Tensor(shape: [run.pointer.count], data: run.pointer), try load("k3_support\(j)_decoder_pointer"),
+                        "support \(j) decoder pointer")
+        }
+    }
+
+    // MARK: Memory bank and memory attention
+
+    func referenceSupports(k: Int) throws -> [SupportMemory] {
+        try (0..<k).map { j in
+            let memory = try load("k\(k)_support\(j)_memory_bf16")
+            return SupportMemory(memory: memory, pointer: try load("k\(k)_support\(j)_pointer").data, isEmpty: j == 2)
+        }
+    }
+
+    /// Memory + PE + pointer-token count exactly as the predictor hands them to memory attention.
+    func testMemoryBankMatchesReference() throws {
+        let m = try model()
+        for k in 1...3 {
+            let bank = try m.memoryBank.assemble(try referenceSupports(k: k))
+            let refMemory = try load("k\(k)_memory"), refPos = try load("k\(k)_memory_pos")
+            XCTAssertEqual(bank.memory.shape, refMemory.shape)
+            XCTAssertEqual(bank.memory.data, refMemory.data, "k=\(k): memory tokens must be identical")
+            assertClose(bank.position, refPos, relative: 1e-5, "k=\(k) memory PE")
+            let count = try NPY.readArray(fixture("k\(k)_num_obj_ptr_tokens.npy")).int64?.first
+            XCTAssertEqual(Int64(bank.pointerTokens), count)
+        }
+        // Sine PE of the memory tokens alone (k = 1 file: PE without the temporal row).
+        let pe = try load("memory_pos")
+        let ours = MemoryPositionEncoding.sine(channels: pe.dim(0), height: pe.dim(1), width: pe.dim(2))
+        assertClose(ours, pe, relative: 1e-5, "memory sine PE")
+    }
+
+    func testMemoryAttentionMatchesReference() throws {
+        let m = try model()
+        let target = try features(image: 3)
+        for k in 1...3 {
+            let bank = MemoryBankInputs(memory: try load("k\(k)_memory"), position: try load("k\(k)_memory_pos"),
+                                        pointerTokens: 4 * k)
+            let ours = m.conditionedFeatures(target, bank: bank)
+            assertClose(ours, try load("k\(k)_attention_out"), "k=\(k) memory attention")
+        }
+    }
+
+    // MARK: Decoder
+
+    func testTargetDecodingMatchesReference() throws {
+        let m = try model()
+        let target = try features(image: 3)
+        var signs: [Bool] = []
+        for k in 1...3 {
+            let (raw, result) = m.decodeTarget(try load("k\(k)_attention_out"), target, outputSize: (45, 70))
+            assertClose(raw.masks, try load("k\(k)_decoder_masks"), "k=\(k) raw masks")
+            assertClose(Tensor(shape: [4], data: raw.iou), try load("k\(k)_decoder_iou"), "k=\(k) IoU")
+            let score = try load("k\(k)_decoder_score").data[0]
+            XCTAssertEqual(raw.objectScore, score, accuracy: 1e-5)
+            signs.append(score > 0)
+            assertClose(result.masks, try load("k\(k)_target_masks"), "k=\(k) gated masks")
+            assertClose(Tensor(shape: [3], data: result.iou), try load("k\(k)_target_iou"), "k=\(k) multimask IoU")
+            assertClose(result.lowResolutionLogits, try load("k\(k)_target_low_res").reshaped(result.lowResolutionLogits.shape),
+                        "k=\(k) chosen mask")
+            assertClose(Tensor(shape: [result.pointer.count], data: result.pointer), try load("k\(k)_target_pointer"),
+                        "k=\(k) target pointer")
+        }
+        // Gating is exercised both ways by these fixtures.
+        XCTAssertTrue(signs.contains(true) && signs.contains(false), "object scores \(signs)")
+    }
+
+    /// End to end from image-encoder outputs + GT masks: our own support encodings, memory attention,
+    /// decoding, and the final bilinear resize to a non-square 45x70.
+    func testEndToEndSegmentationMatchesReference() throws {
+        let m = try model()
+        let supports = try (0..<3).map { try m.encodeSupport(try features(image: $0), mask: try groundTruth($0)) }
+        let target = try features(image: 3)
+        for k in 1...3 {
+            let result = try m.segment(target, supports: Array(supports.prefix(k)), outputSize: (45, 70))
+            let ref = try load("k\(k)_final")
+            XCTAssertEqual(result.logits.shape, [45, 70])
+            assertClose(result.logits, ref, "k=\(k) final logits")
+            XCTAssertEqual(result.objectScore, try load("k\(k)_target_score").data[0], accuracy: 1e-4)
+            let foreground = zip(result.logits.data, ref.data).filter { ($0 > 0) != ($1 > 0) }.count
+            XCTAssertEqual(foreground, 0, "k=\(k): \(foreground) pixels change side of the threshold")
+        }
+    }
+
+    // MARK: Prompt encoder
+
+    func testPromptEncoderMatchesReference() throws {
+        let m = try model()
+        let pe = m.promptEncoder
+        assertClose(pe.imagePositionEncoding, try load("dense_pe"), relative: 1e-5, "dense image PE")
+        let coords = try load("prompt_points").data
+        let labels = try NPY.readArray(fixture("prompt_labels.npy")).int64 ?? []
+        let points = labels.indices.map { SAM2Point(x: coords[2 * $0], y: coords[2 * $0 + 1], label: Int(labels[$0])) }
+        let b = try load("prompt_box").data
+        let box = SAM2Box(x0: b[0], y0: b[1], x1: b[2], y1: b[3])
+        assertClose(pe.sparseEmbeddings(points: points, box: box), try load("prompt_sparse"), relative: 1e-5, "points + box")
+        assertClose(pe.sparseEmbeddings(points: Array(points.prefix(2))), try load("prompt_sparse_points_only"), relative: 1e-5,
+                    "points (padded)")
+        let mask = try load("prompt_mask")
+        assertClose(pe.denseEmbeddings(mask: mask.reshaped([1] + mask.shape)), try load("prompt_dense"), "mask prompt")
+    }
+
+    // MARK: Support memory value and errors
+
+    func testSupportMemorySerializationRoundTrips() throws {
+        let s = try referenceSupports(k: 3)[2]
+        let bytes = s.serialized()
+        XCTAssertEqual(try SupportMemory(serialized: bytes, name: "x"), s)
+        XCTAssertThrowsError(try SupportMemory(serialized: Array(bytes.dropLast()), name: "truncated.bin")) { error in
+            XCTAssertTrue("\(error)".contains("truncated.bin"))
+        }
+        var bad = bytes
+        bad[0] = 0x58
+        XCTAssertThrowsError(try SupportMemory(serialized: bad, name: "bad.bin"))
+    }
+
+    func testBadInputsThrow() throws {
+        let m = try model()
+        let target = try features(image: 3)
+        XCTAssertThrowsError(try m.segment(target, supports: [], outputSize: (10, 10)))
+        var wrong = target
+        wrong.vision = Tensor(zeros: [64, 4, 4])
+        XCTAssertThrowsError(try m.segment(wrong, supports: try referenceSupports(k: 1), outputSize: (10, 10)))
+        XCTAssertThrowsError(try m.encodeSupport(target, mask: Tensor(zeros: [64, 64])))
+        XCTAssertThrowsError(try SAM2MemoryModel(path: "/nonexistent/sam2.safetensors")) { error in
+            XCTAssertTrue("\(error)".contains("/nonexistent/sam2.safetensors"))
+        }
+        // A checkpoint missing a memory-path tensor names it.
+        let path = NSTemporaryDirectory() + "memory-path-missing-\(getpid()).safetensors"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try SafeTensors.write([("maskmem_tpos_enc", Tensor(zeros: [7, 1, 1, 16])), ("no_obj_ptr", Tensor(zeros: [1, 64]))], to: path)
+        XCTAssertThrowsError(try SAM2MemoryModel(path: path, imageSize: 128)) { error in
+            XCTAssertTrue("\(error)".contains("missing tensor"), "\(error)")
+        }
+    }
+}
