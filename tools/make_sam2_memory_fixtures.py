@@ -29,10 +29,21 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 OUT = os.path.join(ROOT, "Tests", "SAM2Tests", "Fixtures", "memory")
 
 IMAGE = 128          # image_size -> 8x8 top-level features (backbone stride 16)
-FEAT = IMAGE // 16
 D = 64               # d_model (hidden_dim); 256 in the published models
 MEM = 16             # mem_dim; 64 in the published models (D / MEM = 4 pointer tokens, as published)
+DECODER_MLP = 96     # two-way transformer MLP; 2048 published
+MEMORY_FFN = 128     # memory-attention FFN; 2048 published
 VIDEO_H, VIDEO_W = 45, 70   # non-square "original size" for the final resize
+
+# `--full-size DIR`: the same fixtures at the published memory-path sizes (image 1024, hidden 256,
+# memory 64, MLPs 2048; only the Hiera trunk stays tiny). Far too large to commit (~100 MB); used by the
+# opt-in test MemoryPathFullSizeTests (SAM2_MEMORY_FULLSIZE_FIXTURES=DIR).
+FULL = len(sys.argv) == 3 and sys.argv[1] == "--full-size"
+if FULL:
+    IMAGE, D, MEM, DECODER_MLP, MEMORY_FFN = 1024, 256, 64, 2048, 2048
+    VIDEO_H, VIDEO_W = 600, 900
+    OUT = os.path.abspath(sys.argv[2])
+FEAT = IMAGE // 16
 
 
 def build_model():
@@ -46,7 +57,7 @@ def build_model():
     original = sam2_base.TwoWayTransformer
 
     def small_two_way(**kw):
-        kw["mlp_dim"] = 96
+        kw["mlp_dim"] = DECODER_MLP
         return original(**kw)
 
     sam2_base.TwoWayTransformer = small_two_way
@@ -69,7 +80,7 @@ def build_model():
         m + "image_encoder.neck.backbone_channel_list=[64,32,16,8]",
         m + f"memory_attention.d_model={D}",
         m + f"memory_attention.layer.d_model={D}",
-        m + "memory_attention.layer.dim_feedforward=128",
+        m + f"memory_attention.layer.dim_feedforward={MEMORY_FFN}",
         m + f"memory_attention.layer.self_attention.embedding_dim={D}",
         m + f"memory_attention.layer.self_attention.feat_sizes=[{FEAT},{FEAT}]",
         m + f"memory_attention.layer.cross_attention.embedding_dim={D}",
@@ -118,10 +129,10 @@ def randomize(model, gen):
 
 
 def support_masks():
-    yy, xx = np.mgrid[0:IMAGE, 0:IMAGE]
+    yy, xx = np.mgrid[0:IMAGE, 0:IMAGE] * 128 / IMAGE   # shapes drawn in 128-pixel units
     disk = ((yy - 50) ** 2 + (xx - 70) ** 2) <= 30 ** 2
     rect = (yy >= 20) & (yy < 90) & (xx >= 10) & (xx < 45)
-    bar = (yy >= 40) & (yy < 110) & (xx >= 90) & (xx < 93)   # thin: the low-res round trip moves it
+    bar = (yy >= 40) & (yy < 110) & (xx >= 90) & (xx < 90 + 3 * 128 / IMAGE)   # 3 px wide: the round trip moves it
     return [disk, rect | bar, np.zeros((IMAGE, IMAGE), bool)]
 
 
@@ -277,6 +288,8 @@ def main():
         s = sorted(scores)
         # put the bias between the two largest scores: k of the largest stays positive, the others negative
         bias = -(s[1] + s[2]) / 2
+        if FULL:  # scores there barely depend on k: make them all clearly positive (full decoder path checked)
+            bias = 0.5 - s[0]
         head.bias.fill_(float(torch.tensor(bias).half().float()))
         print("target scores with bias 0:", scores, "bias", head.bias.item())
 
@@ -310,6 +323,8 @@ def main():
             save(p + f"support{j}_mask_prompt", h["mask_inputs"][0, 0])     # mask_downsample(GT), 32x32
             save(p + f"support{j}_decoder_score", h["out"][6][0])
             save(p + f"support{j}_decoder_pointer", h["out"][5][0])        # after score gating, before GT gating
+            save(p + f"support{j}_decoder_mask", h["out"][3][0, 0])      # single mask (dynamic stability), gated
+            save(p + f"support{j}_decoder_iou", h["out"][2][0])
         att = [e[1] for e in ev if e[0] == "attention"]
         assert len(att) == 1
         a = att[0]
@@ -323,6 +338,10 @@ def main():
         save(p + "decoder_masks", dec[0][0])          # all 4 low-res masks, before gating
         save(p + "decoder_iou", dec[1][0])            # all 4 IoUs
         save(p + "decoder_score", dec[3][0])
+        # The official single-mask rule (dynamic multimask via stability) applied to these 4 masks.
+        sm, si = model.sam_mask_decoder._dynamic_multimask_via_stability(dec[0], dec[1])
+        save(p + "stability_mask", sm[0, 0])
+        save(p + "stability_iou", si[0])
         th = [e[1] for e in ev if e[0] == "heads" and e[1]["multimask"]][-1]["out"]
         low_res_multimasks, _, ious, low_res_masks, _, obj_ptr, score = th
         save(p + "target_masks", low_res_multimasks[0])    # 3 masks after object-score gating
@@ -337,9 +356,9 @@ def main():
     # Prompt encoder with points, a box and a mask (for interactive refinement).
     with torch.no_grad():
         pe = model.sam_prompt_encoder
-        pts = torch.tensor([[[10.0, 20.0], [100.5, 3.0], [64.0, 64.0], [0.0, 127.0]]])
+        pts = torch.tensor([[[10.0, 20.0], [100.5, 3.0], [64.0, 64.0], [0.0, 127.0]]]) * (IMAGE / 128)
         labels = torch.tensor([[1, 0, -1, 3]])
-        box = torch.tensor([[12.0, 30.0, 90.0, 101.0]])
+        box = torch.tensor([[12.0, 30.0, 90.0, 101.0]]) * (IMAGE / 128)
         mask = torch.randn((1, 1, IMAGE // 4, IMAGE // 4), generator=gen)
         sparse, dense = pe(points=(pts, labels), boxes=box, masks=mask)
         save("prompt_points", pts[0])

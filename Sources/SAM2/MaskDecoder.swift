@@ -16,6 +16,29 @@ public struct MaskDecoderOutput: Sendable {
     public var maskTokens: Tensor
 }
 
+extension MaskDecoderOutput {
+    /// The single-mask output with `dynamic_multimask_via_stability` (what the video predictor's builder
+    /// enables): mask 0 if its stability #(logit > δ)/#(logit > −δ) reaches the threshold, else the
+    /// argmax-IoU multimask output. Returns (index into `masks`, logits [4g, 4g], IoU).
+    public func singleMask(stabilityDelta: Float = 0.05, stabilityThreshold: Float = 0.98) -> (index: Int, logits: Tensor, iou: Float) {
+        let side = masks.dim(1), n = side * side
+        var inner = 0, union = 0
+        masks.withUnsafeBufferPointer { m in
+            for i in 0..<n {
+                if m[i] > stabilityDelta { inner += 1 }
+                if m[i] > -stabilityDelta { union += 1 }
+            }
+        }
+        let stability: Float = union > 0 ? Float(inner) / Float(union) : 1
+        var index = 0
+        if stability < stabilityThreshold {
+            index = 1
+            for i in 2...3 where iou[i] > iou[index] { index = i }
+        }
+        return (index, sliced(masks, axis: 0, range: index..<(index + 1)).reshaped([side, side]), iou[index])
+    }
+}
+
 public struct MaskDecoder: Sendable {
     let dim: Int
     let transformer: TwoWayTransformer

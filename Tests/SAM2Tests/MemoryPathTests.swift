@@ -9,10 +9,15 @@ import XCTest
 
 @testable import SAM2
 
-final class MemoryPathTests: XCTestCase {
-    static let imageSize = 128
+/// The parity checks, parameterized by fixture set (run by the XCTest classes below).
+struct MemoryPathChecks {
+    /// Where the fixtures are and at which size they were made (the committed set, or a full-size set).
+    var directory: String? = nil
+    var imageSize = 128
+    var outputSize = (height: 45, width: 70)
 
     func fixture(_ name: String) throws -> String {
+        if let directory { return directory + "/" + name }
         guard let url = Bundle.module.url(forResource: "Fixtures/memory/\(name)", withExtension: nil) else {
             throw SAM2MemoryPathError(message: "missing fixture \(name)")
         }
@@ -22,7 +27,7 @@ final class MemoryPathTests: XCTestCase {
     func load(_ name: String) throws -> Tensor { try NPY.read(fixture(name + ".npy")) }
 
     func model() throws -> SAM2MemoryModel {
-        try SAM2MemoryModel(path: fixture("weights.safetensors"), imageSize: Self.imageSize)
+        try SAM2MemoryModel(path: fixture("weights.safetensors"), imageSize: imageSize)
     }
 
     func features(image i: Int) throws -> SAM2FrameFeatures {
@@ -54,7 +59,7 @@ final class MemoryPathTests: XCTestCase {
     // MARK: Supports
 
     /// The GT -> low-res -> high-res round trip reproduces exactly the mask the reference encodes.
-    func testMaskRoundTripMatchesReference() throws {
+    func checkMaskRoundTripMatchesReference() throws {
         let m = try model()
         for j in 0..<3 {
             let ours = m.maskForMemory(groundTruth: try groundTruth(j))
@@ -69,7 +74,7 @@ final class MemoryPathTests: XCTestCase {
     }
 
     /// Memory encoder alone, fed the reference's own mask: fp32 memory before bf16 rounding.
-    func testMemoryEncoderMatchesReference() throws {
+    func checkMemoryEncoderMatchesReference() throws {
         let m = try model()
         for j in 0..<2 {  // non-empty supports (no occlusion embedding)
             var mask = try load("k3_support\(j)_mask_for_mem")
@@ -80,7 +85,7 @@ final class MemoryPathTests: XCTestCase {
     }
 
     /// Full support encoding (k = 3, support 2 empty): fp32 memory, bf16 memory (≤ 1 ulp), pointer.
-    func testSupportEncodingMatchesReference() throws {
+    func checkSupportEncodingMatchesReference() throws {
         let m = try model()
         for j in 0..<3 {
             let (support, fp32) = try m.encodeSupportFP32(try features(image: j), mask: try groundTruth(j))
@@ -109,7 +114,7 @@ final class MemoryPathTests: XCTestCase {
     }
 
     /// The mask-prompted decoder run that yields a support's pointer: prompt, object score, gated pointer.
-    func testSupportDecoderRunMatchesReference() throws {
+    func checkSupportDecoderRunMatchesReference() throws {
         let m = try model()
         for j in 0..<2 {
             let run = m.supportDecoderPointer(try features(image: j), groundTruth: try groundTruth(j))
@@ -119,6 +124,11 @@ final class MemoryPathTests: XCTestCase {
             XCTAssertEqual(run.decoder.objectScore, score.data[0], accuracy: 1e-4 * max(1, abs(score.data[0])))
             assertClose(Tensor(shape: [run.pointer.count], data: run.pointer), try load("k3_support\(j)_decoder_pointer"),
                         "support \(j) decoder pointer")
+            // Single-mask output with dynamic multimask via stability (then object-score gating).
+            let single = run.decoder.singleMask()
+            let gated = run.decoder.objectScore > 0 ? single.logits : Tensor(repeating: -1024, shape: single.logits.shape)
+            assertClose(gated, try load("k3_support\(j)_decoder_mask"), "support \(j) single mask (index \(single.index))")
+            XCTAssertEqual(single.iou, try load("k3_support\(j)_decoder_iou").data[0], accuracy: 1e-5)
         }
     }
 
@@ -132,7 +142,7 @@ final class MemoryPathTests: XCTestCase {
     }
 
     /// Memory + PE + pointer-token count exactly as the predictor hands them to memory attention.
-    func testMemoryBankMatchesReference() throws {
+    func checkMemoryBankMatchesReference() throws {
         let m = try model()
         for k in 1...3 {
             let bank = try m.memoryBank.assemble(try referenceSupports(k: k))
@@ -149,7 +159,7 @@ final class MemoryPathTests: XCTestCase {
         assertClose(ours, pe, relative: 1e-5, "memory sine PE")
     }
 
-    func testMemoryAttentionMatchesReference() throws {
+    func checkMemoryAttentionMatchesReference() throws {
         let m = try model()
         let target = try features(image: 3)
         for k in 1...3 {
@@ -162,13 +172,16 @@ final class MemoryPathTests: XCTestCase {
 
     // MARK: Decoder
 
-    func testTargetDecodingMatchesReference() throws {
+    func checkTargetDecodingMatchesReference() throws {
         let m = try model()
         let target = try features(image: 3)
         var signs: [Bool] = []
         for k in 1...3 {
-            let (raw, result) = m.decodeTarget(try load("k\(k)_attention_out"), target, outputSize: (45, 70))
+            let (raw, result) = m.decodeTarget(try load("k\(k)_attention_out"), target, outputSize: outputSize)
             assertClose(raw.masks, try load("k\(k)_decoder_masks"), "k=\(k) raw masks")
+            let single = raw.singleMask()
+            assertClose(single.logits, try load("k\(k)_stability_mask"), "k=\(k) single mask by stability (index \(single.index))")
+            XCTAssertEqual(single.iou, try load("k\(k)_stability_iou").data[0], accuracy: 1e-5)
             assertClose(Tensor(shape: [4], data: raw.iou), try load("k\(k)_decoder_iou"), "k=\(k) IoU")
             let score = try load("k\(k)_decoder_score").data[0]
             XCTAssertEqual(raw.objectScore, score, accuracy: 1e-5)
@@ -181,19 +194,19 @@ final class MemoryPathTests: XCTestCase {
                         "k=\(k) target pointer")
         }
         // Gating is exercised both ways by these fixtures.
-        XCTAssertTrue(signs.contains(true) && signs.contains(false), "object scores \(signs)")
+        if directory == nil { XCTAssertTrue(signs.contains(true) && signs.contains(false), "object scores \(signs)") }
     }
 
     /// End to end from image-encoder outputs + GT masks: our own support encodings, memory attention,
     /// decoding, and the final bilinear resize to a non-square 45x70.
-    func testEndToEndSegmentationMatchesReference() throws {
+    func checkEndToEndSegmentationMatchesReference() throws {
         let m = try model()
         let supports = try (0..<3).map { try m.encodeSupport(try features(image: $0), mask: try groundTruth($0)) }
         let target = try features(image: 3)
         for k in 1...3 {
-            let result = try m.segment(target, supports: Array(supports.prefix(k)), outputSize: (45, 70))
+            let result = try m.segment(target, supports: Array(supports.prefix(k)), outputSize: outputSize)
             let ref = try load("k\(k)_final")
-            XCTAssertEqual(result.logits.shape, [45, 70])
+            XCTAssertEqual(result.logits.shape, [outputSize.height, outputSize.width])
             assertClose(result.logits, ref, "k=\(k) final logits")
             XCTAssertEqual(result.objectScore, try load("k\(k)_target_score").data[0], accuracy: 1e-4)
             let foreground = zip(result.logits.data, ref.data).filter { ($0 > 0) != ($1 > 0) }.count
@@ -203,7 +216,7 @@ final class MemoryPathTests: XCTestCase {
 
     // MARK: Prompt encoder
 
-    func testPromptEncoderMatchesReference() throws {
+    func checkPromptEncoderMatchesReference() throws {
         let m = try model()
         let pe = m.promptEncoder
         assertClose(pe.imagePositionEncoding, try load("dense_pe"), relative: 1e-5, "dense image PE")
@@ -221,7 +234,7 @@ final class MemoryPathTests: XCTestCase {
 
     // MARK: Support memory value and errors
 
-    func testSupportMemorySerializationRoundTrips() throws {
+    func checkSupportMemorySerializationRoundTrips() throws {
         let s = try referenceSupports(k: 3)[2]
         let bytes = s.serialized()
         XCTAssertEqual(try SupportMemory(serialized: bytes, name: "x"), s)
@@ -233,7 +246,7 @@ final class MemoryPathTests: XCTestCase {
         XCTAssertThrowsError(try SupportMemory(serialized: bad, name: "bad.bin"))
     }
 
-    func testBadInputsThrow() throws {
+    func checkBadInputsThrow() throws {
         let m = try model()
         let target = try features(image: 3)
         XCTAssertThrowsError(try m.segment(target, supports: [], outputSize: (10, 10)))
@@ -250,6 +263,53 @@ final class MemoryPathTests: XCTestCase {
         try SafeTensors.write([("maskmem_tpos_enc", Tensor(zeros: [7, 1, 1, 16])), ("no_obj_ptr", Tensor(zeros: [1, 64]))], to: path)
         XCTAssertThrowsError(try SAM2MemoryModel(path: path, imageSize: 128)) { error in
             XCTAssertTrue("\(error)".contains("missing tensor"), "\(error)")
+        }
+    }
+}
+
+final class MemoryPathTests: XCTestCase {
+    let checks = MemoryPathChecks()
+
+    func testMaskRoundTripMatchesReference() throws { try checks.checkMaskRoundTripMatchesReference() }
+    func testMemoryEncoderMatchesReference() throws { try checks.checkMemoryEncoderMatchesReference() }
+    func testSupportEncodingMatchesReference() throws { try checks.checkSupportEncodingMatchesReference() }
+    func testSupportDecoderRunMatchesReference() throws { try checks.checkSupportDecoderRunMatchesReference() }
+    func testMemoryBankMatchesReference() throws { try checks.checkMemoryBankMatchesReference() }
+    func testMemoryAttentionMatchesReference() throws { try checks.checkMemoryAttentionMatchesReference() }
+    func testTargetDecodingMatchesReference() throws { try checks.checkTargetDecodingMatchesReference() }
+    func testEndToEndSegmentationMatchesReference() throws { try checks.checkEndToEndSegmentationMatchesReference() }
+    func testPromptEncoderMatchesReference() throws { try checks.checkPromptEncoderMatchesReference() }
+    func testSupportMemorySerializationRoundTrips() throws { try checks.checkSupportMemorySerializationRoundTrips() }
+    func testBadInputsThrow() throws { try checks.checkBadInputsThrow() }
+}
+
+/// The same parity checks at the published memory-path sizes (image 1024, hidden 256, memory 64, MLPs 2048),
+/// on fixtures too large to commit: `tools/make_sam2_memory_fixtures.py --full-size DIR`, then run with
+/// SAM2_MEMORY_FULLSIZE_FIXTURES=DIR. Skipped otherwise.
+final class MemoryPathFullSizeTests: XCTestCase {
+    func testFullSizeParity() throws {
+        guard let dir = ProcessInfo.processInfo.environment["SAM2_MEMORY_FULLSIZE_FIXTURES"] else {
+            throw XCTSkip("SAM2_MEMORY_FULLSIZE_FIXTURES not set")
+        }
+        var t = MemoryPathChecks()
+        t.directory = dir
+        t.imageSize = 1024
+        t.outputSize = (600, 900)
+        let checks: [(String, () throws -> Void)] = [
+            ("mask round trip", t.checkMaskRoundTripMatchesReference),
+            ("memory encoder", t.checkMemoryEncoderMatchesReference),
+            ("support encoding", t.checkSupportEncodingMatchesReference),
+            ("support decoder", t.checkSupportDecoderRunMatchesReference),
+            ("memory bank", t.checkMemoryBankMatchesReference),
+            ("memory attention", t.checkMemoryAttentionMatchesReference),
+            ("target decoding", t.checkTargetDecodingMatchesReference),
+            ("end to end", t.checkEndToEndSegmentationMatchesReference),
+            ("prompt encoder", t.checkPromptEncoderMatchesReference),
+        ]
+        for (name, check) in checks {
+            let start = Date()
+            try check()
+            print("full size: \(name) checked in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
         }
     }
 }
