@@ -128,6 +128,51 @@ def randomize(model, gen):
             p.copy_(p.half().float())
 
 
+def hf_name(key):
+    """Official state-dict name -> Hugging Face `Sam2VideoModel` name (sam2.md §13.2), memory path only.
+    Returns (name, row): row >= 0 when the official tensor is one row of a stacked HF tensor."""
+    import re
+    exact = {"maskmem_tpos_enc": "memory_temporal_positional_encoding", "no_obj_ptr": "no_object_pointer",
+             "no_obj_embed_spatial": "occlusion_spatial_embedding_parameter", "no_mem_embed": "no_memory_embedding",
+             "no_mem_pos_enc": "no_memory_positional_encoding",
+             "sam_prompt_encoder.pe_layer.positional_encoding_gaussian_matrix": "prompt_encoder.shared_embedding.positional_embedding"}
+    if key in exact:
+        return exact[key], -1
+    m = re.fullmatch(r"sam_prompt_encoder\.point_embeddings\.(\d)\.weight", key)
+    if m:
+        return "prompt_encoder.point_embed.weight", int(m.group(1))
+    k = key
+    three = {"0": "proj_in", "1": "layers.0", "2": "proj_out"}
+    k = re.sub(r"^(obj_ptr_proj|sam_mask_decoder\.(?:iou_prediction_head|pred_obj_score_head|output_hypernetworks_mlps\.\d))\.layers\.(\d)",
+               lambda m: m.group(1) + "." + three[m.group(2)], k)
+    k = re.sub(r"(transformer\.layers\.\d\.mlp)\.layers\.(\d)", lambda m: m.group(1) + "." + ["proj_in", "proj_out"][int(m.group(2))], k)
+    k = re.sub(r"mask_downsampler\.encoder\.(\d+)",
+               lambda m: "mask_downsampler." + ("final_conv" if m.group(1) == "12" else
+                                                f"layers.{int(m.group(1)) // 3}." + ["conv", "layer_norm"][int(m.group(1)) % 3]), k)
+    k = re.sub(r"mask_downscaling\.(\d)", lambda m: "mask_embed." + {"0": "conv1", "1": "layer_norm1", "3": "conv2",
+                                                                      "4": "layer_norm2", "6": "conv3"}[m.group(1)], k)
+    k = re.sub(r"output_upscaling\.(\d)", lambda m: {"0": "upscale_conv1", "1": "upscale_layer_norm", "3": "upscale_conv2"}[m.group(1)], k)
+    for a, b in [("obj_ptr_tpos_proj", "temporal_positional_encoding_projection_layer"), ("obj_ptr_proj", "object_pointer_proj"),
+                 ("sam_prompt_encoder", "prompt_encoder"), ("sam_mask_decoder", "mask_decoder"),
+                 ("memory_encoder.out_proj", "memory_encoder.projection"), ("out_proj", "o_proj"),
+                 ("pix_feat_proj", "feature_projection"), ("fuser", "memory_fuser"), ("dwconv", "depthwise_conv"),
+                 ("pwconv", "pointwise_conv"), ("gamma", "scale"), ("norm_final_attn", "layer_norm_final_attn")]:
+        k = k.replace(a, b)
+    k = re.sub(r"\.norm(\d?)\.", r".layer_norm\1.", k)
+    return k, -1
+
+
+def check_hf_names(names):
+    """The mapping must produce exactly the non-vision keys of transformers' Sam2VideoModel."""
+    from transformers import Sam2VideoConfig, Sam2VideoModel
+    with torch.device("meta"):
+        hf = Sam2VideoModel(Sam2VideoConfig())
+    want = {k for k in hf.state_dict() if not k.startswith("vision_encoder.")}
+    want.discard("shared_image_embedding.positional_embedding")  # tied to prompt_encoder.shared_embedding
+    got = {hf_name(k)[0] for k in names}
+    assert got == want, f"HF names: missing {sorted(want - got)}, unexpected {sorted(got - want)}"
+
+
 def support_masks():
     yy, xx = np.mgrid[0:IMAGE, 0:IMAGE] * 128 / IMAGE   # shapes drawn in 128-pixel units
     disk = ((yy - 50) ** 2 + (xx - 70) ** 2) <= 30 ** 2
@@ -297,6 +342,15 @@ def main():
     # The image encoder is not part of the memory path (its outputs are recorded instead): leave it out.
     save_file({k: v.half() for k, v in sd.items() if not k.startswith("image_encoder.")},
               os.path.join(OUT, "weights.safetensors"))
+    # Official -> Hugging Face names of those tensors (validated against transformers' Sam2VideoModel), so the
+    # Swift test can write the same weights in the HF layout and check that loading them gives the same model.
+    names = [k for k in sd if not k.startswith("image_encoder.") and not k.startswith("sam_mask_decoder.conv_s")]
+    check_hf_names(names + ["sam_mask_decoder.conv_s0.weight", "sam_mask_decoder.conv_s0.bias",
+                            "sam_mask_decoder.conv_s1.weight", "sam_mask_decoder.conv_s1.bias"])
+    with open(os.path.join(OUT, "hf_names.tsv"), "w") as f:
+        for k in names:
+            n, row = hf_name(k)
+            f.write(f"{k}\t{n}\t{row}\n")
 
     for k in (1, 2, 3):
         with torch.no_grad():

@@ -53,38 +53,124 @@ public struct SAM2MemoryWeightsError: Error, CustomStringConvertible, Sendable {
     public var description: String { "\(path): \(message)" }
 }
 
-/// Reads memory-path tensors by their official `sam2` state-dict names (sam2.md §13.1) from a safetensors file.
+/// Reads memory-path tensors from a safetensors file in either key layout: the official `sam2` state
+/// dict (sam2.md §13.1, converted unchanged) or Hugging Face `Sam2VideoModel` (§13.2). Modules ask for
+/// official names; HF names are derived from them.
 public struct SAM2MemoryWeights: Sendable {
+    public enum Layout: String, Sendable { case official, huggingFace }
+
     public let file: SafeTensors
+    public let layout: Layout
     public var path: String { file.path }
 
     public init(path: String) throws {
         file = try SafeTensors(path: path)
-        guard file.contains("maskmem_tpos_enc") else {
-            throw SAM2MemoryWeightsError(path: path, message: "not an official SAM 2 state dict: tensor 'maskmem_tpos_enc' is missing"
-                + (file.contains("memory_temporal_positional_encoding") ? " (this looks like the Hugging Face layout, which the memory path does not read yet)" : ""))
+        if file.contains("maskmem_tpos_enc") {
+            layout = .official
+        } else if file.contains("memory_temporal_positional_encoding") {
+            layout = .huggingFace
+        } else {
+            throw SAM2MemoryWeightsError(path: path, message:
+                "not a SAM 2 checkpoint with a memory path: neither 'maskmem_tpos_enc' (official) nor 'memory_temporal_positional_encoding' (Hugging Face) is present")
         }
     }
 
-    public func contains(_ name: String) -> Bool { file.contains(name) }
+    /// Where an official tensor lives in the Hugging Face layout: a name, and a row when HF stacks
+    /// several official tensors into one (the four point embeddings).
+    public static func huggingFaceName(_ key: String) -> (name: String, row: Int?) {
+        let exact = [
+            "maskmem_tpos_enc": "memory_temporal_positional_encoding", "no_obj_ptr": "no_object_pointer",
+            "no_obj_embed_spatial": "occlusion_spatial_embedding_parameter", "no_mem_embed": "no_memory_embedding",
+            "no_mem_pos_enc": "no_memory_positional_encoding",
+            "sam_prompt_encoder.pe_layer.positional_encoding_gaussian_matrix": "prompt_encoder.shared_embedding.positional_embedding",
+        ]
+        if let name = exact[key] { return (name, nil) }
+        var parts = key.split(separator: ".").map(String.init)
+        if parts.count == 4, parts[0] == "sam_prompt_encoder", parts[1] == "point_embeddings", let row = Int(parts[2]) {
+            return ("prompt_encoder.point_embed.weight", row)
+        }
+        // Positional renames that depend on the parent module.
+        for i in parts.indices.dropLast() {
+            let parent = i > 0 ? parts[i - 1] : ""
+            let grand = i > 1 ? parts[i - 2] : ""
+            // 3-layer MLP heads: layers.{0,1,2} -> proj_in, layers.0, proj_out.
+            let threeLayer = ["obj_ptr_proj", "iou_prediction_head", "pred_obj_score_head"].contains(parent)
+                || grand == "output_hypernetworks_mlps"
+            if parts[i] == "layers", threeLayer, let n = Int(parts[i + 1]) {
+                let name = ["proj_in", "layers.0", "proj_out"][n]
+                parts.replaceSubrange(i...(i + 1), with: [name])
+                break
+            }
+            if parts[i] == "layers", parent == "mlp", let n = Int(parts[i + 1]) {  // two-way transformer MLP
+                parts.replaceSubrange(i...(i + 1), with: [["proj_in", "proj_out"][n]])
+                break
+            }
+            if parts[i] == "encoder", parent == "mask_downsampler", let n = Int(parts[i + 1]) {
+                parts.replaceSubrange(i...(i + 1), with: n == 12 ? ["final_conv"] : ["layers", "\(n / 3)", n % 3 == 0 ? "conv" : "layer_norm"])
+                break
+            }
+            if parts[i] == "mask_downscaling", let n = Int(parts[i + 1]) {
+                let names = [0: "conv1", 1: "layer_norm1", 3: "conv2", 4: "layer_norm2", 6: "conv3"]
+                parts.replaceSubrange(i...(i + 1), with: ["mask_embed", names[n] ?? "\(n)"])
+                break
+            }
+            if parts[i] == "output_upscaling", let n = Int(parts[i + 1]) {
+                let names = [0: "upscale_conv1", 1: "upscale_layer_norm", 3: "upscale_conv2"]
+                parts.replaceSubrange(i...(i + 1), with: [names[n] ?? "\(n)"])
+                break
+            }
+        }
+        let renames = [
+            "obj_ptr_tpos_proj": "temporal_positional_encoding_projection_layer", "obj_ptr_proj": "object_pointer_proj",
+            "sam_prompt_encoder": "prompt_encoder", "sam_mask_decoder": "mask_decoder", "out_proj": "o_proj",
+            "pix_feat_proj": "feature_projection", "fuser": "memory_fuser", "dwconv": "depthwise_conv",
+            "pwconv1": "pointwise_conv1", "pwconv2": "pointwise_conv2", "gamma": "scale",
+            "norm_final_attn": "layer_norm_final_attn", "norm": "layer_norm", "norm1": "layer_norm1",
+            "norm2": "layer_norm2", "norm3": "layer_norm3", "norm4": "layer_norm4",
+        ]
+        parts = parts.map { renames[$0] ?? $0 }
+        if parts.count >= 2, parts[0] == "memory_encoder", parts[1] == "o_proj" { parts[1] = "projection" }
+        return (parts.joined(separator: "."), nil)
+    }
 
-    /// The tensor `name`, checked against the expected shape.
+    func stored(_ name: String) -> (name: String, row: Int?) {
+        layout == .official ? (name, nil) : Self.huggingFaceName(name)
+    }
+
+    public func contains(_ name: String) -> Bool { file.contains(stored(name).name) }
+
+    /// The tensor with official name `name`, checked against the expected shape.
     public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
-        guard let entry = file.entry(name) else {
-            throw SAM2MemoryWeightsError(path: path, message: "missing tensor '\(name)' (expected shape \(shape))")
+        var (storedName, row) = stored(name)
+        // HF ties the prompt encoder's Fourier matrix to a top-level copy; a file may keep either.
+        let tiedCopy = "shared_image_embedding.positional_embedding"
+        if storedName == "prompt_encoder.shared_embedding.positional_embedding", !file.contains(storedName), file.contains(tiedCopy) {
+            storedName = tiedCopy
+        }
+        let shown = storedName == name ? "'\(name)'" : "'\(storedName)' (official '\(name)')"
+        guard let entry = file.entry(storedName) else {
+            throw SAM2MemoryWeightsError(path: path, message: "missing tensor \(shown) (expected shape \(shape))")
+        }
+        if let row {  // one row of a stacked [rows, ...] tensor
+            guard entry.shape.count == shape.count, entry.shape.count >= 1, row < entry.shape[0],
+                  Array(entry.shape.dropFirst()) == Array(shape.dropFirst()), shape.first == 1 else {
+                throw SAM2MemoryWeightsError(path: path, message: "tensor \(shown) has shape \(entry.shape), expected row \(row) of shape \(shape)")
+            }
+            return sliced(try file.tensor(storedName), axis: 0, range: row..<(row + 1))
         }
         guard entry.shape == shape else {
-            throw SAM2MemoryWeightsError(path: path, message: "tensor '\(name)' has shape \(entry.shape), expected \(shape)")
+            throw SAM2MemoryWeightsError(path: path, message: "tensor \(shown) has shape \(entry.shape), expected \(shape)")
         }
-        return try file.tensor(name)
+        return try file.tensor(storedName)
     }
 
-    /// Shape of `name`, or an error naming it.
+    /// Shape of the tensor with official name `name`, or an error naming it.
     public func shape(_ name: String) throws -> [Int] {
-        guard let entry = file.entry(name) else {
-            throw SAM2MemoryWeightsError(path: path, message: "missing tensor '\(name)'")
+        let (storedName, row) = stored(name)
+        guard let entry = file.entry(storedName) else {
+            throw SAM2MemoryWeightsError(path: path, message: "missing tensor '\(storedName)'")
         }
-        return entry.shape
+        return row == nil ? entry.shape : [1] + entry.shape.dropFirst()
     }
 
     /// Reads the dimensions from the tensors; `imageSize` cannot be inferred from weights (1024 for every release).

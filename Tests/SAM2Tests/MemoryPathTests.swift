@@ -234,6 +234,43 @@ struct MemoryPathChecks {
 
     // MARK: Support memory value and errors
 
+    /// The Hugging Face layout: names match the table the fixture script validated against transformers'
+    /// Sam2VideoModel, and the same weights written under HF names load into an identical model.
+    func checkHuggingFaceLayoutLoadsTheSameModel() throws {
+        let table = try String(contentsOfFile: fixture("hf_names.tsv"), encoding: .utf8)
+            .split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
+        let official = try SafeTensors(path: fixture("weights.safetensors"))
+        var stacked: [String: [(Int, Tensor)]] = [:]
+        var renamed: [(String, Tensor)] = []
+        for row in table {
+            XCTAssertEqual(row.count, 3)
+            let (name, r) = SAM2MemoryWeights.huggingFaceName(row[0])
+            XCTAssertEqual(name, row[1], "HF name of \(row[0])")
+            XCTAssertEqual(r ?? -1, Int(row[2]), "HF row of \(row[0])")
+            let t = try official.tensor(row[0])
+            if let r { stacked[name, default: []].append((r, t)) } else { renamed.append((name, t)) }
+        }
+        for (name, rows) in stacked {
+            renamed.append((name, concatenated(rows.sorted { $0.0 < $1.0 }.map { $0.1 }, axis: 0)))
+        }
+        let path = NSTemporaryDirectory() + "memory-path-hf-\(getpid()).safetensors"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try SafeTensors.write(renamed, to: path)
+        let hf = try SAM2MemoryModel(path: path, imageSize: imageSize)
+        XCTAssertEqual(try SAM2MemoryWeights(path: path).layout, .huggingFace)
+        let m = try model()
+        let supports = try (0..<2).map { try m.encodeSupport(try features(image: $0), mask: try groundTruth($0)) }
+        let hfSupports = try (0..<2).map { try hf.encodeSupport(try features(image: $0), mask: try groundTruth($0)) }
+        XCTAssertEqual(hfSupports, supports)
+        let target = try features(image: 3)
+        let a = try m.segment(target, supports: supports, outputSize: outputSize)
+        let b = try hf.segment(target, supports: hfSupports, outputSize: outputSize)
+        XCTAssertEqual(a.logits, b.logits)
+        XCTAssertEqual(a.pointer, b.pointer)
+        let prompt = [SAM2Point(x: 3, y: 4, label: 1), SAM2Point(x: 30, y: 40, label: 0)]
+        XCTAssertEqual(m.promptEncoder.sparseEmbeddings(points: prompt), hf.promptEncoder.sparseEmbeddings(points: prompt))
+    }
+
     func checkSupportMemorySerializationRoundTrips() throws {
         let s = try referenceSupports(k: 3)[2]
         let bytes = s.serialized()
@@ -281,6 +318,7 @@ final class MemoryPathTests: XCTestCase {
     func testPromptEncoderMatchesReference() throws { try checks.checkPromptEncoderMatchesReference() }
     func testSupportMemorySerializationRoundTrips() throws { try checks.checkSupportMemorySerializationRoundTrips() }
     func testBadInputsThrow() throws { try checks.checkBadInputsThrow() }
+    func testHuggingFaceLayoutLoadsTheSameModel() throws { try checks.checkHuggingFaceLayoutLoadsTheSameModel() }
 }
 
 /// The same parity checks at the published memory-path sizes (image 1024, hidden 256, memory 64, MLPs 2048),
