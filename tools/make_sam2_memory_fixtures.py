@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Reference fixtures for the SAM 2 memory path (issue 5): Tests/SAM2Tests/Fixtures/memory/.
 
-Needs: torch, numpy, safetensors, hydra-core, iopath, pillow and the official `sam2` package
+Needs: torch, numpy, safetensors, hydra-core, iopath, pillow, transformers (only for the HF key-name
+check) and the official `sam2` package
 (see tools/requirements.txt). Never needed by CI: the tests only read the committed output.
 Run:  /tmp/refenv/bin/python tools/make_sam2_memory_fixtures.py
 
@@ -305,13 +306,13 @@ def main():
             for f in range(k + 1):
                 Image.fromarray(np.zeros((IMAGE, IMAGE, 3), np.uint8)).save(os.path.join(d, f"{f:05d}.jpg"))
             state = model.init_state(d)
-        frames = torch.cat([images[:k], images[3:4]], 0)
+        frames = torch.cat([images[[j % 3 for j in range(k)]], images[3:4]], 0)  # supports cycle over images 0..2
         state["images"] = frames
         state["cached_features"] = {}
         state["video_height"], state["video_width"] = VIDEO_H, VIDEO_W
         rec = Recorder(model)
         for f in range(k):
-            model.add_new_mask(state, frame_idx=f, obj_id=1, mask=torch.from_numpy(masks[f]))
+            model.add_new_mask(state, frame_idx=f, obj_id=1, mask=torch.from_numpy(masks[f % 3]))
         final = None
         for fidx, _, video_res in model.propagate_in_video(state, start_frame_idx=k):
             if fidx == k:
@@ -406,6 +407,19 @@ def main():
         save(p + "final", final)
         print(f"k={k}: target score {score.item():+.4f}, support scores",
               [round(float(h['out'][6].item()), 4) for h in sup_heads])
+
+    # k = 20 > 15 supports (images/masks 0..2 repeated): the pointer distances are normalized by
+    # min(k + 1, 16) - 1 = 15, so they exceed 1 (sam2.md §6.3).
+    with torch.no_grad():
+        state, ev, final = run_case(20)
+    a = [e[1] for e in ev if e[0] == "attention"][0]
+    assert a["num_obj_ptr_tokens"] == 80
+    save("k20_memory_pos", a["memory_pos"][:, 0, :])
+    save("k20_attention_out", chw(a["out"]))
+    th = [e[1] for e in ev if e[0] == "heads" and e[1]["multimask"]][-1]["out"]
+    save("k20_target_score", th[6][0])
+    save("k20_final", final)
+    print(f"k=20: target score {th[6].item():+.4f}")
 
     # Prompt encoder with points, a box and a mask (for interactive refinement).
     with torch.no_grad():

@@ -214,6 +214,21 @@ struct MemoryPathChecks {
         }
     }
 
+    /// k = 20 > 15: pointer distances normalized by min(k + 1, 16) − 1 = 15 (values above 1), 80 pointer tokens.
+    func checkManySupportsMatchReference() throws {
+        let m = try model()
+        let three = try (0..<3).map { try m.encodeSupport(try features(image: $0), mask: try groundTruth($0)) }
+        let supports = (0..<20).map { three[$0 % 3] }
+        let bank = try m.memoryBank.assemble(supports)
+        XCTAssertEqual(bank.pointerTokens, 80)
+        assertClose(bank.position, try load("k20_memory_pos"), relative: 1e-5, "k=20 memory PE")
+        let target = try features(image: 3)
+        assertClose(m.conditionedFeatures(target, bank: bank), try load("k20_attention_out"), "k=20 memory attention")
+        let result = try m.segment(target, supports: supports, outputSize: outputSize)
+        assertClose(result.logits, try load("k20_final"), "k=20 final logits")
+        XCTAssertEqual(result.objectScore, try load("k20_target_score").data[0], accuracy: 1e-4)
+    }
+
     // MARK: Prompt encoder
 
     func checkPromptEncoderMatchesReference() throws {
@@ -318,6 +333,7 @@ final class MemoryPathTests: XCTestCase {
     func testPromptEncoderMatchesReference() throws { try checks.checkPromptEncoderMatchesReference() }
     func testSupportMemorySerializationRoundTrips() throws { try checks.checkSupportMemorySerializationRoundTrips() }
     func testBadInputsThrow() throws { try checks.checkBadInputsThrow() }
+    func testManySupportsMatchReference() throws { try checks.checkManySupportsMatchReference() }
     func testHuggingFaceLayoutLoadsTheSameModel() throws { try checks.checkHuggingFaceLayoutLoadsTheSameModel() }
 }
 
