@@ -1,0 +1,184 @@
+/// 2-D convolution (PyTorch `nn.Conv2d`, cross-correlation, zero padding).
+/// x [C, H, W] or [N, C, H, W]; weight [O, C/groups, kh, kw]; bias [O].
+///
+/// Three paths: depthwise (groups == C == O) runs direct loops per channel (a GEMM with k = kh·kw
+/// per channel would be all overhead); 1x1 stride-1 unpadded convs are a single GEMM on the input
+/// as is; everything else builds the im2col matrix [C/groups·kh·kw, Ho·Wo] per group and calls one GEMM.
+public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0, groups: Int = 1) -> Tensor {
+    precondition(x.rank == 3 || x.rank == 4, "conv2d input must be [C,H,W] or [N,C,H,W], got \(x.shape)")
+    precondition(weight.rank == 4, "conv2d weight must be [O, C/groups, kh, kw], got \(weight.shape)")
+    precondition(stride >= 1 && padding >= 0 && groups >= 1, "conv2d: bad stride/padding/groups")
+    let batch = x.rank == 4 ? x.shape[0] : 1
+    let c = x.dim(-3), h = x.dim(-2), w = x.dim(-1)
+    let o = weight.shape[0], cg = weight.shape[1], kh = weight.shape[2], kw = weight.shape[3]
+    precondition(c % groups == 0 && o % groups == 0 && cg == c / groups,
+                 "conv2d: input has \(c) channels, weight \(weight.shape) with \(groups) groups")
+    if let bias { precondition(bias.count == o, "conv2d bias has \(bias.count) values, want \(o)") }
+    let ho = (h + 2 * padding - kh) / stride + 1, wo = (w + 2 * padding - kw) / stride + 1
+    precondition(ho > 0 && wo > 0, "conv2d: kernel \(kh)x\(kw) larger than padded input \(h)x\(w)")
+    let outShape = x.rank == 4 ? [batch, o, ho, wo] : [o, ho, wo]
+    let og = o / groups
+    let plane = ho * wo
+    let geometry = ConvGeometry(c: cg, h: h, w: w, kh: kh, kw: kw, stride: stride, padding: padding, ho: ho, wo: wo)
+
+    return Tensor(shape: outShape) { out in
+        let po = out.baseAddress!
+        // Bias first: the GEMMs accumulate onto it (beta = 1), the depthwise loops start from it.
+        for n in 0..<batch {
+            for oc in 0..<o {
+                let value = bias?.data[oc] ?? 0
+                (po + (n * o + oc) * plane).initialize(repeating: value, count: plane)
+            }
+        }
+        x.withUnsafeBufferPointer { px in
+            weight.withUnsafeBufferPointer { pw in
+                let xs = px.baseAddress!, ws = pw.baseAddress!
+                if groups == c && cg == 1 && og == 1 {
+                    depthwise(xs, ws, po, batch: batch, channels: c, geometry)
+                    return
+                }
+                let direct = kh == 1 && kw == 1 && stride == 1 && padding == 0
+                let kdim = cg * kh * kw
+                let columns: UnsafeMutablePointer<Float>? = direct ? nil : .allocate(capacity: kdim * plane)
+                defer { columns?.deallocate() }
+                for n in 0..<batch {
+                    for g in 0..<groups {
+                        let input = xs + (n * c + g * cg) * h * w
+                        let bMatrix: UnsafePointer<Float>
+                        if let columns {
+                            im2col(input, columns, geometry)
+                            bMatrix = UnsafePointer(columns)
+                        } else {
+                            bMatrix = input
+                        }
+                        gemm(transA: false, transB: false, m: og, n: plane, k: kdim,
+                             a: ws + g * og * kdim, lda: kdim, b: bMatrix, ldb: plane,
+                             beta: 1, c: po + (n * o + g * og) * plane, ldc: plane)
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct ConvGeometry {
+    var c, h, w, kh, kw, stride, padding, ho, wo: Int
+}
+
+/// Unfolds one group's input [c, h, w] into columns [c·kh·kw, ho·wo] (row = (channel, ky, kx)),
+/// zero where the window hangs over the padding. Rows are independent, so they are filled in parallel.
+func im2col(_ x: UnsafePointer<Float>, _ columns: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+    let rows = g.c * g.kh * g.kw
+    let plane = g.ho * g.wo
+    let perRow = plane
+    let rowsPerChunk = max(1, (1 << 14) / max(perRow, 1))
+    let chunks = (rows + rowsPerChunk - 1) / rowsPerChunk
+    parallelFor(chunks) { chunk in
+        for row in (chunk * rowsPerChunk)..<min(rows, (chunk + 1) * rowsPerChunk) {
+            let ch = row / (g.kh * g.kw), ky = (row / g.kw) % g.kh, kx = row % g.kw
+            let src = x + ch * g.h * g.w
+            let dst = columns + row * plane
+            for oy in 0..<g.ho {
+                let iy = oy * g.stride - g.padding + ky
+                let d = dst + oy * g.wo
+                if iy < 0 || iy >= g.h {
+                    d.initialize(repeating: 0, count: g.wo)
+                    continue
+                }
+                let line = src + iy * g.w
+                if g.stride == 1 {
+                    // Contiguous run: zero the overhang, copy the inside.
+                    let ix0 = kx - g.padding
+                    let lo = max(0, -ix0), hi = min(g.wo, g.w - ix0)
+                    if lo > 0 { d.initialize(repeating: 0, count: min(lo, g.wo)) }
+                    if hi > lo { (d + lo).initialize(from: line + ix0 + lo, count: hi - lo) }
+                    if hi < g.wo { (d + max(hi, lo)).initialize(repeating: 0, count: g.wo - max(hi, lo)) }
+                } else {
+                    for ox in 0..<g.wo {
+                        let ix = ox * g.stride - g.padding + kx
+                        d[ox] = (ix >= 0 && ix < g.w) ? line[ix] : 0
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Depthwise convolution (one filter per channel), direct loops; the output already holds the bias.
+/// For each kernel tap the valid output column range is computed once, leaving a branch-free inner loop.
+func depthwise(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+               batch: Int, channels: Int, _ g: ConvGeometry) {
+    parallelFor(batch * channels) { item in
+        let ch = item % channels
+        let src = x + item * g.h * g.w
+        let dst = out + item * g.ho * g.wo
+        let filter = weight + ch * g.kh * g.kw
+        for oy in 0..<g.ho {
+            let row = dst + oy * g.wo
+            for ky in 0..<g.kh {
+                let iy = oy * g.stride - g.padding + ky
+                if iy < 0 || iy >= g.h { continue }
+                let line = src + iy * g.w
+                for kx in 0..<g.kw {
+                    let wv = filter[ky * g.kw + kx]
+                    let offset = kx - g.padding
+                    // Valid ox: 0 <= ox*stride + offset < w.
+                    let lo = offset >= 0 ? 0 : (-offset + g.stride - 1) / g.stride
+                    let hi = min(g.wo, g.w - offset > 0 ? (g.w - offset - 1) / g.stride + 1 : 0)
+                    if lo >= hi { continue }
+                    if g.stride == 1 {
+                        let s = line + offset
+                        for ox in lo..<hi { row[ox] += wv * s[ox] }
+                    } else {
+                        for ox in lo..<hi { row[ox] += wv * line[ox * g.stride + offset] }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Transposed convolution with kernel 2 and stride 2 (SAM's mask-decoder upscaling), no padding:
+/// out[co, 2i+dy, 2j+dx] = Σ_ci x[ci, i, j] · w[ci, co, dy, dx] + b[co].
+/// x [Cin, H, W] or [N, Cin, H, W]; weight [Cin, Cout, 2, 2]. One GEMM per image,
+/// [Cout·4, Cin] (the weight read transposed by flag) x [Cin, H·W], then a scatter into the 2x grid.
+public func convTranspose2x2(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+    precondition(x.rank == 3 || x.rank == 4, "convTranspose2x2 input must be [C,H,W] or [N,C,H,W], got \(x.shape)")
+    precondition(weight.rank == 4 && weight.shape[2] == 2 && weight.shape[3] == 2,
+                 "convTranspose2x2 weight must be [Cin, Cout, 2, 2], got \(weight.shape)")
+    let batch = x.rank == 4 ? x.shape[0] : 1
+    let cin = x.dim(-3), h = x.dim(-2), w = x.dim(-1)
+    precondition(weight.shape[0] == cin, "convTranspose2x2: input has \(cin) channels, weight \(weight.shape)")
+    let cout = weight.shape[1]
+    if let bias { precondition(bias.count == cout, "convTranspose2x2 bias has \(bias.count) values, want \(cout)") }
+    let hw = h * w
+    let outShape = x.rank == 4 ? [batch, cout, 2 * h, 2 * w] : [cout, 2 * h, 2 * w]
+    if hw == 0 || cout == 0 { return Tensor(zeros: outShape) }
+    let products = UnsafeMutablePointer<Float>.allocate(capacity: cout * 4 * hw)
+    defer { products.deallocate() }
+    return Tensor(shape: outShape) { out in
+        let po = out.baseAddress!
+        x.withUnsafeBufferPointer { px in
+            weight.withUnsafeBufferPointer { pw in
+                for n in 0..<batch {
+                    gemm(transA: true, transB: false, m: cout * 4, n: hw, k: cin,
+                         a: pw.baseAddress!, lda: cout * 4, b: px.baseAddress! + n * cin * hw, ldb: hw,
+                         c: products, ldc: hw)
+                    parallelFor(cout) { co in
+                        let b = bias?.data[co] ?? 0
+                        let dst = po + (n * cout + co) * 4 * hw
+                        for tap in 0..<4 {
+                            let dy = tap / 2, dx = tap % 2
+                            let src = products + (co * 4 + tap) * hw
+                            for i in 0..<h {
+                                let d = dst + (2 * i + dy) * 2 * w + dx
+                                let s = src + i * w
+                                for j in 0..<w { d[2 * j] = s[j] + b }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
