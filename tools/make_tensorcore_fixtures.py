@@ -74,6 +74,17 @@ def heads(t, d):
 o = F.scaled_dot_product_attention(heads(q, dq), heads(k, dq), heads(v, dv))
 save("attention", q=q, k=k, v=v, out=o.transpose(1, 2).reshape(B, Nq, H * dv))
 
+# Elementwise binary ops
+a, b = r(3, 7, 5), r(3, 7, 5)
+save("binary", a=a, b=b, add=a + b, mul=a * b, scaled=a * -1.75)
+
+# Layout
+x = r(2, 3, 4, 5)
+save("layout", x=x, perm0231=x.permute(0, 2, 3, 1), perm3120=x.permute(3, 1, 2, 0), perm1023=x.permute(1, 0, 2, 3),
+     slice_ax2=x[:, :, 1:3, :], slice_ax3=x[..., 2:5])
+y, z = r(2, 2, 4, 5), r(2, 3, 4, 1)
+save("concat", y=y, z=z, cat_ax1=torch.cat([x, y], 1), cat_ax3=torch.cat([x, z], 3))
+
 # Pooling
 x = r(2, 3, 8, 11)
 save("maxpool", x=x, out=F.max_pool2d(x, 2, 2))
@@ -87,6 +98,8 @@ def interp(case, x, **kw):
 interp("nearest_up", r(1, 2, 5, 7), size=(13, 9), mode="nearest")
 interp("nearest_down", r(1, 2, 17, 20), size=(6, 7), mode="nearest")
 interp("nearest_x2", r(2, 3, 4, 5), scale_factor=2.0, mode="nearest")
+interp("nearest_sf", r(1, 2, 9, 10), scale_factor=(1.7, 0.45), mode="nearest")
+interp("bilinear_sf", r(1, 2, 9, 10), scale_factor=(1.7, 0.45), mode="bilinear")
 interp("bilinear_up", r(1, 2, 7, 9), size=(16, 20), mode="bilinear")
 interp("bilinear_down", r(1, 2, 20, 24), size=(7, 5), mode="bilinear")
 interp("bilinear_aa_down64", r(1, 2, 64, 64), size=(16, 16), mode="bilinear", antialias=True)

@@ -136,3 +136,58 @@ final class ParityTests: XCTestCase {
         }
     }
 }
+
+/// Data movement and simple arithmetic against PyTorch: exact (these only copy, or do one IEEE op per element).
+final class LayoutAndArithmeticTests: XCTestCase {
+    func f(_ name: String) throws -> Tensor { try NPYFixture.load(name) }
+
+    func testBinaryOps() throws {
+        let a = try f("binary_a"), b = try f("binary_b")
+        assertClose(add(a, b), try f("binary_add"), relative: 0, "add")
+        assertClose(mul(a, b), try f("binary_mul"), relative: 0, "mul")
+        assertClose(scaled(a, by: -1.75), try f("binary_scaled"), relative: 0, "scaled")
+        var c = a
+        addInPlace(&c, b)
+        assertClose(c, try f("binary_add"), relative: 0, "addInPlace")
+    }
+
+    func testPermuted() throws {
+        let x = try f("layout_x")
+        assertClose(permuted(x, [0, 2, 3, 1]), try f("layout_perm0231"), relative: 0, "permute 0231")
+        assertClose(permuted(x, [3, 1, 2, 0]), try f("layout_perm3120"), relative: 0, "permute 3120")
+        assertClose(permuted(x, [1, 0, 2, 3]), try f("layout_perm1023"), relative: 0, "permute 1023")
+    }
+
+    func testSliced() throws {
+        let x = try f("layout_x")
+        assertClose(sliced(x, axis: 2, range: 1..<3), try f("layout_slice_ax2"), relative: 0, "slice axis 2")
+        assertClose(sliced(x, axis: -1, range: 2..<5), try f("layout_slice_ax3"), relative: 0, "slice axis -1")
+    }
+
+    func testConcatenated() throws {
+        let x = try f("layout_x")
+        assertClose(concatenated([x, try f("concat_y")], axis: 1), try f("concat_cat_ax1"), relative: 0, "cat axis 1")
+        assertClose(concatenated([x, try f("concat_z")], axis: 3), try f("concat_cat_ax3"), relative: 0, "cat axis 3")
+    }
+
+    func testScaleFactorForms() throws {
+        let n = interpolate(try f("nearest_sf_x"), scaleFactor: (height: 1.7, width: 0.45), mode: .nearest)
+        assertClose(n, try f("nearest_sf_out"), relative: 0, "nearest scale_factor")
+        let b = interpolate(try f("bilinear_sf_x"), scaleFactor: (height: 1.7, width: 0.45), mode: .bilinear)
+        assertClose(b, try f("bilinear_sf_out"), "bilinear scale_factor")
+    }
+
+    /// Multi-threaded and single-threaded runs of the parallel paths give the same results.
+    func testThreadCountDoesNotChangeResults() throws {
+        let x = randomTensor([1, 16, 40, 40], seed: 5), w = randomTensor([16, 1, 7, 7], seed: 6)
+        let q = randomTensor([600, 32], seed: 7), k = randomTensor([300, 32], seed: 8)
+        let saved = Threads.count
+        defer { Threads.set(saved) }
+        Threads.set(1)
+        let conv1 = conv2d(x, weight: w, bias: nil, padding: 3, groups: 16), att1 = attention(query: q, key: k, value: k, heads: 4)
+        Threads.set(2)
+        let conv2 = conv2d(x, weight: w, bias: nil, padding: 3, groups: 16), att2 = attention(query: q, key: k, value: k, heads: 4)
+        assertClose(conv2, conv1, relative: 0, "depthwise conv threads")
+        assertClose(att2, att1, relative: 1e-6, "attention threads")
+    }
+}
