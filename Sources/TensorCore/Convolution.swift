@@ -94,10 +94,14 @@ func im2col(_ x: UnsafePointer<Float>, _ columns: UnsafeMutablePointer<Float>, _
                     if hi > lo { (d + lo).initialize(from: line + ix0 + lo, count: hi - lo) }
                     if hi < g.wo { (d + max(hi, lo)).initialize(repeating: 0, count: g.wo - max(hi, lo)) }
                 } else {
-                    for ox in 0..<g.wo {
-                        let ix = ox * g.stride - g.padding + kx
-                        d[ox] = (ix >= 0 && ix < g.w) ? line[ix] : 0
-                    }
+                    // Strided: valid ox satisfy 0 <= ox·stride + kx - padding < w; the rest is padding.
+                    let offset = kx - g.padding
+                    let lo = min(g.wo, offset >= 0 ? 0 : (-offset + g.stride - 1) / g.stride)
+                    let hi = max(lo, min(g.wo, g.w - offset > 0 ? (g.w - offset - 1) / g.stride + 1 : 0))
+                    for ox in 0..<lo { d[ox] = 0 }
+                    var ix = lo * g.stride + offset
+                    for ox in lo..<hi { d[ox] = line[ix]; ix += g.stride }
+                    for ox in hi..<g.wo { d[ox] = 0 }
                 }
             }
         }
@@ -108,6 +112,10 @@ func im2col(_ x: UnsafePointer<Float>, _ columns: UnsafeMutablePointer<Float>, _
 /// For each kernel tap the valid output column range is computed once, leaving a branch-free inner loop.
 func depthwise(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
                batch: Int, channels: Int, _ g: ConvGeometry) {
+    if g.stride == 1 {
+        depthwiseStride1(x, weight, out, batch: batch, channels: channels, g)
+        return
+    }
     parallelFor(batch * channels) { item in
         let ch = item % channels
         let src = x + item * g.h * g.w
@@ -122,18 +130,65 @@ func depthwise(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ out:
                 for kx in 0..<g.kw {
                     let wv = filter[ky * g.kw + kx]
                     let offset = kx - g.padding
-                    // Valid ox: 0 <= ox*stride + offset < w.
+                    // Valid ox: 0 <= ox·stride + offset < w.
                     let lo = offset >= 0 ? 0 : (-offset + g.stride - 1) / g.stride
                     let hi = min(g.wo, g.w - offset > 0 ? (g.w - offset - 1) / g.stride + 1 : 0)
                     if lo >= hi { continue }
-                    if g.stride == 1 {
-                        let s = line + offset
-                        for ox in lo..<hi { row[ox] += wv * s[ox] }
-                    } else {
-                        for ox in lo..<hi { row[ox] += wv * line[ox * g.stride + offset] }
-                    }
+                    for ox in lo..<hi { row[ox] += wv * line[ox * g.stride + offset] }
                 }
             }
+        }
+    }
+}
+
+/// Stride-1 depthwise conv: each channel is copied once into a zero-padded plane, then every run of
+/// 8 outputs accumulates all kh·kw taps in one SIMD register (no bounds checks, one store per run).
+private func depthwiseStride1(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                              batch: Int, channels: Int, _ g: ConvGeometry) {
+    let ph = g.h + 2 * g.padding, pw = g.w + 2 * g.padding
+    let workers = min(Threads.count, batch * channels)
+    parallelFor(workers) { worker in
+        let padded = UnsafeMutablePointer<Float>.allocate(capacity: ph * pw)
+        defer { padded.deallocate() }
+        padded.initialize(repeating: 0, count: ph * pw)
+        let raw = UnsafeRawPointer(padded)
+        var item = worker * (batch * channels) / workers
+        let end = (worker + 1) * (batch * channels) / workers
+        while item < end {
+            let ch = item % channels
+            let src = x + item * g.h * g.w
+            for y in 0..<g.h {
+                (padded + (y + g.padding) * pw + g.padding).update(from: src + y * g.w, count: g.w)
+            }
+            let dst = out + item * g.ho * g.wo
+            let filter = weight + ch * g.kh * g.kw
+            let vectorEnd = g.wo & ~7
+            for oy in 0..<g.ho {
+                let row = dst + oy * g.wo
+                var ox = 0
+                while ox < vectorEnd {
+                    var acc = UnsafeRawPointer(row).loadUnaligned(fromByteOffset: ox * 4, as: SIMD8<Float>.self)
+                    for ky in 0..<g.kh {
+                        let lineOffset = ((oy + ky) * pw + ox) * 4
+                        for kx in 0..<g.kw {
+                            let v = raw.loadUnaligned(fromByteOffset: lineOffset + kx * 4, as: SIMD8<Float>.self)
+                            acc += filter[ky * g.kw + kx] * v
+                        }
+                    }
+                    UnsafeMutableRawPointer(row).storeBytes(of: acc, toByteOffset: ox * 4, as: SIMD8<Float>.self)
+                    ox += 8
+                }
+                while ox < g.wo {
+                    var acc = row[ox]
+                    for ky in 0..<g.kh {
+                        let line = padded + (oy + ky) * pw + ox
+                        for kx in 0..<g.kw { acc += filter[ky * g.kw + kx] * line[kx] }
+                    }
+                    row[ox] = acc
+                    ox += 1
+                }
+            }
+            item += 1
         }
     }
 }
