@@ -3,7 +3,10 @@
 ///
 /// Three paths: depthwise (groups == C == O) runs direct loops per channel (a GEMM with k = kh·kw
 /// per channel would be all overhead); 1x1 stride-1 unpadded convs are a single GEMM on the input
-/// as is; everything else builds the im2col matrix [C/groups·kh·kw, Ho·Wo] per group and calls one GEMM.
+/// as is; everything else unfolds tiles of output rows into im2col columns [C/groups·kh·kw, rows·Wo]
+/// and multiplies each tile by the group's weight [O/groups, C/groups·kh·kw] with one GEMM. Tiles keep
+/// the column buffer cache-sized (and memory bounded for large images) and are spread over the cores,
+/// each worker with its own buffer and single-threaded BLAS.
 public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0, groups: Int = 1) -> Tensor {
     precondition(x.rank == 3 || x.rank == 4, "conv2d input must be [C,H,W] or [N,C,H,W], got \(x.shape)")
     precondition(weight.rank == 4, "conv2d weight must be [O, C/groups, kh, kw], got \(weight.shape)")
@@ -37,24 +40,40 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, 
                     depthwise(xs, ws, po, batch: batch, channels: c, geometry)
                     return
                 }
-                let direct = kh == 1 && kw == 1 && stride == 1 && padding == 0
                 let kdim = cg * kh * kw
-                let columns: UnsafeMutablePointer<Float>? = direct ? nil : .allocate(capacity: kdim * plane)
-                defer { columns?.deallocate() }
-                for n in 0..<batch {
-                    for g in 0..<groups {
-                        let input = xs + (n * c + g * cg) * h * w
-                        let bMatrix: UnsafePointer<Float>
-                        if let columns {
-                            im2col(input, columns, geometry)
-                            bMatrix = UnsafePointer(columns)
-                        } else {
-                            bMatrix = input
+                if kh == 1 && kw == 1 && stride == 1 && padding == 0 {
+                    for n in 0..<batch {
+                        for g in 0..<groups {
+                            gemm(transA: false, transB: false, m: og, n: plane, k: kdim,
+                                 a: ws + g * og * kdim, lda: kdim, b: xs + (n * c + g * cg) * h * w, ldb: plane,
+                                 beta: 1, c: po + (n * o + g * og) * plane, ldc: plane)
                         }
-                        gemm(transA: false, transB: false, m: og, n: plane, k: kdim,
-                             a: ws + g * og * kdim, lda: kdim, b: bMatrix, ldb: plane,
-                             beta: 1, c: po + (n * o + g * og) * plane, ldc: plane)
                     }
+                    return
+                }
+                // About 1 Mi floats (4 MiB) of columns per tile, whole output rows.
+                let tileRows = max(1, min(ho, (1 << 20) / max(kdim * wo, 1)))
+                let tiles = (ho + tileRows - 1) / tileRows
+                let items = batch * groups * tiles
+                let workers = min(Threads.count, items)
+                let work = { (worker: Int) in
+                    let columns = UnsafeMutablePointer<Float>.allocate(capacity: kdim * tileRows * wo)
+                    defer { columns.deallocate() }
+                    var item = worker
+                    while item < items {
+                        let n = item / (groups * tiles), g = (item / tiles) % groups
+                        let row0 = (item % tiles) * tileRows, rows = min(tileRows, ho - row0)
+                        im2col(xs + (n * c + g * cg) * h * w, columns, geometry, outputRows: row0..<(row0 + rows))
+                        gemm(transA: false, transB: false, m: og, n: rows * wo, k: kdim,
+                             a: ws + g * og * kdim, lda: kdim, b: columns, ldb: rows * wo,
+                             beta: 1, c: po + (n * o + g * og) * plane + row0 * wo, ldc: plane)
+                        item += workers
+                    }
+                }
+                if workers <= 1 {
+                    work(0)
+                } else {
+                    withSingleThreadedBLAS { parallelFor(workers) { work($0) } }
                 }
             }
         }
@@ -65,44 +84,39 @@ struct ConvGeometry {
     var c, h, w, kh, kw, stride, padding, ho, wo: Int
 }
 
-/// Unfolds one group's input [c, h, w] into columns [c·kh·kw, ho·wo] (row = (channel, ky, kx)),
-/// zero where the window hangs over the padding. Rows are independent, so they are filled in parallel.
-func im2col(_ x: UnsafePointer<Float>, _ columns: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+/// Unfolds output rows `outputRows` of one group's input [c, h, w] into columns
+/// [c·kh·kw, rows·wo] (row = (channel, ky, kx)), zero where the window hangs over the padding.
+func im2col(_ x: UnsafePointer<Float>, _ columns: UnsafeMutablePointer<Float>, _ g: ConvGeometry, outputRows: Range<Int>) {
     let rows = g.c * g.kh * g.kw
-    let plane = g.ho * g.wo
-    let perRow = plane
-    let rowsPerChunk = max(1, (1 << 14) / max(perRow, 1))
-    let chunks = (rows + rowsPerChunk - 1) / rowsPerChunk
-    parallelFor(chunks) { chunk in
-        for row in (chunk * rowsPerChunk)..<min(rows, (chunk + 1) * rowsPerChunk) {
-            let ch = row / (g.kh * g.kw), ky = (row / g.kw) % g.kh, kx = row % g.kw
-            let src = x + ch * g.h * g.w
-            let dst = columns + row * plane
-            for oy in 0..<g.ho {
-                let iy = oy * g.stride - g.padding + ky
-                let d = dst + oy * g.wo
-                if iy < 0 || iy >= g.h {
-                    d.initialize(repeating: 0, count: g.wo)
-                    continue
-                }
-                let line = src + iy * g.w
-                if g.stride == 1 {
-                    // Contiguous run: zero the overhang, copy the inside.
-                    let ix0 = kx - g.padding
-                    let lo = max(0, -ix0), hi = min(g.wo, g.w - ix0)
-                    if lo > 0 { d.initialize(repeating: 0, count: min(lo, g.wo)) }
-                    if hi > lo { (d + lo).initialize(from: line + ix0 + lo, count: hi - lo) }
-                    if hi < g.wo { (d + max(hi, lo)).initialize(repeating: 0, count: g.wo - max(hi, lo)) }
-                } else {
-                    // Strided: valid ox satisfy 0 <= ox·stride + kx - padding < w; the rest is padding.
-                    let offset = kx - g.padding
-                    let lo = min(g.wo, offset >= 0 ? 0 : (-offset + g.stride - 1) / g.stride)
-                    let hi = max(lo, min(g.wo, g.w - offset > 0 ? (g.w - offset - 1) / g.stride + 1 : 0))
-                    for ox in 0..<lo { d[ox] = 0 }
-                    var ix = lo * g.stride + offset
-                    for ox in lo..<hi { d[ox] = line[ix]; ix += g.stride }
-                    for ox in hi..<g.wo { d[ox] = 0 }
-                }
+    let plane = outputRows.count * g.wo
+    for row in 0..<rows {
+        let ch = row / (g.kh * g.kw), ky = (row / g.kw) % g.kh, kx = row % g.kw
+        let src = x + ch * g.h * g.w
+        let dst = columns + row * plane
+        for oy in outputRows {
+            let iy = oy * g.stride - g.padding + ky
+            let d = dst + (oy - outputRows.lowerBound) * g.wo
+            if iy < 0 || iy >= g.h {
+                d.initialize(repeating: 0, count: g.wo)
+                continue
+            }
+            let line = src + iy * g.w
+            if g.stride == 1 {
+                // Contiguous run: zero the overhang, copy the inside.
+                let ix0 = kx - g.padding
+                let lo = max(0, -ix0), hi = min(g.wo, g.w - ix0)
+                if lo > 0 { d.initialize(repeating: 0, count: min(lo, g.wo)) }
+                if hi > lo { (d + lo).initialize(from: line + ix0 + lo, count: hi - lo) }
+                if hi < g.wo { (d + max(hi, lo)).initialize(repeating: 0, count: g.wo - max(hi, lo)) }
+            } else {
+                // Strided: valid ox satisfy 0 <= ox·stride + kx - padding < w; the rest is padding.
+                let offset = kx - g.padding
+                let lo = min(g.wo, offset >= 0 ? 0 : (-offset + g.stride - 1) / g.stride)
+                let hi = max(lo, min(g.wo, g.w - offset > 0 ? (g.w - offset - 1) / g.stride + 1 : 0))
+                for ox in 0..<lo { d[ox] = 0 }
+                var ix = lo * g.stride + offset
+                for ox in lo..<hi { d[ox] = line[ix]; ix += g.stride }
+                for ox in hi..<g.wo { d[ox] = 0 }
             }
         }
     }
