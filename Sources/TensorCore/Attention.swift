@@ -44,7 +44,8 @@ public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, sca
                     let run = { (worker: Int, workerCount: Int) in
                         // One scores buffer per worker, reused for all its blocks.
                         let scores = UnsafeMutablePointer<Float>.allocate(capacity: min(block, nq) * nk)
-                        defer { scores.deallocate() }
+                        let sums = UnsafeMutablePointer<Float>.allocate(capacity: min(block, nq))
+                        defer { scores.deallocate(); sums.deallocate() }
                         var item = worker
                         while item < items {
                             let b = item / (heads * blocks)
@@ -57,7 +58,6 @@ public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, sca
                             let oBlock = o + (b * nq + row0) * cv + h * dv
                             gemm(transA: false, transB: true, m: rows, n: nk, k: dq, alpha: alpha,
                                  a: qBlock, lda: cq, b: kHead, ldb: cq, c: scores, ldc: nk)
-                            var sums = [Float](repeating: 0, count: rows)
                             for r in 0..<rows { sums[r] = softmaxRowUnnormalized(scores + r * nk, nk) }
                             gemm(transA: false, transB: false, m: rows, n: dv, k: nk,
                                  a: scores, lda: nk, b: vHead, ldb: cv, c: oBlock, ldc: cv)

@@ -5,7 +5,7 @@ import Darwin
 #endif
 
 /// e^x for 8 lanes at once (Cephes `expf` scheme, ~1 ulp): x = n·ln2 + r with |r| ≤ ln2/2,
-/// e^r from a degree-6 polynomial, 2^n put straight into the exponent bits. Inputs below -87.3
+/// e^r as 1 + r + r²·(degree-5 polynomial), 2^n put straight into the exponent bits. Inputs below -87.3
 /// (softmax scores far under the row max, or -inf) give ~1e-38 instead of 0 — negligible in a sum of
 /// terms whose largest is 1. Scalar `expf` per score costs as much as the attention GEMMs themselves.
 @inline(__always)
