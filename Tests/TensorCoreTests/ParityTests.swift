@@ -61,6 +61,12 @@ final class ParityTests: XCTestCase {
         var y = x
         geluInPlace(&y)
         assertClose(y, try f("act_gelu"), "geluInPlace")
+        // A length that is not a multiple of 8 also runs the scalar tail of the vectorized maps.
+        let odd = sliced(x.reshaped([x.count]), axis: 0, range: 0..<1199)
+        for (name, op) in [("gelu", gelu), ("silu", silu), ("sigmoid", sigmoid)] as [(String, (Tensor) -> Tensor)] {
+            let ref = sliced(try f("act_\(name)").reshaped([x.count]), axis: 0, range: 0..<1199)
+            assertClose(op(odd), ref, "\(name) odd length")
+        }
     }
 
     func testSoftmax() throws { assertClose(softmax(try f("softmax_x")), try f("softmax_out"), "softmax") }
