@@ -408,6 +408,42 @@ def main():
         print(f"k={k}: target score {score.item():+.4f}, support scores",
               [round(float(h['out'][6].item()), 4) for h in sup_heads])
 
+    # Prompted decoding of the k = 2 target's conditioned features (interactive refinement), through the
+    # official _forward_sam_heads: points (a box is two points labelled 2 and 3, as the video predictor
+    # passes it), mask prompts at the prompt size and at image size (antialiased resize), multimask or not.
+    with torch.no_grad():
+        cond = torch.from_numpy(np.load(os.path.join(OUT, "k2_attention_out.npy")))[None]
+        hr = [feats[3]["s0"][None], feats[3]["s1"][None]]
+        u = IMAGE / 128
+        cases = {
+            "one_point": ([[40, 50]], [1], None, True),
+            "points_box": ([[10, 12], [100, 90], [40, 50], [90, 20]], [2, 3, 1, 0], None, False),
+            "point_mask": ([[40, 50]], [1], torch.randn((1, 1, IMAGE // 4, IMAGE // 4), generator=gen), False),
+            "big_mask": ([], [], (torch.rand((1, 1, IMAGE, IMAGE), generator=gen) > 0.6).float(), True),
+        }
+        for name, (pts, labels, mask, multi) in cases.items():
+            point_inputs = None
+            if pts:
+                point_inputs = {"point_coords": torch.tensor([pts], dtype=torch.float32) * u,
+                                "point_labels": torch.tensor([labels], dtype=torch.int32)}
+                save(f"heads_{name}_points", point_inputs["point_coords"][0])
+                save(f"heads_{name}_labels", point_inputs["point_labels"][0].to(torch.int64))
+            if mask is not None:
+                save(f"heads_{name}_mask", mask[0, 0])
+            raw = []
+            predict = model.sam_mask_decoder.predict_masks
+            model.sam_mask_decoder.predict_masks = lambda *a, **kw: raw.append(predict(*a, **kw)) or raw[-1]
+            out = model._forward_sam_heads(cond, point_inputs=point_inputs, mask_inputs=mask,
+                                           high_res_features=hr, multimask_output=multi)
+            del model.sam_mask_decoder.predict_masks
+            save(f"heads_{name}_raw_masks", raw[0][0][0])   # all 4 masks before selection and gating
+            save(f"heads_{name}_masks", out[0][0])
+            save(f"heads_{name}_iou", out[2][0])
+            save(f"heads_{name}_low_res", out[3][0, 0])
+            save(f"heads_{name}_pointer", out[5][0])
+            save(f"heads_{name}_score", out[6][0])
+            print(f"heads {name}: score {out[6].item():+.4f}, ious {[round(v, 4) for v in out[2][0].tolist()]}")
+
     # k = 20 > 15 supports (images/masks 0..2 repeated): the pointer distances are normalized by
     # min(k + 1, 16) - 1 = 15, so they exceed 1 (sam2.md §6.3).
     with torch.no_grad():

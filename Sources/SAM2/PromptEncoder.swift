@@ -17,6 +17,14 @@ public struct SAM2Point: Sendable, Equatable {
     }
 }
 
+extension SAM2Point {
+    /// A box as the SAM 2 predictors pass it to the heads: two points labelled 2 (top-left) and 3
+    /// (bottom-right), placed before any click points.
+    public static func corners(of box: SAM2Box) -> [SAM2Point] {
+        [SAM2Point(x: box.x0, y: box.y0, label: 2), SAM2Point(x: box.x1, y: box.y1, label: 3)]
+    }
+}
+
 /// A box prompt in model-input pixel coordinates.
 public struct SAM2Box: Sendable, Equatable {
     public var x0: Float, y0: Float, x1: Float, y1: Float

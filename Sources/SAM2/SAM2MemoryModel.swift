@@ -23,11 +23,12 @@ public struct SAM2FrameFeatures: Sendable {
 
 /// Result of segmenting one target.
 public struct SAM2Segmentation: Sendable {
-    /// The 3 multimask low-resolution logits [3, 4g, 4g] after object-score gating (−1024 when score ≤ 0).
+    /// The candidate low-resolution logits after object-score gating (−1024 when score ≤ 0):
+    /// [3, 4g, 4g] in multimask mode (the prompt-free target), [1, 4g, 4g] in single-mask mode.
     public var masks: Tensor
     /// Their predicted IoUs.
     public var iou: [Float]
-    /// Index (0...2) of the returned mask: argmax IoU, first on ties.
+    /// Index of the returned mask in `masks`: argmax IoU, first on ties (0 in single-mask mode).
     public var chosen: Int
     /// Object-score logit; ≤ 0 means "no object" and every mask logit is −1024.
     public var objectScore: Float
@@ -171,17 +172,45 @@ public struct SAM2MemoryModel: Sendable {
     public func decodeTarget(_ conditioned: Tensor, _ f: SAM2FrameFeatures, outputSize: (height: Int, width: Int))
         -> (raw: MaskDecoderOutput, result: SAM2Segmentation)
     {
-        let raw = maskDecoder(image: conditioned, imagePE: promptEncoder.imagePositionEncoding,
-                              sparse: promptEncoder.emptySparseEmbeddings, dense: promptEncoder.denseEmbeddings(mask: nil),
+        decode(conditioned, f, multimask: true, outputSize: outputSize)
+    }
+
+    /// The SAM heads as `_forward_sam_heads` runs them: prompt encoding, decoding, mask selection
+    /// (multimask: argmax IoU of masks 1...3; single: mask 0 unless unstable, see `singleMask`),
+    /// object-score gating of the masks and the pointer, then the resize to `outputSize`.
+    /// - image: conditioned features [d, g, g] (or raw features for an unconditioned frame).
+    /// - points: model-input pixel coordinates; a box is passed as its two corners (`SAM2Point.corners`),
+    ///   as the video predictor does. No points = the prompt-free padding tokens.
+    /// - maskPrompt: mask logits [4g, 4g] (other sizes are resized, antialiased bilinear) or nil.
+    public func decode(_ image: Tensor, _ f: SAM2FrameFeatures, points: [SAM2Point] = [], maskPrompt: Tensor? = nil,
+                       multimask: Bool, outputSize: (height: Int, width: Int)) -> (raw: MaskDecoderOutput, result: SAM2Segmentation)
+    {
+        var dense = promptEncoder.denseEmbeddings(mask: nil)
+        if let maskPrompt {
+            let low = config.lowResolutionSize
+            var m = maskPrompt.reshaped([1, maskPrompt.dim(-2), maskPrompt.dim(-1)])
+            if m.dim(1) != low || m.dim(2) != low { m = interpolate(m, size: (low, low), mode: .bilinear, antialias: true) }
+            dense = promptEncoder.denseEmbeddings(mask: m)
+        }
+        let raw = maskDecoder(image: image, imagePE: promptEncoder.imagePositionEncoding,
+                              sparse: promptEncoder.sparseEmbeddings(points: points), dense: dense,
                               highResolution0: f.highResolution0, highResolution1: f.highResolution1)
         let present = raw.objectScore > 0
-        var masks = sliced(raw.masks, axis: 0, range: 1..<4)
+        var masks: Tensor, iou: [Float], chosen = 0, token: Int
+        if multimask {
+            masks = sliced(raw.masks, axis: 0, range: 1..<4)
+            iou = Array(raw.iou[1..<4])
+            for i in 1..<3 where iou[i] > iou[chosen] { chosen = i }
+            token = 1 + chosen
+        } else {
+            let single = raw.singleMask()
+            masks = single.logits.reshaped([1] + single.logits.shape)
+            iou = [single.iou]
+            token = 0  // the single-mask pointer always comes from mask token 0
+        }
         if !present { masks = Tensor(repeating: -1024, shape: masks.shape) }
-        let iou = Array(raw.iou[1..<4])
-        var chosen = 0
-        for i in 1..<3 where iou[i] > iou[chosen] { chosen = i }
         let low = sliced(masks, axis: 0, range: chosen..<(chosen + 1))
-        let pointer = gatedPointer(sliced(raw.maskTokens, axis: 0, range: (1 + chosen)..<(2 + chosen)), present: present)
+        let pointer = gatedPointer(sliced(raw.maskTokens, axis: 0, range: token..<(token + 1)), present: present)
         let logits = interpolate(low, size: outputSize, mode: .bilinear)
         let side = low.dim(1)
         return (raw, SAM2Segmentation(masks: masks, iou: iou, chosen: chosen, objectScore: raw.objectScore,

@@ -229,6 +229,34 @@ struct MemoryPathChecks {
         XCTAssertEqual(result.objectScore, try load("k20_target_score").data[0], accuracy: 1e-4)
     }
 
+    /// Prompted decoding (interactive refinement) against the official `_forward_sam_heads` on the k = 2
+    /// target's conditioned features: one click (multimask), box + clicks (single mask), click + mask
+    /// prompt at prompt size, mask prompt at image size (antialiased resize).
+    func checkPromptedDecodingMatchesReference() throws {
+        let m = try model()
+        let conditioned = try load("k2_attention_out")
+        let target = try features(image: 3)
+        for (name, multimask) in [("one_point", true), ("points_box", false), ("point_mask", false), ("big_mask", true)] {
+            var points: [SAM2Point] = []
+            if let coords = try? load("heads_\(name)_points") {
+                let labels = try NPY.readArray(fixture("heads_\(name)_labels.npy")).int64 ?? []
+                points = labels.indices.map { SAM2Point(x: coords.data[2 * $0], y: coords.data[2 * $0 + 1], label: Int(labels[$0])) }
+            }
+            let mask = try? load("heads_\(name)_mask")
+            let (raw, result) = m.decode(conditioned, target, points: points, maskPrompt: mask, multimask: multimask,
+                                         outputSize: outputSize)
+            assertClose(raw.masks, try load("heads_\(name)_raw_masks"), "\(name): raw masks")
+            assertClose(result.masks, try load("heads_\(name)_masks"), "\(name): returned masks")
+            assertClose(Tensor(shape: [result.iou.count], data: result.iou), try load("heads_\(name)_iou"), "\(name): IoU")
+            assertClose(result.lowResolutionLogits, try load("heads_\(name)_low_res"), "\(name): chosen mask")
+            assertClose(Tensor(shape: [result.pointer.count], data: result.pointer), try load("heads_\(name)_pointer"),
+                        "\(name): pointer")
+            XCTAssertEqual(result.objectScore, try load("heads_\(name)_score").data[0], accuracy: 1e-5)
+        }
+        // The box case really is a box: corners first, labelled 2 and 3.
+        XCTAssertEqual(SAM2Point.corners(of: SAM2Box(x0: 1, y0: 2, x1: 3, y1: 4)).map(\.label), [2, 3])
+    }
+
     // MARK: Prompt encoder
 
     func checkPromptEncoderMatchesReference() throws {
@@ -334,6 +362,7 @@ final class MemoryPathTests: XCTestCase {
     func testSupportMemorySerializationRoundTrips() throws { try checks.checkSupportMemorySerializationRoundTrips() }
     func testBadInputsThrow() throws { try checks.checkBadInputsThrow() }
     func testManySupportsMatchReference() throws { try checks.checkManySupportsMatchReference() }
+    func testPromptedDecodingMatchesReference() throws { try checks.checkPromptedDecodingMatchesReference() }
     func testHuggingFaceLayoutLoadsTheSameModel() throws { try checks.checkHuggingFaceLayoutLoadsTheSameModel() }
 }
 
