@@ -78,7 +78,7 @@ public struct MaskDecoder: Sendable {
                                highResolution0: Tensor, highResolution1: Tensor) -> MaskDecoderOutput {
         let g = image.dim(1)
         let tokensIn = concatenated([outputTokens, sparse], axis: 0)
-        let (hs, src) = transformer(tokens: tokensIn, image: tokens(add(image, dense)), imagePE: tokens(imagePE))
+        let (hs, src) = transformer(tokens: tokensIn, image: tokenRows(add(image, dense)), imagePE: tokenRows(imagePE))
 
         // Upscaling: ConvT -> + conv_s1(L1) -> LN2d -> GELU -> ConvT -> + conv_s0(L0) -> GELU.
         var u = convTranspose2x2(featureMap(src, height: g, width: g), weight: upscale1.weight, bias: upscale1.bias)

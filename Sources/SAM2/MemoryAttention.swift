@@ -128,8 +128,8 @@ public struct MemoryAttention: Sendable {
                                pointerTokens: Int) -> Tensor {
         let h = features.dim(1), w = features.dim(2)
         precondition(h * w == rope.cells, "memory attention built for a \(config.featureSize)² grid, got \(h)x\(w)")
-        var x = tokens(features)
-        addInPlace(&x, scaled(tokens(positionEncoding), by: 0.1))
+        var x = tokenRows(features)
+        addInPlace(&x, scaled(tokenRows(positionEncoding), by: 0.1))
         let keys = add(memory, memoryPosition)
         for layer in layers {
             x = layer(x, memoryKeys: keys, memoryValues: memory, pointerTokens: pointerTokens, rope: rope)

@@ -24,7 +24,7 @@ public struct MemoryBank: Sendable {
         let tpos = try w.tensor("maskmem_tpos_enc", shape: [config.memorySlots, 1, 1, m])
         // Conditioning frames use t_pos = 0 -> row num_maskmem − 1.
         let row = sliced(tpos.reshaped([config.memorySlots, m]), axis: 0, range: (config.memorySlots - 1)..<config.memorySlots)
-        var pos = tokens(MemoryPositionEncoding.sine(channels: m, height: g, width: g))
+        var pos = tokenRows(MemoryPositionEncoding.sine(channels: m, height: g, width: g))
         pos.withUnsafeMutableBufferPointer { p in
             row.withUnsafeBufferPointer { r in
                 for n in 0..<(g * g) { for c in 0..<m { p[n * m + c] += r[c] } }

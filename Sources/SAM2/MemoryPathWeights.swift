@@ -273,7 +273,7 @@ struct MLP: Sendable {
 }
 
 /// [C, H, W] -> tokens [H·W, C] (row-major token order, n = y·W + x).
-func tokens(_ map: Tensor) -> Tensor {
+func tokenRows(_ map: Tensor) -> Tensor {
     let c = map.dim(0), hw = map.dim(1) * map.dim(2)
     return permuted(map.reshaped([c, hw]), [1, 0])
 }
