@@ -47,7 +47,7 @@ if FULL:
 FEAT = IMAGE // 16
 
 
-def build_model():
+def build_model(config="configs/sam2.1/sam2.1_hiera_t.yaml"):
     import sam2  # noqa: F401  (initializes hydra's config module)
     import sam2.modeling.sam2_base as sam2_base
     from hydra import compose
@@ -93,7 +93,7 @@ def build_model():
         m + f"memory_encoder.mask_downsampler.embed_dim={D}",
         m + f"memory_encoder.fuser.layer.dim={D}",
     ]
-    cfg = compose(config_name="configs/sam2.1/sam2.1_hiera_t.yaml", overrides=overrides)
+    cfg = compose(config_name=config, overrides=overrides)
     OmegaConf.resolve(cfg)
     model = instantiate(cfg.model, _recursive_=True)
     sam2_base.TwoWayTransformer = original
@@ -299,7 +299,7 @@ def main():
         np.save(os.path.join(OUT, f"support_mask{j}.npy"), mk.astype(np.uint8))
 
     # Object-score bias: choose it so the k = 1..3 targets get scores of both signs (gating exercised).
-    def run_case(k, record=True):
+    def run_case(k, model=model):
         from sam2.sam2_video_predictor import SAM2VideoPredictor  # noqa: F401
         with tempfile.TemporaryDirectory() as d:
             from PIL import Image
@@ -456,6 +456,23 @@ def main():
     save("k20_target_score", th[6][0])
     save("k20_final", final)
     print(f"k=20: target score {th[6].item():+.4f}")
+
+    # SAM 2.0 behaviour (sam2/sam2_hiera_t.yaml: no pointer temporal PE, no no_obj_embed_spatial) with the
+    # same weights minus those two tensors: the Swift test loads weights.safetensors with the 2.0 flags.
+    sam20 = build_model("configs/sam2/sam2_hiera_t.yaml")
+    sd20 = {k: v for k, v in model.state_dict().items() if k not in ("no_obj_embed_spatial",) and not k.startswith("obj_ptr_tpos_proj")}
+    sam20.load_state_dict(sd20, strict=True)
+    for k in (2, 3):
+        with torch.no_grad():
+            state, ev, final = run_case(k, model=sam20)
+        a = [e[1] for e in ev if e[0] == "attention"][0]
+        save(f"sam2_0_k{k}_memory_pos", a["memory_pos"][:, 0, :])
+        save(f"sam2_0_k{k}_attention_out", chw(a["out"]))
+        save(f"sam2_0_k{k}_final", final)
+        if k == 3:
+            save("sam2_0_k3_support2_memory_bf16", state["output_dict_per_obj"][0]["cond_frame_outputs"][2]["maskmem_features"][0].float())
+        th = [e[1] for e in ev if e[0] == "heads" and e[1]["multimask"]][-1]["out"]
+        print(f"SAM 2.0 k={k}: target score {th[6].item():+.4f}")
 
     # Prompt encoder with points, a box and a mask (for interactive refinement).
     with torch.no_grad():

@@ -56,6 +56,26 @@ struct MemoryPathChecks {
         return diff / scale
     }
 
+    /// Rounding can only amplify the fp32 differences (≤ 1e-6 of the scale): each value may land one bf16
+    /// ulp away, and values so small that the fp32 noise exceeds their ulp a little further, never more
+    /// than that noise plus one ulp. Fewer than 1 % of the values may differ at all.
+    func assertBF16Close(_ support: SupportMemory, _ ref: Tensor, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(support.memoryBits.count, ref.count, file: file, line: line)
+        var flips = 0
+        let scale = ref.data.map(abs).max() ?? 1
+        for (bits, r) in zip(support.memoryBits, ref.data) {
+            let rb = bfloat16Bits(r)
+            XCTAssertEqual(float(fromBFloat16: rb), r, "\(what): reference value is not a bf16", file: file, line: line)
+            let ours = float(fromBFloat16: bits)
+            let ulp = abs(float(fromBFloat16: rb | 1) - float(fromBFloat16: rb & ~1))
+            XCTAssertLessThanOrEqual(abs(ours - r), ulp + 1e-6 * scale, "\(what): bf16 memory \(ours) vs reference \(r)",
+                                     file: file, line: line)
+            if bits != rb { flips += 1 }
+        }
+        XCTAssertLessThan(flips, support.memoryBits.count / 100, "\(what): \(flips) one-ulp flips", file: file, line: line)
+        print("parity \(what) bf16 memory: \(flips) of \(support.memoryBits.count) values differ")
+    }
+
     // MARK: Supports
 
     /// The GT -> low-res -> high-res round trip reproduces exactly the mask the reference encodes.
@@ -91,22 +111,7 @@ struct MemoryPathChecks {
             let (support, fp32) = try m.encodeSupportFP32(try features(image: j), mask: try groundTruth(j))
             assertClose(fp32, try load("k3_support\(j)_memory_fp32"), "support \(j) memory (fp32)")
             let ref = try load("k3_support\(j)_memory_bf16")
-            // Rounding can only amplify the fp32 differences above: each value may land one bf16 ulp away,
-            // and values so small that the fp32 noise (1e-6 of the tensor scale) exceeds their ulp may land
-            // a little further, but never more than that noise plus one ulp.
-            var flips = 0
-            let scale = ref.data.map(abs).max() ?? 1
-            for (bits, r) in zip(support.memoryBits, ref.data) {
-                let rb = bfloat16Bits(r)
-                XCTAssertEqual(float(fromBFloat16: rb), r, "reference value is not a bf16")
-                let ours = float(fromBFloat16: bits)
-                let ulp = abs(float(fromBFloat16: rb | 1) - float(fromBFloat16: rb & ~1))
-                XCTAssertLessThanOrEqual(abs(ours - r), ulp + 1e-6 * scale,
-                                         "support \(j): bf16 memory \(ours) vs reference \(r)")
-                if bits != rb { flips += 1 }
-            }
-            XCTAssertLessThan(flips, support.memoryBits.count / 100, "support \(j): \(flips) one-ulp flips")
-            print("parity support \(j) bf16 memory: \(flips) of \(support.memoryBits.count) values differ")
+            assertBF16Close(support, try load("k3_support\(j)_memory_bf16"), "support \(j)")
             let pointer = Tensor(shape: [support.pointer.count], data: support.pointer)
             assertClose(pointer, try load("k3_support\(j)_pointer"), "support \(j) pointer")
             XCTAssertEqual(support.isEmpty, j == 2)
@@ -257,6 +262,25 @@ struct MemoryPathChecks {
         XCTAssertEqual(SAM2Point.corners(of: SAM2Box(x0: 1, y0: 2, x1: 3, y1: 4)).map(\.label), [2, 3])
     }
 
+    /// SAM 2.0 behaviour (no pointer temporal PE, no occlusion embedding) with the same weights.
+    func checkSAM2_0BehaviourMatchesReference() throws {
+        let w = try SAM2MemoryWeights(path: fixture("weights.safetensors"))
+        var config = try w.inferConfig(imageSize: imageSize)
+        config.pointerTemporalEncoding = false
+        config.noObjectSpatialEmbedding = false
+        let m = try SAM2MemoryModel(weights: w, config: config)
+        let supports = try (0..<3).map { try m.encodeSupport(try features(image: $0), mask: try groundTruth($0)) }
+        assertBF16Close(supports[2], try load("sam2_0_k3_support2_memory_bf16"), "SAM 2.0 empty support")
+        let target = try features(image: 3)
+        for k in 2...3 {
+            let bank = try m.memoryBank.assemble(Array(supports.prefix(k)))
+            assertClose(bank.position, try load("sam2_0_k\(k)_memory_pos"), relative: 1e-5, "SAM 2.0 k=\(k) memory PE")
+            assertClose(m.conditionedFeatures(target, bank: bank), try load("sam2_0_k\(k)_attention_out"), "SAM 2.0 k=\(k) memory attention")
+            let result = try m.segment(target, supports: Array(supports.prefix(k)), outputSize: outputSize)
+            assertClose(result.logits, try load("sam2_0_k\(k)_final"), "SAM 2.0 k=\(k) final logits")
+        }
+    }
+
     // MARK: Prompt encoder
 
     func checkPromptEncoderMatchesReference() throws {
@@ -362,6 +386,7 @@ final class MemoryPathTests: XCTestCase {
     func testSupportMemorySerializationRoundTrips() throws { try checks.checkSupportMemorySerializationRoundTrips() }
     func testBadInputsThrow() throws { try checks.checkBadInputsThrow() }
     func testManySupportsMatchReference() throws { try checks.checkManySupportsMatchReference() }
+    func testSAM2_0BehaviourMatchesReference() throws { try checks.checkSAM2_0BehaviourMatchesReference() }
     func testPromptedDecodingMatchesReference() throws { try checks.checkPromptedDecodingMatchesReference() }
     func testHuggingFaceLayoutLoadsTheSameModel() throws { try checks.checkHuggingFaceLayoutLoadsTheSameModel() }
 }
