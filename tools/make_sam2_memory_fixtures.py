@@ -474,6 +474,20 @@ def main():
         th = [e[1] for e in ev if e[0] == "heads" and e[1]["multimask"]][-1]["out"]
         print(f"SAM 2.0 k={k}: target score {th[6].item():+.4f}")
 
+    # GT masks given at other sizes: add_new_mask resizes them (antialiased bilinear, >= 0.5).
+    with torch.no_grad():
+        for name, (h, w) in {"up": (45, 70), "down": (300, 200)}.items():
+            yy, xx = np.mgrid[0:h, 0:w]
+            src = (((yy - 0.4 * h) / (0.3 * h)) ** 2 + ((xx - 0.55 * w) / (0.25 * w)) ** 2 <= 1) | ((xx % 17) == 3)
+            with tempfile.TemporaryDirectory() as d:
+                from PIL import Image
+                Image.fromarray(np.zeros((IMAGE, IMAGE, 3), np.uint8)).save(os.path.join(d, "00000.jpg"))
+                state = model.init_state(d)
+            model.add_new_mask(state, frame_idx=0, obj_id=1, mask=torch.from_numpy(src))
+            resized = state["mask_inputs_per_obj"][0][0][0, 0]
+            np.save(os.path.join(OUT, f"resize_{name}_source.npy"), src.astype(np.uint8))
+            np.save(os.path.join(OUT, f"resize_{name}_result.npy"), resized.numpy().astype(np.uint8))
+
     # Prompt encoder with points, a box and a mask (for interactive refinement).
     with torch.no_grad():
         pe = model.sam_prompt_encoder

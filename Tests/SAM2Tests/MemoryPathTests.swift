@@ -93,6 +93,18 @@ struct MemoryPathChecks {
         XCTAssertGreaterThan(zip(gt.data, ref.data).filter { ($0 > 0) != ($1 > 0) }.count, 0)
     }
 
+    /// Masks at other sizes are resized as add_new_mask does (antialiased bilinear, ≥ 0.5), up and down.
+    func checkMaskResizeMatchesReference() throws {
+        let m = try model()
+        for name in ["up", "down"] {
+            let ours = m.resizeMask(try load("resize_\(name)_source"))
+            let ref = try load("resize_\(name)_result")
+            XCTAssertEqual(ours.shape, [imageSize, imageSize])
+            let mismatches = zip(ours.data, ref.data).filter { $0 != $1 }.count
+            XCTAssertEqual(mismatches, 0, "\(name): \(mismatches) pixels differ")
+        }
+    }
+
     /// Memory encoder alone, fed the reference's own mask: fp32 memory before bf16 rounding.
     func checkMemoryEncoderMatchesReference() throws {
         let m = try model()
@@ -386,6 +398,7 @@ final class MemoryPathTests: XCTestCase {
     func testSupportMemorySerializationRoundTrips() throws { try checks.checkSupportMemorySerializationRoundTrips() }
     func testBadInputsThrow() throws { try checks.checkBadInputsThrow() }
     func testManySupportsMatchReference() throws { try checks.checkManySupportsMatchReference() }
+    func testMaskResizeMatchesReference() throws { try checks.checkMaskResizeMatchesReference() }
     func testSAM2_0BehaviourMatchesReference() throws { try checks.checkSAM2_0BehaviourMatchesReference() }
     func testPromptedDecodingMatchesReference() throws { try checks.checkPromptedDecodingMatchesReference() }
     func testHuggingFaceLayoutLoadsTheSameModel() throws { try checks.checkHuggingFaceLayoutLoadsTheSameModel() }
