@@ -348,6 +348,14 @@ struct MemoryPathChecks {
         XCTAssertEqual(a.pointer, b.pointer)
         let prompt = [SAM2Point(x: 3, y: 4, label: 1), SAM2Point(x: 30, y: 40, label: 0)]
         XCTAssertEqual(m.promptEncoder.sparseEmbeddings(points: prompt), hf.promptEncoder.sparseEmbeddings(points: prompt))
+        // A file that keeps only the tied top-level copy of the Fourier matrix loads too.
+        let fourier = "prompt_encoder.shared_embedding.positional_embedding"
+        XCTAssertTrue(renamed.contains { $0.0 == fourier })
+        let tied = renamed.map { ($0.0 == fourier ? "shared_image_embedding.positional_embedding" : $0.0, $0.1) }
+        try SafeTensors.write(tied, to: path)
+        let hfTied = try SAM2MemoryModel(path: path, imageSize: imageSize)
+        XCTAssertEqual(m.promptEncoder.sparseEmbeddings(points: prompt), hfTied.promptEncoder.sparseEmbeddings(points: prompt))
+        XCTAssertEqual(m.promptEncoder.imagePositionEncoding, hfTied.promptEncoder.imagePositionEncoding)
     }
 
     func checkSupportMemorySerializationRoundTrips() throws {
