@@ -116,6 +116,42 @@ public struct SAM2ImageEncoderConfig: Sendable, Equatable, CustomStringConvertib
         return result
     }
 
+    /// FLOPs of `forward_image` at `imageSize` (FLOP = 2 MAC; convs, linears and attention matmuls,
+    /// padded window tokens included as the reference computes them; norms/activations excluded) —
+    /// the convention of sam2.md §15, so GFLOP/s figures compare with the reference's.
+    public var flops: (patchEmbed: Double, blocks: [Double], neck: Double, highResolution: Double, total: Double) {
+        var side = imageSize / 4
+        let patch = 2.0 * Double(side * side) * Double(embedDim * 3 * 49)
+        var perBlock: [Double] = []
+        for b in blocks {
+            let dIn = Double(b.dimIn), dOut = Double(b.dimOut)
+            let tokens = Double(side * side)
+            let padded = b.window > 0 ? Double(((side + b.window - 1) / b.window) * b.window) : Double(side)
+            let keysPerGroup = b.window > 0 ? Double(b.window * b.window) : tokens
+            let groups = b.window > 0 ? (padded / Double(b.window)) * (padded / Double(b.window)) : 1
+            let queriesPerGroup = b.qPool ? keysPerGroup / 4 : keysPerGroup
+            let outSide = b.qPool ? side / 2 : side
+            let outTokens = Double(outSide * outSide)
+            var f = 2 * groups * keysPerGroup * dIn * 3 * dOut            // qkv on (padded) windows
+            f += 2 * 2 * groups * queriesPerGroup * keysPerGroup * dOut    // scores and weighted values
+            f += 2 * groups * queriesPerGroup * dOut * dOut                // attn.proj
+            if b.dimIn != b.dimOut { f += 2 * tokens * dIn * dOut }         // shortcut proj
+            f += 2 * 2 * outTokens * dOut * 4 * dOut                       // MLP
+            perBlock.append(f)
+            side = outSide
+        }
+        let d = Double(neckDim)
+        var neck = 0.0
+        for (s, c) in stageDims.enumerated() {
+            let n = Double((imageSize / (4 << s)) * (imageSize / (4 << s)))
+            neck += 2 * n * Double(c) * d
+        }
+        let n0 = Double((imageSize / 4) * (imageSize / 4))
+        let highRes = 2 * n0 * d * (d / 8) + 2 * (n0 / 4) * d * (d / 4)
+        let total = patch + perBlock.reduce(0, +) + neck + highRes
+        return (patch, perBlock, neck, highRes, total)
+    }
+
     public var description: String {
         "\(name): embed \(embedDim), heads \(numHeads), stages \(stages), global \(globalAttentionBlocks), windows \(windowSpec), bkg \(positionEmbeddingBackgroundSize)"
     }

@@ -9,7 +9,7 @@ public struct FpnNeck: Sendable {
     let laterals: [(weight: Tensor, bias: Tensor)]
     let topDownLevels: Set<Int>
 
-    init(weights: SAM2Weights, config: SAM2ImageEncoderConfig) throws {
+    init(weights: some SAM2TensorSource, config: SAM2ImageEncoderConfig) throws {
         let channels = Array(config.stageDims.reversed())  // backbone_channel_list, coarse -> fine
         laterals = try channels.enumerated().map { j, c in
             let w = try weights.tensor("image_encoder.neck.convs.\(j).conv.weight", shape: [config.neckDim, c, 1, 1])

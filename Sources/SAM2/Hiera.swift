@@ -18,7 +18,7 @@ struct HieraBlock: Sendable {
     /// Shortcut projection of the first block of a stage (width change).
     let shortcutProjection: (weight: Tensor, bias: Tensor)?
 
-    init(weights: SAM2Weights, prefix: String, layout: SAM2ImageEncoderConfig.Block) throws {
+    init(weights: some SAM2TensorSource, prefix: String, layout: SAM2ImageEncoderConfig.Block) throws {
         self.layout = layout
         let dIn = layout.dimIn, dOut = layout.dimOut
         func pair(_ name: String, _ shape: [Int]) throws -> (weight: Tensor, bias: Tensor) {
@@ -110,7 +110,7 @@ public struct Hiera: Sendable {
     /// Position embedding for the configured image size, [h, w, C0] (input-independent, built at load).
     let positionEmbedding: Tensor
 
-    init(weights: SAM2Weights, config: SAM2ImageEncoderConfig) throws {
+    init(weights: some SAM2TensorSource, config: SAM2ImageEncoderConfig) throws {
         self.config = config
         let c0 = config.embedDim
         let prefix = "image_encoder.trunk"

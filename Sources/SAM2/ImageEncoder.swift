@@ -42,7 +42,11 @@ public struct SAM2ImageEncoder: Sendable {
 
     /// Loads the encoder; without `config` the size is inferred from the tensor shapes.
     public init(weights: SAM2Weights, config: SAM2ImageEncoderConfig? = nil) throws {
-        let config = try config ?? weights.inferImageEncoderConfig()
+        try self.init(source: weights, config: config ?? weights.inferImageEncoderConfig())
+    }
+
+    /// Builds the encoder from any tensor source (a checkpoint, or random weights for benchmarks).
+    public init(source weights: some SAM2TensorSource, config: SAM2ImageEncoderConfig) throws {
         self.config = config
         trunk = try Hiera(weights: weights, config: config)
         neck = try FpnNeck(weights: weights, config: config)

@@ -12,7 +12,12 @@ public enum SAM2KeyLayout: String, Sendable {
     case huggingFace = "hugging-face"
 }
 
-public struct SAM2Weights {
+/// Where model code gets its parameters: by official key, with the shape it expects.
+public protocol SAM2TensorSource {
+    func tensor(_ key: String, shape: [Int]) throws -> Tensor
+}
+
+public struct SAM2Weights: SAM2TensorSource {
     public let path: String
     public let file: SafeTensors
     public let layout: SAM2KeyLayout
@@ -119,5 +124,31 @@ public struct SAM2Weights {
             config.neckDim = neck[0]
         }
         return config
+    }
+}
+
+/// Deterministic pseudo-random parameters of the right shapes, for benchmarks without a checkpoint
+/// (timing does not depend on the values). Norm weights near 1, other tensors ~ U(-1, 1)/sqrt(fan_in).
+public struct SAM2RandomWeights: SAM2TensorSource {
+    public var seed: UInt64
+    public init(seed: UInt64 = 0) { self.seed = seed }
+
+    public func tensor(_ key: String, shape: [Int]) throws -> Tensor {
+        // SplitMix64 seeded by the key, so every tensor is reproducible on its own.
+        var state = seed ^ key.utf8.reduce(UInt64(1469598103934665603)) { ($0 ^ UInt64($1)) &* 1099511628211 }
+        func next() -> Float {
+            state &+= 0x9E3779B97F4A7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
+            z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+            z ^= z >> 31
+            return Float(z >> 40) / Float(1 << 24) * 2 - 1
+        }
+        let isNormWeight = key.contains("norm") && key.hasSuffix(".weight")
+        let fanIn = shape.count > 1 ? shape.dropFirst().reduce(1, *) : 1
+        let scale = key.hasSuffix(".bias") ? 0.1 : 1 / Float(fanIn).squareRoot()
+        return Tensor(shape: shape) { out in
+            for i in 0..<out.count { out[i] = isNormWeight ? 1 + 0.1 * next() : scale * next() }
+        }
     }
 }

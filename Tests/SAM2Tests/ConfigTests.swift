@@ -67,3 +67,22 @@ final class ConfigTests: XCTestCase {
         for (official, hf) in pairs { XCTAssertEqual(SAM2Weights.huggingFaceName(official), hf) }
     }
 }
+
+/// FLOP counts against the ones measured with torch.utils.flop_counter on the official modules (sam2.md §15).
+final class FLOPTests: XCTestCase {
+    func testTinyMatchesMeasuredCounts() {
+        let f = SAM2ImageEncoderConfig.tiny.flops
+        let measured = [16.1, 21.3, 14.7, 20.6, 16.9, 40.3, 16.9, 40.3, 16.9, 40.3, 22.9, 15.6]
+        for (i, g) in f.blocks.enumerated() { XCTAssertEqual(g / 1e9, measured[i], accuracy: 0.051, "block \(i)") }
+        XCTAssertEqual(f.patchEmbed / 1e9, 1.85, accuracy: 0.01)
+        XCTAssertEqual(f.neck / 1e9, 6.04, accuracy: 0.01)
+        XCTAssertEqual(f.highResolution / 1e9, 1.61, accuracy: 0.01)
+        XCTAssertEqual(f.total / 1e9, 292.4, accuracy: 0.2)
+    }
+
+    func testOtherSizesMatchMeasuredTotals() {
+        XCTAssertEqual(SAM2ImageEncoderConfig.small.flops.total / 1e9, 360.1, accuracy: 0.2)
+        XCTAssertEqual(SAM2ImageEncoderConfig.basePlus.flops.total / 1e9, 646.8, accuracy: 0.2)
+        XCTAssertEqual(SAM2ImageEncoderConfig.large.flops.total / 1e9, 1822.8, accuracy: 0.3)
+    }
+}
