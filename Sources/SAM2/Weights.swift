@@ -151,4 +151,19 @@ public struct SAM2RandomWeights: SAM2TensorSource {
             for i in 0..<out.count { out[i] = isNormWeight ? 1 + 0.1 * next() : scale * next() }
         }
     }
+
+    /// A [3, size, size] tensor of N(0,1)-like values (sum of uniforms), a stand-in for a normalized image.
+    public func randomImage(size: Int) -> Tensor {
+        var state = seed &+ 0x51_7CC1_B727_220A
+        return Tensor(shape: [3, size, size]) { out in
+            for i in 0..<out.count {
+                var sum: Float = 0
+                for _ in 0..<4 {
+                    state = state &* 6364136223846793005 &+ 1442695040888963407
+                    sum += Float(state >> 40) / Float(1 << 24)
+                }
+                out[i] = (sum - 2) * 1.732
+            }
+        }
+    }
 }
