@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Time the official SAM 2 image encoder (PyTorch, CPU, fp32) per 1024x1024 image: trunk + FPN neck +
-conv_s0/conv_s1 (the reference's forward_image), random weights, real configs.
+conv_s0/conv_s1 (the reference's forward_image), random weights, real configs. Reports wall seconds
+and process CPU seconds (all threads; a load-robust proxy on a shared machine).
 
 Needs (not CI): torch, numpy, safetensors, the official `sam2` package (tools/requirements.txt).
 
@@ -44,12 +45,14 @@ def main():
 
         for _ in range(args.warmup):
             forward()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for _ in range(max(1, args.repeats)):
             forward()
         seconds = (time.perf_counter() - start) / max(1, args.repeats)
+        cpu = (time.process_time() - cpu_start) / max(1, args.repeats)
         results[size] = seconds
-        print(f"{size:10s} torch {torch.__version__} threads {args.threads}: {seconds:.2f} s/image", flush=True)
+        results[size + ":cpu"] = cpu
+        print(f"{size:10s} torch {torch.__version__} threads {args.threads}: {seconds:.2f} s/image (process CPU {cpu:.2f} s)", flush=True)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f)

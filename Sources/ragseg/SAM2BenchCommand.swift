@@ -45,7 +45,7 @@ struct SAM2BenchCommand: ParsableCommand {
         }
         let sgemm = measureSgemm()
         print(String(format: "threads %d; sgemm 2048^3: %.1f GFLOP/s", threads, sgemm))
-        print("size       GFLOP   swift s   GFLOP/s  %sgemm   torch s   swift/torch")
+        print("size       GFLOP   swift s  swift cpu   GFLOP/s  %sgemm  torch s  torch cpu  ratio  cpu ratio")
         for name in sizes.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
             guard let config = SAM2ImageEncoderConfig.named(name) else {
                 throw ValidationError("unknown size '\(name)' (tiny, small, base_plus, large)")
@@ -53,19 +53,29 @@ struct SAM2BenchCommand: ParsableCommand {
             let encoder = try SAM2ImageEncoder(source: SAM2RandomWeights(seed: 1), config: config)
             let image = SAM2RandomWeights(seed: 2).randomImage(size: config.imageSize)
             for _ in 0..<warmup { _ = encoder.encode(image) }
-            let start = Date()
+            let start = Date(), cpuStart = processCPUSeconds()
             for _ in 0..<max(1, repeats) { _ = encoder.encode(image) }
             let seconds = Date().timeIntervalSince(start) / Double(max(1, repeats))
+            let cpu = (processCPUSeconds() - cpuStart) / Double(max(1, repeats))
             let gflop = config.flops.total / 1e9
             let rate = gflop / seconds
-            let torch = torchSeconds[name]
-            let torchText = torch.map { String(format: "%.2f", $0) } ?? "-"
-            let ratioText = torch.map { String(format: "%.2f", seconds / $0) } ?? "-"
+            func cell(_ value: Double?, _ width: Int) -> String {
+                let text = value.map { String(format: "%.2f", $0) } ?? "-"
+                return String(repeating: " ", count: max(0, width - text.count)) + text
+            }
+            let torch = torchSeconds[name], torchCPU = torchSeconds[name + ":cpu"]
             print(name.padding(toLength: 10, withPad: " ", startingAt: 0)
-                  + String(format: " %6.1f  %8.2f  %8.1f  %5.1f%%  ", gflop, seconds, rate, 100 * rate / sgemm)
-                  + String(repeating: " ", count: max(0, 8 - torchText.count)) + torchText
-                  + String(repeating: " ", count: max(0, 14 - ratioText.count)) + ratioText)
+                  + String(format: " %6.1f  %8.2f  %8.2f  %8.1f  %5.1f%%", gflop, seconds, cpu, rate, 100 * rate / sgemm)
+                  + cell(torch, 9) + cell(torchCPU, 10)
+                  + cell(torch.map { seconds / $0 }, 8) + cell(torchCPU.map { cpu / $0 }, 8))
         }
+    }
+
+    /// CPU seconds of all threads of this process (a load-robust proxy on a shared machine).
+    func processCPUSeconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
     }
 
     /// Best of three 2048x2048x2048 sgemm runs, GFLOP/s.
