@@ -84,7 +84,7 @@ struct HieraBlock: Sendable {
 
         var hidden = linear(layerNorm(out, weight: norm2.weight, bias: norm2.bias, eps: 1e-6),
                             weight: mlpIn.weight, bias: mlpIn.bias)
-        geluErfInPlace(&hidden)
+        geluInPlace(&hidden)
         addInPlace(&out, linear(hidden, weight: mlpOut.weight, bias: mlpOut.bias))
         return out
     }
