@@ -81,12 +81,57 @@ struct HieraBlock: Sendable {
             out = projected.reshaped([outHeight, outWidth, layout.dimOut])
         }
         addInPlace(&out, shortcut)
-
-        var hidden = linear(layerNorm(out, weight: norm2.weight, bias: norm2.bias, eps: 1e-6),
-                            weight: mlpIn.weight, bias: mlpIn.bias)
-        geluInPlace(&hidden)
-        addInPlace(&out, linear(hidden, weight: mlpOut.weight, bias: mlpOut.bias))
+        addMLP(into: &out)
         return out
+    }
+
+    /// x += MLP(LN2(x)) with MLP = Linear(d -> 4d), GELU, Linear(4d -> d).
+    /// Runs over chunks of tokens so the 4x-wide hidden activations (100 MB for tiny's first block if
+    /// materialized at once) stay in cache between the two GEMMs and the GELU; the second GEMM
+    /// accumulates straight into x (beta = 1), which also does the residual add.
+    func addMLP(into x: inout Tensor) {
+        let width = layout.dimOut, hiddenWidth = 4 * width
+        let normed = layerNorm(x, weight: norm2.weight, bias: norm2.bias, eps: 1e-6)
+        let tokens = x.count / width
+        let chunk = max(1, min(tokens, (1 << 20) / hiddenWidth))  // ~4 MB of hidden activations
+        var hidden = Tensor(zeros: [chunk, hiddenWidth])
+        var start = 0
+        while start < tokens {
+            let rows = min(chunk, tokens - start)
+            if rows != hidden.dim(0) { hidden = Tensor(zeros: [rows, hiddenWidth]) }
+            // hidden = bias rows, then += normed · W1ᵀ.
+            hidden.withUnsafeMutableBufferPointer { h in
+                mlpIn.bias.withUnsafeBufferPointer { b in
+                    for r in 0..<rows { (h.baseAddress! + r * hiddenWidth).update(from: b.baseAddress!, count: hiddenWidth) }
+                }
+                normed.withUnsafeBufferPointer { a in
+                    mlpIn.weight.withUnsafeBufferPointer { w in
+                        gemm(transA: false, transB: true, m: rows, n: hiddenWidth, k: width,
+                             a: a.baseAddress! + start * width, lda: width, b: w.baseAddress!, ldb: width,
+                             beta: 1, c: h.baseAddress!, ldc: hiddenWidth)
+                    }
+                }
+            }
+            geluInPlace(&hidden)
+            // x += bias2 + hidden · W2ᵀ.
+            x.withUnsafeMutableBufferPointer { o in
+                let rowsOut = o.baseAddress! + start * width
+                mlpOut.bias.withUnsafeBufferPointer { b in
+                    for r in 0..<rows {
+                        let row = rowsOut + r * width
+                        for j in 0..<width { row[j] += b[j] }
+                    }
+                }
+                hidden.withUnsafeBufferPointer { h in
+                    mlpOut.weight.withUnsafeBufferPointer { w in
+                        gemm(transA: false, transB: true, m: rows, n: width, k: hiddenWidth,
+                             a: h.baseAddress!, lda: hiddenWidth, b: w.baseAddress!, ldb: hiddenWidth,
+                             beta: 1, c: rowsOut, ldc: width)
+                    }
+                }
+            }
+            start += rows
+        }
     }
 }
 
