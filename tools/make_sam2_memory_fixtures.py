@@ -266,8 +266,14 @@ def main():
     randomize(model, gen)
 
     # Four random images: supports use images 0..k-1, the target is always image 3.
-    images = torch.randn((4, 3, IMAGE, IMAGE), generator=gen)
-    images = F.avg_pool2d(images, 3, stride=1, padding=1) * 2  # a little spatial structure
+    # 8-bit RGB pixels with some spatial structure, normalized the way SAM2Preprocess does for an image
+    # already at the model size (v / 255, then ImageNet mean/std in fp32), so the Swift end-to-end test
+    # can start from the pixels.
+    noise = F.avg_pool2d(torch.randn((4, 3, IMAGE, IMAGE), generator=gen), 3, stride=1, padding=1)
+    pixels = (noise * 150 + 128).round().clamp(0, 255).to(torch.uint8)          # [4, 3, S, S]
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    images = (pixels.float() / 255 - mean) / std
     masks = support_masks()
 
     os.makedirs(OUT, exist_ok=True)
@@ -294,6 +300,8 @@ def main():
             save(f"image{i}_high_res0", fpn[0][0])
             save(f"image{i}_high_res1", fpn[1][0])
             save(f"image{i}_vision", fpn[2][0])
+            if i != 2:  # pixels of the images the k = 2 end-to-end test uses (0, 1 and the target 3), [S, S, 3]
+                np.save(os.path.join(OUT, f"image{i}_pixels.npy"), pixels[i].permute(1, 2, 0).contiguous().numpy())
         save("vision_pos", feats[0]["pe"])
     for j, mk in enumerate(masks[:3]):
         np.save(os.path.join(OUT, f"support_mask{j}.npy"), mk.astype(np.uint8))
@@ -340,8 +348,9 @@ def main():
         print("target scores with bias 0:", scores, "bias", head.bias.item())
 
     sd = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()}
-    # The image encoder is not part of the memory path (its outputs are recorded instead): leave it out.
-    save_file({k: v.half() for k, v in sd.items() if not k.startswith("image_encoder.")},
+    # The image encoder is kept (small) for the end-to-end test from pixels; the stage tests start from
+    # its recorded outputs instead.
+    save_file({k: v.half() for k, v in sd.items()},
               os.path.join(OUT, "weights.safetensors"))
     # Official -> Hugging Face names of those tensors (validated against transformers' Sam2VideoModel), so the
     # Swift test can write the same weights in the HF layout and check that loading them gives the same model.

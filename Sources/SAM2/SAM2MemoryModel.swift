@@ -5,7 +5,8 @@
 //                  from a mask-prompted decoder run, occlusion handling);
 //   segment:       target features + supports -> memory attention -> prompt-free multimask decoding ->
 //                  argmax-IoU mask, object-score gating, bilinear resize to the original size.
-// Inputs start at the image encoder's outputs, so this file does not depend on it.
+// Inputs start at the image encoder's outputs (`SAM2FrameFeatures(SAM2ImageFeatures)`), so the two
+// halves are tested independently; MemoryPathTests also runs them together from pixels.
 import TensorCore
 
 /// The image-encoder outputs the memory path consumes, each [C, H, W]:
@@ -18,6 +19,14 @@ public struct SAM2FrameFeatures: Sendable {
         self.highResolution0 = highResolution0
         self.highResolution1 = highResolution1
         self.vision = vision
+    }
+}
+
+extension SAM2FrameFeatures {
+    /// The parts of the image encoder's output that the memory path consumes.
+    public init(_ features: SAM2ImageFeatures) {
+        self.init(highResolution0: features.highResolution0, highResolution1: features.highResolution1,
+                  vision: features.visionFeatures)
     }
 }
 
