@@ -307,11 +307,11 @@ struct MemoryPathChecks {
     /// official predictor (same weights file, image encoder included; its shrunken trunk configuration is
     /// the one the fixture script builds: embed 8, stages 1-1-2-1, global block 3, tiny's windows).
     func checkPipelineFromPixelsMatchesReference() throws {
+        let m = try model()
         let encoderConfig = SAM2ImageEncoderConfig(
             name: "memory-path fixture", embedDim: 8, numHeads: 1, stages: [1, 1, 2, 1], globalAttentionBlocks: [3],
-            windowSpec: [8, 4, 14, 7], positionEmbeddingBackgroundSize: [7, 7], neckDim: 64, imageSize: imageSize)
+            windowSpec: [8, 4, 14, 7], positionEmbeddingBackgroundSize: [7, 7], neckDim: m.config.hiddenDim, imageSize: imageSize)
         let encoder = try SAM2ImageEncoder(weights: SAM2Weights(path: fixture("weights.safetensors")), config: encoderConfig)
-        let m = try model()
         func frame(_ i: Int) throws -> SAM2FrameFeatures {
             let pixels = try NPY.readArray(fixture("image\(i)_pixels.npy"))
             let png = PNGImage(width: imageSize, height: imageSize, channels: 3, bitDepth: 8,
@@ -473,6 +473,12 @@ final class MemoryPathFullSizeTests: XCTestCase {
             ("target decoding", t.checkTargetDecodingMatchesReference),
             ("end to end", t.checkEndToEndSegmentationMatchesReference),
             ("prompt encoder", t.checkPromptEncoderMatchesReference),
+            ("prompted decoding", t.checkPromptedDecodingMatchesReference),
+            ("mask resize", t.checkMaskResizeMatchesReference),
+            ("Hugging Face layout", t.checkHuggingFaceLayoutLoadsTheSameModel),
+            ("SAM 2.0 behaviour", t.checkSAM2_0BehaviourMatchesReference),
+            ("pipeline from pixels", t.checkPipelineFromPixelsMatchesReference),
+            ("k = 20 supports", t.checkManySupportsMatchReference),
         ]
         for (name, check) in checks {
             let start = Date()
