@@ -1,5 +1,6 @@
 import ArgumentParser
 import DINOv2
+import Dispatch
 import Foundation
 import RAGSegIO
 import TensorCore
@@ -47,6 +48,7 @@ struct Embed: ParsableCommand {
     func run() throws {
         if let threads { Threads.set(threads) }
         let model = try DINOv2Model(path: modelPath)
+        let start = DispatchTime.now().uptimeNanoseconds
         var rows: [Float] = []
         var rowCount = 0
         var pending: [Tensor] = []  // same-sized [3, H, W] inputs waiting for one forward pass
@@ -79,11 +81,19 @@ struct Embed: ParsableCommand {
             }
         }
         try flush()
+        let written: [Int]
         if let tokenOutput {
             try NPY.write(tokenOutput, to: out)
+            written = tokenOutput.shape
         } else {
             try NPY.write(Tensor(shape: [rowCount, model.config.hiddenSize], data: rows), to: out)
+            written = [rowCount, model.config.hiddenSize]
         }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let c = model.config
+        FileHandle.standardError.write(Data(String(
+            format: "embed: %d image%@ -> %@ %@ (D %d, %d blocks, %d registers), %.3f s/image\n", total, total == 1 ? "" : "s",
+            out, "\(written)", c.hiddenSize, c.depth, c.registers, seconds / Double(max(total, 1))).utf8))
     }
 
     /// One input file as [3, H, W] network inputs.
