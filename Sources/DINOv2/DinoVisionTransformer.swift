@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import RAGSegIO
 import TensorCore
@@ -68,14 +69,8 @@ public struct DINOv2Model: Sendable {
     /// [N, 3, H, W] or [3, H, W]. H and W must be positive multiples of the patch size (14): the official code
     /// rejects other sizes and transformers silently crops, so we reject them rather than guess.
     public func forward(_ pixels: Tensor, name: String = "input") throws -> Tensor {
-        let x4 = pixels.rank == 3 ? pixels.reshaped([1] + pixels.shape) : pixels
-        guard x4.rank == 4, x4.shape[1] == 3 else {
-            throw RAGSegIOError(path: name, message: "expected pixels [N, 3, H, W], got \(pixels.shape)")
-        }
-        let n = x4.shape[0], h = x4.shape[2], w = x4.shape[3], p = config.patchSize
-        guard h > 0, w > 0, h % p == 0, w % p == 0 else {
-            throw RAGSegIOError(path: name, message: "input size \(h)x\(w) is not a positive multiple of the patch size \(p)")
-        }
+        let x4 = try validated(pixels, name: name)
+        let n = x4.shape[0], h = x4.shape[2], w = x4.shape[3]
         guard n > 0 else { return Tensor(zeros: [0, tokenCount(height: h, width: w), config.hiddenSize]) }
         let grid = config.patchGrid(height: h, width: w)
         var x = embed(x4, grid: grid, pixelHeight: h, pixelWidth: w)
@@ -83,9 +78,43 @@ public struct DINOv2Model: Sendable {
         return norm(x).reshaped([n, x.shape[0] / n, config.hiddenSize])
     }
 
+    /// Same result as `forward`, scheduled differently for batches: the images are split into one group per
+    /// worker (`Threads.count`) and each group runs on its own core with single-threaded BLAS and loops, instead
+    /// of every GEMM and loop being split across the cores. On a small machine this removes the per-op thread
+    /// hand-offs and idle BLAS threads spinning against our own loops. Sets `Threads` to 1 for the duration
+    /// (process-wide), so do not run other tensor work concurrently.
+    public func forwardImageParallel(_ pixels: Tensor, name: String = "input") throws -> Tensor {
+        let x4 = try validated(pixels, name: name)
+        let n = x4.shape[0], workers = Threads.count
+        guard workers > 1, n > 1 else { return try forward(x4, name: name) }
+        let groups = min(workers, n)
+        let parts = (0..<groups).map { g in sliced(x4, axis: 0, range: (g * n / groups)..<((g + 1) * n / groups)) }
+        let results = GroupResults(count: groups)
+        Threads.set(1)
+        defer { Threads.set(workers) }
+        DispatchQueue.concurrentPerform(iterations: groups) { g in
+            results.store(g, Result { try forward(parts[g], name: name) })
+        }
+        return concatenated(try results.values(), axis: 0)
+    }
+
+    /// pixels as [N, 3, H, W] with H, W positive multiples of the patch size, or a thrown error naming `name`.
+    private func validated(_ pixels: Tensor, name: String) throws -> Tensor {
+        let x4 = pixels.rank == 3 ? pixels.reshaped([1] + pixels.shape) : pixels
+        guard x4.rank == 4, x4.shape[1] == 3 else {
+            throw RAGSegIOError(path: name, message: "expected pixels [N, 3, H, W], got \(pixels.shape)")
+        }
+        let h = x4.shape[2], w = x4.shape[3], p = config.patchSize
+        guard h > 0, w > 0, h % p == 0, w % p == 0 else {
+            throw RAGSegIOError(path: name, message: "input size \(h)x\(w) is not a positive multiple of the patch size \(p)")
+        }
+        return x4
+    }
+
     /// Final-normed CLS embeddings [N, D] (transformers' `pooler_output`, torch hub's `model(x)`).
-    public func clsEmbeddings(_ pixels: Tensor, name: String = "input") throws -> Tensor {
-        let tokens = try forward(pixels, name: name)
+    /// `imageParallel` picks `forwardImageParallel` (same values, different scheduling).
+    public func clsEmbeddings(_ pixels: Tensor, name: String = "input", imageParallel: Bool = false) throws -> Tensor {
+        let tokens = imageParallel ? try forwardImageParallel(pixels, name: name) : try forward(pixels, name: name)
         let n = tokens.shape[0], t = tokens.shape[1], d = tokens.shape[2]
         return Tensor(shape: [n, d]) { out in
             tokens.withUnsafeBufferPointer { src in
@@ -122,4 +151,20 @@ public struct DINOv2Model: Sendable {
             }
         }
     }
+}
+
+/// Per-group outputs of `forwardImageParallel`, written from concurrent workers (distinct slots, under a lock).
+private final class GroupResults: @unchecked Sendable {
+    private var slots: [Result<Tensor, any Error>?]
+    private let lock = NSLock()
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func store(_ index: Int, _ result: Result<Tensor, any Error>) {
+        lock.lock()
+        slots[index] = result
+        lock.unlock()
+    }
+
+    func values() throws -> [Tensor] { try slots.map { try $0!.get() } }
 }

@@ -72,18 +72,25 @@ struct BenchDINOv2: ParsableCommand {
         let a = Tensor(shape: [n, n], data: (0..<(n * n)).map { Float(($0 * 7919) % 1000) / 1000 - 0.5 })
         let sgemm = 2 * Double(n * n * n) / best { _ = matmul(a, a) }.seconds / 1e9
 
-        struct Row { var model: String; var batch: Int; var seconds: Double; var gflops: Double; var torch: Double? }
+        struct Row { var model: String; var batch: Int; var mode: String; var seconds: Double; var gflops: Double; var torch: Double? }
         var rows: [Row] = []
         for name in modelList {
             let config = BenchDINOv2.configs[name]!
             let model = DINOv2Model(randomWeights: config, seed: 1)
             for b in batchList {
                 let x = Tensor(shape: [b, 3, size, size], data: (0..<(b * 3 * size * size)).map { Float($0 % 255) / 64 - 2 })
-                let timed = try best { _ = try model.forward(x) }
-                let perImage = timed.seconds / Double(b)
-                rows.append(Row(model: name, batch: b, seconds: perImage,
-                                gflops: config.flops(height: size, width: size) / perImage / 1e9, torch: nil))
-                print(String(format: "ragseg ViT-%@/14 batch %d: %.1f ms/image (%d runs)", name, b, perImage * 1e3, timed.runs))
+                // Batches also run image-parallel (one image group per core, single-threaded ops).
+                for imageParallel in (b > 1 && threads > 1 ? [false, true] : [false]) {
+                    let timed = try best {
+                        _ = imageParallel ? try model.forwardImageParallel(x) : try model.forward(x)
+                    }
+                    let perImage = timed.seconds / Double(b)
+                    let mode = imageParallel ? "images" : "ops"
+                    rows.append(Row(model: name, batch: b, mode: mode, seconds: perImage,
+                                    gflops: config.flops(height: size, width: size) / perImage / 1e9, torch: nil))
+                    print(String(format: "ragseg ViT-%@/14 batch %d (%@ parallel): %.1f ms/image (%d runs)", name, b, mode,
+                                 perImage * 1e3, timed.runs))
+                }
             }
         }
         var torchNote = "PyTorch: skipped (--no-torch)"
@@ -95,9 +102,10 @@ struct BenchDINOv2: ParsableCommand {
 
         print("")
         print("DINOv2 forward, \(size)x\(size), \(threads) thread\(threads == 1 ? "" : "s"), random weights; sgemm 1024^3: \(String(format: "%.1f", sgemm)) GFLOP/s")
-        print("model      batch  ragseg img/s  ms/img   GFLOP/s  %sgemm | torch img/s  ms/img | torch time / ours")
+        print("model      batch  parallel  ragseg img/s  ms/img   GFLOP/s  %sgemm | torch img/s  ms/img | torch time / ours")
         for r in rows {
-            var line = String(format: "ViT-%@/14  %5d  %12.2f  %6.1f  %8.1f  %5.0f%% |", r.model, r.batch, 1 / r.seconds,
+            let mode = r.mode.padding(toLength: 8, withPad: " ", startingAt: 0)
+            var line = String(format: "ViT-%@/14  %5d  %@  %12.2f  %6.1f  %8.1f  %5.0f%% |", r.model, r.batch, mode, 1 / r.seconds,
                               r.seconds * 1e3, r.gflops, 100 * r.gflops / sgemm)
             if let t = r.torch {
                 line += String(format: " %11.2f  %6.1f | %6.2fx", 1 / t, t * 1e3, t / r.seconds)
@@ -106,6 +114,7 @@ struct BenchDINOv2: ParsableCommand {
             }
             print(line)
         }
+        print("parallel: ops = each GEMM/loop split over the threads; images = one image group per thread, single-threaded ops")
         print(torchNote)
     }
 

@@ -35,6 +35,10 @@ struct Embed: ParsableCommand {
     @Option(help: "Images per forward pass.")
     var batch = 8
 
+    @Flag(inversion: .prefixedNo,
+          help: "Run a batch as one image group per thread with single-threaded ops (faster on few cores) rather than splitting every op over the threads.")
+    var imageParallel = true
+
     @Option(help: "Threads for BLAS and the parallel loops (default: all cores).")
     var threads: Int?
 
@@ -59,10 +63,10 @@ struct Embed: ParsableCommand {
             let x = concatenated(pending.map { $0.reshaped([1] + $0.shape) }, axis: 0)
             pending.removeAll()
             if tokens {
-                let all = try model.forward(x)
+                let all = try model.forward(x)  // a single image: only op-level parallelism applies
                 tokenOutput = all.reshaped(Array(all.shape.dropFirst()))
             } else {
-                let cls = try model.clsEmbeddings(x)
+                let cls = try model.clsEmbeddings(x, imageParallel: imageParallel)
                 rows.append(contentsOf: cls.data)
                 rowCount += cls.shape[0]
             }

@@ -101,6 +101,16 @@ final class DINOv2ParityTests: XCTestCase {
         let cls = try model.clsEmbeddings(batch)
         XCTAssertEqual(cls.shape, [2, 128])
         XCTAssertEqual(Array(cls.data[128..<256]), Array(second.data[0..<128]))
+        // One image group per core: same numbers as the op-parallel forward.
+        let previous = Threads.count
+        Threads.set(2)
+        defer { Threads.set(previous) }
+        let grouped = try model.forwardImageParallel(concatenated([batch, x], axis: 0))
+        XCTAssertEqual(grouped.shape, [3, 257, 128])
+        XCTAssertEqual(Threads.count, 2)
+        XCTAssertLessThanOrEqual(Self.relativeError(sliced(grouped, axis: 0, range: 0..<2), tokens), 1e-6)
+        XCTAssertLessThanOrEqual(Self.relativeError(sliced(grouped, axis: 0, range: 2..<3).reshaped(expected.shape), expected),
+                                 Self.relativeTolerance)
     }
 
     func testConfigsListPublishedSizes() {
