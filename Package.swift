@@ -32,11 +32,12 @@ let package = Package(
         .target(name: "RAGSegIO", dependencies: ["TensorCore", "CPNG"], swiftSettings: fastMath),
         .target(name: "DINOv2", dependencies: ["TensorCore", "RAGSegIO"], swiftSettings: fastMath),
         .target(name: "SAM2", dependencies: ["TensorCore", "RAGSegIO"], swiftSettings: fastMath),
+        .target(name: "Evaluation", swiftSettings: fastMath),
         .target(name: "SupportBank", dependencies: ["TensorCore", "RAGSegIO", "CLMDB", "CFaiss"], swiftSettings: fastMath),
         .executableTarget(
             name: "ragseg",
             dependencies: [
-                "TensorCore", "RAGSegIO", "DINOv2", "SAM2", "SupportBank",
+                "TensorCore", "RAGSegIO", "DINOv2", "SAM2", "SupportBank", "Evaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
@@ -44,6 +45,7 @@ let package = Package(
         .testTarget(name: "RAGSegIOTests", dependencies: ["RAGSegIO", "TensorCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DINOv2Tests", dependencies: ["DINOv2", "TensorCore", "RAGSegIO"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SAM2Tests", dependencies: ["SAM2", "TensorCore", "RAGSegIO"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "RAGSegIO"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SupportBankTests", dependencies: ["SupportBank", "TensorCore", "RAGSegIO"]),
     ],
     cxxLanguageStandard: .cxx17
