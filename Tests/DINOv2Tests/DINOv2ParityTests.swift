@@ -169,6 +169,26 @@ final class DINOv2ParityTests: XCTestCase {
         XCTAssertThrowsError(try model.forward(Tensor(zeros: [1, 1, 224, 224])))
     }
 
+    /// The hub's config.json fields for facebook/dinov2-giant and dinov2-with-registers-small give the published configs.
+    func testHubConfigJSONGivesPublishedVariants() throws {
+        let dir = try temporaryDirectory()
+        let giant = #"""
+            {"model_type": "dinov2", "hidden_size": 1536, "num_hidden_layers": 40, "num_attention_heads": 24,
+            "mlp_ratio": 4, "hidden_act": "gelu", "image_size": 518, "patch_size": 14, "layer_norm_eps": 1e-06,
+            "qkv_bias": true, "use_swiglu_ffn": true, "num_channels": 3}
+            """#
+        let smallReg = #"""
+            {"model_type": "dinov2_with_registers", "hidden_size": 384, "num_hidden_layers": 12,
+            "num_attention_heads": 6, "mlp_ratio": 4, "hidden_act": "gelu", "image_size": 518, "patch_size": 14,
+            "layer_norm_eps": 1e-06, "num_register_tokens": 4, "use_swiglu_ffn": false}
+            """#
+        for (name, text, expected) in [("giant", giant, DINOv2Config.giant), ("small-reg", smallReg, DINOv2Config.small.withRegisters())] {
+            let path = dir + "/\(name).json"
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+            XCTAssertEqual(try DINOv2Config(configJSON: path), expected, name)
+        }
+    }
+
     func testBadConfigJSONIsReported() throws {
         let dir = try temporaryDirectory()
         let path = dir + "/config.json"
