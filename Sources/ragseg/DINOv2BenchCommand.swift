@@ -40,6 +40,10 @@ struct BenchDINOv2: ParsableCommand {
     @Flag(help: "Skip the PyTorch comparison.")
     var noTorch = false
 
+    @Flag(inversion: .prefixedNo,
+          help: "Also time both sides on one thread by CPU time, a measure of work that other processes' load barely moves.")
+    var cpuTime = true
+
     func validate() throws {
         guard size > 0, size % 14 == 0 else { throw ValidationError("--size must be a positive multiple of 14") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
@@ -51,15 +55,24 @@ struct BenchDINOv2: ParsableCommand {
     var modelList: [String] { models.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
     var batchList: [Int] { batches.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
 
-    /// Best wall time of `body` after one warm-up, repeating until `minSeconds` of timed runs (at least 2).
-    func best(_ body: () throws -> Void) rethrows -> (seconds: Double, runs: Int) {
+    /// Best time of `body` after one warm-up, repeating until `minSeconds` of wall time (at least 2 runs).
+    /// `cpu` times each run by this process's CPU time instead of wall time.
+    func best(cpu: Bool = false, _ body: () throws -> Void) rethrows -> (seconds: Double, runs: Int) {
+        func now() -> Double {
+            if cpu {
+                var ts = timespec()
+                clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+                return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+            }
+            return Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+        }
         try body()
         var bestTime = Double.infinity, runs = 0
         let start = DispatchTime.now().uptimeNanoseconds
         repeat {
-            let t0 = DispatchTime.now().uptimeNanoseconds
+            let t0 = now()
             try body()
-            bestTime = min(bestTime, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            bestTime = min(bestTime, now() - t0)
             runs += 1
         } while runs < 2 || Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < minSeconds
         return (bestTime, runs)
@@ -93,11 +106,32 @@ struct BenchDINOv2: ParsableCommand {
                 }
             }
         }
+        // One thread, CPU time: the work per image, nearly independent of what else the machine runs.
+        var cpuRows: [Row] = []
+        if cpuTime {
+            Threads.set(1)
+            for name in modelList {
+                let config = BenchDINOv2.configs[name]!
+                let model = DINOv2Model(randomWeights: config, seed: 1)
+                for b in batchList {
+                    let x = Tensor(shape: [b, 3, size, size], data: (0..<(b * 3 * size * size)).map { Float($0 % 255) / 64 - 2 })
+                    let perImage = try best(cpu: true) { _ = try model.forward(x) }.seconds / Double(b)
+                    cpuRows.append(Row(model: name, batch: b, mode: "1 thread", seconds: perImage,
+                                       gflops: config.flops(height: size, width: size) / perImage / 1e9, torch: nil))
+                    print(String(format: "ragseg ViT-%@/14 batch %d, 1 thread: %.1f ms/image CPU", name, b, perImage * 1e3))
+                }
+            }
+            Threads.set(threads)
+        }
         var torchNote = "PyTorch: skipped (--no-torch)"
         if !noTorch {
-            let (results, note) = runTorch()
+            let (results, note) = runTorch(threads: threads, cpu: false)
             torchNote = note
             for i in rows.indices { rows[i].torch = results["\(rows[i].model)/\(rows[i].batch)"] }
+            if cpuTime {
+                let (cpuResults, _) = runTorch(threads: 1, cpu: true)
+                for i in cpuRows.indices { cpuRows[i].torch = cpuResults["\(cpuRows[i].model)/\(cpuRows[i].batch)"] }
+            }
         }
 
         print("")
@@ -115,11 +149,21 @@ struct BenchDINOv2: ParsableCommand {
             print(line)
         }
         print("parallel: ops = each GEMM/loop split over the threads; images = one image group per thread, single-threaded ops")
+        if !cpuRows.isEmpty {
+            print("")
+            print("Same work on 1 thread, timed by process CPU time (barely moved by other processes' load)")
+            print("model      batch  ragseg CPU ms/img  GFLOP/s | torch CPU ms/img | torch / ours")
+            for r in cpuRows {
+                var line = String(format: "ViT-%@/14  %5d  %17.1f  %7.1f |", r.model, r.batch, r.seconds * 1e3, r.gflops)
+                line += r.torch.map { String(format: " %16.1f | %6.2fx", $0 * 1e3, $0 / r.seconds) } ?? "                - |      -"
+                print(line)
+            }
+        }
         print(torchNote)
     }
 
     /// Runs the PyTorch script; returns seconds/image keyed "model/batch", and a line saying what ran.
-    func runTorch() -> ([String: Double], String) {
+    func runTorch(threads: Int, cpu: Bool) -> ([String: Double], String) {
         let interpreter = python ?? (FileManager.default.isExecutableFile(atPath: "/tmp/refenv/bin/python") ? "/tmp/refenv/bin/python" : "python3")
         guard FileManager.default.fileExists(atPath: torchScript) else {
             return ([:], "PyTorch: not run (\(torchScript) not found; run from the repository root or pass --torch-script)")
@@ -128,7 +172,7 @@ struct BenchDINOv2: ParsableCommand {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [interpreter, torchScript, "--models", modelList.joined(separator: ","),
                              "--batches", batchList.map(String.init).joined(separator: ","), "--size", "\(size)",
-                             "--threads", "\(threads)", "--min-seconds", "\(minSeconds)"]
+                             "--threads", "\(threads)", "--min-seconds", "\(minSeconds)"] + (cpu ? ["--cpu-time"] : [])
         let pipe = Pipe(), errors = Pipe()
         process.standardOutput = pipe
         process.standardError = errors
