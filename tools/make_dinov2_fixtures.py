@@ -16,9 +16,10 @@ Modes
   Full mode writes DIR/model.safetensors (F32, hub key names) + DIR/config.json, DIR/input.npy (normalized
   float32 [N,3,H,W]), DIR/tokens.npy ([T,D] final-norm tokens of image 0) and DIR/cls.npy ([N,D]).
   Compare (--tokens needs a single image, i.e. --batch 1; CLS rows work for any batch):
-      ragseg embed --dinov2 DIR/model.safetensors DIR/input.npy --tokens --out /tmp/tokens.npy
-      ragseg embed --dinov2 DIR/model.safetensors DIR/input.npy --out /tmp/cls.npy
-  and check max |ours - ref| / max |ref| <= 1e-4 against DIR/tokens.npy and DIR/cls.npy (tools/README.md).
+      mkdir -p /tmp/ours
+      ragseg embed --dinov2 DIR/model.safetensors DIR/input.npy --tokens --out /tmp/ours/tokens.npy
+      ragseg embed --dinov2 DIR/model.safetensors DIR/input.npy --out /tmp/ours/cls.npy
+      python tools/compare_npy.py /tmp/ours DIR        # relative error per common .npy, pass at 1e-4
 Fixture contents (all deterministic, seed 0):
   plain/    model.safetensors (F16 storage, hub names) + config.json: D=128, 2 heads (head dim 64),
             2 layers, MLP ratio 2, position table 10x10 (image_size 140).

@@ -1,0 +1,296 @@
+// Hiera ("HieraDet") trunk of the SAM 2 image encoder (design note sam2.md §3).
+// Tokens stay channels-last, [H, W, C], so every Linear is one GEMM over all tokens and windows are
+// plain row copies. Windowed attention runs all windows as one batch through `attention`.
+import TensorCore
+
+/// One MultiScaleBlock: pre-norm windowed (or global) attention with optional query pooling, then an MLP.
+struct HieraBlock: Sendable {
+    let layout: SAM2ImageEncoderConfig.Block
+    let norm1: (weight: Tensor, bias: Tensor)
+    // The fused qkv Linear is split at load time into three Linears so q, k and v come out contiguous.
+    let query: (weight: Tensor, bias: Tensor)
+    let key: (weight: Tensor, bias: Tensor)
+    let value: (weight: Tensor, bias: Tensor)
+    let attentionOutput: (weight: Tensor, bias: Tensor)
+    let norm2: (weight: Tensor, bias: Tensor)
+    let mlpIn: (weight: Tensor, bias: Tensor)
+    let mlpOut: (weight: Tensor, bias: Tensor)
+    /// Shortcut projection of the first block of a stage (width change).
+    let shortcutProjection: (weight: Tensor, bias: Tensor)?
+
+    init(weights: some SAM2TensorSource, prefix: String, layout: SAM2ImageEncoderConfig.Block) throws {
+        self.layout = layout
+        let dIn = layout.dimIn, dOut = layout.dimOut
+        func pair(_ name: String, _ shape: [Int]) throws -> (weight: Tensor, bias: Tensor) {
+            (try weights.tensor("\(prefix).\(name).weight", shape: shape),
+             try weights.tensor("\(prefix).\(name).bias", shape: [shape[0]]))
+        }
+        norm1 = try pair("norm1", [dIn])
+        let qkv = try pair("attn.qkv", [3 * dOut, dIn])
+        func part(_ i: Int) -> (weight: Tensor, bias: Tensor) {
+            (sliced(qkv.weight, axis: 0, range: i * dOut ..< (i + 1) * dOut),
+             sliced(qkv.bias, axis: 0, range: i * dOut ..< (i + 1) * dOut))
+        }
+        query = part(0)
+        key = part(1)
+        value = part(2)
+        attentionOutput = try pair("attn.proj", [dOut, dOut])
+        norm2 = try pair("norm2", [dOut])
+        mlpIn = try pair("mlp.layers.0", [4 * dOut, dOut])
+        mlpOut = try pair("mlp.layers.1", [dOut, 4 * dOut])
+        shortcutProjection = dIn != dOut ? try pair("proj", [dOut, dIn]) : nil
+    }
+
+    /// x: [H, W, dimIn] -> [H', W', dimOut] (H' = H/2 with query pooling).
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        let height = x.dim(0), width = x.dim(1)
+        let window = layout.window
+        let normed = layerNorm(x, weight: norm1.weight, bias: norm1.bias, eps: 1e-6)
+
+        // The shortcut of a width-changing block is the projected *normalized* input, max-pooled.
+        var shortcut = x
+        if let projection = shortcutProjection {
+            shortcut = linear(normed, weight: projection.weight, bias: projection.bias)
+            if layout.qPool { shortcut = maxPool2x2ChannelsLast(shortcut) }
+        }
+        let outHeight = shortcut.dim(0), outWidth = shortcut.dim(1)
+
+        // Windows are cut from the normalized map, zero-padded at the bottom/right: padded tokens
+        // become q/k/v = bias and take part in attention as keys/values, as in the reference.
+        let tokens = window > 0
+            ? windowPartition(normed, window: window)
+            : normed.reshaped([1, height * width, layout.dimIn])
+        var q = linear(tokens, weight: query.weight, bias: query.bias)
+        let k = linear(tokens, weight: key.weight, bias: key.bias)
+        let v = linear(tokens, weight: value.weight, bias: value.bias)
+        if layout.qPool {
+            // Pool the queries on each window's own grid (or the whole map for a global block).
+            q = window > 0
+                ? maxPool2x2Grid(q, rows: window, columns: window)
+                : maxPool2x2Grid(q, rows: height, columns: width)
+        }
+        let attended = attention(query: q, key: k, value: v, heads: layout.heads)
+        let projected = linear(attended, weight: attentionOutput.weight, bias: attentionOutput.bias)
+
+        var out: Tensor
+        if window > 0 {
+            // After pooling the windows are half as wide and the padded grid follows the pooled map.
+            let effective = layout.qPool ? window / 2 : window
+            out = windowUnpartition(projected, window: effective, height: outHeight, width: outWidth)
+        } else {
+            out = projected.reshaped([outHeight, outWidth, layout.dimOut])
+        }
+        addInPlace(&out, shortcut)
+        addMLP(into: &out)
+        return out
+    }
+
+    /// x += MLP(LN2(x)) with MLP = Linear(d -> 4d), GELU, Linear(4d -> d).
+    /// Runs over chunks of tokens so the 4x-wide hidden activations (100 MB for tiny's first block if
+    /// materialized at once) stay in cache between the two GEMMs and the GELU; the second GEMM
+    /// accumulates straight into x (beta = 1), which also does the residual add.
+    func addMLP(into x: inout Tensor) {
+        let width = layout.dimOut, hiddenWidth = 4 * width
+        let normed = layerNorm(x, weight: norm2.weight, bias: norm2.bias, eps: 1e-6)
+        let tokens = x.count / width
+        let chunk = max(1, min(tokens, (1 << 20) / hiddenWidth))  // ~4 MB of hidden activations
+        var hidden = Tensor(zeros: [chunk, hiddenWidth])
+        var start = 0
+        while start < tokens {
+            let rows = min(chunk, tokens - start)
+            if rows != hidden.dim(0) { hidden = Tensor(zeros: [rows, hiddenWidth]) }
+            // hidden = bias rows, then += normed · W1ᵀ.
+            hidden.withUnsafeMutableBufferPointer { h in
+                mlpIn.bias.withUnsafeBufferPointer { b in
+                    for r in 0..<rows { (h.baseAddress! + r * hiddenWidth).update(from: b.baseAddress!, count: hiddenWidth) }
+                }
+                normed.withUnsafeBufferPointer { a in
+                    mlpIn.weight.withUnsafeBufferPointer { w in
+                        gemm(transA: false, transB: true, m: rows, n: hiddenWidth, k: width,
+                             a: a.baseAddress! + start * width, lda: width, b: w.baseAddress!, ldb: width,
+                             beta: 1, c: h.baseAddress!, ldc: hiddenWidth)
+                    }
+                }
+            }
+            geluInPlace(&hidden)
+            // x += bias2 + hidden · W2ᵀ.
+            x.withUnsafeMutableBufferPointer { o in
+                let rowsOut = o.baseAddress! + start * width
+                mlpOut.bias.withUnsafeBufferPointer { b in
+                    for r in 0..<rows {
+                        let row = rowsOut + r * width
+                        for j in 0..<width { row[j] += b[j] }
+                    }
+                }
+                hidden.withUnsafeBufferPointer { h in
+                    mlpOut.weight.withUnsafeBufferPointer { w in
+                        gemm(transA: false, transB: true, m: rows, n: width, k: hiddenWidth,
+                             a: h.baseAddress!, lda: hiddenWidth, b: w.baseAddress!, ldb: hiddenWidth,
+                             beta: 1, c: rowsOut, ldc: width)
+                    }
+                }
+            }
+            start += rows
+        }
+    }
+}
+
+/// What the trunk produces: the four stage outputs, channels-last, finest first.
+public struct HieraOutput: Sendable {
+    /// Patch embedding plus position embedding, [H/4, W/4, C0] (kept only when asked).
+    public var embedded: Tensor?
+    /// Every block's output, [h, w, c] (kept only when asked).
+    public var blocks: [Tensor]
+    /// Stage outputs S0..S3, [h, w, c], finest first.
+    public var stages: [Tensor]
+}
+
+public struct Hiera: Sendable {
+    public let config: SAM2ImageEncoderConfig
+    let patchWeight: Tensor
+    let patchBias: Tensor
+    let backgroundEmbedding: Tensor  // [1, C0, bh, bw]
+    let windowEmbedding: Tensor      // [1, C0, w0, w0]
+    let blocks: [HieraBlock]
+    /// Position embedding for the configured image size, [h, w, C0] (input-independent, built at load).
+    let positionEmbedding: Tensor
+
+    init(weights: some SAM2TensorSource, config: SAM2ImageEncoderConfig) throws {
+        self.config = config
+        let c0 = config.embedDim
+        let prefix = "image_encoder.trunk"
+        patchWeight = try weights.tensor("\(prefix).patch_embed.proj.weight", shape: [c0, 3, 7, 7])
+        patchBias = try weights.tensor("\(prefix).patch_embed.proj.bias", shape: [c0])
+        let bkg = config.positionEmbeddingBackgroundSize
+        backgroundEmbedding = try weights.tensor("\(prefix).pos_embed", shape: [1, c0, bkg[0], bkg[1]])
+        let w0 = config.windowSpec[0]
+        windowEmbedding = try weights.tensor("\(prefix).pos_embed_window", shape: [1, c0, w0, w0])
+        blocks = try config.blocks.enumerated().map { i, layout in
+            try HieraBlock(weights: weights, prefix: "\(prefix).blocks.\(i)", layout: layout)
+        }
+        let grid = config.imageSize / 4
+        positionEmbedding = Hiera.positionEmbedding(background: backgroundEmbedding, window: windowEmbedding,
+                                                    height: grid, width: grid)
+    }
+
+    /// bicubic_resize(pos_embed -> h x w) + pos_embed_window tiled, as [h, w, C0].
+    static func positionEmbedding(background: Tensor, window: Tensor, height: Int, width: Int) -> Tensor {
+        var pe = interpolate(background, size: (height: height, width: width), mode: .bicubic)
+        let channels = window.dim(1), tile = window.dim(2)
+        precondition(height % tile == 0 && width % tile == 0,
+                     "token grid \(height)x\(width) is not a multiple of the \(tile)x\(tile) window position table")
+        window.withUnsafeBufferPointer { win in
+            pe.withUnsafeMutableBufferPointer { out in
+                for c in 0..<channels {
+                    for y in 0..<height {
+                        let row = out.baseAddress! + (c * height + y) * width
+                        let source = win.baseAddress! + (c * tile + y % tile) * tile
+                        for x in 0..<width { row[x] += source[x % tile] }
+                    }
+                }
+            }
+        }
+        return permuted(pe.reshaped([channels, height, width]), [1, 2, 0])
+    }
+
+    /// image: [3, H, W] normalized. Returns the stage outputs (and, when asked, the intermediates).
+    public func callAsFunction(_ image: Tensor, keepIntermediates: Bool = false) -> HieraOutput {
+        let embeddedCHW = conv2d(image, weight: patchWeight, bias: patchBias, stride: 4, padding: 3)
+        let h = embeddedCHW.dim(1), w = embeddedCHW.dim(2)
+        var x = permuted(embeddedCHW, [1, 2, 0])
+        if h == config.imageSize / 4 && w == config.imageSize / 4 {
+            addInPlace(&x, positionEmbedding)
+        } else {
+            addInPlace(&x, Hiera.positionEmbedding(background: backgroundEmbedding, window: windowEmbedding,
+                                                   height: h, width: w))
+        }
+        var output = HieraOutput(embedded: keepIntermediates ? x : nil, blocks: [], stages: [])
+        let ends = Set(config.stageEnds)
+        for (i, block) in blocks.enumerated() {
+            x = block(x)
+            if keepIntermediates { output.blocks.append(x) }
+            if ends.contains(i) { output.stages.append(x) }
+        }
+        return output
+    }
+}
+
+// MARK: Windowing helpers (channels-last)
+
+/// [H, W, C] -> [numWindows, window*window, C], zero-padded at the bottom/right to multiples of the
+/// window; windows in row-major order over the padded grid.
+func windowPartition(_ x: Tensor, window: Int) -> Tensor {
+    let height = x.dim(0), width = x.dim(1), channels = x.dim(2)
+    let rows = (height + window - 1) / window, columns = (width + window - 1) / window
+    var out = Tensor(zeros: [rows * columns, window * window, channels])
+    x.withUnsafeBufferPointer { src in
+        out.withUnsafeMutableBufferPointer { dst in
+            for wy in 0..<rows {
+                for wx in 0..<columns {
+                    let windowBase = ((wy * columns + wx) * window * window) * channels
+                    for dy in 0..<window {
+                        let y = wy * window + dy
+                        if y >= height { break }
+                        let x0 = wx * window
+                        let n = min(window, width - x0)
+                        guard n > 0 else { continue }
+                        (dst.baseAddress! + windowBase + dy * window * channels)
+                            .update(from: src.baseAddress! + (y * width + x0) * channels, count: n * channels)
+                    }
+                }
+            }
+        }
+    }
+    return out
+}
+
+/// Inverse of `windowPartition`: [numWindows, window*window, C] -> [height, width, C], dropping the
+/// padded rows/columns. The padded grid is recomputed from height/width.
+func windowUnpartition(_ windows: Tensor, window: Int, height: Int, width: Int) -> Tensor {
+    let channels = windows.dim(2)
+    let columns = (width + window - 1) / window
+    precondition(windows.dim(0) == ((height + window - 1) / window) * columns && windows.dim(1) == window * window,
+                 "window grid mismatch: \(windows.shape) for \(height)x\(width) with window \(window)")
+    return Tensor(shape: [height, width, channels]) { dst in
+        windows.withUnsafeBufferPointer { src in
+            for y in 0..<height {
+                let wy = y / window, dy = y % window
+                var x0 = 0
+                while x0 < width {
+                    let wx = x0 / window
+                    let n = min(window, width - x0)
+                    let from = (((wy * columns + wx) * window + dy) * window) * channels
+                    (dst.baseAddress! + (y * width + x0) * channels)
+                        .update(from: src.baseAddress! + from, count: n * channels)
+                    x0 += window
+                }
+            }
+        }
+    }
+}
+
+/// 2x2 stride-2 max pool of every batch entry's rows x columns token grid:
+/// [B, rows*columns, C] -> [B, (rows/2)*(columns/2), C] (floor mode, like nn.MaxPool2d).
+func maxPool2x2Grid(_ x: Tensor, rows: Int, columns: Int) -> Tensor {
+    let batch = x.dim(0), channels = x.dim(2)
+    precondition(x.dim(1) == rows * columns, "pooling grid \(rows)x\(columns) does not match \(x.shape)")
+    let outRows = rows / 2, outColumns = columns / 2
+    return Tensor(shape: [batch, outRows * outColumns, channels]) { dst in
+        x.withUnsafeBufferPointer { src in
+            for b in 0..<batch {
+                for oy in 0..<outRows {
+                    for ox in 0..<outColumns {
+                        let o = dst.baseAddress! + ((b * outRows + oy) * outColumns + ox) * channels
+                        let p00 = src.baseAddress! + ((b * rows + 2 * oy) * columns + 2 * ox) * channels
+                        let p01 = p00 + channels
+                        let p10 = p00 + columns * channels
+                        let p11 = p10 + channels
+                        for c in 0..<channels {
+                            o[c] = max(max(p00[c], p01[c]), max(p10[c], p11[c]))
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,106 @@
+// The SAM 2 image encoder as the rest of the model consumes it (`forward_image`; sam2.md §3-§4.3):
+// Hiera trunk -> FPN neck (scalp drops the coarsest level) -> sine PEs, and the mask decoder's
+// conv_s0/conv_s1 applied once to the two high-resolution levels.
+import RAGSegIO
+import TensorCore
+
+/// Features of one image, [C, H, W] each (for 1024x1024 input and neck 256).
+public struct SAM2ImageFeatures: Sendable {
+    /// conv_s0(L0): [32, 256, 256].
+    public var highResolution0: Tensor
+    /// conv_s1(L1): [64, 128, 128].
+    public var highResolution1: Tensor
+    /// L2, "vision_features": [256, 64, 64].
+    public var visionFeatures: Tensor
+    /// Sine PEs of the kept levels, finest first: [256, 256, 256], [256, 128, 128], [256, 64, 64].
+    public var positionEncodings: [Tensor]
+}
+
+/// Everything computed along the way, for parity tests and `ragseg debug image-features`.
+public struct SAM2ImageEncoderTrace: Sendable {
+    /// Patch embedding + position embedding, [h, w, C0] channels-last (as the trunk holds it).
+    public var embedded: Tensor
+    /// Every Hiera block's output, [h, w, c] channels-last.
+    public var blocks: [Tensor]
+    /// Stage outputs S0..S3, [c, h, w].
+    public var stages: [Tensor]
+    /// All FPN levels before scalp, finest first, [neck, h, w].
+    public var fpn: [Tensor]
+    /// Sine PEs of all FPN levels, finest first.
+    public var fpnPositionEncodings: [Tensor]
+    public var features: SAM2ImageFeatures
+}
+
+public struct SAM2ImageEncoder: Sendable {
+    public let config: SAM2ImageEncoderConfig
+    public let trunk: Hiera
+    public let neck: FpnNeck
+    let highResolution0: (weight: Tensor, bias: Tensor)
+    let highResolution1: (weight: Tensor, bias: Tensor)
+    /// Sine PEs for the configured image size, finest first (input-independent).
+    let positionEncodings: [Tensor]
+
+    /// Loads the encoder; without `config` the size is inferred from the tensor shapes.
+    public init(weights: SAM2Weights, config: SAM2ImageEncoderConfig? = nil) throws {
+        try self.init(source: weights, config: config ?? weights.inferImageEncoderConfig())
+    }
+
+    /// Builds the encoder from any tensor source (a checkpoint, or random weights for benchmarks).
+    public init(source weights: some SAM2TensorSource, config: SAM2ImageEncoderConfig) throws {
+        self.config = config
+        trunk = try Hiera(weights: weights, config: config)
+        neck = try FpnNeck(weights: weights, config: config)
+        let d = config.neckDim
+        func conv(_ name: String, _ out: Int) throws -> (weight: Tensor, bias: Tensor) {
+            (try weights.tensor("sam_mask_decoder.\(name).weight", shape: [out, d, 1, 1]).reshaped([out, d]),
+             try weights.tensor("sam_mask_decoder.\(name).bias", shape: [out]))
+        }
+        highResolution0 = try conv("conv_s0", d / 8)
+        highResolution1 = try conv("conv_s1", d / 4)
+        positionEncodings = (0..<config.stages.count).map { level in
+            let side = config.imageSize / (4 << level)
+            return SinePositionEncoding.encoding(channels: d, height: side, width: side)
+        }
+    }
+
+    /// Convenience: open a safetensors file (either key layout) and infer the size.
+    public init(path: String) throws {
+        try self.init(weights: SAM2Weights(path: path))
+    }
+
+    /// image: [3, H, W] normalized (see `SAM2Preprocess`), H and W multiples of 32
+    /// (and of 4 * windowSpec[0] for the window position table).
+    public func encode(_ image: Tensor) -> SAM2ImageFeatures {
+        run(image, keepIntermediates: false).features
+    }
+
+    public func trace(_ image: Tensor) -> SAM2ImageEncoderTrace {
+        run(image, keepIntermediates: true)
+    }
+
+    func run(_ image: Tensor, keepIntermediates: Bool) -> SAM2ImageEncoderTrace {
+        precondition(image.rank == 3 && image.dim(0) == 3, "SAM 2 image encoder expects [3, H, W], got \(image.shape)")
+        let hiera = trunk(image, keepIntermediates: keepIntermediates)
+        let levels = neck(hiera.stages)  // channels-last, finest first
+        let toCHW = { (t: Tensor) in permuted(t, [2, 0, 1]) }
+        let s0 = linear(levels[0], weight: highResolution0.weight, bias: highResolution0.bias)
+        let s1 = linear(levels[1], weight: highResolution1.weight, bias: highResolution1.bias)
+        let kept = levels.count - config.scalp
+        let encodings = levels.indices.map { i -> Tensor in
+            let h = levels[i].dim(0), w = levels[i].dim(1)
+            if positionEncodings[i].dim(1) == h && positionEncodings[i].dim(2) == w { return positionEncodings[i] }
+            return SinePositionEncoding.encoding(channels: config.neckDim, height: h, width: w)
+        }
+        let features = SAM2ImageFeatures(
+            highResolution0: toCHW(s0), highResolution1: toCHW(s1),
+            visionFeatures: toCHW(levels[kept - 1]),
+            positionEncodings: Array(encodings.prefix(kept)))
+        return SAM2ImageEncoderTrace(
+            embedded: hiera.embedded ?? Tensor(zeros: [0]),
+            blocks: hiera.blocks,
+            stages: keepIntermediates ? hiera.stages.map(toCHW) : [],
+            fpn: keepIntermediates ? levels.map(toCHW) : [],
+            fpnPositionEncodings: keepIntermediates ? encodings : [],
+            features: features)
+    }
+}

@@ -1,4 +1,0 @@
-import XCTest
-@testable import SAM2
-
-final class SAM2ModuleTests: XCTestCase {}
