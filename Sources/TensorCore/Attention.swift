@@ -31,8 +31,10 @@ public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, sca
     if nq == 0 || cv == 0 { return Tensor(zeros: outShape) }
     if nk == 0 { return Tensor(zeros: outShape) }
 
-    let block = attentionQueryBlock
-    let blocks = (nq + block - 1) / block
+    // Blocks of at most `attentionQueryBlock` rows, evenly sized: 257 queries become 129 + 128 rather
+    // than 256 + 1, so the round-robin over (batch, head, block) gives every worker equal work.
+    let blocks = (nq + attentionQueryBlock - 1) / attentionQueryBlock
+    let block = (nq + blocks - 1) / blocks
     let items = batch * heads * blocks
     let workers = min(Threads.count, items)
 

@@ -1,2 +1,0 @@
-// DINOv2 module. See README.md for the layout of RAGSeg.
-import TensorCore

@@ -1,4 +1,0 @@
-import XCTest
-@testable import DINOv2
-
-final class DINOv2ModuleTests: XCTestCase {}
