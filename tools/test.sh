@@ -10,10 +10,13 @@ trap 'rm -f "$log"' EXIT
 status=0
 swift test -c release -Xswiftc -enable-testing --skip-build --disable-swift-testing "$@" 2>&1 | tee "$log" || status=$?
 # XCTest's last summary line reads "Executed N tests, with M failures ..."; restate it plainly.
-summary=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1 || true)
+# With skipped tests (XCTSkip) it reads "Executed N tests, with S tests skipped and M failures ...".
+summary=$(grep -E "Executed [0-9]+ tests?, with ([0-9]+ tests? skipped and )?[0-9]+ failures?" "$log" | tail -n 1 || true)
 if [ -n "$summary" ]; then
     total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
-    failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$summary")
-    echo "tests: $((total - failed)) passed, $failed failed"
+    failed=$(sed -E 's/.* ([0-9]+) failures?.*/\1/' <<<"$summary")
+    skipped=0
+    if grep -qE "skipped" <<<"$summary"; then skipped=$(sed -E 's/.*with ([0-9]+) tests? skipped.*/\1/' <<<"$summary"); fi
+    echo "tests: $((total - failed - skipped)) passed, $failed failed, $skipped skipped"
 fi
 exit $status

@@ -1,0 +1,139 @@
+// SAM 2 memory attention (sam2.md §7): 4 pre-norm layers over the target's tokens, each with RoPE
+// self-attention, RoPE cross-attention to the memory bank (spatial memories rotated, pointer tokens not),
+// and a ReLU FFN; then a final LayerNorm. Attention itself is TensorCore's query-blocked `attention`,
+// so the score matrix is never materialized and memory stays bounded for large k.
+import TensorCore
+
+/// Single-head attention with axial rotary position encoding on queries and (some) keys.
+struct RoPEAttention: Sendable {
+    let queryProjection: Linear
+    let keyProjection: Linear
+    let valueProjection: Linear
+    let outputProjection: Linear
+
+    init(_ w: SAM2MemoryWeights, _ prefix: String, dim: Int, keyValueInput: Int) throws {
+        queryProjection = try Linear(w, prefix + ".q_proj", input: dim, output: dim)
+        keyProjection = try Linear(w, prefix + ".k_proj", input: keyValueInput, output: dim)
+        valueProjection = try Linear(w, prefix + ".v_proj", input: keyValueInput, output: dim)
+        outputProjection = try Linear(w, prefix + ".out_proj", input: dim, output: dim)
+    }
+
+    /// query [Nq, dim] (one token per grid cell); key/value inputs [Nk, kvIn]. The first
+    /// Nk − unrotatedKeys keys must be whole copies of the grid (RoPE angles repeat per memory frame).
+    func callAsFunction(query: Tensor, key: Tensor, value: Tensor, unrotatedKeys: Int, rope: AxialRoPE) -> Tensor {
+        var q = queryProjection(query)
+        var k = keyProjection(key)
+        let v = valueProjection(value)
+        rope.rotate(&q, rows: 0..<q.dim(0))
+        rope.rotate(&k, rows: 0..<(k.dim(0) - unrotatedKeys))
+        return outputProjection(attention(query: q, key: k, value: v, heads: 1))
+    }
+}
+
+/// Precomputed axial RoPE tables for one grid; token row r uses angles of grid cell r mod (h·w).
+struct AxialRoPE: Sendable {
+    let cells: Int
+    let pairs: Int
+    let cosines: [Float]
+    let sines: [Float]
+
+    init(dim: Int, gridWidth: Int, gridHeight: Int) {
+        cells = gridWidth * gridHeight
+        pairs = dim / 2
+        (cosines, sines) = MemoryPositionEncoding.axialRoPE(dim: dim, width: gridWidth, height: gridHeight)
+    }
+
+    /// Rotates channel pairs (2m, 2m+1) of x [N, dim] in place as complex numbers.
+    func rotate(_ x: inout Tensor, rows: Range<Int>) {
+        precondition(rows.count % cells == 0, "RoPE: \(rows.count) rotated tokens are not a whole number of \(cells)-token grids")
+        let dim = x.dim(1), pairs = pairs
+        precondition(dim == 2 * pairs, "RoPE: tokens have \(dim) channels, tables are for \(2 * pairs)")
+        x.withUnsafeMutableBufferPointer { xb in
+            cosines.withUnsafeBufferPointer { cb in
+                sines.withUnsafeBufferPointer { sb in
+                    let base = xb.baseAddress!, cp = cb.baseAddress!, sp = sb.baseAddress!
+                    parallelFor(rows.count) { i in
+                        let r = rows.lowerBound + i
+                        let row = base + r * dim
+                        let t = (i % cells) * pairs
+                        for m in 0..<pairs {
+                            let a = row[2 * m], b = row[2 * m + 1]
+                            let c = cp[t + m], s = sp[t + m]
+                            row[2 * m] = a * c - b * s
+                            row[2 * m + 1] = a * s + b * c
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct MemoryAttentionLayer: Sendable {
+    let selfAttention: RoPEAttention
+    let crossAttention: RoPEAttention
+    let norm1: Norm, norm2: Norm, norm3: Norm
+    let linear1: Linear, linear2: Linear
+
+    init(_ w: SAM2MemoryWeights, _ prefix: String, config: SAM2MemoryConfig) throws {
+        let d = config.hiddenDim
+        selfAttention = try RoPEAttention(w, prefix + ".self_attn", dim: d, keyValueInput: d)
+        crossAttention = try RoPEAttention(w, prefix + ".cross_attn_image", dim: d, keyValueInput: config.memoryDim)
+        norm1 = try Norm(w, prefix + ".norm1", dim: d, eps: 1e-5)
+        norm2 = try Norm(w, prefix + ".norm2", dim: d, eps: 1e-5)
+        norm3 = try Norm(w, prefix + ".norm3", dim: d, eps: 1e-5)
+        let ffn = try w.shape(prefix + ".linear1.weight").first ?? 2048
+        linear1 = try Linear(w, prefix + ".linear1", input: d, output: ffn)
+        linear2 = try Linear(w, prefix + ".linear2", input: ffn, output: d)
+    }
+
+    /// x [N, d]; memoryKeys = memory + memory PE, memoryValues = memory, both [T, memDim].
+    func callAsFunction(_ x: Tensor, memoryKeys: Tensor, memoryValues: Tensor, pointerTokens: Int, rope: AxialRoPE) -> Tensor {
+        var x = x
+        var y = norm1(x)
+        addInPlace(&x, selfAttention(query: y, key: y, value: y, unrotatedKeys: 0, rope: rope))
+        y = norm2(x)
+        addInPlace(&x, crossAttention(query: y, key: memoryKeys, value: memoryValues, unrotatedKeys: pointerTokens, rope: rope))
+        y = linear1(norm3(x))
+        reluInPlace(&y)
+        addInPlace(&x, linear2(y))
+        return x
+    }
+}
+
+public struct MemoryAttention: Sendable {
+    let layers: [MemoryAttentionLayer]
+    let finalNorm: Norm
+    let rope: AxialRoPE
+    let config: SAM2MemoryConfig
+
+    init(_ w: SAM2MemoryWeights, config: SAM2MemoryConfig) throws {
+        var layers: [MemoryAttentionLayer] = []
+        while w.contains("memory_attention.layers.\(layers.count).norm1.weight") {
+            layers.append(try MemoryAttentionLayer(w, "memory_attention.layers.\(layers.count)", config: config))
+        }
+        guard !layers.isEmpty else {
+            throw SAM2MemoryWeightsError(path: w.path, message: "missing tensor 'memory_attention.layers.0.norm1.weight'")
+        }
+        self.layers = layers
+        finalNorm = try Norm(w, "memory_attention.norm", dim: config.hiddenDim, eps: 1e-5)
+        rope = AxialRoPE(dim: config.hiddenDim, gridWidth: config.featureSize, gridHeight: config.featureSize)
+        self.config = config
+    }
+
+    /// features: target top-level features [hidden, h, w]; positionEncoding: their sine PE (same shape);
+    /// memory/memoryPosition: [T, memDim] as assembled by `MemoryBank`; the last `pointerTokens` rows are
+    /// object-pointer tokens (not rotated). Returns pix_feat_with_mem [hidden, h, w].
+    public func callAsFunction(features: Tensor, positionEncoding: Tensor, memory: Tensor, memoryPosition: Tensor,
+                               pointerTokens: Int) -> Tensor {
+        let h = features.dim(1), w = features.dim(2)
+        precondition(h * w == rope.cells, "memory attention built for a \(config.featureSize)² grid, got \(h)x\(w)")
+        var x = tokenRows(features)
+        addInPlace(&x, scaled(tokenRows(positionEncoding), by: 0.1))
+        let keys = add(memory, memoryPosition)
+        for layer in layers {
+            x = layer(x, memoryKeys: keys, memoryValues: memory, pointerTokens: pointerTokens, rope: rope)
+        }
+        return featureMap(finalNorm(x), height: h, width: w)
+    }
+}
