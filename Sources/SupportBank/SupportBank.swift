@@ -139,6 +139,7 @@ public final class SupportBank: @unchecked Sendable {
     /// Loads index.faiss when it is valid and belongs to this bank, then replays the journal; a
     /// missing or corrupt file is rebuilt from LMDB and rewritten.
     private func loadIndex() throws {
+        if !readOnly { removeAbandonedTemporaryFiles() }
         var problem: String?
         let file = indexFilePath
         if !FileManager.default.fileExists(atPath: file) {
@@ -172,6 +173,18 @@ public final class SupportBank: @unchecked Sendable {
         } else {
             try env.read { txn in try catchUp(in: txn) }
             if indexSeq != savedSeq { indexRepair = "index file was \(indexSeq - (savedSeq ?? 0)) journal entries stale: replayed" }
+        }
+    }
+
+    /// Deletes `index.faiss.tmp.PID` files left by writers that died mid-write (PID no longer alive);
+    /// a live writer's temporary file is left alone.
+    private func removeAbandonedTemporaryFiles() {
+        let prefix = SupportBank.indexFileName + ".tmp."
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] where name.hasPrefix(prefix) {
+            guard let pid = Int32(name.dropFirst(prefix.count)) else { continue }
+            if pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH {
+                try? FileManager.default.removeItem(atPath: (path as NSString).appendingPathComponent(name))
+            }
         }
     }
 

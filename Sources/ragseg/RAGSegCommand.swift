@@ -5,5 +5,5 @@ struct RAGSeg: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ragseg",
         abstract: "Training-free, retrieval-augmented few-shot medical image segmentation.",
-        subcommands: [])
+        subcommands: [BankBench.self])
 }
