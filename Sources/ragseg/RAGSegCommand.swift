@@ -5,5 +5,5 @@ struct RAGSeg: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ragseg",
         abstract: "Training-free, retrieval-augmented few-shot medical image segmentation.",
-        subcommands: [BankBench.self])
+        subcommands: [Bench.self, IndexCommand.self, BankBench.self])
 }

@@ -1,2 +1,0 @@
-// RAGSegIO module. See README.md for the layout of RAGSeg.
-import TensorCore

@@ -1,0 +1,87 @@
+/// Scaled dot-product attention, softmax(Q Kᵀ · scale) V, per head, computed in query blocks.
+///
+/// q [B?, Nq, heads·dq], k [B?, Nk, heads·dq], v [B?, Nk, heads·dv]; head h owns channels
+/// h·d ..< (h+1)·d (PyTorch's `view(B, N, heads, d)` split). Returns [B?, Nq, heads·dv].
+///
+/// Memory stays bounded: for each (batch, head, block of `attentionQueryBlock` queries) the scores of
+/// that block only ([block, Nk]) are formed by one GEMM reading Q and K in place (leading dimension =
+/// full channel count, K transposed by flag), exponentiated max-subtracted, multiplied by V with a
+/// second GEMM written straight into the output columns of that head, and the rows are then divided by
+/// their exponential sums (cheaper on [block, dv] than on [block, Nk]). The full Nq x Nk matrix is
+/// never allocated. Work items are spread over the cores with BLAS pinned to one thread each.
+public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, scale: Float? = nil) -> Tensor {
+    let batched = query.rank == 3
+    precondition(query.rank == 2 || query.rank == 3, "attention query must be [B?, N, C], got \(query.shape)")
+    precondition(key.rank == query.rank && value.rank == query.rank,
+                 "attention q/k/v ranks differ: \(query.shape), \(key.shape), \(value.shape)")
+    let batch = batched ? query.shape[0] : 1
+    if batched {
+        precondition(key.shape[0] == batch && value.shape[0] == batch, "attention batch sizes differ")
+    }
+    let nq = query.dim(-2), nk = key.dim(-2)
+    let cq = query.dim(-1), cv = value.dim(-1)
+    precondition(heads > 0 && cq % heads == 0 && cv % heads == 0,
+                 "attention: channels \(cq)/\(cv) not divisible by \(heads) heads")
+    precondition(key.dim(-1) == cq, "attention key channels \(key.dim(-1)) != query channels \(cq)")
+    precondition(value.dim(-2) == nk, "attention: \(nk) keys but \(value.dim(-2)) values")
+    let dq = cq / heads, dv = cv / heads
+    let alpha = scale ?? 1 / Float(dq).squareRoot()
+    var outShape = query.shape
+    outShape[outShape.count - 1] = cv
+    if nq == 0 || cv == 0 { return Tensor(zeros: outShape) }
+    if nk == 0 { return Tensor(zeros: outShape) }
+
+    let block = attentionQueryBlock
+    let blocks = (nq + block - 1) / block
+    let items = batch * heads * blocks
+    let workers = min(Threads.count, items)
+
+    return Tensor(shape: outShape) { out in
+        query.withUnsafeBufferPointer { pq in
+            key.withUnsafeBufferPointer { pk in
+                value.withUnsafeBufferPointer { pv in
+                    let q = pq.baseAddress!, k = pk.baseAddress!, v = pv.baseAddress!, o = out.baseAddress!
+                    let run = { (worker: Int, workerCount: Int) in
+                        // One scores buffer per worker, reused for all its blocks.
+                        let scores = UnsafeMutablePointer<Float>.allocate(capacity: min(block, nq) * nk)
+                        let sums = UnsafeMutablePointer<Float>.allocate(capacity: min(block, nq))
+                        defer { scores.deallocate(); sums.deallocate() }
+                        var item = worker
+                        while item < items {
+                            let b = item / (heads * blocks)
+                            let h = (item / blocks) % heads
+                            let row0 = (item % blocks) * block
+                            let rows = min(block, nq - row0)
+                            let qBlock = q + (b * nq + row0) * cq + h * dq
+                            let kHead = k + b * nk * cq + h * dq
+                            let vHead = v + b * nk * cv + h * dv
+                            let oBlock = o + (b * nq + row0) * cv + h * dv
+                            gemm(transA: false, transB: true, m: rows, n: nk, k: dq, alpha: alpha,
+                                 a: qBlock, lda: cq, b: kHead, ldb: cq, c: scores, ldc: nk)
+                            for r in 0..<rows { sums[r] = softmaxRowUnnormalized(scores + r * nk, nk) }
+                            gemm(transA: false, transB: false, m: rows, n: dv, k: nk,
+                                 a: scores, lda: nk, b: vHead, ldb: cv, c: oBlock, ldc: cv)
+                            for r in 0..<rows {
+                                let inv = 1 / sums[r]
+                                let p = oBlock + r * cv
+                                for j in 0..<dv { p[j] *= inv }
+                            }
+                            item += workerCount
+                        }
+                    }
+                    if workers <= 1 {
+                        run(0, 1)
+                    } else {
+                        withSingleThreadedBLAS {
+                            parallelFor(workers) { w in run(w, workers) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Queries per block in `attention`: 256 rows x 16384 keys is a 16 MiB scores buffer per worker,
+/// large enough that both GEMMs run near peak, small enough to stay bounded for any sequence length.
+public let attentionQueryBlock = 256

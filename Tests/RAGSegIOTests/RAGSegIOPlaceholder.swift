@@ -1,4 +1,0 @@
-import XCTest
-@testable import RAGSegIO
-
-final class RAGSegIOModuleTests: XCTestCase {}
