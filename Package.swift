@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "RAGSegIO", dependencies: ["TensorCore", "CPNG"], swiftSettings: fastMath),
         .target(name: "DINOv2", dependencies: ["TensorCore", "RAGSegIO"], swiftSettings: fastMath),
         .target(name: "SAM2", dependencies: ["TensorCore", "RAGSegIO"], swiftSettings: fastMath),
-        .target(name: "SupportBank", dependencies: ["TensorCore", "RAGSegIO", "CLMDB", "CFaiss"], swiftSettings: fastMath),
+        .target(name: "SupportBank", dependencies: ["TensorCore", "RAGSegIO", "CLMDB", "CFaiss"], exclude: ["README.md"], swiftSettings: fastMath),
         .executableTarget(
             name: "ragseg",
             dependencies: [

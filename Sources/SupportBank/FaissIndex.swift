@@ -18,13 +18,17 @@ public enum IndexKind: String, Codable, Sendable, CaseIterable {
     case flat
     /// HNSW graph (M = 32): approximate, O(log n) per query; cannot remove ids (tombstones).
     case hnsw
-    /// Inverted file over k-means cells (nlist ~ 4 sqrt n, nprobe 16): approximate, removable,
-    /// needs training on the bank's own vectors.
+    /// Inverted file over k-means cells (nlist = 2 sqrt n, at most n / 39; nprobe 16): approximate,
+    /// removable, trained on the bank's own vectors once it holds 1024 (Flat before that).
     case ivf
 
     /// Above this many vectors `auto` switches from Flat to HNSW: a Flat scan of 16k x 768 floats
     /// takes ~2-3 ms on one core, the limit for the 5 ms p99 target with headroom.
     public static let autoHNSWThreshold = 16_384
+
+    public static func ivfCellCount(_ count: Int) -> Int {
+        max(16, min(65536, Int(2 * Double(max(count, 1)).squareRoot()), count / 39))
+    }
 
     /// The concrete kind used for a bank of `count` vectors.
     public func resolved(count: Int) -> IndexKind {
@@ -38,8 +42,9 @@ public enum IndexKind: String, Codable, Sendable, CaseIterable {
         case .flat, .auto: return "Flat"
         case .hnsw: return "HNSW32"
         case .ivf:
-            // FAISS's guidance: 4-16 sqrt(n) cells, and at least 39 training points per cell.
-            let nlist = max(16, min(65536, Int(4 * Double(max(count, 1)).squareRoot()), count / 39))
+            // Fewer cells than FAISS's 4-16 sqrt(n) guidance keeps k-means training affordable on a
+            // few cores (39 points per cell, FAISS's minimum); nprobe 16 then scans ~16/(2 sqrt n).
+            let nlist = IndexKind.ivfCellCount(count)
             return "IVF\(nlist),Flat"
         }
     }

@@ -202,9 +202,8 @@ public final class SupportBank: @unchecked Sendable {
         ids.reserveCapacity(chunk)
         vectors.reserveCapacity(chunk * dimension)
         if kind == .ivf {
-            // Train on an evenly spaced sample of up to 64 vectors per cell.
-            let nlist = Int(kind.factory(count: count).dropFirst(3).prefix { $0.isNumber }) ?? 256
-            let stride = max(1, count / (64 * nlist))
+            // Train on an evenly spaced sample of 39 vectors per cell (FAISS's minimum).
+            let stride = max(1, count / (39 * IndexKind.ivfCellCount(count)))
             var sample = [Float]()
             var i = 0
             try txn.forEach(embeddings) { _, value in

@@ -15,9 +15,11 @@ struct BankBench: ParsableCommand {
     @Option(help: "Index types.") var types = "flat,hnsw,ivf"
     @Option(help: "Single-vector queries timed per configuration.") var queries = 300
     @Option(help: "Skip index types whose construction would exceed this many seconds (estimated from the previous size).")
-    var maxBuildSeconds = 300.0
+    var maxBuildSeconds = 240.0
     @Flag(help: "Only the search-latency part.") var searchOnly = false
     @Flag(help: "Only the add/disk part.") var addOnly = false
+    @Option(help: "Synthetic data: clustered (mixture of n/100 Gaussian clusters, like real embeddings) or gaussian (no structure: worst case for approximate indexes).")
+    var data = "clustered"
     @Option(help: "Scratch folder for the add benchmark's banks.") var scratch = NSTemporaryDirectory()
 
     func run() throws {
@@ -41,14 +43,17 @@ struct BankBench: ParsableCommand {
         }
     }
 
-    /// n normalized random Gaussian vectors (the hardest case for approximate indexes: no clusters).
-    static func vectors(_ n: Int, _ d: Int, seed: UInt64) -> [Float] {
+    /// n normalized vectors: plain Gaussian, or around `clusters` random centres (noise of norm ~0.7).
+    static func vectors(_ n: Int, _ d: Int, seed: UInt64, clusters: Int = 0) -> [Float] {
         var rng = Rng(state: seed)
+        let centres = clusters > 0 ? vectors(clusters, d, seed: 0xC0FFEE &+ UInt64(d)) : []
+        let noise = clusters > 0 ? Float(0.7) / Float(d).squareRoot() : 1
         var out = [Float](repeating: 0, count: n * d)
         for i in 0..<n {
             var norm: Float = 0
+            let c = clusters > 0 ? Int(rng.next() % UInt64(clusters)) : 0
             for j in 0..<d {
-                let g = rng.gaussian()
+                let g = rng.gaussian() * noise + (clusters > 0 ? centres[c * d + j] : 0)
                 out[i * d + j] = g
                 norm += g * g
             }
@@ -69,15 +74,18 @@ struct BankBench: ParsableCommand {
         let kinds = types.split(separator: ",").compactMap { IndexKind(rawValue: String($0)) }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         print("## Search latency (one query at a time, 1 OpenMP thread, k = 10; build with \(cores) threads)")
-        print("Data: normalized Gaussian vectors (no cluster structure: worst case for HNSW/IVF recall). Recall@10 vs exact Flat.")
+        let clustered = data == "clustered"
+        print(clustered ? "Data: normalized vectors in n/100 Gaussian clusters (queries from the same clusters). Recall@10 vs exact Flat."
+                        : "Data: normalized Gaussian vectors (no cluster structure: worst case for HNSW/IVF recall). Recall@10 vs exact Flat.")
         print("")
         print("| d | n | index | build s | p50 ms | p99 ms | recall@10 |")
         print("|---|---|---|---|---|---|---|")
         for d in dims {
-            let queryVectors = BankBench.vectors(queries, d, seed: 999)
             var lastBuildPerVector = [IndexKind: Double]()
             for n in sizeList {
-                let data = BankBench.vectors(n, d, seed: UInt64(d))
+                let clusters = clustered ? max(1, n / 100) : 0
+                let data = BankBench.vectors(n, d, seed: UInt64(d), clusters: clusters)
+                let queryVectors = BankBench.vectors(queries, d, seed: 999, clusters: clusters)
                 let ids = (0..<n).map(Int64.init)
                 var truth = [[Int64]]()
                 let truthQueries = min(queries, 100)
@@ -87,14 +95,13 @@ struct BankBench: ParsableCommand {
                         fflush(nil)
                         continue
                     }
-                    let factory = kind == .ivf
-                        ? "IVF\(max(16, min(65536, Int(4 * Double(n).squareRoot()), n / 39))),Flat" : (kind == .hnsw ? "HNSW32" : "Flat")
+                    let factory = kind == .ivf ? "IVF\(IndexKind.ivfCellCount(n)),Flat" : (kind == .hnsw ? "HNSW32" : "Flat")
                     let index = try FaissIndex(dimension: d, factory: factory)
                     if kind == .hnsw { try index.setSearchParameter("efSearch", 64) }
                     FaissIndex.threads = cores
                     let t0 = Date()
                     if kind == .ivf {
-                        let trainCount = min(n, 64 * Int(factory.dropFirst(3).prefix { $0.isNumber })!)
+                        let trainCount = min(n, 39 * IndexKind.ivfCellCount(n))
                         try index.train(Array(data[0..<(trainCount * d)]))
                         try index.setSearchParameter("nprobe", 16)
                     }
