@@ -192,9 +192,9 @@ public final class SupportBank: @unchecked Sendable {
     private func rebuildIndex(in txn: LMDBTransaction) throws {
         let dimension = metadata.embeddingDimension
         let count = try txn.count(embeddings)
-        var kind = metadata.indexKind.resolved(count: count)
+        var kind = metadata.indexKind.resolved(count: count, dimension: dimension)
         if kind == .ivf && count < 1024 { kind = .flat }  // too few vectors to train k-means cells
-        let fresh = try FaissIndex(dimension: dimension, factory: kind.factory(count: count))
+        let fresh = try FaissIndex(dimension: dimension, factory: kind.factory(count: count, dimension: dimension))
         FaissIndex.threads = ProcessInfo.processInfo.activeProcessorCount
         let chunk = 16384
         var ids = [Int64]()
@@ -281,7 +281,7 @@ public final class SupportBank: @unchecked Sendable {
     /// Whether the index structure no longer suits the bank (auto crossing to HNSW, IVF outgrowing
     /// its cells, too many HNSW tombstones).
     private func needsRebuild(liveCount: Int) -> Bool {
-        var wanted = metadata.indexKind.resolved(count: liveCount)
+        var wanted = metadata.indexKind.resolved(count: liveCount, dimension: metadata.embeddingDimension)
         if wanted == .ivf && liveCount < 1024 { wanted = .flat }
         if wanted != indexBuiltKind {
             // Never fall back from HNSW to Flat in auto mode just because cases were removed.

@@ -233,9 +233,33 @@ final class BankCoreTests: XCTestCase {
     }
 
     func testAutoSwitchesToHNSWPastTheThreshold() {
-        XCTAssertEqual(IndexKind.auto.resolved(count: 100), .flat)
-        XCTAssertEqual(IndexKind.auto.resolved(count: IndexKind.autoHNSWThreshold + 1), .hnsw)
-        XCTAssertEqual(IndexKind.ivf.resolved(count: 10), .ivf)
+        XCTAssertEqual(IndexKind.auto.resolved(count: 100, dimension: 768), .flat)
+        XCTAssertEqual(IndexKind.auto.resolved(count: 5461, dimension: 768), .flat)
+        XCTAssertEqual(IndexKind.auto.resolved(count: 5462, dimension: 768), .hnsw)
+        XCTAssertEqual(IndexKind.auto.resolved(count: 5462, dimension: 384), .flat)
+        XCTAssertEqual(IndexKind.ivf.resolved(count: 10, dimension: 768), .ivf)
+    }
+
+    /// An auto bank turns from Flat into HNSW at the checkpoint after it outgrows the threshold.
+    func testAutoBankSwitchesToHNSWWhenItGrows() throws {
+        let d = 16384  // threshold 256 vectors at this width keeps the test small
+        let dir = temporaryDirectory()
+        var bank: SupportBank! = try SupportBank.create(at: dir, metadata: makeMetadata(dimension: d, kind: .auto))
+        var rng = SeededGenerator(seed: 12)
+        var vectors = [UInt64: [Float]]()
+        for start in stride(from: 0, to: 260, by: 26) {
+            let cases = (start..<(start + 26)).map { makeCase($0, dimension: d, rng: &rng) }
+            for (c, o) in zip(cases, try bank.add(cases)) { vectors[o.id] = c.embedding }
+        }
+        XCTAssertEqual(try bank.statistics().indexKind, .flat, "not restructured before a checkpoint")
+        try bank.checkpoint(force: false)
+        XCTAssertEqual(try bank.statistics().indexKind, .hnsw)
+        bank = nil
+        bank = try SupportBank.open(at: dir)
+        XCTAssertNil(bank.indexRepair)
+        XCTAssertEqual(try bank.statistics().indexKind, .hnsw)
+        for id in [UInt64(1), 130, 260] { XCTAssertEqual(try bank.search(vectors[id]!, k: 1).first?.id, id) }
+        XCTAssertTrue(bank.verify().ok, "\(bank.verify().problems)")
     }
 
     // MARK: - The index file as a cache
