@@ -190,6 +190,12 @@ struct IndexAdd: ParsableCommand {
         else if let dataset { sources = try CaseSources.nnUNet(dataset) }
         else { sources = try CaseSources.list(list!) }
         let bank = try SupportBank.open(at: resolveBankPath(path), mapSize: mapSizeMib.map { $0 << 20 } ?? SupportBank.defaultMapSize)
+        if let dataset, !bank.metadata.isBinary {
+            let names = try CaseSources.nnUNetLabels(dataset)
+            guard names == bank.metadata.labels else {
+                throw BankError.input(dataset, "dataset.json labels \(names) differ from the bank's \(bank.metadata.labels)")
+            }
+        }
         let (retrieval, support) = try models.encoders(for: bank)
         let labelCount = bank.metadata.labels.count
         let progress = ProgressReporter(total: sources.count, quiet: quiet)

@@ -88,6 +88,33 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("case 7: embedding missing"), r.stdout)
     }
 
+    func testNNUNetDatasetGivesLabelsAndOneMemoryPerPresentLabel() throws {
+        let dir = temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: dir + "/imagesTr", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/labelsTr", withIntermediateDirectories: true)
+        try writeGray(dir + "/imagesTr/c1_0000.png", 16, 16) { x, y in UInt8(x * 9 + y) }
+        try writeGray(dir + "/labelsTr/c1.png", 16, 16) { x, _ in x < 4 ? 1 : (x > 10 ? 2 : 0) }
+        try writeGray(dir + "/imagesTr/c2_0000.png", 16, 16) { x, y in UInt8(x + y * 9) }
+        try writeGray(dir + "/labelsTr/c2.png", 16, 16) { x, _ in x < 4 ? 1 : 0 }
+        try Data(#"{"labels": {"background": 0, "liver": 1, "tumour": 2}}"#.utf8).write(to: URL(fileURLWithPath: dir + "/dataset.json"))
+        let bank = dir + "/bank"
+        XCTAssertEqual(try runRagseg(["index", "create", bank, "--stand-in", "--dataset", dir, "--memory-shape", "4,8,8,16"]).status, 0)
+        var r = try runRagseg(["index", "add", bank, "--dataset", dir, "--stand-in"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try runRagseg(["index", "info", bank])
+        XCTAssertTrue(r.stdout.contains("1=liver, 2=tumour") && r.stdout.contains("memories        3"), r.stdout)
+        do {
+            let b = try SupportBank.open(at: bank, readOnly: true)
+            XCTAssertEqual(try b.allRecords().map(\.labels), [[1, 2], [1]])
+            XCTAssertNotNil(try b.memory(1, label: 2))
+            XCTAssertNil(try b.memory(2, label: 2))
+        }
+        try Data(#"{"labels": {"background": 0, "kidney": 1, "tumour": 2}}"#.utf8).write(to: URL(fileURLWithPath: dir + "/dataset.json"))
+        r = try runRagseg(["index", "add", bank, "--dataset", dir, "--stand-in"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("differ from the bank"), r.stderr)
+    }
+
     func testBadInputFailsClearlyAndLeavesTheBankIntact() throws {
         let dir = temporaryDirectory()
         let (images, masks) = try writeDataset(dir, count: 4, maskValue: 1)
