@@ -88,6 +88,34 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("case 7: embedding missing"), r.stdout)
     }
 
+    /// A reader process keeps working while another process writes: its results always come from one
+    /// LMDB snapshot (removed cases are never returned), and refresh() brings in the new cases.
+    func testReaderInAnotherProcessStaysConsistentWhileAWriterChangesTheBank() throws {
+        let dir = temporaryDirectory()
+        let (images, masks) = try writeDataset(dir, count: 10)
+        let bank = dir + "/bank"
+        XCTAssertEqual(try runRagseg(["index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "4,8,8,16"]).status, 0)
+        XCTAssertEqual(try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"]).status, 0)
+        let reader = try SupportBank.open(at: bank, readOnly: true)
+        let query = try XCTUnwrap(try reader.embedding(3))
+        XCTAssertEqual(try reader.search(query, k: 1).first?.id, 3)
+        // Another process removes case 3 and adds new cases.
+        XCTAssertEqual(try runRagseg(["index", "remove", bank, "3"]).status, 0)
+        for i in 0..<5 {
+            try writeGray(images + "/extra\(i).png", 32, 32) { x, y in UInt8((x * y + i * 40) % 256) }
+            try writeGray(masks + "/extra\(i).png", 32, 32) { x, _ in x > 20 ? 1 : 0 }
+        }
+        XCTAssertEqual(try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"]).status, 0)
+        // Not yet refreshed: the removed case is filtered out through the current snapshot.
+        let hits = try reader.search(query, k: 20)
+        XCTAssertFalse(hits.contains { $0.id == 3 })
+        XCTAssertEqual(hits.count, 9, "the old index still lacks the new cases")
+        try reader.refresh()
+        // 9 old + the removed content re-added under a new id + 5 extra.
+        XCTAssertEqual(try reader.search(query, k: 20).count, 15)
+        XCTAssertTrue(try reader.search(query, k: 20).allSatisfy { $0.id != 3 })
+    }
+
     func testNNUNetDatasetGivesLabelsAndOneMemoryPerPresentLabel() throws {
         let dir = temporaryDirectory()
         try FileManager.default.createDirectory(atPath: dir + "/imagesTr", withIntermediateDirectories: true)
