@@ -20,6 +20,8 @@ struct BankBench: ParsableCommand {
     @Flag(help: "Only the add/disk part.") var addOnly = false
     @Option(help: "Synthetic data: clustered (mixture of n/100 Gaussian clusters, like real embeddings) or gaussian (no structure: worst case for approximate indexes).")
     var data = "clustered"
+    @Option(help: "Bank sizes at which the one-case add is timed (the bank is filled up to each in turn).")
+    var addSteps = "100,10000,100000"
     @Option(help: "Scratch folder for the add benchmark's banks.") var scratch = NSTemporaryDirectory()
 
     func run() throws {
@@ -187,7 +189,7 @@ struct BankBench: ParsableCommand {
                          (Double(used) / Double(n * raw) - 1) * 100, (Double(stats.diskBytes) / Double(n * raw) - 1) * 100))
         }
         // Cost of one more case as the bank grows (small memories so large banks fit).
-        var steps = [100, 10_000, 100_000]
+        var steps = addSteps.split(separator: ",").compactMap { Int($0) }
         if large { steps.append(1_000_000) }
         let shape = MemoryShape(channels: 1, height: 1, width: 8, pointerDimension: 4)
         let dir = (scratch as NSString).appendingPathComponent("ragseg-bench-scale-\(getpid())")
