@@ -23,7 +23,7 @@ let package = Package(
         // Debian's libfaiss.a ships no C API: a small C++ wrapper with an exception-safe extern "C" surface.
         .target(
             name: "CFaiss", path: "Sources/CFaiss",
-            cxxSettings: [.unsafeFlags(["-O2", "-fopenmp"])],
+            cxxSettings: [.headerSearchPath("omp-shim"), .unsafeFlags(["-O2", "-fopenmp"])],
             linkerSettings: [
                 .linkedLibrary("faiss"), .linkedLibrary("openblas"),
                 .linkedLibrary("gomp"), .linkedLibrary("stdc++"),
@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "DINOv2", dependencies: ["TensorCore", "RAGSegIO"], swiftSettings: fastMath),
         .target(name: "SAM2", dependencies: ["TensorCore", "RAGSegIO"], swiftSettings: fastMath),
         .target(name: "Evaluation", swiftSettings: fastMath),
-        .target(name: "SupportBank", dependencies: ["TensorCore", "RAGSegIO", "CLMDB", "CFaiss"], swiftSettings: fastMath),
+        .target(name: "SupportBank", dependencies: ["TensorCore", "RAGSegIO", "CLMDB", "CFaiss"], exclude: ["README.md"], swiftSettings: fastMath),
         .executableTarget(
             name: "ragseg",
             dependencies: [
