@@ -1,4 +1,4 @@
-// `ragseg bench-bank`: search latency per index type and size, add throughput without encoders,
+// `ragseg bench bank`: search latency per index type and size, add throughput without encoders,
 // bytes on disk per case. Synthetic data; a benchmark, not a test.
 import ArgumentParser
 import Foundation
