@@ -27,12 +27,9 @@ enum FixtureModels {
         try DINOv2RetrievalEncoder(path: dinov2, inputSize: 112)
     }
 
+    /// Opened the way the CLI opens it (the sidecar weights.safetensors.json describes the shrunken trunk).
     static func supportEncoder() throws -> SAM2SupportEncoder {
-        let memoryModel = try SAM2MemoryModel(path: sam2, imageSize: sam2ImageSize)
-        let imageEncoder = try SAM2ImageEncoder(weights: SAM2Weights(path: sam2),
-                                                config: sam2EncoderConfig(hiddenDim: memoryModel.config.hiddenDim))
-        return SAM2SupportEncoder(imageEncoder: imageEncoder, memoryModel: memoryModel,
-                                  model: try weightsIdentity(sam2, name: "sam2", variant: "fixture"))
+        try SAM2Checkpoint.supportEncoder(path: sam2)
     }
 }
 

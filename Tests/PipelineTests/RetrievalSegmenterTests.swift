@@ -100,3 +100,28 @@ final class RetrievalSegmenterTests: XCTestCase {
         }
     }
 }
+
+final class SAM2CheckpointTests: XCTestCase {
+    /// The sidecar describes the fixture trunk exactly as the memory-path parity test builds it.
+    func testSidecarGivesTheFixtureConfiguration() throws {
+        let encoder = try FixtureModels.supportEncoder()
+        XCTAssertEqual(encoder.imageEncoder.config, FixtureModels.sam2EncoderConfig(hiddenDim: 64))
+        XCTAssertEqual(encoder.imageSize, 128)
+        XCTAssertEqual(encoder.model.variant, "memory-path fixture")
+    }
+
+    func testMissingAndMalformedFilesNameTheFile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ragseg-ckpt-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let missing = dir.appendingPathComponent("none.safetensors").path
+        XCTAssertThrowsError(try SAM2Checkpoint.supportEncoder(path: missing)) { XCTAssertTrue("\($0)".contains(missing), "\($0)") }
+        // A copy of the fixture weights with a broken sidecar.
+        let copy = dir.appendingPathComponent("w.safetensors").path
+        try FileManager.default.copyItem(atPath: FixtureModels.sam2, toPath: copy)
+        try Data("{ not json".utf8).write(to: URL(fileURLWithPath: SAM2Checkpoint.sidecarPath(for: copy)))
+        XCTAssertThrowsError(try SAM2Checkpoint.supportEncoder(path: copy)) {
+            XCTAssertTrue("\($0)".contains("w.safetensors.json"), "\($0)")
+        }
+    }
+}
