@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import RAGSegIO
+import RAGSegPipeline
 import SupportBank
 
 struct IndexCommand: ParsableCommand {
@@ -41,11 +42,6 @@ struct ModelOptions: ParsableArguments {
         }
     }
 
-    func weightIdentity(_ path: String, name: String, variant: String) throws -> ModelIdentity {
-        guard FileManager.default.isReadableFile(atPath: path) else { throw BankError.input(path, "weights file not readable") }
-        return ModelIdentity(name: name, variant: variant, sha256: hexString(try SHA256.hash(fileAt: path)))
-    }
-
     /// The encoders for an existing bank, after checking they are the bank's models.
     func encoders(for bank: SupportBank) throws -> (RetrievalEncoder, SupportEncoder) {
         let m = bank.metadata
@@ -59,10 +55,14 @@ struct ModelOptions: ParsableArguments {
             printError(standInWarning)
             return (retrieval, support)
         }
-        let retrieval = try weightIdentity(dinov2!, name: "dinov2", variant: m.retrievalModel.variant)
-        let support = try weightIdentity(sam2!, name: "sam2", variant: m.supportModel.variant)
-        try bank.requireModels(retrieval: retrieval, support: support)
-        throw BankError.bank(bank.path, "model not available yet: the DINOv2 and SAM 2 encoders are not wired into the bank commands in this build (the weights match the bank). Use a --stand-in bank to exercise the bank.")
+        let (retrieval, support) = try realEncoders()
+        try bank.requireModels(retrieval: retrieval.model, support: support.model)
+        return (retrieval, support)
+    }
+
+    /// The real models from --dinov2 / --sam2 (identified by the files' SHA-256).
+    func realEncoders() throws -> (DINOv2RetrievalEncoder, SAM2SupportEncoder) {
+        (try DINOv2RetrievalEncoder(path: dinov2!), try SAM2Checkpoint.supportEncoder(path: sam2!))
     }
 }
 
@@ -72,9 +72,9 @@ struct IndexCreate: ParsableCommand {
     @Argument(help: "Bank directory (new or empty); a bare name means Indexes/NAME.")
     var path: String
     @OptionGroup var models: ModelOptions
-    @Option(help: "DINOv2 variant: \(DINOv2Variant.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Stand-in banks only (real banks take it from the weights): DINOv2 variant, \(DINOv2Variant.allCases.map(\.rawValue).joined(separator: ", ")).")
     var dinov2Variant = "vitb14"
-    @Option(help: "SAM 2.1 variant: \(SAM2Variant.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Stand-in banks only (real banks take it from the weights): SAM 2.1 variant, \(SAM2Variant.allCases.map(\.rawValue).joined(separator: ", ")).")
     var sam2Variant = "tiny"
     @Option(help: "Comma-separated names of labels 1...L (default: one label, binary masks).")
     var labels: String?
@@ -107,17 +107,23 @@ struct IndexCreate: ParsableCommand {
         let retrieval: ModelIdentity
         let support: ModelIdentity
         var preprocessing = [String: String]()
+        var embeddingDimension: Int
         if models.standIn {
             retrieval = StandIn.retrievalModel(dv)
             support = StandIn.supportModel(sv)
             preprocessing = StandIn.preprocessing
             printError(standInWarning)
+            embeddingDimension = dv.embeddingDimension
         } else {
-            retrieval = try models.weightIdentity(models.dinov2!, name: "dinov2", variant: dv.rawValue)
-            support = try models.weightIdentity(models.sam2!, name: "sam2", variant: sv.rawValue)
-            preprocessing = ["note": "recorded by the encoders when they are wired in"]
+            // The models themselves say what the bank will hold: embedding width, memory shape, variants.
+            let (r, s) = try models.realEncoders()
+            retrieval = r.model
+            support = s.model
+            embeddingDimension = r.dimension
+            shape = s.memoryShape
+            preprocessing = r.preprocessing.merging(s.preprocessing) { a, _ in a }
         }
-        let metadata = BankMetadata(retrievalModel: retrieval, supportModel: support, embeddingDimension: dv.embeddingDimension,
+        let metadata = BankMetadata(retrievalModel: retrieval, supportModel: support, embeddingDimension: embeddingDimension,
                                     memoryShape: shape, preprocessing: preprocessing, labels: labelNames, indexKind: kind)
         let bankPath = resolveBankPath(path)
         _ = try SupportBank.create(at: bankPath, metadata: metadata)

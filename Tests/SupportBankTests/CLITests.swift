@@ -172,26 +172,38 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try SupportBank.open(at: bank, readOnly: true).statistics().cases, 4)
     }
 
-    func testWeightsAreRecordedAndChecked() throws {
+    /// Real encoders through the CLI, on the tiny reference models of the DINOv2 and SAM 2 suites: the
+    /// weights' SHA-256 is recorded at create and checked at every add; garbage weights are a clear error.
+    func testRealWeightsAreRecordedCheckedAndUsed() throws {
         let dir = temporaryDirectory()
         let (images, masks) = try writeDataset(dir, count: 2)
-        try Data("dinov2 weights".utf8).write(to: URL(fileURLWithPath: dir + "/d.safetensors"))
-        try Data("sam2 weights".utf8).write(to: URL(fileURLWithPath: dir + "/s.safetensors"))
-        try Data("other weights".utf8).write(to: URL(fileURLWithPath: dir + "/o.safetensors"))
+        let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let dinov2 = tests.appendingPathComponent("DINOv2Tests/Fixtures/plain").path
+        let otherDINOv2 = tests.appendingPathComponent("DINOv2Tests/Fixtures/reg").path
+        let sam2 = tests.appendingPathComponent("SAM2Tests/Fixtures/memory/weights.safetensors").path
+        try Data("not a safetensors file".utf8).write(to: URL(fileURLWithPath: dir + "/garbage.safetensors"))
         let bank = dir + "/bank"
-        var r = try runRagseg(["index", "create", bank, "--dinov2", dir + "/d.safetensors", "--sam2", dir + "/s.safetensors"])
+        var r = try runRagseg(["index", "create", bank, "--dinov2", dir + "/garbage.safetensors", "--sam2", sam2])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("garbage.safetensors"), r.stderr)
+        r = try runRagseg(["index", "create", bank, "--dinov2", dinov2, "--sam2", sam2])
         XCTAssertEqual(r.status, 0, r.stderr)
         r = try runRagseg(["index", "info", bank])
-        XCTAssertTrue(r.stdout.contains(hexString(SHA256.hash(Array("dinov2 weights".utf8)))), r.stdout)
-        r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--dinov2", dir + "/o.safetensors", "--sam2", dir + "/s.safetensors"])
+        XCTAssertTrue(r.stdout.contains(hexString(try SHA256.hash(fileAt: dinov2 + "/model.safetensors"))), r.stdout)
+        r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--dinov2", otherDINOv2, "--sam2", sam2])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("DINOv2") && r.stderr.contains("not dinov2"), r.stderr)
         r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in"])
         XCTAssertNotEqual(r.status, 0, "a real-weights bank refuses stand-in vectors")
-        r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--dinov2", dir + "/d.safetensors", "--sam2", dir + "/s.safetensors"])
-        XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.stderr.contains("model not available yet"), r.stderr)
-        XCTAssertEqual(try SupportBank.open(at: bank, readOnly: true).statistics().cases, 0)
+        XCTAssertEqual(try SupportBank.open(at: bank, readOnly: true).statistics().cases, 0, "refused adds wrote nothing")
+        r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--dinov2", dinov2, "--sam2", sam2, "--quiet"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try SupportBank.open(at: bank, readOnly: true).statistics().cases, 2)
+        XCTAssertEqual(try runRagseg(["index", "verify", bank]).status, 0)
+        let first = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: images).sorted().first)
+        r = try runRagseg(["index", "search", bank, images + "/" + first, "--k", "1", "--dinov2", dinov2, "--sam2", sam2])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains(first), "a bank case finds itself: \(r.stdout)")
     }
 
     func testFullMapIsAClearErrorAndTheBankStaysUsable() throws {
