@@ -125,3 +125,33 @@ final class SAM2CheckpointTests: XCTestCase {
         }
     }
 }
+
+extension RetrievalSegmenterTests {
+    func testEvalLeaveOneOutScoresEachCaseWithoutItself() throws {
+        let bank = try makeBank()
+        let segmenter = try RetrievalSegmenter(bank: bank, retrieval: retrieval, support: support)
+        let rows = try EvaluationRun.leaveOneOut(segmenter, k: 2)
+        let records = try bank.allRecords()
+        XCTAssertEqual(rows.count, 6)
+        for (row, record) in zip(rows, records) {
+            XCTAssertEqual(row.image, record.image)
+            XCTAssertFalse(row.retrieved.contains { $0.id == record.id }, "own case excluded")
+            XCTAssertEqual(row.retrieved.count, 2)
+            // Dice and IoU recomputed here by plain counting from the segmentation and the mask file.
+            let image = try PNG.read(record.image), truth = try PNG.read(record.mask).pixels.map { $0 != 0 }
+            let predicted = try segmenter.segment(image, name: record.image, k: 2, excluding: [record.id]).mask
+            let both = zip(predicted, truth).filter { $0 && $1 }.count
+            let p = predicted.filter { $0 }.count, g = truth.filter { $0 }.count
+            let dice = p + g == 0 ? 1.0 : 2 * Double(both) / Double(p + g)
+            let iou = p + g - both == 0 ? 1.0 : Double(both) / Double(p + g - both)
+            XCTAssertEqual(row.scores.dice, dice, accuracy: 1e-12)
+            XCTAssertEqual(row.scores.iou, iou, accuracy: 1e-12)
+        }
+        let csv = EvaluationRun.csv(rows).split(separator: "\n")
+        XCTAssertEqual(csv.count, 7)
+        XCTAssertTrue(csv[0].hasPrefix("image,mask,label,label_name,dice,iou,hd95"))
+        let summary = try XCTUnwrap(EvaluationRun.summaries(rows).first)
+        XCTAssertEqual(summary.label, "object")
+        XCTAssertEqual(summary.dice?.mean ?? -1, rows.map { $0.scores.dice }.reduce(0, +) / 6, accuracy: 1e-12)
+    }
+}
