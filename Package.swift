@@ -23,7 +23,7 @@ let package = Package(
         // Debian's libfaiss.a ships no C API: a small C++ wrapper with an exception-safe extern "C" surface.
         .target(
             name: "CFaiss", path: "Sources/CFaiss",
-            cxxSettings: [.unsafeFlags(["-O2", "-fopenmp"])],
+            cxxSettings: [.headerSearchPath("omp-shim"), .unsafeFlags(["-O2", "-fopenmp"])],
             linkerSettings: [
                 .linkedLibrary("faiss"), .linkedLibrary("openblas"),
                 .linkedLibrary("gomp"), .linkedLibrary("stdc++"),
@@ -33,11 +33,14 @@ let package = Package(
         .target(name: "DINOv2", dependencies: ["TensorCore", "RAGSegIO"], swiftSettings: fastMath),
         .target(name: "SAM2", dependencies: ["TensorCore", "RAGSegIO"], swiftSettings: fastMath),
         .target(name: "Evaluation", swiftSettings: fastMath),
-        .target(name: "SupportBank", dependencies: ["TensorCore", "RAGSegIO", "CLMDB", "CFaiss"], swiftSettings: fastMath),
+        .target(name: "SupportBank", dependencies: ["TensorCore", "RAGSegIO", "CLMDB", "CFaiss"], exclude: ["README.md"], swiftSettings: fastMath),
+        // The product's pipelines: real encoders behind the bank's protocols, retrieval-augmented segmentation.
+        .target(name: "RAGSegPipeline", dependencies: ["TensorCore", "RAGSegIO", "DINOv2", "SAM2", "SupportBank", "Evaluation"],
+                swiftSettings: fastMath),
         .executableTarget(
             name: "ragseg",
             dependencies: [
-                "TensorCore", "RAGSegIO", "DINOv2", "SAM2", "SupportBank", "Evaluation",
+                "TensorCore", "RAGSegIO", "DINOv2", "SAM2", "SupportBank", "Evaluation", "RAGSegPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
@@ -46,6 +49,7 @@ let package = Package(
         .testTarget(name: "DINOv2Tests", dependencies: ["DINOv2", "TensorCore", "RAGSegIO"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SAM2Tests", dependencies: ["SAM2", "TensorCore", "RAGSegIO"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "RAGSegIO"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "PipelineTests", dependencies: ["RAGSegPipeline", "SupportBank", "SAM2", "DINOv2", "RAGSegIO", "TensorCore"]),
         .testTarget(name: "SupportBankTests", dependencies: ["SupportBank", "TensorCore", "RAGSegIO"]),
     ],
     cxxLanguageStandard: .cxx17

@@ -9,7 +9,7 @@ public enum SAM2Version: String, Sendable, CaseIterable {
     case sam2_1 = "2.1"
 }
 
-public struct SAM2ImageEncoderConfig: Sendable, Equatable, CustomStringConvertible {
+public struct SAM2ImageEncoderConfig: Sendable, Equatable, Codable, CustomStringConvertible {
     /// "tiny", "small", "base_plus", "large" (or "custom" for test models).
     public var name: String
     /// Channels after the patch embedding (stage 1); doubled at every later stage.

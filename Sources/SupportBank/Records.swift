@@ -1,0 +1,278 @@
+// Value types of the support bank and their byte encodings in LMDB.
+import Foundation
+
+/// Errors of the support bank. Every message names the file or bank concerned.
+public enum BankError: Error, CustomStringConvertible, Sendable {
+    /// Bad input file (image, mask, list, weights): path and problem.
+    case input(String, String)
+    /// Problem with the bank itself: bank path and problem.
+    case bank(String, String)
+
+    public var description: String {
+        switch self {
+        case .input(let path, let message): return "\(path): \(message)"
+        case .bank(let path, let message): return "bank \(path): \(message)"
+        }
+    }
+}
+
+/// Which weights produced a bank's vectors: the model, its published variant and the SHA-256 of the
+/// weights file. A bank answers only queries embedded by the same weights.
+public struct ModelIdentity: Codable, Equatable, Sendable, CustomStringConvertible {
+    public var name: String
+    public var variant: String
+    public var sha256: String
+
+    public init(name: String, variant: String, sha256: String) {
+        self.name = name
+        self.variant = variant
+        self.sha256 = sha256
+    }
+
+    public var description: String { "\(name) \(variant) (sha256 \(sha256.prefix(16))…)" }
+}
+
+/// Shape of the SAM 2 support memory stored per (case, label): a bf16 [channels, height, width]
+/// memory feature map and an fp32 object pointer. SAM 2 (hiera, 1024 px input) uses 64x64x64 + 256.
+public struct MemoryShape: Codable, Equatable, Sendable, CustomStringConvertible {
+    public var channels: Int
+    public var height: Int
+    public var width: Int
+    public var pointerDimension: Int
+
+    public init(channels: Int, height: Int, width: Int, pointerDimension: Int) {
+        self.channels = channels
+        self.height = height
+        self.width = width
+        self.pointerDimension = pointerDimension
+    }
+
+    public static let sam2 = MemoryShape(channels: 64, height: 64, width: 64, pointerDimension: 256)
+
+    public var memoryCount: Int { channels * height * width }
+    public var description: String { "\(channels)x\(height)x\(width) bf16 + \(pointerDimension) fp32" }
+}
+
+/// One label's SAM 2 support memory: bf16 bits of the [C, H, W] memory, fp32 object pointer.
+public struct SupportMemory: Sendable, Equatable {
+    public var memory: [UInt16]
+    public var objectPointer: [Float]
+
+    public init(memory: [UInt16], objectPointer: [Float]) {
+        self.memory = memory
+        self.objectPointer = objectPointer
+    }
+}
+
+/// The bank-wide facts fixed at creation.
+public struct BankMetadata: Codable, Equatable, Sendable {
+    public static let currentFormatVersion = 1
+
+    public var formatVersion: Int
+    /// Random id: an index file is only accepted by the bank that wrote it.
+    public var uuid: String
+    public var retrievalModel: ModelIdentity
+    public var supportModel: ModelIdentity
+    public var embeddingDimension: Int
+    public var memoryShape: MemoryShape
+    /// Preprocessing settings of the encoders (resize, normalization), recorded for provenance.
+    public var preprocessing: [String: String]
+    /// Names of labels 1...L (label 0 is background). A single label means a binary bank, where any
+    /// nonzero mask pixel is foreground.
+    public var labels: [String]
+    public var indexKind: IndexKind
+    public var created: Double
+
+    public init(retrievalModel: ModelIdentity, supportModel: ModelIdentity, embeddingDimension: Int,
+                memoryShape: MemoryShape = .sam2, preprocessing: [String: String] = [:],
+                labels: [String] = ["foreground"], indexKind: IndexKind = .auto) {
+        formatVersion = BankMetadata.currentFormatVersion
+        uuid = UUID().uuidString
+        self.retrievalModel = retrievalModel
+        self.supportModel = supportModel
+        self.embeddingDimension = embeddingDimension
+        self.memoryShape = memoryShape
+        self.preprocessing = preprocessing
+        self.labels = labels
+        self.indexKind = indexKind
+        created = Date().timeIntervalSince1970
+    }
+
+    public var isBinary: Bool { labels.count == 1 }
+}
+
+/// One support case as recorded in the `cases` database.
+public struct CaseRecord: Codable, Equatable, Sendable {
+    public var id: UInt64
+    public var image: String
+    public var mask: String
+    /// SHA-256 (hex) of the decoded image and mask pixels: the identity used for de-duplication.
+    public var contentHash: String
+    public var width: Int
+    public var height: Int
+    /// Labels present in the mask (1...L), one stored memory each.
+    public var labels: [Int]
+    /// Seconds since 1970 when the case was committed.
+    public var added: Double
+}
+
+/// A case ready to store: everything the encoders computed, no pixels.
+public struct PreparedCase: Sendable {
+    public var image: String
+    public var mask: String
+    public var contentHash: [UInt8]
+    public var width: Int
+    public var height: Int
+    public var embedding: [Float]
+    /// One memory per label present in the mask, ascending label order.
+    public var memories: [(label: Int, memory: SupportMemory)]
+
+    public init(image: String, mask: String, contentHash: [UInt8], width: Int, height: Int,
+                embedding: [Float], memories: [(label: Int, memory: SupportMemory)]) {
+        self.image = image
+        self.mask = mask
+        self.contentHash = contentHash
+        self.width = width
+        self.height = height
+        self.embedding = embedding
+        self.memories = memories
+    }
+}
+
+/// Result of adding one case.
+public enum AddOutcome: Equatable, Sendable {
+    case added(UInt64)
+    /// The same image+mask content is already in the bank under this id: nothing was written.
+    case duplicate(of: UInt64)
+
+    public var id: UInt64 {
+        switch self {
+        case .added(let id), .duplicate(let id): return id
+        }
+    }
+}
+
+/// One search result.
+public struct SearchHit: Sendable {
+    public var id: UInt64
+    /// Cosine similarity (inner product of L2-normalized embeddings).
+    public var score: Float
+    public var record: CaseRecord
+}
+
+// MARK: - Byte encodings
+
+/// A decoded record or what is wrong with it.
+enum Decoded<T> {
+    case ok(T)
+    case bad(String)
+}
+
+enum Codec {
+    static func key(_ id: UInt64) -> [UInt8] {
+        (0..<8).map { UInt8(truncatingIfNeeded: id >> (56 - 8 * UInt64($0))) }
+    }
+
+    static func id(fromKey bytes: UnsafeRawBufferPointer) -> UInt64 {
+        var v: UInt64 = 0
+        for i in 0..<min(8, bytes.count) { v = v << 8 | UInt64(bytes[i]) }
+        return v
+    }
+
+    static func memoryKey(_ id: UInt64, label: Int) -> [UInt8] {
+        key(id) + [UInt8(truncatingIfNeeded: label >> 8), UInt8(truncatingIfNeeded: label)]
+    }
+
+    static func u64(_ bytes: [UInt8]?) -> UInt64 {
+        guard let bytes else { return 0 }
+        return bytes.withUnsafeBytes { id(fromKey: $0) }
+    }
+
+    // Embedding value: dimension fp32 (little-endian) then CRC-32 of those bytes.
+    static func encodeEmbedding(_ v: [Float]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: v.count * 4 + 4)
+        out.withUnsafeMutableBytes { raw in
+            v.withUnsafeBytes { raw.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            let crc = CRC32.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<(v.count * 4)]))
+            raw.storeBytes(of: crc.littleEndian, toByteOffset: v.count * 4, as: UInt32.self)
+        }
+        return out
+    }
+
+    /// Decodes an embedding; nil when the length or checksum is wrong.
+    static func decodeEmbedding(_ raw: UnsafeRawBufferPointer, dimension: Int) -> [Float]? {
+        guard raw.count == dimension * 4 + 4 else { return nil }
+        let payload = UnsafeRawBufferPointer(rebasing: raw[0..<(dimension * 4)])
+        let stored = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: dimension * 4, as: UInt32.self))
+        guard CRC32.checksum(payload) == stored else { return nil }
+        return [Float](unsafeUninitializedCapacity: dimension) { buffer, count in
+            UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: payload.baseAddress!, byteCount: dimension * 4)
+            count = dimension
+        }
+    }
+
+    // Memory value: 24-byte header ("RSGM", u16 version, u16 label, u16 C, u16 H, u16 W, u16 0,
+    // u32 pointer dimension, u32 CRC-32 of the payload), then bf16 memory, then fp32 pointer.
+    static let memoryHeaderSize = 24
+
+    static func encodeMemory(_ m: SupportMemory, label: Int, shape: MemoryShape) -> [UInt8] {
+        let memoryBytes = m.memory.count * 2
+        let pointerBytes = m.objectPointer.count * 4
+        var out = [UInt8](repeating: 0, count: memoryHeaderSize + memoryBytes + pointerBytes)
+        out.withUnsafeMutableBytes { raw in
+            let base = raw.baseAddress!
+            raw.copyBytes(from: Array("RSGM".utf8))
+            raw.storeBytes(of: UInt16(1).littleEndian, toByteOffset: 4, as: UInt16.self)
+            raw.storeBytes(of: UInt16(label).littleEndian, toByteOffset: 6, as: UInt16.self)
+            raw.storeBytes(of: UInt16(shape.channels).littleEndian, toByteOffset: 8, as: UInt16.self)
+            raw.storeBytes(of: UInt16(shape.height).littleEndian, toByteOffset: 10, as: UInt16.self)
+            raw.storeBytes(of: UInt16(shape.width).littleEndian, toByteOffset: 12, as: UInt16.self)
+            raw.storeBytes(of: UInt32(shape.pointerDimension).littleEndian, toByteOffset: 16, as: UInt32.self)
+            m.memory.withUnsafeBytes { (base + memoryHeaderSize).copyMemory(from: $0.baseAddress!, byteCount: memoryBytes) }
+            m.objectPointer.withUnsafeBytes {
+                (base + memoryHeaderSize + memoryBytes).copyMemory(from: $0.baseAddress!, byteCount: pointerBytes)
+            }
+            let crc = CRC32.checksum(UnsafeRawBufferPointer(rebasing: raw[memoryHeaderSize...]))
+            raw.storeBytes(of: crc.littleEndian, toByteOffset: 20, as: UInt32.self)
+        }
+        return out
+    }
+
+    /// Decodes a memory value, checking header, shape and checksum; the error says what is wrong.
+    static func decodeMemory(_ raw: UnsafeRawBufferPointer, label: Int, shape: MemoryShape,
+                             verifyChecksum: Bool = true) -> Decoded<SupportMemory> {
+        let memoryBytes = shape.memoryCount * 2
+        let pointerBytes = shape.pointerDimension * 4
+        guard raw.count == memoryHeaderSize + memoryBytes + pointerBytes else {
+            return .bad("memory record has \(raw.count) bytes, expected \(memoryHeaderSize + memoryBytes + pointerBytes)")
+        }
+        guard Array(raw[0..<4]) == Array("RSGM".utf8) else { return .bad("memory record has a bad magic") }
+        func u16(_ o: Int) -> Int { Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt16.self))) }
+        guard u16(4) == 1 else { return .bad("memory record version \(u16(4)) unsupported") }
+        guard u16(6) == label else { return .bad("memory record is labelled \(u16(6)), key says \(label)") }
+        let pointer = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt32.self)))
+        guard u16(8) == shape.channels, u16(10) == shape.height, u16(12) == shape.width, pointer == shape.pointerDimension else {
+            return .bad("memory shape \(u16(8))x\(u16(10))x\(u16(12))+\(pointer) differs from the bank's \(shape)")
+        }
+        let payload = UnsafeRawBufferPointer(rebasing: raw[memoryHeaderSize...])
+        if verifyChecksum {
+            let stored = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 20, as: UInt32.self))
+            guard CRC32.checksum(payload) == stored else { return .bad("memory record checksum mismatch") }
+        }
+        let memory = [UInt16](unsafeUninitializedCapacity: shape.memoryCount) { b, n in
+            UnsafeMutableRawPointer(b.baseAddress!).copyMemory(from: payload.baseAddress!, byteCount: memoryBytes)
+            n = shape.memoryCount
+        }
+        let objectPointer = [Float](unsafeUninitializedCapacity: shape.pointerDimension) { b, n in
+            UnsafeMutableRawPointer(b.baseAddress!).copyMemory(from: payload.baseAddress! + memoryBytes, byteCount: pointerBytes)
+            n = shape.pointerDimension
+        }
+        return .ok(SupportMemory(memory: memory, objectPointer: objectPointer))
+    }
+
+    // Journal value: op (1 add, 2 remove) then the id (big-endian).
+    static let journalAdd: UInt8 = 1
+    static let journalRemove: UInt8 = 2
+
+    static func journalEntry(_ op: UInt8, _ id: UInt64) -> [UInt8] { [op] + key(id) }
+}

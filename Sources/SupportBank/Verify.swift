@@ -1,0 +1,139 @@
+// `verify`: LMDB internal consistency, record checksums and shapes, and LMDB <-> FAISS coherence.
+import Foundation
+
+public struct VerifyReport: Sendable {
+    public var cases = 0
+    public var memories = 0
+    public var indexVectors = 0
+    public var tombstones = 0
+    /// Everything found wrong; empty means the bank is coherent.
+    public var problems: [String] = []
+    /// Notes that are not problems (e.g. the index file was repaired at open).
+    public var notes: [String] = []
+    public var ok: Bool { problems.isEmpty }
+}
+
+extension SupportBank {
+    /// Checks the whole bank. Reads every record (memories included), so it takes time
+    /// proportional to the bank's size. Never throws for a damaged bank: damage is reported.
+    public func verify(maxProblems: Int = 100) -> VerifyReport {
+        var report = VerifyReport()
+        func problem(_ s: String) { if report.problems.count < maxProblems { report.problems.append(s) } }
+        if let repair = indexRepair { report.notes.append(repair) }
+        let dimension = metadata.embeddingDimension
+        let shape = metadata.memoryShape
+        var liveIDs = Set<UInt64>()
+        var expectedMemories = 0
+        var embeddingsByID = [UInt64: [Float]]()
+        do {
+            try read { txn in
+                let nextID = Codec.u64(try txn.get(meta, key: Array("nextID".utf8)))
+                let seq = Codec.u64(try txn.get(meta, key: Array("seq".utf8)))
+                // Cases and everything hanging off them.
+                try txn.forEach(cases) { key, value in
+                    let id = Codec.id(fromKey: key)
+                    report.cases += 1
+                    guard let record = try? JSONDecoder().decode(CaseRecord.self, from: Data(value)) else {
+                        problem("case \(id): record unreadable")
+                        return true
+                    }
+                    liveIDs.insert(id)
+                    if record.id != id { problem("case \(id): record says id \(record.id)") }
+                    if id >= nextID { problem("case \(id): id not below nextID \(nextID)") }
+                    try txn.withValue(embeddings, key: Codec.key(id)) { raw in
+                        guard let raw else { return problem("case \(id): embedding missing") }
+                        guard let v = Codec.decodeEmbedding(raw, dimension: dimension) else {
+                            return problem("case \(id): embedding has a wrong length or checksum")
+                        }
+                        var norm: Float = 0
+                        for x in v { norm += x * x }
+                        if !(abs(norm.squareRoot() - 1) < 1e-3) { problem("case \(id): embedding is not L2-normalized (norm \(norm.squareRoot()))") }
+                        embeddingsByID[id] = v
+                    }
+                    for label in record.labels {
+                        expectedMemories += 1
+                        if label < 1 || label > metadata.labels.count { problem("case \(id): label \(label) outside 1...\(metadata.labels.count)") }
+                        try txn.withValue(memories, key: Codec.memoryKey(id, label: label)) { raw in
+                            guard let raw else { return problem("case \(id): memory of label \(label) missing") }
+                            if case .bad(let message) = Codec.decodeMemory(raw, label: label, shape: shape) {
+                                problem("case \(id) label \(label): \(message)")
+                            }
+                        }
+                    }
+                    if let hash = hexBytes(record.contentHash), hash.count == 32 {
+                        let mapped = try txn.get(hashes, key: hash).map { Codec.u64($0) }
+                        if mapped != id { problem("case \(id): content-hash map points to \(mapped.map(String.init) ?? "nothing")") }
+                    } else {
+                        problem("case \(id): content hash is not 64 hex digits")
+                    }
+                    return true
+                }
+                report.memories = try txn.count(memories)
+                let embeddingCount = try txn.count(embeddings)
+                if embeddingCount != report.cases { problem("\(embeddingCount) embeddings for \(report.cases) cases (orphans)") }
+                if report.memories != expectedMemories { problem("\(report.memories) memories, the cases' labels call for \(expectedMemories) (orphans)") }
+                let hashCount = try txn.count(hashes)
+                if hashCount != report.cases { problem("\(hashCount) content hashes for \(report.cases) cases (orphans)") }
+                // Journal: contiguous up to seq.
+                var lastJournal: UInt64 = 0
+                try txn.forEach(journal) { key, _ in
+                    lastJournal = Codec.id(fromKey: key)
+                    return true
+                }
+                if lastJournal != seq { problem("journal ends at \(lastJournal) but the bank's sequence number is \(seq)") }
+            }
+        } catch {
+            problem("LMDB read failed: \(error)")
+        }
+
+        // The index file on disk: checksum, owner, position.
+        do {
+            let (fileIndex, user) = try FaissIndex.read(from: indexFilePath)
+            struct Header: Decodable { var bank: String; var seq: UInt64; var dimension: Int }
+            let header = try JSONDecoder().decode(Header.self, from: Data(user))
+            if header.bank != metadata.uuid { problem("index file belongs to another bank") }
+            if header.dimension != dimension || fileIndex.dimension != dimension { problem("index file has dimension \(fileIndex.dimension), bank \(dimension)") }
+            let seq = try read { Codec.u64(try $0.get(meta, key: Array("seq".utf8))) }
+            if header.seq > seq { problem("index file claims journal position \(header.seq), LMDB is at \(seq)") }
+            if header.seq < seq { report.notes.append("index file is \(seq - header.seq) journal entries behind LMDB (replayed on open)") }
+        } catch {
+            problem("index file: \(error)")
+        }
+
+        // The live (caught-up) index against LMDB: same ids, same vectors.
+        do {
+            try refresh()
+            try withIndex { index, _ in
+                report.indexVectors = index.count
+                let ids = try index.allIDs()
+                var seen = Set<Int64>()
+                var extra = 0
+                for id in ids {
+                    if !seen.insert(id).inserted { problem("index holds id \(id) twice") }
+                    if id < 0 || !liveIDs.contains(UInt64(id)) { extra += 1 }
+                }
+                if extra > 0 {
+                    if index.supportsRemoval {
+                        problem("index holds \(extra) ids that are not cases")
+                    } else {
+                        report.tombstones = extra  // HNSW: removed cases awaiting rebuild
+                    }
+                }
+                let missing = liveIDs.filter { !seen.contains(Int64($0)) }
+                if !missing.isEmpty { problem("\(missing.count) cases missing from the index (e.g. \(missing.sorted().prefix(5)))") }
+                // Stored vectors must equal LMDB's exactly (IVF cannot reconstruct by id: self-search).
+                for (id, v) in embeddingsByID where seen.contains(Int64(id)) {
+                    if let stored = index.reconstruct(Int64(id)) {
+                        if stored != v { problem("case \(id): index vector differs from LMDB's embedding") }
+                    } else {
+                        let (scores, _) = try index.search(v, k: 1)
+                        if !(scores[0] > 1 - 1e-4) { problem("case \(id): not found by searching its own embedding") }
+                    }
+                }
+            }
+        } catch {
+            problem("index check failed: \(error)")
+        }
+        return report
+    }
+}

@@ -1,0 +1,233 @@
+// `ragseg bench bank`: search latency per index type and size, add throughput without encoders,
+// bytes on disk per case. Synthetic data; a benchmark, not a test.
+import ArgumentParser
+import Foundation
+import SupportBank
+
+struct BankBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bank",
+        abstract: "Benchmark the support bank: search latency (p50/p99), add throughput, disk per case.")
+
+    @Option(help: "Index sizes (vectors).") var sizes = "10000,100000"
+    @Flag(help: "Also 1e6 vectors (several GiB of RAM; HNSW construction is slow on few cores).") var large = false
+    @Option(help: "Embedding dimensions.") var dimensions = "384,768"
+    @Option(help: "Index types.") var types = "flat,hnsw,ivf"
+    @Option(help: "Single-vector queries timed per configuration.") var queries = 300
+    @Option(help: "Skip index types whose construction would exceed this many seconds (estimated from the previous size).")
+    var maxBuildSeconds = 240.0
+    @Flag(help: "Only the search-latency part.") var searchOnly = false
+    @Flag(help: "Only the add/disk part.") var addOnly = false
+    @Option(help: "Synthetic data: clustered (mixture of n/100 Gaussian clusters, like real embeddings) or gaussian (no structure: worst case for approximate indexes).")
+    var data = "clustered"
+    @Option(help: "Bank sizes at which the one-case add is timed (the bank is filled up to each in turn).")
+    var addSteps = "100,10000,100000"
+    @Option(help: "Scratch folder for the add benchmark's banks.") var scratch = NSTemporaryDirectory()
+
+    func run() throws {
+        if !addOnly { try benchSearch() }
+        if !searchOnly { try benchAdd() }
+    }
+
+    struct Rng {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        mutating func gaussian() -> Float {
+            let u1 = max(Double(next() >> 11) / Double(1 << 53), 1e-300)
+            let u2 = Double(next() >> 11) / Double(1 << 53)
+            return Float((-2 * log(u1)).squareRoot() * cos(2 * .pi * u2))
+        }
+    }
+
+    /// n normalized vectors: plain Gaussian, or around `clusters` random centres (noise of norm ~0.7).
+    static func vectors(_ n: Int, _ d: Int, seed: UInt64, clusters: Int = 0) -> [Float] {
+        var rng = Rng(state: seed)
+        let centres = clusters > 0 ? vectors(clusters, d, seed: 0xC0FFEE &+ UInt64(d)) : []
+        let noise = clusters > 0 ? Float(0.7) / Float(d).squareRoot() : 1
+        var out = [Float](repeating: 0, count: n * d)
+        for i in 0..<n {
+            var norm: Float = 0
+            let c = clusters > 0 ? Int(rng.next() % UInt64(clusters)) : 0
+            for j in 0..<d {
+                let g = rng.gaussian() * noise + (clusters > 0 ? centres[c * d + j] : 0)
+                out[i * d + j] = g
+                norm += g * g
+            }
+            let inv = 1 / norm.squareRoot()
+            for j in 0..<d { out[i * d + j] *= inv }
+        }
+        return out
+    }
+
+    static func percentile(_ sorted: [Double], _ p: Double) -> Double {
+        sorted[min(sorted.count - 1, Int((p / 100 * Double(sorted.count)).rounded(.up)) - 1)]
+    }
+
+    func benchSearch() throws {
+        var sizeList = sizes.split(separator: ",").compactMap { Int($0) }
+        if large { sizeList.append(1_000_000) }
+        let dims = dimensions.split(separator: ",").compactMap { Int($0) }
+        let kinds = types.split(separator: ",").compactMap { IndexKind(rawValue: String($0)) }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        print("## Search latency (one query at a time, 1 OpenMP thread, k = 10; build with \(cores) threads)")
+        let clustered = data == "clustered"
+        print(clustered ? "Data: normalized vectors in n/100 Gaussian clusters (queries from the same clusters). Recall@10 vs exact Flat."
+                        : "Data: normalized Gaussian vectors (no cluster structure: worst case for HNSW/IVF recall). Recall@10 vs exact Flat.")
+        print("")
+        print("| d | n | index | build s | p50 ms | p99 ms | recall@10 |")
+        print("|---|---|---|---|---|---|---|")
+        for d in dims {
+            var lastBuildPerVector = [IndexKind: Double]()
+            for n in sizeList {
+                let clusters = clustered ? max(1, n / 100) : 0
+                let data = BankBench.vectors(n, d, seed: UInt64(d), clusters: clusters)
+                let queryVectors = BankBench.vectors(queries, d, seed: 999, clusters: clusters)
+                let ids = (0..<n).map(Int64.init)
+                var truth = [[Int64]]()
+                let truthQueries = min(queries, 100)
+                for kind in kinds {
+                    if let perVector = lastBuildPerVector[kind], perVector * Double(n) > maxBuildSeconds {
+                        print("| \(d) | \(n) | \(kind.rawValue) | skipped (estimated \(Int(perVector * Double(n))) s build) | | | |")
+                        fflush(nil)
+                        continue
+                    }
+                    let factory = kind == .ivf ? "IVF\(IndexKind.ivfCellCount(n)),Flat" : (kind == .hnsw ? "HNSW32" : "Flat")
+                    let index = try FaissIndex(dimension: d, factory: factory)
+                    if kind == .hnsw { try index.setSearchParameter("efSearch", 64) }
+                    FaissIndex.threads = cores
+                    let t0 = Date()
+                    if kind == .ivf {
+                        let trainCount = min(n, 39 * IndexKind.ivfCellCount(n))
+                        try index.train(Array(data[0..<(trainCount * d)]))
+                        try index.setSearchParameter("nprobe", 16)
+                    }
+                    try index.add(data, ids: ids)
+                    let build = Date().timeIntervalSince(t0)
+                    lastBuildPerVector[kind] = build / Double(n)
+                    if kind == .flat || truth.isEmpty {
+                        // Exact neighbours from a Flat index (built here if flat is not benchmarked).
+                        let exact = kind == .flat ? index : try { () throws -> FaissIndex in
+                            let f = try FaissIndex(dimension: d, factory: "Flat")
+                            try f.add(data, ids: ids)
+                            return f
+                        }()
+                        let (_, found) = try exact.search(Array(queryVectors[0..<(truthQueries * d)]), k: 10)
+                        truth = (0..<truthQueries).map { Array(found[($0 * 10)..<($0 * 10 + 10)]) }
+                    }
+                    FaissIndex.threads = 1
+                    var times = [Double]()
+                    var hitsFound = 0
+                    for q in 0..<queries {
+                        let query = Array(queryVectors[(q * d)..<((q + 1) * d)])
+                        let s = DispatchTime.now().uptimeNanoseconds
+                        let (_, found) = try index.search(query, k: 10)
+                        times.append(Double(DispatchTime.now().uptimeNanoseconds - s) / 1e6)
+                        if q < truthQueries { hitsFound += Set(found).intersection(truth[q]).count }
+                    }
+                    times.sort()
+                    let recall = Double(hitsFound) / Double(truthQueries * 10)
+                    print(String(format: "| %d | %d | %@ | %.1f | %.3f | %.3f | %.3f |", d, n, kind.rawValue, build,
+                                 BankBench.percentile(times, 50), BankBench.percentile(times, 99), recall))
+                    fflush(nil)
+                }
+            }
+        }
+        print("")
+    }
+
+    /// A prepared case of random content with the given memory shape.
+    static func syntheticCase(_ i: Int, dimension: Int, shape: MemoryShape, rng: inout Rng) -> PreparedCase {
+        let embedding = (0..<dimension).map { _ in rng.gaussian() }
+        let memory = [UInt16]((0..<shape.memoryCount).map { UInt16(truncatingIfNeeded: $0 &* 2_654_435_761 &+ i) })
+        let pointer = [Float](repeating: Float(i), count: shape.pointerDimension)
+        return PreparedCase(image: "synthetic/\(i).png", mask: "synthetic/\(i)_mask.png",
+                            contentHash: SHA256.hash(Array("bench \(i)".utf8)), width: 512, height: 512,
+                            embedding: embedding, memories: [(1, SupportMemory(memory: memory, objectPointer: pointer))])
+    }
+
+    func benchAdd() throws {
+        let model = ModelIdentity(name: "bench", variant: "none", sha256: String(repeating: "0", count: 64))
+        let d = 768
+        print("## Add throughput (encoders excluded) and disk use")
+        // Full-size SAM 2 memories: throughput and bytes per case.
+        do {
+            let dir = (scratch as NSString).appendingPathComponent("ragseg-bench-full-\(getpid())")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let bank = try SupportBank.create(at: dir, metadata: BankMetadata(
+                retrievalModel: model, supportModel: model, embeddingDimension: d, memoryShape: .sam2))
+            var rng = Rng(state: 1)
+            let n = 256
+            let cases = (0..<n).map { BankBench.syntheticCase($0, dimension: d, shape: .sam2, rng: &rng) }
+            var t0 = Date()
+            for c in cases.prefix(64) { try bank.add([c]) }
+            let single = Date().timeIntervalSince(t0) / 64
+            t0 = Date()
+            var i = 64
+            while i < n {
+                try bank.add(Array(cases[i..<min(n, i + 16)]))
+                i += 16
+            }
+            let batched = Date().timeIntervalSince(t0) / Double(n - 64)
+            try bank.checkpoint(force: true)
+            let stats = try bank.statistics()
+            let raw = MemoryShape.sam2.memoryCount * 2 + MemoryShape.sam2.pointerDimension * 4 + d * 4
+            let used = bank.lmdbUsedBytes
+            print("")
+            print("Full-size cases (bf16 64x64x64 memory + 256 fp32 pointer + 768 fp32 embedding = \(raw) B raw payload), \(n) cases:")
+            print(String(format: "- one case per transaction (fsync each): %.2f ms/case (%.0f cases/s, %.0f MiB/s)",
+                         single * 1000, 1 / single, Double(raw) / single / 1048576))
+            print(String(format: "- 16 cases per transaction: %.2f ms/case (%.0f cases/s, %.0f MiB/s)",
+                         batched * 1000, 1 / batched, Double(raw) / batched / 1048576))
+            print(String(format: "- disk: LMDB pages in use %.1f KiB/case, files allocated %.1f KiB/case; raw payload %.1f KiB/case (overhead %+.1f%% / %+.1f%%)",
+                         Double(used) / Double(n) / 1024, Double(stats.diskBytes) / Double(n) / 1024, Double(raw) / 1024,
+                         (Double(used) / Double(n * raw) - 1) * 100, (Double(stats.diskBytes) / Double(n * raw) - 1) * 100))
+        }
+        // Cost of one more case as the bank grows (small memories so large banks fit).
+        var steps = addSteps.split(separator: ",").compactMap { Int($0) }
+        if large { steps.append(1_000_000) }
+        let shape = MemoryShape(channels: 1, height: 1, width: 8, pointerDimension: 4)
+        let dir = (scratch as NSString).appendingPathComponent("ragseg-bench-scale-\(getpid())")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let bank = try SupportBank.create(at: dir, metadata: BankMetadata(
+            retrievalModel: model, supportModel: model, embeddingDimension: d, memoryShape: shape))
+        var rng = Rng(state: 2)
+        var count = 0
+        print("")
+        print("One-case add (own transaction, fsync) as the bank grows (\(d)-d, index auto: Flat then HNSW past \(IndexKind.autoHNSWThreshold(dimension: d))); tiny memories:")
+        print("")
+        print("| cases in bank | index | add p50 ms | add p99 ms | checkpoint write s |")
+        print("|---|---|---|---|---|")
+        for target in steps {
+            let fillStart = Date()
+            while count < target {
+                let chunk = min(1000, target - count)
+                try bank.add((count..<(count + chunk)).map { BankBench.syntheticCase($0, dimension: d, shape: shape, rng: &rng) })
+                count += chunk
+            }
+            let fill = Date().timeIntervalSince(fillStart)
+            let t0 = Date()
+            try bank.checkpoint(force: true)  // restructure (Flat -> HNSW) happens here, then a full write
+            let checkpoint = Date().timeIntervalSince(t0)
+            var times = [Double]()
+            for _ in 0..<50 {
+                let c = BankBench.syntheticCase(count, dimension: d, shape: shape, rng: &rng)
+                count += 1
+                let s = DispatchTime.now().uptimeNanoseconds
+                try bank.add([c])
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - s) / 1e6)
+            }
+            times.sort()
+            let kind = try bank.statistics().indexKind
+            print(String(format: "| %d | %@ | %.2f | %.2f | %.2f |", target, kind.rawValue,
+                         BankBench.percentile(times, 50), BankBench.percentile(times, 99), checkpoint))
+            printError(String(format: "(filled to %d in %.1f s)", target, fill))
+            fflush(nil)
+        }
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import XCTest
+import DINOv2
+import RAGSegIO
+import SAM2
+import SupportBank
+import TensorCore
+@testable import RAGSegPipeline
+
+/// End to end on the tiny reference models: build a bank with the real encoders, query it, and check the
+/// query path against an independent route through the same models (brute-force retrieval; supports
+/// re-encoded from their files and segmented directly, as `ragseg segment --support` does).
+final class RetrievalSegmenterTests: XCTestCase {
+    let width = 96, height = 112  // non-square: the final resize must return the input size
+    var directory: URL!
+    var sources: [CaseSource] = []
+    var retrieval: DINOv2RetrievalEncoder!
+    var support: SAM2SupportEncoder!
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("ragseg-pipeline-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        sources = try (0..<7).map { i in
+            try SyntheticCases.write(SyntheticCases.make(seed: UInt64(i + 1), width: width, height: height),
+                                     index: i, width: width, height: height, to: directory)
+        }
+        retrieval = try FixtureModels.retrievalEncoder()
+        support = try FixtureModels.supportEncoder()
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// A bank holding cases 0..<6 (case 6 is the held-out target).
+    func makeBank() throws -> SupportBank {
+        let metadata = BankMetadata(retrievalModel: retrieval.model, supportModel: support.model,
+                                    embeddingDimension: retrieval.dimension, memoryShape: support.memoryShape,
+                                    preprocessing: retrieval.preprocessing.merging(support.preprocessing) { a, _ in a },
+                                    labels: ["object"])
+        let bank = try SupportBank.create(at: directory.appendingPathComponent("bank").path, metadata: metadata)
+        let prepared = try sources.prefix(6).map {
+            try CaseLoader.prepare(try CaseLoader.load($0, labelCount: 1), retrieval: retrieval, support: support)
+        }
+        let outcomes = try bank.add(prepared)
+        XCTAssertEqual(outcomes.count, 6)
+        return bank
+    }
+
+    func testQueryEqualsDirectSegmentationWithTheSameSupports() throws {
+        let bank = try makeBank()
+        let segmenter = try RetrievalSegmenter(bank: bank, retrieval: retrieval, support: support)
+        let target = try PNG.read(sources[6].image)
+        let result = try segmenter.segment(target, name: sources[6].image, k: 3)
+        XCTAssertEqual(result.supports.count, 3)
+        XCTAssertEqual(result.segmentation.logits.shape, [height, width])
+
+        // Retrieval = brute-force cosine ranking of the cases' DINOv2 embeddings.
+        func unit(_ v: [Float]) -> [Float] { let n = v.reduce(0) { $0 + $1 * $1 }.squareRoot(); return v.map { $0 / n } }
+        let q = unit(try retrieval.embed(target))
+        let ranked = try (0..<6).map { i -> (path: String, score: Float) in
+            let e = unit(try retrieval.embed(try PNG.read(sources[i].image)))
+            return (sources[i].image, zip(q, e).reduce(0) { $0 + $1.0 * $1.1 })
+        }.sorted { $0.score > $1.score }
+        XCTAssertEqual(result.supports.map(\.record.image), ranked.prefix(3).map(\.path))
+        for (hit, expected) in zip(result.supports, ranked) { XCTAssertEqual(hit.score, expected.score, accuracy: 1e-5) }
+
+        // The same supports encoded again from their files and segmented directly: bit-identical logits.
+        let supports = try result.supports.map { hit -> SAM2.SupportMemory in
+            let image = try PNG.read(hit.record.image), mask = try PNG.read(hit.record.mask)
+            let stored = try support.encodeSupport(image: image, mask: mask.pixels.map { $0 != 0 ? 1 : 0 })
+            return SAM2.SupportMemory(bank: stored, shape: support.memoryShape)
+        }
+        let direct = try support.memoryModel.segment(try support.features(target), supports: supports,
+                                                     outputSize: (height: height, width: width))
+        XCTAssertEqual(result.segmentation.logits.data, direct.logits.data)
+        XCTAssertEqual(result.segmentation.iou, direct.iou)
+        XCTAssertEqual(result.segmentation.objectScore, direct.objectScore)
+        XCTAssertEqual(result.timings.map(\.stage), ["embed", "search", "load", "encode", "attend+decode", "total"])
+    }
+
+    func testLeaveOneOutExcludesTheQueryCase() throws {
+        let bank = try makeBank()
+        let segmenter = try RetrievalSegmenter(bank: bank, retrieval: retrieval, support: support)
+        let withSelf = try segmenter.segment(try PNG.read(sources[2].image), name: "case 2", k: 2)
+        XCTAssertEqual(withSelf.supports.first?.record.image, sources[2].image, "a bank case retrieves itself first")
+        XCTAssertEqual(withSelf.supports.first?.score ?? 0, 1, accuracy: 1e-5)
+        let ownID = try XCTUnwrap(withSelf.supports.first?.id)
+        let without = try segmenter.segment(try PNG.read(sources[2].image), name: "case 2", k: 5, excluding: [ownID])
+        XCTAssertEqual(without.supports.count, 5)
+        XCTAssertFalse(without.supports.contains { $0.id == ownID })
+    }
+
+    func testBankBuiltWithOtherWeightsIsRefused() throws {
+        let bank = try makeBank()
+        let other = SAM2SupportEncoder(imageEncoder: support.imageEncoder, memoryModel: support.memoryModel,
+                                       model: ModelIdentity(name: "sam2", variant: "fixture", sha256: String(repeating: "0", count: 64)))
+        XCTAssertThrowsError(try RetrievalSegmenter(bank: bank, retrieval: retrieval, support: other)) { error in
+            XCTAssertTrue("\(error)".contains("sam2"), "\(error)")
+        }
+    }
+}
+
+final class SAM2CheckpointTests: XCTestCase {
+    /// The sidecar describes the fixture trunk exactly as the memory-path parity test builds it.
+    func testSidecarGivesTheFixtureConfiguration() throws {
+        let encoder = try FixtureModels.supportEncoder()
+        XCTAssertEqual(encoder.imageEncoder.config, FixtureModels.sam2EncoderConfig(hiddenDim: 64))
+        XCTAssertEqual(encoder.imageSize, 128)
+        XCTAssertEqual(encoder.model.variant, "memory-path fixture")
+    }
+
+    func testMissingAndMalformedFilesNameTheFile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ragseg-ckpt-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let missing = dir.appendingPathComponent("none.safetensors").path
+        XCTAssertThrowsError(try SAM2Checkpoint.supportEncoder(path: missing)) { XCTAssertTrue("\($0)".contains(missing), "\($0)") }
+        // A copy of the fixture weights with a broken sidecar.
+        let copy = dir.appendingPathComponent("w.safetensors").path
+        try FileManager.default.copyItem(atPath: FixtureModels.sam2, toPath: copy)
+        try Data("{ not json".utf8).write(to: URL(fileURLWithPath: SAM2Checkpoint.sidecarPath(for: copy)))
+        XCTAssertThrowsError(try SAM2Checkpoint.supportEncoder(path: copy)) {
+            XCTAssertTrue("\($0)".contains("w.safetensors.json"), "\($0)")
+        }
+    }
+}
+
+extension RetrievalSegmenterTests {
+    func testEvalLeaveOneOutScoresEachCaseWithoutItself() throws {
+        let bank = try makeBank()
+        let segmenter = try RetrievalSegmenter(bank: bank, retrieval: retrieval, support: support)
+        let rows = try EvaluationRun.leaveOneOut(segmenter, k: 2)
+        let records = try bank.allRecords()
+        XCTAssertEqual(rows.count, 6)
+        for (row, record) in zip(rows, records) {
+            XCTAssertEqual(row.image, record.image)
+            XCTAssertFalse(row.retrieved.contains { $0.id == record.id }, "own case excluded")
+            XCTAssertEqual(row.retrieved.count, 2)
+            // Dice and IoU recomputed here by plain counting from the segmentation and the mask file.
+            let image = try PNG.read(record.image), truth = try PNG.read(record.mask).pixels.map { $0 != 0 }
+            let predicted = try segmenter.segment(image, name: record.image, k: 2, excluding: [record.id]).mask
+            let both = zip(predicted, truth).filter { $0 && $1 }.count
+            let p = predicted.filter { $0 }.count, g = truth.filter { $0 }.count
+            let dice = p + g == 0 ? 1.0 : 2 * Double(both) / Double(p + g)
+            let iou = p + g - both == 0 ? 1.0 : Double(both) / Double(p + g - both)
+            XCTAssertEqual(row.scores.dice, dice, accuracy: 1e-12)
+            XCTAssertEqual(row.scores.iou, iou, accuracy: 1e-12)
+        }
+        let csv = EvaluationRun.csv(rows).split(separator: "\n")
+        XCTAssertEqual(csv.count, 7)
+        XCTAssertTrue(csv[0].hasPrefix("image,mask,label,label_name,dice,iou,hd95"))
+        let summary = try XCTUnwrap(EvaluationRun.summaries(rows).first)
+        XCTAssertEqual(summary.label, "object")
+        XCTAssertEqual(summary.dice?.mean ?? -1, rows.map { $0.scores.dice }.reduce(0, +) / 6, accuracy: 1e-12)
+    }
+}

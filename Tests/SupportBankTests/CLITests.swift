@@ -1,0 +1,291 @@
+import Foundation
+import XCTest
+@testable import SupportBank
+
+/// The `ragseg` executable built next to the test bundle (`swift build --build-tests` builds both).
+func ragsegExecutable() throws -> String {
+    var candidates = [URL]()
+    for bundle in Bundle.allBundles + [Bundle.main] {
+        candidates.append(bundle.bundleURL.deletingLastPathComponent())
+        candidates.append(bundle.bundleURL)
+    }
+    candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
+    for dir in candidates {
+        var d = dir
+        for _ in 0..<4 {
+            let path = d.appendingPathComponent("ragseg").path
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+               FileManager.default.isExecutableFile(atPath: path) { return path }
+            d = d.deletingLastPathComponent()
+        }
+    }
+    throw XCTSkip("ragseg executable not found next to the test bundle: build it (tools/test.sh builds everything)")
+}
+
+struct RunResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs ragseg to completion.
+func runRagseg(_ arguments: [String]) throws -> RunResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try ragsegExecutable())
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    // Drain both pipes concurrently so a chatty child never blocks on a full pipe.
+    nonisolated(unsafe) var errData = Data()
+    let group = DispatchGroup()
+    DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    process.waitUntilExit()
+    return RunResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                     stderr: String(decoding: errData, as: UTF8.self))
+}
+
+final class CLITests: XCTestCase {
+    func testCommandsEndToEnd() throws {
+        let dir = temporaryDirectory()
+        let (images, masks) = try writeDataset(dir, count: 12)
+        let bank = dir + "/bank"
+        var r = try runRagseg(["index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "4,8,8,16"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("not meaningful"), "stand-in warning: \(r.stderr)")
+        r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--batch", "5"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout.split(separator: "\n").filter { $0.hasPrefix("added\t") }.count, 12)
+        r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout.split(separator: "\n").filter { $0.hasPrefix("duplicate\t") }.count, 12, "re-add is a no-op")
+        r = try runRagseg(["index", "search", bank, images + "/case004.png", "--k", "3", "--stand-in"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let first = r.stdout.split(separator: "\n")[1].split(separator: "\t")
+        XCTAssertEqual(first[1], "5")  // case004 was the 5th added
+        XCTAssertEqual(first[2], "1.0000")
+        XCTAssertTrue(first[3].hasSuffix("case004.png"))
+        r = try runRagseg(["index", "remove", bank, "5", "6"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try runRagseg(["index", "remove", bank, "5"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("no case with id 5"), r.stderr)
+        r = try runRagseg(["index", "info", bank])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("cases           10"), r.stdout)
+        r = try runRagseg(["index", "verify", bank])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        // verify exits 1 on a damaged bank.
+        let b = try SupportBank.open(at: bank)
+        _ = try b.env.write { txn in try txn.delete(b.embeddings, key: Codec.key(7)) }
+        _ = b  // keep open only for the damage
+        r = try runRagseg(["index", "verify", bank])
+        XCTAssertEqual(r.status, 1, r.stdout)
+        XCTAssertTrue(r.stdout.contains("case 7: embedding missing"), r.stdout)
+    }
+
+    /// A reader process keeps working while another process writes: its results always come from one
+    /// LMDB snapshot (removed cases are never returned), and refresh() brings in the new cases.
+    func testReaderInAnotherProcessStaysConsistentWhileAWriterChangesTheBank() throws {
+        let dir = temporaryDirectory()
+        let (images, masks) = try writeDataset(dir, count: 10)
+        let bank = dir + "/bank"
+        XCTAssertEqual(try runRagseg(["index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "4,8,8,16"]).status, 0)
+        XCTAssertEqual(try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"]).status, 0)
+        let reader = try SupportBank.open(at: bank, readOnly: true)
+        let query = try XCTUnwrap(try reader.embedding(3))
+        XCTAssertEqual(try reader.search(query, k: 1).first?.id, 3)
+        // Another process removes case 3 and adds new cases.
+        XCTAssertEqual(try runRagseg(["index", "remove", bank, "3"]).status, 0)
+        for i in 0..<5 {
+            try writeGray(images + "/extra\(i).png", 32, 32) { x, y in UInt8((x * y + i * 40) % 256) }
+            try writeGray(masks + "/extra\(i).png", 32, 32) { x, _ in x > 20 ? 1 : 0 }
+        }
+        XCTAssertEqual(try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"]).status, 0)
+        // Not yet refreshed: the removed case is filtered out through the current snapshot.
+        let hits = try reader.search(query, k: 20)
+        XCTAssertFalse(hits.contains { $0.id == 3 })
+        XCTAssertEqual(hits.count, 9, "the old index still lacks the new cases")
+        try reader.refresh()
+        // 9 old + the removed content re-added under a new id + 5 extra.
+        XCTAssertEqual(try reader.search(query, k: 20).count, 15)
+        XCTAssertTrue(try reader.search(query, k: 20).allSatisfy { $0.id != 3 })
+    }
+
+    func testNNUNetDatasetGivesLabelsAndOneMemoryPerPresentLabel() throws {
+        let dir = temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: dir + "/imagesTr", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/labelsTr", withIntermediateDirectories: true)
+        try writeGray(dir + "/imagesTr/c1_0000.png", 16, 16) { x, y in UInt8(x * 9 + y) }
+        try writeGray(dir + "/labelsTr/c1.png", 16, 16) { x, _ in x < 4 ? 1 : (x > 10 ? 2 : 0) }
+        try writeGray(dir + "/imagesTr/c2_0000.png", 16, 16) { x, y in UInt8(x + y * 9) }
+        try writeGray(dir + "/labelsTr/c2.png", 16, 16) { x, _ in x < 4 ? 1 : 0 }
+        try Data(#"{"labels": {"background": 0, "liver": 1, "tumour": 2}}"#.utf8).write(to: URL(fileURLWithPath: dir + "/dataset.json"))
+        let bank = dir + "/bank"
+        XCTAssertEqual(try runRagseg(["index", "create", bank, "--stand-in", "--dataset", dir, "--memory-shape", "4,8,8,16"]).status, 0)
+        var r = try runRagseg(["index", "add", bank, "--dataset", dir, "--stand-in"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try runRagseg(["index", "info", bank])
+        XCTAssertTrue(r.stdout.contains("1=liver, 2=tumour") && r.stdout.contains("memories        3"), r.stdout)
+        do {
+            let b = try SupportBank.open(at: bank, readOnly: true)
+            XCTAssertEqual(try b.allRecords().map(\.labels), [[1, 2], [1]])
+            XCTAssertNotNil(try b.memory(1, label: 2))
+            XCTAssertNil(try b.memory(2, label: 2))
+        }
+        try Data(#"{"labels": {"background": 0, "kidney": 1, "tumour": 2}}"#.utf8).write(to: URL(fileURLWithPath: dir + "/dataset.json"))
+        r = try runRagseg(["index", "add", bank, "--dataset", dir, "--stand-in"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("differ from the bank"), r.stderr)
+    }
+
+    func testBadInputFailsClearlyAndLeavesTheBankIntact() throws {
+        let dir = temporaryDirectory()
+        let (images, masks) = try writeDataset(dir, count: 4, maskValue: 1)
+        let bank = dir + "/bank"
+        XCTAssertEqual(try runRagseg(["index", "create", bank, "--stand-in", "--labels", "a,b", "--memory-shape", "4,8,8,16"]).status, 0)
+        // Unreadable image, sorted after the good cases: those are committed, then the error.
+        try Data("garbage".utf8).write(to: URL(fileURLWithPath: images + "/zz.png"))
+        try writeGray(masks + "/zz.png", 32, 32) { _, _ in 0 }
+        var r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("zz.png") && r.stderr.contains("cannot read image"), r.stderr)
+        XCTAssertEqual(r.stdout.split(separator: "\n").filter { $0.hasPrefix("added\t") }.count, 4)
+        try FileManager.default.removeItem(atPath: images + "/zz.png")
+        try FileManager.default.removeItem(atPath: masks + "/zz.png")
+        // A new case whose mask holds a value beyond the 2 declared labels.
+        try writeGray(images + "/new.png", 32, 32) { x, _ in UInt8(x) }
+        try writeGray(masks + "/new.png", 32, 32) { x, _ in x == 3 ? 7 : 0 }
+        r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("masks/new.png") && r.stderr.contains("value 7"), r.stderr)
+        // Mask/image size mismatch.
+        try writeGray(masks + "/new.png", 16, 32) { _, _ in 1 }
+        r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("masks/new.png") && r.stderr.contains("images/new.png") && r.stderr.contains("16x32"), r.stderr)
+        XCTAssertEqual(try runRagseg(["index", "verify", bank]).status, 0)
+        XCTAssertEqual(try SupportBank.open(at: bank, readOnly: true).statistics().cases, 4)
+    }
+
+    /// Real encoders through the CLI, on the tiny reference models of the DINOv2 and SAM 2 suites: the
+    /// weights' SHA-256 is recorded at create and checked at every add; garbage weights are a clear error.
+    func testRealWeightsAreRecordedCheckedAndUsed() throws {
+        let dir = temporaryDirectory()
+        let (images, masks) = try writeDataset(dir, count: 2)
+        let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let dinov2 = tests.appendingPathComponent("DINOv2Tests/Fixtures/plain").path
+        let otherDINOv2 = tests.appendingPathComponent("DINOv2Tests/Fixtures/reg").path
+        let sam2 = tests.appendingPathComponent("SAM2Tests/Fixtures/memory/weights.safetensors").path
+        try Data("not a safetensors file".utf8).write(to: URL(fileURLWithPath: dir + "/garbage.safetensors"))
+        let bank = dir + "/bank"
+        var r = try runRagseg(["index", "create", bank, "--dinov2", dir + "/garbage.safetensors", "--sam2", sam2])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("garbage.safetensors"), r.stderr)
+        r = try runRagseg(["index", "create", bank, "--dinov2", dinov2, "--sam2", sam2])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try runRagseg(["index", "info", bank])
+        XCTAssertTrue(r.stdout.contains(hexString(try SHA256.hash(fileAt: dinov2 + "/model.safetensors"))), r.stdout)
+        r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--dinov2", otherDINOv2, "--sam2", sam2])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("DINOv2") && r.stderr.contains("not dinov2"), r.stderr)
+        r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in"])
+        XCTAssertNotEqual(r.status, 0, "a real-weights bank refuses stand-in vectors")
+        XCTAssertEqual(try SupportBank.open(at: bank, readOnly: true).statistics().cases, 0, "refused adds wrote nothing")
+        r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--dinov2", dinov2, "--sam2", sam2, "--quiet"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try SupportBank.open(at: bank, readOnly: true).statistics().cases, 2)
+        XCTAssertEqual(try runRagseg(["index", "verify", bank]).status, 0)
+        let first = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: images).sorted().first)
+        r = try runRagseg(["index", "search", bank, images + "/" + first, "--k", "1", "--dinov2", dinov2, "--sam2", sam2])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains(first), "a bank case finds itself: \(r.stdout)")
+    }
+
+    func testFullMapIsAClearErrorAndTheBankStaysUsable() throws {
+        let dir = temporaryDirectory()
+        let (images, masks) = try writeDataset(dir, count: 12)
+        let bank = dir + "/bank"
+        XCTAssertEqual(try runRagseg(["index", "create", bank, "--stand-in", "--dinov2-variant", "vits14"]).status, 0)
+        // Full-size 512 KiB memories in a 3 MiB map: a few fit, then MDB_MAP_FULL.
+        var r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--batch", "1", "--map-size-mib", "3"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("map is full"), r.stderr)
+        let committed = r.stdout.split(separator: "\n").filter { $0.hasPrefix("added\t") }.count
+        XCTAssertGreaterThan(committed, 0)
+        XCTAssertLessThan(committed, 12)
+        XCTAssertEqual(try runRagseg(["index", "verify", bank]).status, 0)
+        XCTAssertEqual(try SupportBank.open(at: bank, readOnly: true).statistics().cases, committed)
+        r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout.split(separator: "\n").filter { $0.hasPrefix("added\t") }.count, 12 - committed, "resumes")
+    }
+
+    /// SIGKILL an adding child at random points: after each kill the bank verifies, every case the
+    /// child reported committed is present and findable, and the next add completes.
+    func testKilledAddsLeaveTheBankCoherent() throws {
+        let dir = temporaryDirectory()
+        let count = 40
+        let (images, masks) = try writeDataset(dir, count: count)
+        let bank = dir + "/bank"
+        XCTAssertEqual(try runRagseg(["index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "8,16,16,16"]).status, 0)
+        let executable = try ragsegExecutable()
+        var rng = SeededGenerator(seed: 2024)
+        let started = Date()
+        // Time one uninterrupted add of all cases, then remove half so there is work to interrupt.
+        let t0 = Date()
+        XCTAssertEqual(try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--batch", "3", "--quiet"]).status, 0)
+        let fullRun = Date().timeIntervalSince(t0)
+        try SupportBank.open(at: bank).remove(Array(1...UInt64(count)).filter { $0 % 2 == 0 })
+        var kills = 0
+        var everCommitted = 0
+        for iteration in 0..<16 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = ["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--batch", "3", "--quiet"]
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let delay = Double.random(in: 0.01...max(0.02, 0.8 * fullRun), using: &rng)
+            Thread.sleep(forTimeInterval: delay)
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                kills += 1
+            }
+            let reported = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            let committedIDs = reported.split(separator: "\n").compactMap { line -> UInt64? in
+                let f = line.split(separator: "\t")
+                return f.count == 3 && f[0] == "added" ? UInt64(f[1]) : nil
+            }
+            everCommitted += committedIDs.count
+            let verify = try runRagseg(["index", "verify", bank])
+            XCTAssertEqual(verify.status, 0, "iteration \(iteration) after \(delay) s: \(verify.stdout)")
+            do {
+                let b = try SupportBank.open(at: bank)
+                for id in committedIDs {
+                    guard let v = try b.embedding(id) else { XCTFail("iteration \(iteration): reported case \(id) missing"); continue }
+                    let hit = try b.search(v, k: 1).first
+                    XCTAssertEqual(hit?.score ?? 0, 1, accuracy: 1e-4, "iteration \(iteration): case \(id) not searchable")
+                }
+                // Make room for the next iteration: remove a few random cases (they get re-added).
+                let all = try b.allRecords().map(\.id)
+                let victims = all.filter { _ in Double.random(in: 0..<1, using: &rng) < 0.5 }
+                if !victims.isEmpty { try b.remove(victims) }
+            }
+        }
+        print("crash test: \(kills) of 16 children killed mid-run, \(everCommitted) commits reported before kills, full run \(String(format: "%.2f", fullRun)) s")
+        let final = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"])
+        XCTAssertEqual(final.status, 0, final.stderr)
+        XCTAssertEqual(try runRagseg(["index", "verify", bank]).status, 0)
+        XCTAssertEqual(try SupportBank.open(at: bank, readOnly: true).statistics().cases, count)
+        XCTAssertGreaterThanOrEqual(kills, 6, "most children were killed mid-run (full run \(fullRun) s)")
+        XCTAssertGreaterThan(everCommitted, 0)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 60)
+    }
+}

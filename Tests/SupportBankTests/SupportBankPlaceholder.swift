@@ -1,4 +1,0 @@
-import XCTest
-@testable import SupportBank
-
-final class SupportBankModuleTests: XCTestCase {}
