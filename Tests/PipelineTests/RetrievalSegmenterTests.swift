@@ -119,7 +119,7 @@ final class SAM2CheckpointTests: XCTestCase {
         // A copy of the fixture weights with a broken sidecar.
         let copy = dir.appendingPathComponent("w.safetensors").path
         try FileManager.default.copyItem(atPath: FixtureModels.sam2, toPath: copy)
-        try Data("{ not json".utf8).write(to: URL(fileURLWithPath: SAM2Checkpoint.sidecarPath(for: copy)))
+        try Data("{ not json".utf8).write(to: URL(fileURLWithPath: SAM2ModelDescription.sidecarPath(for: copy)))
         XCTAssertThrowsError(try SAM2Checkpoint.supportEncoder(path: copy)) {
             XCTAssertTrue("\($0)".contains("w.safetensors.json"), "\($0)")
         }

@@ -1,0 +1,25 @@
+// Which image encoder a SAM 2 checkpoint holds. Published sizes are recognized from the tensor shapes
+// (and run at 1024 x 1024); other models (our small test models) carry a sidecar `<weights>.json`.
+import Foundation
+import RAGSegIO
+
+public enum SAM2ModelDescription {
+    public struct Sidecar: Codable, Sendable {
+        public var imageEncoder: SAM2ImageEncoderConfig
+    }
+
+    /// `sam2.safetensors` -> `sam2.safetensors.json`.
+    public static func sidecarPath(for weights: String) -> String { weights + ".json" }
+
+    /// The image encoder configuration for the checkpoint at `path`: the sidecar's when there is one,
+    /// else inferred from the tensor shapes.
+    public static func imageEncoderConfig(path: String, weights: SAM2Weights) throws -> SAM2ImageEncoderConfig {
+        let sidecar = sidecarPath(for: path)
+        guard FileManager.default.fileExists(atPath: sidecar) else { return try weights.inferImageEncoderConfig() }
+        do {
+            return try JSONDecoder().decode(Sidecar.self, from: Data(contentsOf: URL(fileURLWithPath: sidecar))).imageEncoder
+        } catch {
+            throw RAGSegIOError(path: sidecar, message: "not a valid SAM 2 model description: \(error)")
+        }
+    }
+}
