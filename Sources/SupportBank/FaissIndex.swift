@@ -12,7 +12,7 @@ public struct FaissError: Error, CustomStringConvertible, Sendable {
 
 /// Which FAISS structure serves a bank's searches.
 public enum IndexKind: String, Codable, Sendable, CaseIterable {
-    /// Flat while the bank is small, HNSW once it passes `IndexKind.autoHNSWThreshold(dimension:)`.
+    /// Flat while the bank is small, IVF once it passes `IndexKind.autoApproximateThreshold(dimension:)`.
     case auto
     /// Exact brute-force inner product (IndexFlatIP): exact results, O(n) per query.
     case flat
@@ -22,10 +22,15 @@ public enum IndexKind: String, Codable, Sendable, CaseIterable {
     /// removable, trained on the bank's own vectors once it holds 1024 (Flat before that).
     case ivf
 
-    /// Above this many vectors `auto` switches from Flat to HNSW: while the vectors fit in 4 Mi
+    /// Above this many vectors `auto` switches from Flat to IVF: while the vectors fit in 4 Mi
     /// floats (16 MiB; 10 922 at 384-d, 5 461 at 768-d) an exact scan stays near 2 ms on one core
-    /// with Debian's generic FAISS build (measured: 1.8 ms p50 at 10k x 384), inside the 5 ms target.
-    public static func autoHNSWThreshold(dimension: Int) -> Int { (4 << 20) / max(dimension, 1) }
+    /// with Debian's generic FAISS build (measured: 1.8 ms p50 at 10k x 384), inside the 5 ms target;
+    /// IVF needs at least 1024 vectors to train on.
+    /// Why IVF and not HNSW (`ragseg bench bank`, 2 cores, Debian's scalar FAISS): at 1e6 vectors IVF
+    /// met p99 < 5 ms (2.5 ms at 384-d, 4.0 ms at 768-d) with recall@10 0.97-0.997, builds in about a
+    /// minute and removes ids natively; HNSW32 took 18 minutes to build at 1e6 x 384, reached recall
+    /// 0.74 at efSearch 64, its per-add cost grows with the graph, and removals need tombstones.
+    public static func autoApproximateThreshold(dimension: Int) -> Int { max(1024, (4 << 20) / max(dimension, 1)) }
 
     public static func ivfCellCount(_ count: Int) -> Int {
         max(16, min(65536, Int(2 * Double(max(count, 1)).squareRoot()), count / 39))
@@ -34,7 +39,7 @@ public enum IndexKind: String, Codable, Sendable, CaseIterable {
     /// The concrete kind used for a bank of `count` vectors.
     public func resolved(count: Int, dimension: Int) -> IndexKind {
         guard self == .auto else { return self }
-        return count > IndexKind.autoHNSWThreshold(dimension: dimension) ? .hnsw : .flat
+        return count > IndexKind.autoApproximateThreshold(dimension: dimension) ? .ivf : .flat
     }
 
     /// FAISS factory string for a concrete kind.

@@ -278,14 +278,14 @@ public final class SupportBank: @unchecked Sendable {
         savedSeq = indexSeq
     }
 
-    /// Whether the index structure no longer suits the bank (auto crossing to HNSW, IVF outgrowing
+    /// Whether the index structure no longer suits the bank (auto crossing to IVF, IVF outgrowing
     /// its cells, too many HNSW tombstones).
     private func needsRebuild(liveCount: Int) -> Bool {
         var wanted = metadata.indexKind.resolved(count: liveCount, dimension: metadata.embeddingDimension)
         if wanted == .ivf && liveCount < 1024 { wanted = .flat }
         if wanted != indexBuiltKind {
-            // Never fall back from HNSW to Flat in auto mode just because cases were removed.
-            return !(metadata.indexKind == .auto && indexBuiltKind == .hnsw)
+            // Never fall back from an approximate index to Flat in auto mode just because cases were removed.
+            return !(metadata.indexKind == .auto && indexBuiltKind != .flat)
         }
         if indexBuiltKind == .ivf && liveCount > 4 * max(indexBuiltCount, 1) { return true }
         if !index.supportsRemoval {

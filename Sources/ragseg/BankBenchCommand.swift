@@ -199,7 +199,7 @@ struct BankBench: ParsableCommand {
         var rng = Rng(state: 2)
         var count = 0
         print("")
-        print("One-case add (own transaction, fsync) as the bank grows (\(d)-d, index auto: Flat then HNSW past \(IndexKind.autoHNSWThreshold(dimension: d))); tiny memories:")
+        print("One-case add (own transaction, fsync) as the bank grows (\(d)-d, index auto: Flat then IVF past \(IndexKind.autoApproximateThreshold(dimension: d))); tiny memories:")
         print("")
         print("| cases in bank | index | add p50 ms | add p99 ms | checkpoint write s |")
         print("|---|---|---|---|---|")

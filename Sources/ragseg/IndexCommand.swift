@@ -80,7 +80,7 @@ struct IndexCreate: ParsableCommand {
     var labels: String?
     @Option(help: "Take label names from this nnU-Net dataset folder's dataset.json.")
     var dataset: String?
-    @Option(help: "Index type: auto (Flat while the vectors fit in 16 MiB, e.g. \(IndexKind.autoHNSWThreshold(dimension: 768)) cases at 768-d, then HNSW), flat, hnsw, ivf.")
+    @Option(help: "Index type: auto (Flat while the vectors fit in 16 MiB, e.g. \(IndexKind.autoApproximateThreshold(dimension: 768)) cases at 768-d, then IVF), flat, hnsw, ivf.")
     var indexType = "auto"
     @Option(help: .hidden) var memoryShape: String?  // "C,H,W,P": stand-in banks with small memories (tests)
 

@@ -232,33 +232,34 @@ final class BankCoreTests: XCTestCase {
         XCTAssertTrue(bank.verify().ok, "\(bank.verify().problems)")
     }
 
-    func testAutoSwitchesToHNSWPastTheThreshold() {
+    func testAutoSwitchesToIVFPastTheThreshold() {
         XCTAssertEqual(IndexKind.auto.resolved(count: 100, dimension: 768), .flat)
         XCTAssertEqual(IndexKind.auto.resolved(count: 5461, dimension: 768), .flat)
-        XCTAssertEqual(IndexKind.auto.resolved(count: 5462, dimension: 768), .hnsw)
+        XCTAssertEqual(IndexKind.auto.resolved(count: 5462, dimension: 768), .ivf)
         XCTAssertEqual(IndexKind.auto.resolved(count: 5462, dimension: 384), .flat)
+        XCTAssertEqual(IndexKind.auto.resolved(count: 1024, dimension: 16384), .flat, "IVF needs 1024 vectors to train")
         XCTAssertEqual(IndexKind.ivf.resolved(count: 10, dimension: 768), .ivf)
     }
 
-    /// An auto bank turns from Flat into HNSW at the checkpoint after it outgrows the threshold.
-    func testAutoBankSwitchesToHNSWWhenItGrows() throws {
-        let d = 16384  // threshold 256 vectors at this width keeps the test small
+    /// An auto bank turns from Flat into IVF at the checkpoint after it outgrows the threshold.
+    func testAutoBankSwitchesToIVFWhenItGrows() throws {
+        let d = 4096  // threshold 1024 vectors (IVF's training minimum) at this width keeps the test small
         let dir = temporaryDirectory()
         var bank: SupportBank! = try SupportBank.create(at: dir, metadata: makeMetadata(dimension: d, kind: .auto))
         var rng = SeededGenerator(seed: 12)
         var vectors = [UInt64: [Float]]()
-        for start in stride(from: 0, to: 260, by: 26) {
-            let cases = (start..<(start + 26)).map { makeCase($0, dimension: d, rng: &rng) }
+        for start in stride(from: 0, to: 1040, by: 104) {
+            let cases = (start..<(start + 104)).map { makeCase($0, dimension: d, rng: &rng) }
             for (c, o) in zip(cases, try bank.add(cases)) { vectors[o.id] = c.embedding }
         }
         XCTAssertEqual(try bank.statistics().indexKind, .flat, "not restructured before a checkpoint")
         try bank.checkpoint(force: false)
-        XCTAssertEqual(try bank.statistics().indexKind, .hnsw)
+        XCTAssertEqual(try bank.statistics().indexKind, .ivf)
         bank = nil
         bank = try SupportBank.open(at: dir)
         XCTAssertNil(bank.indexRepair)
-        XCTAssertEqual(try bank.statistics().indexKind, .hnsw)
-        for id in [UInt64(1), 130, 260] { XCTAssertEqual(try bank.search(vectors[id]!, k: 1).first?.id, id) }
+        XCTAssertEqual(try bank.statistics().indexKind, .ivf)
+        for id in [UInt64(1), 520, 1040] { XCTAssertEqual(try bank.search(vectors[id]!, k: 1).first?.id, id) }
         XCTAssertTrue(bank.verify().ok, "\(bank.verify().problems)")
     }
 

@@ -244,6 +244,7 @@ final class CLITests: XCTestCase {
         var kills = 0
         var everCommitted = 0
         for iteration in 0..<16 {
+            let remaining = count - (try SupportBank.open(at: bank, readOnly: true).statistics().cases)
             let process = Process()
             process.executableURL = URL(fileURLWithPath: executable)
             process.arguments = ["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--batch", "3", "--quiet"]
@@ -251,13 +252,24 @@ final class CLITests: XCTestCase {
             process.standardOutput = out
             process.standardError = FileHandle.nullDevice
             try process.run()
-            let delay = Double.random(in: 0.01...max(0.02, 0.8 * fullRun), using: &rng)
+            // Kill at a random point of the run whatever the machine's speed: after the child has reported
+            // a random number of committed cases (0 = before any), plus a random few milliseconds, so
+            // the kill lands anywhere in encoding, writing or committing the next batch.
+            let target = Int.random(in: 0..<max(1, remaining), using: &rng)
+            let delay = Double.random(in: 0...0.005, using: &rng)
+            var reported = ""
+            let reader = out.fileHandleForReading
+            while reported.split(separator: "\n").count < target {
+                let chunk = reader.availableData
+                if chunk.isEmpty { break }  // the child finished first
+                reported += String(decoding: chunk, as: UTF8.self)
+            }
             Thread.sleep(forTimeInterval: delay)
             if process.isRunning {
                 kill(process.processIdentifier, SIGKILL)
                 kills += 1
             }
-            let reported = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            reported += String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
             process.waitUntilExit()
             let committedIDs = reported.split(separator: "\n").compactMap { line -> UInt64? in
                 let f = line.split(separator: "\t")
@@ -265,7 +277,7 @@ final class CLITests: XCTestCase {
             }
             everCommitted += committedIDs.count
             let verify = try runRagseg(["index", "verify", bank])
-            XCTAssertEqual(verify.status, 0, "iteration \(iteration) after \(delay) s: \(verify.stdout)")
+            XCTAssertEqual(verify.status, 0, "iteration \(iteration), killed after \(target) reported cases: \(verify.stdout)")
             do {
                 let b = try SupportBank.open(at: bank)
                 for id in committedIDs {
@@ -284,7 +296,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(final.status, 0, final.stderr)
         XCTAssertEqual(try runRagseg(["index", "verify", bank]).status, 0)
         XCTAssertEqual(try SupportBank.open(at: bank, readOnly: true).statistics().cases, count)
-        XCTAssertGreaterThanOrEqual(kills, 6, "most children were killed mid-run (full run \(fullRun) s)")
+        XCTAssertGreaterThanOrEqual(kills, 12, "most children were killed mid-run (full run \(fullRun) s)")
         XCTAssertGreaterThan(everCommitted, 0)
         XCTAssertLessThan(Date().timeIntervalSince(started), 60)
     }
