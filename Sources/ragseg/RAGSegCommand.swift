@@ -5,5 +5,5 @@ struct RAGSeg: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ragseg",
         abstract: "Training-free, retrieval-augmented few-shot medical image segmentation.",
-        subcommands: [Embed.self, IndexCommand.self, Eval.self, Bench.self, DebugCommand.self])
+        subcommands: [SegmentCommand.self, IndexCommand.self, Eval.self, Embed.self, Bench.self, DebugCommand.self])
 }
