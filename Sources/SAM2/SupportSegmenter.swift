@@ -55,14 +55,19 @@ public struct SupportSegmenter: Sendable {
         self.model = model
     }
 
-    /// Opens one SAM 2 checkpoint (official or Hugging Face safetensors) for both halves. The image size
-    /// is not stored in the weights (every release uses 1024), hence the parameter.
-    public init(path: String, imageSize: Int = 1024) throws {
+    /// Opens one SAM 2 checkpoint (official or Hugging Face safetensors) for both halves. The image
+    /// encoder comes from SAM2ModelDescription (published sizes from the shapes, at 1024; others from a
+    /// `<weights>.json` sidecar); `imageSize` overrides the input size.
+    public init(path: String, imageSize: Int? = nil) throws {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw SupportSegmenterError("\(path): SAM 2 weights file does not exist")
+        }
         let weights = try SAM2Weights(path: path)
-        var config = try weights.inferImageEncoderConfig()
-        config.imageSize = imageSize
-        try self.init(encoder: SAM2ImageEncoder(weights: weights, config: config),
-                      model: SAM2MemoryModel(path: path, imageSize: imageSize))
+        var config = try SAM2ModelDescription.imageEncoderConfig(path: path, weights: weights)
+        if let imageSize { config.imageSize = imageSize }
+        let model = try SAM2MemoryModel(path: path, imageSize: config.imageSize)
+        config.neckDim = model.config.hiddenDim
+        try self.init(encoder: SAM2ImageEncoder(weights: weights, config: config), model: model)
     }
 
     // MARK: Files

@@ -5,14 +5,21 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import RAGSegIO
+import RAGSegPipeline
 import SAM2
+import SupportBank
 import TensorCore
 
 struct SegmentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "segment",
-        abstract: "Segment target images with SAM 2 conditioned on annotated support images.",
+        abstract: "Segment target images with SAM 2 conditioned on annotated support images (from a bank, or given).",
         discussion: """
+            With --index BANK (and the bank's --dinov2 and --sam2 weights), the supports of each target are \
+            its k nearest bank cases by DINOv2 similarity, most similar first; their stored memories are used \
+            as they are (nothing is re-encoded). --label NAME picks one label; by default a binary bank gives \
+            a 0/255 mask and a multi-label bank a label map (pixel = the label with the highest positive \
+            logit, 0 elsewhere). --overlay also writes DIR/<stem>_overlay.png (outline + retrieved case ids).
             Each --support IMG=MASK is a support image and its ground-truth mask, both PNG and of the same \
             size. A mask pixel is foreground when nonzero (0/1 and 0/255 masks both work; RGB masks: any \
             channel; alpha ignored). An all-zero mask is allowed (SAM 2's no-object memory). Supports are \
@@ -29,6 +36,21 @@ struct SegmentCommand: ParsableCommand {
     @Option(name: .customLong("support"), help: "A support as IMAGE=MASK (repeatable; order = frame order).")
     var supports: [String] = []
 
+    @Option(help: "Support bank to retrieve supports from (a bare name means Indexes/NAME).")
+    var index: String?
+
+    @Option(help: "DINOv2 weights the bank was built with (with --index).")
+    var dinov2: String?
+
+    @Option(name: .customLong("k"), help: "Supports retrieved per target (with --index).")
+    var k: Int = 4
+
+    @Option(help: "Label to segment (with --index): a label name, or 'all'.")
+    var label: String = "all"
+
+    @Flag(help: "Also write DIR/<stem>_overlay.png: the image, the mask outline and the retrieved case ids.")
+    var overlay = false
+
     @Argument(help: "Target images (.png).")
     var targets: [String] = []
 
@@ -44,17 +66,20 @@ struct SegmentCommand: ParsableCommand {
     @Flag(help: "Print per-target scores and stage timings as JSON on stdout.")
     var json = false
 
-    @Option(help: "Model input size (not stored in checkpoints; 1024 for every published SAM 2).")
-    var imageSize: Int = 1024
+    @Option(help: "Override the model input size (default: 1024 for published SAM 2 sizes, else the weights' sidecar).")
+    var imageSize: Int?
 
     @Option(help: "Threads for BLAS and the parallel loops (default: all cores).")
     var threads: Int?
 
     func validate() throws {
-        guard !supports.isEmpty else { throw ValidationError("give at least one --support IMAGE=MASK") }
+        guard supports.isEmpty != (index == nil) else { throw ValidationError("give --support IMAGE=MASK (one or more) or --index BANK") }
+        if index != nil && dinov2 == nil { throw ValidationError("--index needs the bank's --dinov2 weights") }
+        if index == nil && (dinov2 != nil || overlay) { throw ValidationError("--dinov2 and --overlay go with --index") }
+        guard k >= 1 else { throw ValidationError("--k must be at least 1") }
         guard !targets.isEmpty else { throw ValidationError("give at least one target image") }
         guard maskValues == 255 || maskValues == 1 else { throw ValidationError("--mask-values must be 255 or 1, got \(maskValues)") }
-        guard imageSize > 0, imageSize % 32 == 0 else { throw ValidationError("--image-size must be a positive multiple of 32, got \(imageSize)") }
+        if let imageSize, imageSize <= 0 || imageSize % 32 != 0 { throw ValidationError("--image-size must be a positive multiple of 32, got \(imageSize)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         for s in supports { _ = try Self.splitSupport(s) }
         var stems: [String: String] = [:]
@@ -79,6 +104,7 @@ struct SegmentCommand: ParsableCommand {
 
     func run() throws {
         if let threads { Threads.set(threads) }
+        if index != nil { return try runFromBank() }
         // Check every input before the (slow) model load.
         let inputs = try supports.map { s -> SupportSegmenter.SupportInput in
             let (image, mask) = try Self.splitSupport(s)
@@ -97,7 +123,7 @@ struct SegmentCommand: ParsableCommand {
         }
         let segmenter = try SupportSegmenter(path: modelPath, imageSize: imageSize)
         let loadSeconds = lap()
-        var memories: [SupportMemory] = []
+        var memories: [SAM2.SupportMemory] = []
         var supportReports: [[String: Any]] = []
         for input in inputs {
             memories.append(try segmenter.encodeSupport(input))
@@ -131,8 +157,88 @@ struct SegmentCommand: ParsableCommand {
         }
         if json {
             let report: [String: Any] = [
-                "modelLoadSeconds": loadSeconds, "imageSize": imageSize, "supports": supportReports, "targets": targetReports,
+                "modelLoadSeconds": loadSeconds, "imageSize": segmenter.imageSize, "supports": supportReports, "targets": targetReports,
             ]
+            let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
+        }
+    }
+
+    /// `--index`: retrieval-augmented segmentation from a support bank (RAGSegPipeline.RetrievalSegmenter).
+    func runFromBank() throws {
+        for t in targets where !FileManager.default.fileExists(atPath: t) {
+            throw SupportSegmenterError("\(t): target image file does not exist")
+        }
+        let bank = try SupportBank.open(at: resolveBankPath(index!), readOnly: true)
+        let names = bank.metadata.labels
+        let labels: [Int]
+        if label == "all" {
+            labels = Array(1...names.count)
+        } else if let i = names.firstIndex(of: label) {
+            labels = [i + 1]
+        } else {
+            throw ValidationError("bank \(bank.path) has no label '\(label)' (labels: \(names.joined(separator: ", ")))")
+        }
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let loadStart = DispatchTime.now()
+        let segmenter = try RetrievalSegmenter(bank: bank, retrieval: try DINOv2RetrievalEncoder(path: dinov2!),
+                                               support: try SAM2Checkpoint.supportEncoder(path: modelPath))
+        let loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - loadStart.uptimeNanoseconds) / 1e9
+        var lowResolution: [Tensor] = []
+        var targetReports: [[String: Any]] = []
+        for target in targets {
+            let image = try SupportSegmenter.readPNG(target, role: "target")
+            let results = try labels.map { try segmenter.segment(image, name: target, k: k, label: $0) }
+            let n = image.width * image.height
+            // One label: a binary mask. Several: a label map, each pixel the label with the highest positive logit.
+            var pixels = [UInt8](repeating: 0, count: n)
+            if results.count == 1 {
+                let logits = results[0].segmentation.logits.data
+                for i in 0..<n where logits[i] > 0 { pixels[i] = UInt8(maskValues) }
+            } else {
+                var best = [Float](repeating: 0, count: n)
+                for (r, l) in zip(results, labels) {
+                    let logits = r.segmentation.logits.data
+                    for i in 0..<n where logits[i] > best[i] { best[i] = logits[i]; pixels[i] = UInt8(l) }
+                }
+            }
+            let outPath = (out as NSString).appendingPathComponent(Self.stem(target) + ".png")
+            try PNG.writeGray8(pixels, width: image.width, height: image.height, to: outPath)
+            if overlay {
+                let ids = Array(Set(results.flatMap { $0.supports.map(\.id) })).sorted().map { "#\($0)" }
+                let rgb = Overlay.render(image, mask: pixels.map { $0 != 0 }, caption: ids.joined(separator: " "))
+                try PNG.writeRGB8(rgb, width: image.width, height: image.height,
+                                  to: (out as NSString).appendingPathComponent(Self.stem(target) + "_overlay.png"))
+            }
+            lowResolution.append(contentsOf: results.map(\.segmentation.lowResolutionLogits))
+            targetReports.append([
+                "file": target, "mask": outPath, "width": image.width, "height": image.height,
+                "labels": zip(labels, results).map { l, r -> [String: Any] in
+                    let s = r.segmentation
+                    return ["label": names[l - 1], "retrieved": r.supports.map { ["id": Int($0.id), "similarity": Double($0.score), "image": $0.record.image] },
+                            "iou": s.iou.map(Double.init), "chosen": s.chosen, "objectScore": Double(s.objectScore),
+                            "foregroundPixels": r.mask.filter { $0 }.count,
+                            "seconds": Dictionary(uniqueKeysWithValues: r.timings.map { ($0.stage, $0.seconds) })]
+                },
+            ])
+            if !json {
+                for (l, r) in zip(labels, results) {
+                    let s = r.segmentation
+                    FileHandle.standardError.write(Data(String(
+                        format: "segment: %@ [%@] -> %@ (retrieved %@; object score %.3f, IoU %.3f, %.2f s)\n",
+                        target, names[l - 1], outPath, r.supports.map { "#\($0.id)" }.joined(separator: " "),
+                        s.objectScore, s.iou[s.chosen], r.timings.last?.seconds ?? 0).utf8))
+                }
+            }
+        }
+        if let logits {
+            let side = lowResolution[0].dim(-1)
+            let stacked = lowResolution.count == 1 ? lowResolution[0]
+                : Tensor(shape: [lowResolution.count, side, side], data: lowResolution.flatMap(\.data))
+            try NPY.write(stacked, to: logits)
+        }
+        if json {
+            let report: [String: Any] = ["modelLoadSeconds": loadSeconds, "k": k, "bank": bank.path, "targets": targetReports]
             let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
             FileHandle.standardOutput.write(data + Data("\n".utf8))
         }

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import RAGSegIO
 @testable import SupportBank
 
 /// The `ragseg` executable built next to the test bundle (`swift build --build-tests` builds both).
@@ -204,6 +205,29 @@ final class CLITests: XCTestCase {
         r = try runRagseg(["index", "search", bank, images + "/" + first, "--k", "1", "--dinov2", dinov2, "--sam2", sam2])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains(first), "a bank case finds itself: \(r.stdout)")
+
+        // Retrieval-augmented segmentation through the binary: mask at the input size, overlay, JSON report.
+        let query = images + "/" + first
+        r = try runRagseg(["segment", "--index", bank, "--dinov2", dinov2, "--sam2", sam2, "--k", "2",
+                           "--overlay", "--json", "--out", dir + "/seg", query])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let stem = (first as NSString).deletingPathExtension
+        let mask = try PNG.read(dir + "/seg/\(stem).png"), input = try PNG.read(query)
+        XCTAssertEqual([mask.width, mask.height], [input.width, input.height])
+        XCTAssertEqual(try PNG.read(dir + "/seg/\(stem)_overlay.png").channels, 3)
+        let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let target = try XCTUnwrap((report["targets"] as? [[String: Any]])?.first)
+        let retrieved = try XCTUnwrap((target["labels"] as? [[String: Any]])?.first?["retrieved"] as? [[String: Any]])
+        XCTAssertEqual(retrieved.count, 2)
+        XCTAssertEqual(retrieved.first?["image"] as? String, query, "the case itself is the nearest")
+        r = try runRagseg(["segment", "--index", bank, "--dinov2", dinov2, "--sam2", sam2, "--label", "liver", "--out", dir + "/seg", query])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("no label 'liver'"), r.stderr)
+        r = try runRagseg(["eval", "--index", bank, "--dinov2", dinov2, "--sam2", sam2, "--k", "1", "--leave-one-out",
+                           "--csv", dir + "/eval.csv"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("test models"), "says the scores are meaningless: \(r.stdout)")
+        XCTAssertEqual(try String(contentsOfFile: dir + "/eval.csv", encoding: .utf8).split(separator: "\n").count, 3)
     }
 
     func testFullMapIsAClearErrorAndTheBankStaysUsable() throws {
