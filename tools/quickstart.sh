@@ -52,14 +52,14 @@ done
 
 echo "== building the support bank"
 $RAGSEG index create "$OUT/bank" --dinov2 "$DINOV2" --sam2 "$SAM2"
-$RAGSEG index add "$OUT/bank" --images "$OUT/data/images" --masks "$OUT/data/masks" --dinov2 "$DINOV2" --sam2 "$SAM2" > /dev/null
+$RAGSEG index add "$OUT/bank" --images "$OUT/data/images" --masks "$OUT/data/masks" > /dev/null   # weights recorded at create
 $RAGSEG index info "$OUT/bank"
 $RAGSEG index verify "$OUT/bank"
 
 echo "== segmenting the held-out images (k = $K)"
-$RAGSEG segment --index "$OUT/bank" --dinov2 "$DINOV2" --sam2 "$SAM2" --k "$K" --overlay \
+$RAGSEG segment --index "$OUT/bank" --k "$K" --overlay \
     --out "$OUT/masks" "$OUT"/heldout/images/*.png
 echo "== Dice of the held-out images"
-$RAGSEG eval --index "$OUT/bank" --dinov2 "$DINOV2" --sam2 "$SAM2" --k "$K" \
+$RAGSEG eval --index "$OUT/bank" --k "$K" \
     --images "$OUT/heldout/images" --masks "$OUT/heldout/masks" --csv "$OUT/eval.csv"
 echo "== masks and overlays in $OUT/masks/"

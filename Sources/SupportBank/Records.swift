@@ -82,6 +82,10 @@ public struct BankMetadata: Codable, Equatable, Sendable {
     public var labels: [String]
     public var indexKind: IndexKind
     public var created: Double
+    /// Absolute paths of the weight files given at creation ("dinov2", "sam2"), so later commands need
+    /// not repeat them. Only a convenience: the SHA-256 in the model identities is what is checked.
+    /// Absent in stand-in banks.
+    public var weightsPaths: [String: String]?
 
     public init(retrievalModel: ModelIdentity, supportModel: ModelIdentity, embeddingDimension: Int,
                 memoryShape: MemoryShape = .sam2, preprocessing: [String: String] = [:],

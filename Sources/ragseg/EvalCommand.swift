@@ -19,8 +19,8 @@ struct Eval: ParsableCommand {
     @Option(help: "Folder of held-out images.") var images: String?
     @Option(help: "Folder of their masks.") var masks: String?
     @Flag(help: "Query each bank case against the others.") var leaveOneOut = false
-    @Option(help: "DINOv2 weights the bank was built with.") var dinov2: String
-    @Option(help: "SAM 2 weights the bank was built with.") var sam2: String
+    @Option(help: "DINOv2 weights the bank was built with (default: the file recorded in the bank).") var dinov2: String?
+    @Option(help: "SAM 2 weights the bank was built with (default: the file recorded in the bank).") var sam2: String?
     @Option(name: .customLong("k"), help: "Supports retrieved per query.") var k = 4
     @Option(help: "Per-case CSV output.") var csv = "eval.csv"
     @Flag(help: "No per-case lines (summary only).") var quiet = false
@@ -35,8 +35,7 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let bank = try SupportBank.open(at: resolveBankPath(index), readOnly: true)
-        let segmenter = try RetrievalSegmenter(bank: bank, retrieval: try DINOv2RetrievalEncoder(path: dinov2),
-                                               support: try SAM2Checkpoint.supportEncoder(path: sam2))
+        let segmenter = try BankModels.segmenter(for: bank, dinov2: dinov2, sam2: sam2)
         let progress = { (done: Int, total: Int) in if !quiet { printError("\(done)/\(total) cases") } }
         let rows: [EvaluationRow]
         if leaveOneOut {

@@ -26,9 +26,9 @@ let standInWarning = "note: stand-in encoders are deterministic placeholders wit
 
 /// Which encoders to use: the stand-ins, or weight files (recorded by SHA-256).
 struct ModelOptions: ParsableArguments {
-    @Option(help: "DINOv2 weights file (safetensors); its SHA-256 identifies the bank's retrieval model.")
+    @Option(help: "DINOv2 weights file (safetensors); its SHA-256 identifies the bank's retrieval model (default: the file recorded at create).")
     var dinov2: String?
-    @Option(help: "SAM 2 weights file (safetensors); its SHA-256 identifies the bank's support model.")
+    @Option(help: "SAM 2 weights file (safetensors); its SHA-256 identifies the bank's support model (default: the file recorded at create).")
     var sam2: String?
     @Flag(help: "Use deterministic stand-in encoders instead of real models (for tests and demos; NOT meaningful).")
     var standIn = false
@@ -36,9 +36,6 @@ struct ModelOptions: ParsableArguments {
     func validate() throws {
         if standIn && (dinov2 != nil || sam2 != nil) {
             throw ValidationError("--stand-in replaces --dinov2/--sam2; give one or the other")
-        }
-        if !standIn && (dinov2 == nil || sam2 == nil) {
-            throw ValidationError("give both --dinov2 and --sam2 weight files (or --stand-in)")
         }
     }
 
@@ -55,14 +52,9 @@ struct ModelOptions: ParsableArguments {
             printError(standInWarning)
             return (retrieval, support)
         }
-        let (retrieval, support) = try realEncoders()
+        let (retrieval, support) = try BankModels.encoders(for: bank, dinov2: dinov2, sam2: sam2)
         try bank.requireModels(retrieval: retrieval.model, support: support.model)
         return (retrieval, support)
-    }
-
-    /// The real models from --dinov2 / --sam2 (identified by the files' SHA-256).
-    func realEncoders() throws -> (DINOv2RetrievalEncoder, SAM2SupportEncoder) {
-        (try DINOv2RetrievalEncoder(path: dinov2!), try SAM2Checkpoint.supportEncoder(path: sam2!))
     }
 }
 
@@ -108,6 +100,7 @@ struct IndexCreate: ParsableCommand {
         let support: ModelIdentity
         var preprocessing = [String: String]()
         var embeddingDimension: Int
+        var weightsPaths: [String: String]? = nil
         if models.standIn {
             retrieval = StandIn.retrievalModel(dv)
             support = StandIn.supportModel(sv)
@@ -116,15 +109,20 @@ struct IndexCreate: ParsableCommand {
             embeddingDimension = dv.embeddingDimension
         } else {
             // The models themselves say what the bank will hold: embedding width, memory shape, variants.
-            let (r, s) = try models.realEncoders()
+            guard let dinov2 = models.dinov2, let sam2 = models.sam2 else {
+                throw ValidationError("give both --dinov2 and --sam2 weight files (or --stand-in)")
+            }
+            let (r, s) = (try DINOv2RetrievalEncoder(path: dinov2), try SAM2Checkpoint.supportEncoder(path: sam2))
+            weightsPaths = ["dinov2": BankModels.absolute(dinov2), "sam2": BankModels.absolute(sam2)]
             retrieval = r.model
             support = s.model
             embeddingDimension = r.dimension
             shape = s.memoryShape
             preprocessing = r.preprocessing.merging(s.preprocessing) { a, _ in a }
         }
-        let metadata = BankMetadata(retrievalModel: retrieval, supportModel: support, embeddingDimension: embeddingDimension,
+        var metadata = BankMetadata(retrievalModel: retrieval, supportModel: support, embeddingDimension: embeddingDimension,
                                     memoryShape: shape, preprocessing: preprocessing, labels: labelNames, indexKind: kind)
+        metadata.weightsPaths = weightsPaths
         let bankPath = resolveBankPath(path)
         _ = try SupportBank.create(at: bankPath, metadata: metadata)
         print("created \(bankPath): \(labelNames.count == 1 ? "binary" : "\(labelNames.count) labels") (\(labelNames.joined(separator: ", "))), \(retrieval), \(support), index \(kind.rawValue)")

@@ -30,8 +30,8 @@ struct SegmentCommand: ParsableCommand {
             [256, 256] for one target, [N, 256, 256] for N targets in argument order.
             """)
 
-    @Option(name: .customLong("sam2"), help: "SAM 2 / 2.1 checkpoint (.safetensors, official or Hugging Face keys).")
-    var modelPath: String
+    @Option(name: .customLong("sam2"), help: "SAM 2 / 2.1 checkpoint (.safetensors, official or Hugging Face keys); with --index, default: the bank's.")
+    var modelPath: String?
 
     @Option(name: .customLong("support"), help: "A support as IMAGE=MASK (repeatable; order = frame order).")
     var supports: [String] = []
@@ -39,7 +39,7 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "Support bank to retrieve supports from (a bare name means Indexes/NAME).")
     var index: String?
 
-    @Option(help: "DINOv2 weights the bank was built with (with --index).")
+    @Option(help: "DINOv2 weights the bank was built with (with --index; default: the file recorded in the bank).")
     var dinov2: String?
 
     @Option(name: .customLong("k"), help: "Supports retrieved per target (with --index).")
@@ -74,7 +74,7 @@ struct SegmentCommand: ParsableCommand {
 
     func validate() throws {
         guard supports.isEmpty != (index == nil) else { throw ValidationError("give --support IMAGE=MASK (one or more) or --index BANK") }
-        if index != nil && dinov2 == nil { throw ValidationError("--index needs the bank's --dinov2 weights") }
+        if index == nil && modelPath == nil { throw ValidationError("--support needs the --sam2 checkpoint") }
         if index == nil && (dinov2 != nil || overlay) { throw ValidationError("--dinov2 and --overlay go with --index") }
         guard k >= 1 else { throw ValidationError("--k must be at least 1") }
         guard !targets.isEmpty else { throw ValidationError("give at least one target image") }
@@ -121,7 +121,7 @@ struct SegmentCommand: ParsableCommand {
             defer { clock = now }
             return Double(now - clock) / 1e9
         }
-        let segmenter = try SupportSegmenter(path: modelPath, imageSize: imageSize)
+        let segmenter = try SupportSegmenter(path: modelPath!, imageSize: imageSize)
         let loadSeconds = lap()
         var memories: [SAM2.SupportMemory] = []
         var supportReports: [[String: Any]] = []
@@ -181,8 +181,7 @@ struct SegmentCommand: ParsableCommand {
         }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let loadStart = DispatchTime.now()
-        let segmenter = try RetrievalSegmenter(bank: bank, retrieval: try DINOv2RetrievalEncoder(path: dinov2!),
-                                               support: try SAM2Checkpoint.supportEncoder(path: modelPath))
+        let segmenter = try BankModels.segmenter(for: bank, dinov2: dinov2, sam2: modelPath)
         let loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - loadStart.uptimeNanoseconds) / 1e9
         var lowResolution: [Tensor] = []
         var targetReports: [[String: Any]] = []

@@ -202,14 +202,14 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try SupportBank.open(at: bank, readOnly: true).statistics().cases, 2)
         XCTAssertEqual(try runRagseg(["index", "verify", bank]).status, 0)
         let first = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: images).sorted().first)
-        r = try runRagseg(["index", "search", bank, images + "/" + first, "--k", "1", "--dinov2", dinov2, "--sam2", sam2])
+        r = try runRagseg(["index", "search", bank, images + "/" + first, "--k", "1"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains(first), "a bank case finds itself: \(r.stdout)")
 
         // Retrieval-augmented segmentation through the binary: mask at the input size, overlay, JSON report.
         let query = images + "/" + first
-        r = try runRagseg(["segment", "--index", bank, "--dinov2", dinov2, "--sam2", sam2, "--k", "2",
-                           "--overlay", "--json", "--out", dir + "/seg", query])
+        // Weight files recorded at create: later commands need no --dinov2/--sam2.
+        r = try runRagseg(["segment", "--index", bank, "--k", "2", "--overlay", "--json", "--out", dir + "/seg", query])
         XCTAssertEqual(r.status, 0, r.stderr)
         let stem = (first as NSString).deletingPathExtension
         let mask = try PNG.read(dir + "/seg/\(stem).png"), input = try PNG.read(query)
@@ -223,11 +223,17 @@ final class CLITests: XCTestCase {
         r = try runRagseg(["segment", "--index", bank, "--dinov2", dinov2, "--sam2", sam2, "--label", "liver", "--out", dir + "/seg", query])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("no label 'liver'"), r.stderr)
-        r = try runRagseg(["eval", "--index", bank, "--dinov2", dinov2, "--sam2", sam2, "--k", "1", "--leave-one-out",
+        r = try runRagseg(["eval", "--index", bank, "--k", "1", "--leave-one-out",
                            "--csv", dir + "/eval.csv"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("test models"), "says the scores are meaningless: \(r.stdout)")
         XCTAssertEqual(try String(contentsOfFile: dir + "/eval.csv", encoding: .utf8).split(separator: "\n").count, 3)
+
+        // A stand-in bank records no weight files: real-model commands on it say so.
+        XCTAssertEqual(try runRagseg(["index", "create", dir + "/standin", "--stand-in"]).status, 0)
+        r = try runRagseg(["index", "add", dir + "/standin", "--images", images, "--masks", masks])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("records no weight files"), r.stderr)
     }
 
     func testFullMapIsAClearErrorAndTheBankStaysUsable() throws {
