@@ -277,6 +277,11 @@ public final class SegmentationServer: Sendable {
                 let prepared = try CaseLoader.prepare(loaded, retrieval: segmenter.retrieval, support: segmenter.support)
                 let outcome = try segmenter.bank.add([prepared])[0]
                 try segmenter.bank.checkpoint(force: false)
+                if case .duplicate = outcome, !existed {
+                    // The bank's record points at the files the content was first added from: drop these copies.
+                    try? FileManager.default.removeItem(atPath: source.image)
+                    try? FileManager.default.removeItem(atPath: source.mask)
+                }
                 return outcome
             } catch {
                 if !existed {

@@ -154,6 +154,14 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(again.status, 200, again.text)
         XCTAssertEqual(again.json["added"] as? Bool, false)
         XCTAssertEqual(again.json["id"] as? Int, id)
+        // Content already in the bank from its own files: the upload keeps no copy.
+        let original = sources[0]
+        let (body, type) = multipart([("image", try file(original.image)), ("mask", try file(original.mask))])
+        let duplicate = try await send("POST", "/cases", body: body, contentType: type)
+        XCTAssertEqual(duplicate.status, 200, duplicate.text)
+        XCTAssertEqual(duplicate.json["image"] as? String, original.image)
+        let uploads = try FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("uploads").path)
+        XCTAssertEqual(uploads.count, 2, "\(uploads)")
         let reply1 = try await send("GET", "/info")
         XCTAssertEqual(reply1.json["cases"] as? Int, 7)
     }
