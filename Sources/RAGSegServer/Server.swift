@@ -99,9 +99,10 @@ public final class SegmentationServer: Sendable {
     /// checkpointed. `onRunning` gets the bound port (useful with port 0).
     public func run(gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint],
                     onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        let port = configuration.port
+        let port = configuration.port, limit = configuration.maxUploadBytes
         let app = Application(
             router: makeRouter(),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler(maxBodyBytes: limit)])),
             configuration: .init(address: .hostname(configuration.host, port: port), serverName: "ragseg"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) })
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: gracefulShutdownSignals,

@@ -131,6 +131,13 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual((label["iou"] as? [Double])?.count, expected.segmentation.iou.count)
         XCTAssertEqual(label["foregroundPixels"] as? Int, expected.mask.filter { $0 }.count)
 
+        // A client that waits for "100 Continue" (curl does above 1 MiB) gets it at once, not after its timeout (1 s).
+        let start = Date()
+        let waited = try await HTTP.send(base, "POST", "/segment", body: try file(sources[6].image), headers: ["Expect": "100-continue"])
+        XCTAssertEqual(waited.status, 200, waited.text)
+        XCTAssertEqual(waited.body, png.body)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 0.8)
+
         // k from the request; the server default (3) otherwise.
         let one = try await send("POST", "/segment?format=json&k=1", body: try file(sources[6].image))
         XCTAssertEqual(retrievedIDs(one), [Int(expected.supports[0].id)])
@@ -276,11 +283,13 @@ struct Reply: Sendable {
 }
 
 enum HTTP {
-    static func send(_ base: URL, _ method: String, _ path: String, body: Data? = nil, contentType: String? = nil) async throws -> Reply {
+    static func send(_ base: URL, _ method: String, _ path: String, body: Data? = nil, contentType: String? = nil,
+                     headers: [String: String] = [:]) async throws -> Reply {
         var request = URLRequest(url: URL(string: path, relativeTo: base)!)
         request.httpMethod = method
         request.timeoutInterval = 30
         if let contentType { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         request.httpBody = body
         let (data, response) = try await URLSession.shared.data(for: request)
         guard let http = response as? HTTPURLResponse else { throw URLError(.badServerResponse) }
