@@ -144,8 +144,20 @@ public final class SegmentationServer: Sendable {
         }
     }
 
+    /// Largest image (width x height) decoded: a small PNG can declare a huge canvas.
+    public static let maxImagePixels = 1 << 25
+
     func decodePNG(_ bytes: [UInt8], role: String) throws -> PNGImage {
         guard !bytes.isEmpty else { throw ServerError(.badRequest, "\(role): empty body; send PNG bytes") }
+        // The IHDR chunk (always first, right after the 8-byte signature) gives the size before anything is decoded.
+        if bytes.count >= 24, bytes[12..<16].elementsEqual("IHDR".utf8) {
+            func u32(_ at: Int) -> Int { bytes[at..<at + 4].reduce(0) { $0 << 8 | Int($1) } }
+            let width = u32(16), height = u32(20)
+            let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
+            guard !overflow, pixels <= Self.maxImagePixels else {
+                throw ServerError(.badRequest, "\(role) is \(width)x\(height); the server decodes at most \(Self.maxImagePixels) pixels")
+            }
+        }
         do { return try PNG.read(data: bytes, name: role) } catch {
             throw ServerError(.badRequest, "\(role) is not a readable PNG: \(error)")
         }

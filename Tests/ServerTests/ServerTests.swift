@@ -212,6 +212,16 @@ final class ServerTests: XCTestCase {
         let empty = try await send("POST", "/segment", body: Data())
         XCTAssertEqual(empty.status, 400, empty.text)
 
+        // A PNG header declaring a 100000 x 100000 canvas is refused before decoding.
+        var huge = Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13] + Array("IHDR".utf8))
+        huge += Data([0, 1, 0x86, 0xA0, 0, 1, 0x86, 0xA0, 8, 0, 0, 0, 0, 0, 0, 0, 0])
+        let bomb = try await send("POST", "/segment", body: huge)
+        XCTAssertEqual(bomb.status, 400)
+        XCTAssertTrue((bomb.json["error"] as? String ?? "").contains("100000x100000"), bomb.text)
+        huge.replaceSubrange(16..<24, with: [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
+        let widest = try await send("POST", "/segment", body: huge)
+        XCTAssertEqual(widest.status, 400, widest.text)
+
         let label = try await send("POST", "/segment?label=liver", body: image)
         XCTAssertEqual(label.status, 400)
         XCTAssertTrue((label.json["error"] as? String ?? "").contains("liver"), label.text)
