@@ -13,6 +13,12 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        // Already in Hummingbird's graph; named here because the server uses them directly (bound port, shutdown).
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.0.0"),
     ],
     targets: [
         // System libraries (Debian: libopenblas-dev, liblmdb-dev).
@@ -37,10 +43,21 @@ let package = Package(
         // The product's pipelines: real encoders behind the bank's protocols, retrieval-augmented segmentation.
         .target(name: "RAGSegPipeline", dependencies: ["TensorCore", "RAGSegIO", "DINOv2", "SAM2", "SupportBank", "Evaluation"],
                 swiftSettings: fastMath),
+        // `ragseg serve`: the HTTP server (Hummingbird) over a bank, in a library so tests can run it in-process.
+        .target(name: "RAGSegServer", dependencies: [
+                    "TensorCore", "RAGSegIO", "SupportBank", "RAGSegPipeline",
+                    .product(name: "Hummingbird", package: "hummingbird"),
+                    .product(name: "NIOCore", package: "swift-nio"),
+                    .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                    .product(name: "HTTPTypes", package: "swift-http-types"),
+                    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                    .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                ],
+                swiftSettings: fastMath),
         .executableTarget(
             name: "ragseg",
             dependencies: [
-                "TensorCore", "RAGSegIO", "DINOv2", "SAM2", "SupportBank", "Evaluation", "RAGSegPipeline",
+                "TensorCore", "RAGSegIO", "DINOv2", "SAM2", "SupportBank", "Evaluation", "RAGSegPipeline", "RAGSegServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
@@ -50,6 +67,9 @@ let package = Package(
         .testTarget(name: "SAM2Tests", dependencies: ["SAM2", "TensorCore", "RAGSegIO"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "RAGSegIO"], resources: [.copy("Fixtures")]),
         .testTarget(name: "PipelineTests", dependencies: ["RAGSegPipeline", "SupportBank", "SAM2", "DINOv2", "RAGSegIO", "TensorCore"]),
+        .testTarget(name: "ServerTests", dependencies: [
+            "RAGSegServer", "RAGSegPipeline", "SupportBank", "SAM2", "DINOv2", "RAGSegIO", "TensorCore",
+        ]),
         .testTarget(name: "SupportBankTests", dependencies: ["SupportBank", "TensorCore", "RAGSegIO"]),
     ],
     cxxLanguageStandard: .cxx17

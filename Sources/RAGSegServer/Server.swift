@@ -1,0 +1,335 @@
+// `ragseg serve`: RAGSeg over HTTP (Hummingbird 2). The models and the bank stay loaded; every request
+// that runs a model (segment, add) goes through one serial queue, so the networks and the bank's single
+// writer never see two callers at once, and a case added by one request is searchable by the next.
+// Endpoints (all JSON errors read {"error": "..."}):
+//   GET  /health                      -> 200 {"status":"ok"}
+//   GET  /info                        -> 200 bank counts, labels, models, limits
+//   POST /segment?k=N&label=NAME&format=png|json   body: PNG bytes
+//        -> 200 image/png mask (0/255; a label map 0...L for label=all on a multi-label bank), or JSON
+//   POST /cases                       body: multipart/form-data with parts "image" and "mask" (PNG)
+//        -> 201 {"id":..., "added":true, ...} (200 with "added":false for content already in the bank)
+// Bodies over maxUploadBytes -> 413; undecodable PNG, unknown label, k out of range -> 400.
+import Dispatch
+import Foundation
+import Hummingbird
+import NIOCore
+import RAGSegIO
+import RAGSegPipeline
+import ServiceLifecycle
+import SupportBank
+import Synchronization
+import UnixSignals
+
+public struct ServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// Supports retrieved per query when the request gives no `k`.
+    public var k: Int
+    /// Largest request body accepted (bytes); larger ones get 413.
+    public var maxUploadBytes: Int
+    /// Where the image and mask of each case added over HTTP are stored (the bank records their paths).
+    public var uploadsDirectory: String
+    /// Largest `k` a request may ask for.
+    public static let maxK = 64
+
+    public init(host: String = "127.0.0.1", port: Int = 8080, k: Int = 4, maxUploadBytes: Int = 64 << 20,
+                uploadsDirectory: String) {
+        self.host = host
+        self.port = port
+        self.k = k
+        self.maxUploadBytes = maxUploadBytes
+        self.uploadsDirectory = uploadsDirectory
+    }
+}
+
+/// An error with its HTTP status; the body is {"error": message}.
+public struct ServerError: HTTPResponseError, CustomStringConvertible {
+    public let status: HTTPResponse.Status
+    public let message: String
+    public var description: String { "\(status.code): \(message)" }
+
+    public init(_ status: HTTPResponse.Status, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        jsonResponse(["error": message], status: status)
+    }
+}
+
+func jsonResponse(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+    return Response(status: status, headers: [.contentType: "application/json"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+}
+
+/// Runs blocking model and bank work one item at a time, off Swift's cooperative thread pool.
+final class SerialWorker: Sendable {
+    private let queue = DispatchQueue(label: "ragseg.serve.models")
+
+    func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+}
+
+public final class SegmentationServer: Sendable {
+    public let segmenter: RetrievalSegmenter
+    public let configuration: ServerConfiguration
+    let worker = SerialWorker()
+    private let group = Mutex<ServiceGroup?>(nil)
+    private let addedCount = Mutex(0)
+
+    public var bank: SupportBank { segmenter.bank }
+
+    public init(segmenter: RetrievalSegmenter, configuration: ServerConfiguration) throws {
+        guard (1...ServerConfiguration.maxK).contains(configuration.k) else {
+            throw ServerError(.badRequest, "k must be in 1...\(ServerConfiguration.maxK), got \(configuration.k)")
+        }
+        guard configuration.maxUploadBytes > 0 else { throw ServerError(.badRequest, "the upload limit must be positive") }
+        try FileManager.default.createDirectory(atPath: configuration.uploadsDirectory, withIntermediateDirectories: true)
+        self.segmenter = segmenter
+        self.configuration = configuration
+    }
+
+    /// Serves until SIGTERM/SIGINT (the given signals) or `shutdown()`: the listener closes, requests in
+    /// flight finish (an add's transaction commits), queued model work drains, and the FAISS index is
+    /// checkpointed. `onRunning` gets the bound port (useful with port 0).
+    public func run(gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint],
+                    onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let port = configuration.port, limit = configuration.maxUploadBytes
+        let app = Application(
+            router: makeRouter(),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler(maxBodyBytes: limit)])),
+            configuration: .init(address: .hostname(configuration.host, port: port), serverName: "ragseg"),
+            onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) })
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: gracefulShutdownSignals,
+                                                      logger: app.logger))
+        self.group.withLock { $0 = group }
+        defer { self.group.withLock { $0 = nil } }
+        try await group.run()
+        // Anything still queued (a request whose client went away) runs to the end before the checkpoint.
+        try await worker.run { [segmenter] in try segmenter.bank.checkpoint(force: true) }
+    }
+
+    /// Starts a graceful shutdown of a running server (`run` returns once it is complete).
+    public func shutdown() async {
+        if let group = group.withLock({ $0 }) { await group.triggerGracefulShutdown() }
+    }
+
+    // MARK: - Routes
+
+    func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/health") { _, _ in jsonResponse(["status": "ok"]) }
+        router.get("/info") { [self] _, _ in try info() }
+        router.post("/segment") { [self] request, _ in try await segment(request) }
+        router.post("/cases") { [self] request, _ in try await addCase(request) }
+        return router
+    }
+
+    /// The request body, at most `maxUploadBytes` (413 beyond, before reading it when Content-Length says so).
+    func body(_ request: Request) async throws -> [UInt8] {
+        let limit = configuration.maxUploadBytes
+        let tooLarge = ServerError(.contentTooLarge, "request body exceeds the server's limit of \(limit) bytes (--max-upload-mib)")
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit { throw tooLarge }
+        var request = request
+        do {
+            let buffer = try await request.collectBody(upTo: limit)
+            return Array(buffer.readableBytesView)
+        } catch is NIOTooManyBytesError {
+            throw tooLarge
+        }
+    }
+
+    /// Largest image (width x height) decoded: a small PNG can declare a huge canvas.
+    public static let maxImagePixels = 1 << 25
+
+    func decodePNG(_ bytes: [UInt8], role: String) throws -> PNGImage {
+        guard !bytes.isEmpty else { throw ServerError(.badRequest, "\(role): empty body; send PNG bytes") }
+        // The IHDR chunk (always first, right after the 8-byte signature) gives the size before anything is decoded.
+        if bytes.count >= 24, bytes[12..<16].elementsEqual("IHDR".utf8) {
+            func u32(_ at: Int) -> Int { bytes[at..<at + 4].reduce(0) { $0 << 8 | Int($1) } }
+            let width = u32(16), height = u32(20)
+            let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
+            guard !overflow, pixels <= Self.maxImagePixels else {
+                throw ServerError(.badRequest, "\(role) is \(width)x\(height); the server decodes at most \(Self.maxImagePixels) pixels")
+            }
+        }
+        do { return try PNG.read(data: bytes, name: role) } catch {
+            throw ServerError(.badRequest, "\(role) is not a readable PNG: \(error)")
+        }
+    }
+
+    func info() throws -> Response {
+        let bank = self.bank
+        let stats = try bank.statistics()
+        let metadata = bank.metadata
+        func model(_ m: ModelIdentity) -> [String: Any] { ["name": m.name, "variant": m.variant, "sha256": m.sha256] }
+        return jsonResponse([
+            "bank": bank.path, "cases": stats.cases, "memories": stats.memories,
+            "indexKind": stats.indexKind.rawValue, "indexVectors": stats.indexVectors,
+            "labels": metadata.labels,
+            "models": ["retrieval": model(metadata.retrievalModel), "support": model(metadata.supportModel)],
+            "memoryShape": metadata.memoryShape.description,
+            "k": configuration.k, "maxK": ServerConfiguration.maxK,
+            "maxUploadBytes": configuration.maxUploadBytes, "casesAddedSinceStart": addedCount.withLock { $0 },
+        ])
+    }
+
+    /// Label numbers (1...L) for a `label` query value: a name, or "all"/absent for every label.
+    func labels(_ value: Substring?) throws -> [Int] {
+        let names = bank.metadata.labels
+        guard let value, value != "all" else { return Array(1...names.count) }
+        guard let i = names.firstIndex(of: String(value)) else {
+            throw ServerError(.badRequest, "unknown label '\(value)'; the bank's labels are: \(names.joined(separator: ", ")) (or 'all')")
+        }
+        return [i + 1]
+    }
+
+    func segment(_ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        var k = configuration.k
+        if let value = query["k"] {
+            guard let n = Int(value), (1...ServerConfiguration.maxK).contains(n) else {
+                throw ServerError(.badRequest, "k must be an integer in 1...\(ServerConfiguration.maxK), got '\(value)'")
+            }
+            k = n
+        }
+        let labels = try labels(query["label"])
+        let format = query["format"].map(String.init) ?? "png"
+        guard format == "png" || format == "json" else {
+            throw ServerError(.badRequest, "format must be png or json, got '\(format)'")
+        }
+        let image = try decodePNG(try await body(request), role: "image")
+        let segmenter = self.segmenter, chosenK = k
+        let queued = DispatchTime.now()
+        let (results, waited) = try await worker.run { () throws -> ([RetrievalSegmentation], Double) in
+            let waited = Double(DispatchTime.now().uptimeNanoseconds - queued.uptimeNanoseconds) / 1e9
+            do {
+                return (try labels.map { try segmenter.segment(image, name: "upload", k: chosenK, label: $0) }, waited)
+            } catch let error as RetrievalSegmenterError {
+                throw ServerError(.unprocessableContent, error.message)
+            }
+        }
+
+        // One label: a 0/255 mask. Several: a label map, each pixel the label with the highest positive logit.
+        let n = image.width * image.height
+        var pixels = [UInt8](repeating: 0, count: n)
+        if results.count == 1 {
+            let logits = results[0].segmentation.logits.data
+            for i in 0..<n where logits[i] > 0 { pixels[i] = 255 }
+        } else {
+            var best = [Float](repeating: 0, count: n)
+            for (r, l) in zip(results, labels) {
+                let logits = r.segmentation.logits.data
+                for i in 0..<n where logits[i] > best[i] { best[i] = logits[i]; pixels[i] = UInt8(l) }
+            }
+        }
+        if format == "png" {
+            let png = PNG.encodeGray8(pixels, width: image.width, height: image.height)
+            let ids = Array(Set(results.flatMap { $0.supports.map(\.id) })).sorted().map(String.init).joined(separator: ",")
+            return Response(status: .ok, headers: [.contentType: "image/png", HTTPFields.Element.Name("X-RAGSeg-Retrieved")!: ids],
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: png)))
+        }
+        let names = bank.metadata.labels
+        return jsonResponse([
+            "width": image.width, "height": image.height, "k": k, "queueSeconds": waited,
+            "foregroundPixels": pixels.filter { $0 != 0 }.count,
+            "labels": zip(labels, results).map { l, r -> [String: Any] in
+                let s = r.segmentation
+                return ["label": names[l - 1],
+                        "retrieved": r.supports.map { ["id": Int($0.id), "similarity": Double($0.score), "image": $0.record.image] },
+                        "iou": s.iou.map(Double.init), "chosen": s.chosen, "objectScore": Double(s.objectScore),
+                        "foregroundPixels": r.mask.filter { $0 }.count,
+                        "seconds": Dictionary(uniqueKeysWithValues: r.timings.map { ($0.stage, $0.seconds) })]
+            },
+        ])
+    }
+
+    /// Stores the uploaded pair under the uploads directory (named by the SHA-256 of both uploads, fsync'ed
+    /// before the bank refers to them), then encodes and adds it as `ragseg index add` would.
+    func addCase(_ request: Request) async throws -> Response {
+        let usage = "POST /cases expects multipart/form-data with PNG parts named 'image' and 'mask'"
+        guard let contentType = request.headers[.contentType], let boundary = Multipart.boundary(contentType: contentType) else {
+            throw ServerError(.unsupportedMediaType, usage)
+        }
+        let parts: [String: [UInt8]]
+        do { parts = try Multipart.parse(try await body(request), boundary: boundary) } catch let error as MultipartError {
+            throw ServerError(.badRequest, "\(error.message); \(usage)")
+        }
+        guard let imageBytes = parts["image"], let maskBytes = parts["mask"] else {
+            throw ServerError(.badRequest, "missing part \(parts["image"] == nil ? "'image'" : "'mask'"); \(usage)")
+        }
+        let image = try decodePNG(imageBytes, role: "image"), mask = try decodePNG(maskBytes, role: "mask")
+        guard image.width == mask.width, image.height == mask.height else {
+            throw ServerError(.badRequest, "mask is \(mask.width)x\(mask.height) but the image is \(image.width)x\(image.height)")
+        }
+
+        var hash = SHA256()
+        for bytes in [imageBytes, maskBytes] {
+            withUnsafeBytes(of: UInt64(bytes.count).littleEndian) { hash.update($0) }
+            hash.update(bytes)
+        }
+        let stem = String(hexString(hash.finalize()).prefix(32))
+        let directory = configuration.uploadsDirectory
+        let source = CaseSource(image: (directory as NSString).appendingPathComponent("\(stem)_image.png"),
+                                mask: (directory as NSString).appendingPathComponent("\(stem)_mask.png"))
+        let segmenter = self.segmenter
+        let labelCount = bank.metadata.labels.count
+        let outcome = try await worker.run { () throws -> AddOutcome in
+            let existed = FileManager.default.fileExists(atPath: source.image) && FileManager.default.fileExists(atPath: source.mask)
+            do {
+                if !existed {
+                    try Self.writeDurably(imageBytes, to: source.image)
+                    try Self.writeDurably(maskBytes, to: source.mask)
+                }
+                let loaded = try CaseLoader.load(source, labelCount: labelCount)
+                let prepared = try CaseLoader.prepare(loaded, retrieval: segmenter.retrieval, support: segmenter.support)
+                let outcome = try segmenter.bank.add([prepared])[0]
+                try segmenter.bank.checkpoint(force: false)
+                if case .duplicate = outcome, !existed {
+                    // The bank's record points at the files the content was first added from: drop these copies.
+                    try? FileManager.default.removeItem(atPath: source.image)
+                    try? FileManager.default.removeItem(atPath: source.mask)
+                }
+                return outcome
+            } catch {
+                if !existed {
+                    try? FileManager.default.removeItem(atPath: source.image)
+                    try? FileManager.default.removeItem(atPath: source.mask)
+                }
+                if case BankError.input(_, let message) = error { throw ServerError(.badRequest, message) }
+                throw error
+            }
+        }
+        let record = try bank.record(outcome.id)
+        let names = bank.metadata.labels
+        var reply: [String: Any] = ["id": Int(outcome.id), "image": record?.image ?? source.image, "mask": record?.mask ?? source.mask,
+                                    "labels": (record?.labels ?? []).map { names[$0 - 1] }]
+        switch outcome {
+        case .added:
+            addedCount.withLock { $0 += 1 }
+            reply["added"] = true
+            return jsonResponse(reply, status: .created)
+        case .duplicate:
+            reply["added"] = false
+            reply["duplicate"] = true
+            return jsonResponse(reply, status: .ok)
+        }
+    }
+
+    static func writeDurably(_ bytes: [UInt8], to path: String) throws {
+        let temporary = path + ".tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {
+            throw BankError.bank(path, "cannot write the uploaded file")
+        }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
+        try handle.synchronize()
+        try handle.close()
+        try? FileManager.default.removeItem(atPath: path)
+        try FileManager.default.moveItem(atPath: temporary, toPath: path)
+    }
+}
