@@ -1,4 +1,4 @@
-// `ragseg serve --index BANK --dinov2 W --sam2 W`: the bank and both models loaded once, served over HTTP
+// `ragseg serve --index BANK [--dinov2 W --sam2 W]`: the bank and both models loaded once, served over HTTP
 // (RAGSegServer). This file only parses options, opens the bank and the models, and runs the server.
 import ArgumentParser
 import Foundation
@@ -29,11 +29,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Support bank (a bare name means Indexes/NAME).")
     var index: String
 
-    @Option(help: "DINOv2 weights the bank was built with.")
-    var dinov2: String
+    @Option(help: "DINOv2 weights the bank was built with (default: the file recorded in the bank).")
+    var dinov2: String?
 
-    @Option(help: "SAM 2 checkpoint the bank was built with.")
-    var sam2: String
+    @Option(help: "SAM 2 checkpoint the bank was built with (default: the file recorded in the bank).")
+    var sam2: String?
 
     @Option(help: "Address to listen on.")
     var host: String = "127.0.0.1"
@@ -64,8 +64,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let threads { Threads.set(threads) }
         let bankPath = resolveBankPath(index)
         let bank = try SupportBank.open(at: bankPath)
-        let segmenter = try RetrievalSegmenter(bank: bank, retrieval: try DINOv2RetrievalEncoder(path: dinov2),
-                                               support: try SAM2Checkpoint.supportEncoder(path: sam2))
+        let segmenter = try BankModels.segmenter(for: bank, dinov2: dinov2, sam2: sam2)
         let server = try SegmentationServer(segmenter: segmenter, configuration: ServerConfiguration(
             host: host, port: port, k: k, maxUploadBytes: maxUploadMib << 20,
             uploadsDirectory: uploads ?? (bankPath as NSString).appendingPathComponent("uploads")))
