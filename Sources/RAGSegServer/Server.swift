@@ -67,9 +67,12 @@ func jsonResponse(_ object: [String: Any], status: HTTPResponse.Status = .ok) ->
 /// Runs blocking model and bank work one item at a time, off Swift's cooperative thread pool.
 final class SerialWorker: Sendable {
     private let queue = DispatchQueue(label: "ragseg.serve.models")
+    /// Work items handed to the queue so far (tests use it to know a request has reached the models).
+    let submitted = Atomic<Int>(0)
 
     func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
+        submitted.add(1, ordering: .relaxed)
+        return try await withCheckedThrowingContinuation { continuation in
             queue.async { continuation.resume(with: Result { try body() }) }
         }
     }

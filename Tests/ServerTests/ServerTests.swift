@@ -262,11 +262,21 @@ final class ServerTests: XCTestCase {
     func testGracefulShutdownFinishesAnAddInFlight() async throws {
         // Hold the model queue so the add is certainly in flight (received, waiting) when shutdown starts.
         let server = self.server!, base = self.base!
-        let blocker = Task { try await server.worker.run { Thread.sleep(forTimeInterval: 0.8) } }
+        let release = DispatchSemaphore(value: 0)
+        let before = server.worker.submitted.load(ordering: .relaxed)
+        let blocker = Task { try await server.worker.run { release.wait() } }
         let (body, type) = multipart([("image", try file(sources[6].image)), ("mask", try file(sources[6].mask))])
         let add = Task { try await HTTP.send(base, "POST", "/cases", body: body, contentType: type) }
-        try await Task.sleep(nanoseconds: 300_000_000)
-        await server.shutdown()
+        // Wait (bounded) until the add has reached the model queue behind the blocker, whatever the machine's speed.
+        let deadline = Date().addingTimeInterval(20)
+        while server.worker.submitted.load(ordering: .relaxed) < before + 2 && Date() < deadline {
+            try await Task.sleep(nanoseconds: 5_000_000)
+        }
+        XCTAssertEqual(server.worker.submitted.load(ordering: .relaxed), before + 2, "the add reached the model queue")
+        let shutdown = Task { await server.shutdown() }
+        try await Task.sleep(nanoseconds: 100_000_000)  // shutdown under way while the add still waits
+        release.signal()
+        await shutdown.value
         try await serverTask?.value
         serverTask = nil
         try await blocker.value
