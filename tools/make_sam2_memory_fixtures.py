@@ -17,6 +17,7 @@ case has an empty support mask). Hooks record every memory-path tensor. The Swif
 the image-encoder outputs recorded here (conv_s0(L0), conv_s1(L1), L2), so they do not depend on the
 image encoder.
 """
+import json
 import os
 import sys
 import tempfile
@@ -352,6 +353,15 @@ def main():
     # its recorded outputs instead.
     save_file({k: v.half() for k, v in sd.items()},
               os.path.join(OUT, "weights.safetensors"))
+    # Sidecar describing the shrunken trunk (not a published size, so not inferable from the shapes);
+    # ragseg reads <weights>.json (SAM2ModelDescription). Windows and background size are tiny's defaults.
+    trunk = model.image_encoder.trunk
+    with open(os.path.join(OUT, "weights.safetensors.json"), "w") as f:
+        f.write(json.dumps({"imageEncoder": {
+            "name": "memory-path fixture", "embedDim": 8, "numHeads": 1, "stages": [1, 1, 2, 1],
+            "globalAttentionBlocks": [3], "windowSpec": list(trunk.window_spec),
+            "positionEmbeddingBackgroundSize": list(trunk.window_pos_embed_bkg_spatial_size),
+            "qPoolStages": 3, "neckDim": D, "fpnTopDownLevels": [2, 3], "scalp": 1, "imageSize": IMAGE}}, indent=2) + "\n")
     # Official -> Hugging Face names of those tensors (validated against transformers' Sam2VideoModel), so the
     # Swift test can write the same weights in the HF layout and check that loading them gives the same model.
     names = [k for k in sd if not k.startswith("image_encoder.") and not k.startswith("sam_mask_decoder.conv_s")]
