@@ -66,8 +66,12 @@ let package = Package(
         .testTarget(name: "DINOv2Tests", dependencies: ["DINOv2", "TensorCore", "RAGSegIO"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SAM2Tests", dependencies: ["SAM2", "TensorCore", "RAGSegIO"], resources: [.copy("Fixtures")]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "RAGSegIO"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "PipelineTests", dependencies: ["RAGSegPipeline", "SupportBank", "SAM2", "DINOv2", "RAGSegIO", "TensorCore"]),
+        // The tiny reference models and synthetic cases that end-to-end suites share (test code only).
+        .target(name: "RAGSegTestSupport", dependencies: ["RAGSegPipeline", "SupportBank", "SAM2", "DINOv2", "RAGSegIO"],
+                path: "Tests/RAGSegTestSupport"),
+        .testTarget(name: "PipelineTests", dependencies: ["RAGSegPipeline", "RAGSegTestSupport", "SupportBank", "SAM2", "DINOv2", "RAGSegIO", "TensorCore"]),
         .testTarget(name: "ServerTests", dependencies: [
+            "RAGSegTestSupport",
             "RAGSegServer", "RAGSegPipeline", "SupportBank", "SAM2", "DINOv2", "RAGSegIO", "TensorCore",
         ]),
         .testTarget(name: "SupportBankTests", dependencies: ["SupportBank", "TensorCore", "RAGSegIO"]),

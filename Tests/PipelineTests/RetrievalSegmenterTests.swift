@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import DINOv2
 import RAGSegIO
+import RAGSegTestSupport
 import SAM2
 import SupportBank
 import TensorCore

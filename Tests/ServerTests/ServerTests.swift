@@ -4,6 +4,7 @@ import FoundationNetworking
 #endif
 import XCTest
 import RAGSegIO
+import RAGSegTestSupport
 import RAGSegPipeline
 import SupportBank
 @testable import RAGSegServer
@@ -23,11 +24,11 @@ final class ServerTests: XCTestCase {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ragseg-serve-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         sources = try (0..<7).map { i in
-            try ServerFixtures.write(ServerFixtures.makeCase(seed: UInt64(i + 1), width: width, height: height),
+            try SyntheticCases.write(SyntheticCases.make(seed: UInt64(i + 1), width: width, height: height),
                                      index: i, width: width, height: height, to: directory)
         }
-        let retrieval = try DINOv2RetrievalEncoder(path: ServerFixtures.dinov2, inputSize: 112)
-        let support = try SAM2Checkpoint.supportEncoder(path: ServerFixtures.sam2)
+        let retrieval = try DINOv2RetrievalEncoder(path: FixtureModels.dinov2, inputSize: 112)
+        let support = try SAM2Checkpoint.supportEncoder(path: FixtureModels.sam2)
         let metadata = BankMetadata(retrievalModel: retrieval.model, supportModel: support.model,
                                     embeddingDimension: retrieval.dimension, memoryShape: support.memoryShape,
                                     preprocessing: retrieval.preprocessing.merging(support.preprocessing) { a, _ in a },
@@ -245,7 +246,7 @@ final class ServerTests: XCTestCase {
         let (badMask, type2) = multipart([("image", image), ("mask", Data("nope".utf8))])
         let reply5 = try await send("POST", "/cases", body: badMask, contentType: type2)
         XCTAssertEqual(reply5.status, 400)
-        let otherSize = try file(ServerFixtures.write(ServerFixtures.makeCase(seed: 99, width: 64, height: 64), index: 99,
+        let otherSize = try file(SyntheticCases.write(SyntheticCases.make(seed: 99, width: 64, height: 64), index: 99,
                                                       width: 64, height: 64, to: directory).mask)
         let (mismatch, type3) = multipart([("image", image), ("mask", otherSize)])
         let sized = try await send("POST", "/cases", body: mismatch, contentType: type3)

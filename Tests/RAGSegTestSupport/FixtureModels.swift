@@ -4,43 +4,43 @@ import RAGSegIO
 import SAM2
 import SupportBank
 import TensorCore
-@testable import RAGSegPipeline
+import RAGSegPipeline
 
 /// The tiny random-weight reference models other suites verified against PyTorch: DINOv2 (plain, D = 128,
 /// 2 blocks) and the SAM 2 memory-path fixture checkpoint (image size 128, shrunken trunk), used here as
-/// real models for end-to-end tests. Paths are relative to this file, so tests run from any checkout.
-enum FixtureModels {
-    static let testsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    static let dinov2 = testsDirectory.appendingPathComponent("DINOv2Tests/Fixtures/plain").path
-    static let sam2 = testsDirectory.appendingPathComponent("SAM2Tests/Fixtures/memory/weights.safetensors").path
-    static let sam2ImageSize = 128
+/// real models for end-to-end tests (shared by PipelineTests and ServerTests). Paths are relative to this file, so tests run from any checkout.
+public enum FixtureModels {
+    public static let testsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    public static let dinov2 = testsDirectory.appendingPathComponent("DINOv2Tests/Fixtures/plain").path
+    public static let sam2 = testsDirectory.appendingPathComponent("SAM2Tests/Fixtures/memory/weights.safetensors").path
+    public static let sam2ImageSize = 128
 
     /// The fixture script's shrunken Hiera (tools/make_sam2_memory_fixtures.py): not a published size,
     /// so it cannot be inferred from the shapes.
-    static func sam2EncoderConfig(hiddenDim: Int) -> SAM2ImageEncoderConfig {
+    public static func sam2EncoderConfig(hiddenDim: Int) -> SAM2ImageEncoderConfig {
         SAM2ImageEncoderConfig(
             name: "memory-path fixture", embedDim: 8, numHeads: 1, stages: [1, 1, 2, 1], globalAttentionBlocks: [3],
             windowSpec: [8, 4, 14, 7], positionEmbeddingBackgroundSize: [7, 7], neckDim: hiddenDim, imageSize: sam2ImageSize)
     }
 
-    static func retrievalEncoder() throws -> DINOv2RetrievalEncoder {
+    public static func retrievalEncoder() throws -> DINOv2RetrievalEncoder {
         try DINOv2RetrievalEncoder(path: dinov2, inputSize: 112)
     }
 
     /// Opened the way the CLI opens it (the sidecar weights.safetensors.json describes the shrunken trunk).
-    static func supportEncoder() throws -> SAM2SupportEncoder {
+    public static func supportEncoder() throws -> SAM2SupportEncoder {
         try SAM2Checkpoint.supportEncoder(path: sam2)
     }
 }
 
 /// Synthetic cases: a bright textured ellipse (the object) on a smooth background with a distractor blob.
-enum SyntheticCases {
-    struct Case {
-        var image: [UInt8]
-        var mask: [UInt8]
+public enum SyntheticCases {
+    public struct Case: Sendable {
+        public var image: [UInt8]
+        public var mask: [UInt8]
     }
 
-    static func make(seed: UInt64, width: Int, height: Int) -> Case {
+    public static func make(seed: UInt64, width: Int, height: Int) -> Case {
         var state = seed &* 0x9E3779B97F4A7C15 | 1
         func uniform() -> Double {
             state = state &* 6364136223846793005 &+ 1442695040888963407
@@ -66,7 +66,7 @@ enum SyntheticCases {
     }
 
     /// Writes case `i` as images/case_i.png and masks/case_i.png under `directory`; returns the paths.
-    static func write(_ c: Case, index i: Int, width: Int, height: Int, to directory: URL) throws -> CaseSource {
+    public static func write(_ c: Case, index i: Int, width: Int, height: Int, to directory: URL) throws -> CaseSource {
         let images = directory.appendingPathComponent("images"), masks = directory.appendingPathComponent("masks")
         try FileManager.default.createDirectory(at: images, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: masks, withIntermediateDirectories: true)
