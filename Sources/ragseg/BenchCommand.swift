@@ -72,6 +72,7 @@ struct BenchOps: ParsableCommand {
                 timed { _ = attention(query: q, key: k, value: v, heads: 1) })
         }
 
+        print(BLASKernels.summary)
         print("threads: \(threads), best of \(repeats); % sgemm = vs sgemm 1024^3 at \(threads) thread(s), timed alternately with each op")
         print(pad("op", 38) + pad("ms", 10, right: true) + pad("GFLOP/s", 10, right: true) + pad("% sgemm", 10, right: true))
         for row in rows {

@@ -135,6 +135,7 @@ struct BenchDINOv2: ParsableCommand {
         }
 
         print("")
+        print(BLASKernels.summary)
         print("DINOv2 forward, \(size)x\(size), \(threads) thread\(threads == 1 ? "" : "s"), random weights; sgemm 1024^3: \(String(format: "%.1f", sgemm)) GFLOP/s")
         print("model      batch  parallel  ragseg img/s  ms/img   GFLOP/s  %sgemm | torch img/s  ms/img | torch time / ours")
         for r in rows {

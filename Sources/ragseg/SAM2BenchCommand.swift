@@ -44,6 +44,7 @@ struct SAM2BenchCommand: ParsableCommand {
             for (k, v) in json { if let s = v as? Double { torchSeconds[k] = s } }
         }
         let sgemm = measureSgemm()
+        print(BLASKernels.summary)
         print(String(format: "threads %d; sgemm 2048^3: %.1f GFLOP/s", threads, sgemm))
         print("size       GFLOP   swift s  swift cpu   GFLOP/s  %sgemm  torch s  torch cpu  ratio  cpu ratio")
         for name in sizes.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {

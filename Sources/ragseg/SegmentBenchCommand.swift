@@ -84,6 +84,7 @@ struct SegmentBenchCommand: ParsableCommand {
         }
         let (target, imageSeconds) = time { SAM2FrameFeatures(segmenter.encoder.encode(image(1000))) }
 
+        print(BLASKernels.summary)
         print("threads \(threads); image \(s)x\(s); target image encode \(fmt(imageSeconds.wall)) s; support encode each: "
               + supportSeconds.map { fmt($0.wall) }.joined(separator: ", ") + " s")
         print("   k  stage              swift s  torch s  ratio  swift cpu  torch cpu  cpu ratio")
