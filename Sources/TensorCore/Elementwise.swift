@@ -44,7 +44,8 @@ private func mapInPlace8(_ x: inout Tensor, _ vector: (SIMD8<Float>) -> SIMD8<Fl
 /// erf for 8 lanes: Abramowitz & Stegun 7.1.26, |error| ≤ 1.5e-7 (below fp32 resolution of 1 + erf
 /// for the GELU use), with e^(-x²) from `exp8`.
 @inline(__always) func erf8(_ x: SIMD8<Float>) -> SIMD8<Float> {
-    let ax = pointwiseMin(pointwiseMax(x, -x), SIMD8(repeating: 10))
+    let magnitudeBits = unsafeBitCast(x, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF
+    let ax = lanewiseMin(unsafeBitCast(magnitudeBits, to: SIMD8<Float>.self), SIMD8(repeating: 10))
     let t = 1 / (1 + 0.3275911 * ax)
     var poly = SIMD8<Float>(repeating: 1.061405429)
     poly = poly * t - 1.453152027

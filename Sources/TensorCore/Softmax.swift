@@ -4,13 +4,19 @@ import Glibc
 import Darwin
 #endif
 
+/// Lane-wise max/min as compare + select. The standard library's `pointwiseMax`/`pointwiseMin` are
+/// generic, IEEE-minimum/maximum-exact and were neither inlined nor vectorized: they made GELU 12x
+/// slower (15 vs 1.2 ns per element) and took 10% of the SAM 2 image encoder. NaN in `a` is kept.
+@inline(__always) func lanewiseMax(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: a .< b) }
+@inline(__always) func lanewiseMin(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> { a.replacing(with: b, where: b .< a) }
+
 /// e^x for 8 lanes at once (Cephes `expf` scheme, ~1 ulp): x = n·ln2 + r with |r| ≤ ln2/2,
 /// e^r as 1 + r + r²·(degree-5 polynomial), 2^n put straight into the exponent bits. Inputs below -87.3
 /// (softmax scores far under the row max, or -inf) give ~1e-38 instead of 0 — negligible in a sum of
 /// terms whose largest is 1. Scalar `expf` per score costs as much as the attention GEMMs themselves.
 @inline(__always)
 func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
-    let clamped = pointwiseMin(pointwiseMax(x, SIMD8(repeating: -87.3)), SIMD8(repeating: 88.3))
+    let clamped = lanewiseMin(lanewiseMax(x, SIMD8(repeating: -87.3)), SIMD8(repeating: 88.3))
     // Round to nearest by the 1.5·2²³ trick: after the add, the low mantissa bits hold the integer n.
     // (Plain SIMD `rounded` / int conversions are not vectorized by the compiler; these bit ops are.)
     let magic = SIMD8<Float>(repeating: 12582912)
@@ -39,7 +45,7 @@ func softmaxRowUnnormalized(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Float
     var maxVector = SIMD8<Float>(repeating: -.infinity)
     var j = 0
     while j < vectorEnd {
-        maxVector = pointwiseMax(maxVector, raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self))
+        maxVector = lanewiseMax(maxVector, raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self))
         j += 8
     }
     var maxValue = maxVector.max()
