@@ -1,3 +1,4 @@
+import CKernels
 import XCTest
 @testable import TensorCore
 
@@ -70,6 +71,30 @@ final class ParityTests: XCTestCase {
     }
 
     func testSoftmax() throws { assertClose(softmax(try f("softmax_x")), try f("softmax_out"), "softmax") }
+
+    /// The transcendental kernels exist once per instruction-set level (CKernels); the CPU picks one, so
+    /// the others are forced here in turn. Levels this CPU lacks are reported, not silently passed.
+    func testActivationsAndSoftmaxAtEveryInstructionSetLevel() throws {
+        let best = String(cString: ragseg_kernels_level())
+        defer { XCTAssertEqual(ragseg_kernels_set_level(best), 1) }
+        let x = try f("act_x").reshaped([1200])
+        var ran: [String] = []
+        for level in ["baseline", "avx2", "avx512"] {
+            guard ragseg_kernels_set_level(level) == 1 else { continue }
+            ran.append(level)
+            XCTAssertEqual(String(cString: ragseg_kernels_level()), level)
+            for length in [1200, 1199, 13, 1] {  // vector body only, body + tail, tail only
+                let input = sliced(x, axis: 0, range: 0..<length)
+                for (name, op) in [("gelu", gelu), ("silu", silu), ("sigmoid", sigmoid)] as [(String, (Tensor) -> Tensor)] {
+                    let ref = sliced(try f("act_\(name)").reshaped([1200]), axis: 0, range: 0..<length)
+                    assertClose(op(input), ref, "\(name) at \(level), length \(length)")
+                }
+            }
+            assertClose(softmax(try f("softmax_x")), try f("softmax_out"), "softmax at \(level)")
+        }
+        XCTAssertTrue(ran.contains("baseline"), "the baseline kernels must run everywhere")
+        print("CKernels levels tested on this CPU: \(ran.joined(separator: ", ")) (best: \(best))")
+    }
 
     func testAttentionMultiHeadBatchedRaggedBlocks() throws {
         let out = attention(query: try f("attention_q"), key: try f("attention_k"), value: try f("attention_v"), heads: 3)

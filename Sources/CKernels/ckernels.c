@@ -1,0 +1,121 @@
+// See ckernels.h. The loops are written branch-free so the compiler vectorizes them at every target;
+// the formulas are the ones the Swift tensor core used before (Cephes expf, Abramowitz-Stegun 7.1.26
+// erf), so results do not depend on which clone runs beyond fp32 rounding of fused multiply-adds.
+#include "ckernels.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+// Explicit vectors in clang's vector extension, because the auto-vectorizer left the max reduction
+// and the bit casts of a scalar form in scalar code. kernels.inc is compiled once per level with that
+// level's register width (16 lanes for AVX-512, 8 for AVX2, 4 at the SSE2 baseline) and every helper
+// carries the level's target attribute, so no vector crosses a target boundary; the level is picked
+// once, from the CPU, on first use.
+typedef float fv16 __attribute__((vector_size(64)));
+typedef uint32_t uv16 __attribute__((vector_size(64)));
+typedef int32_t iv16 __attribute__((vector_size(64)));
+typedef float fv8 __attribute__((vector_size(32)));
+typedef uint32_t uv8 __attribute__((vector_size(32)));
+typedef int32_t iv8 __attribute__((vector_size(32)));
+typedef float fv4 __attribute__((vector_size(16)));
+typedef uint32_t uv4 __attribute__((vector_size(16)));
+typedef int32_t iv4 __attribute__((vector_size(16)));
+#define ALWAYS_INLINE __attribute__((always_inline))
+
+#if defined(__x86_64__)
+#define TARGET __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,f16c,bmi2")))
+#define NAME(f) f##_avx512
+#define LANES 16
+#define FV fv16
+#define UV uv16
+#define IV iv16
+#include "kernels.inc"
+#undef TARGET
+#undef NAME
+#undef LANES
+#undef FV
+#undef UV
+#undef IV
+#define TARGET __attribute__((target("avx2,fma,f16c,bmi2")))
+#define NAME(f) f##_avx2
+#define LANES 8
+#define FV fv8
+#define UV uv8
+#define IV iv8
+#include "kernels.inc"
+#undef TARGET
+#undef NAME
+#undef LANES
+#undef FV
+#undef UV
+#undef IV
+#endif
+#define TARGET
+#define NAME(f) f##_baseline
+#define LANES 4
+#define FV fv4
+#define UV uv4
+#define IV iv4
+#include "kernels.inc"
+#undef TARGET
+#undef NAME
+#undef LANES
+#undef FV
+#undef UV
+#undef IV
+
+typedef enum { LEVEL_UNKNOWN, LEVEL_BASELINE, LEVEL_AVX2, LEVEL_AVX512 } level_t;
+static _Atomic level_t cached_level = LEVEL_UNKNOWN;
+
+static level_t level(void) {
+    level_t l = cached_level;
+    if (l != LEVEL_UNKNOWN) return l;
+    l = LEVEL_BASELINE;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    // __builtin_cpu_supports also checks that the OS saves the wider register state.
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) l = LEVEL_AVX2;
+    if (l == LEVEL_AVX2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
+        && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) l = LEVEL_AVX512;
+#endif
+    cached_level = l;
+    return l;
+}
+
+#if defined(__x86_64__)
+#define DISPATCH(f, ...)                                              \
+    switch (level()) {                                                \
+    case LEVEL_AVX512: return f##_avx512(__VA_ARGS__);                \
+    case LEVEL_AVX2: return f##_avx2(__VA_ARGS__);                    \
+    default: return f##_baseline(__VA_ARGS__);                        \
+    }
+#else
+#define DISPATCH(f, ...) return f##_baseline(__VA_ARGS__);
+#endif
+
+void ragseg_gelu(float *x, size_t n) { DISPATCH(ragseg_gelu, x, n) }
+void ragseg_sigmoid(float *x, size_t n) { DISPATCH(ragseg_sigmoid, x, n) }
+void ragseg_silu(float *x, size_t n) { DISPATCH(ragseg_silu, x, n) }
+float ragseg_exp_shifted_sum(float *x, size_t n) { DISPATCH(ragseg_exp_shifted_sum, x, n) }
+
+int ragseg_kernels_set_level(const char *name) {
+    level_t detected = LEVEL_UNKNOWN, wanted;
+    cached_level = LEVEL_UNKNOWN;
+    detected = level();
+    if (strcmp(name, "baseline") == 0) wanted = LEVEL_BASELINE;
+    else if (strcmp(name, "avx2") == 0) wanted = LEVEL_AVX2;
+    else if (strcmp(name, "avx512") == 0) wanted = LEVEL_AVX512;
+    else return 0;
+    if (wanted > detected) return 0;
+    cached_level = wanted;
+    return 1;
+}
+
+const char *ragseg_kernels_level(void) {
+    switch (level()) {
+    case LEVEL_AVX512: return "avx512";
+    case LEVEL_AVX2: return "avx2";
+    default: return "baseline";
+    }
+}
