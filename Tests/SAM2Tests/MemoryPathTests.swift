@@ -291,8 +291,13 @@ struct MemoryPathChecks {
         config.pointerTemporalEncoding = false
         config.noObjectSpatialEmbedding = false
         let m = try SAM2MemoryModel(weights: w, config: config)
-        let supports = try (0..<3).map { try m.encodeSupport(try features(image: $0), mask: try groundTruth($0)) }
-        assertBF16Close(supports[2], try load("sam2_0_k3_support2_memory_bf16"), "SAM 2.0 empty support")
+        let ours = try m.encodeSupport(try features(image: 2), mask: try groundTruth(2))
+        assertBF16Close(ours, try load("sam2_0_k3_support2_memory_bf16"), "SAM 2.0 empty support")
+        // Downstream stages start from the reference's memories, as in the SAM 2.1 checks: our own differ
+        // by legitimate one-ulp bf16 flips, which memory attention amplifies to ~1e-4. Only the empty
+        // support's memory depends on the 2.0/2.1 difference (no_obj_embed_spatial); the pointers do not.
+        var supports = try referenceSupports(k: 3)
+        supports[2] = SupportMemory(memory: try load("sam2_0_k3_support2_memory_bf16"), pointer: supports[2].pointer, isEmpty: true)
         let target = try features(image: 3)
         for k in 2...3 {
             let bank = try m.memoryBank.assemble(Array(supports.prefix(k)))
