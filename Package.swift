@@ -49,7 +49,7 @@ let package = Package(
                 swiftSettings: fastMath),
         // `ragseg serve`: the HTTP server (Hummingbird) over a bank, in a library so tests can run it in-process.
         .target(name: "RAGSegServer", dependencies: [
-                    "TensorCore", "RAGSegIO", "SupportBank", "RAGSegPipeline",
+                    "TensorCore", "RAGSegIO", "SupportBank", "RAGSegPipeline", "SAM2",
                     .product(name: "Hummingbird", package: "hummingbird"),
                     .product(name: "NIOCore", package: "swift-nio"),
                     .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),

@@ -13,7 +13,8 @@ parameter random non-trivial values (norm weights, layer scales, temporal encodi
 embeddings are moved off their init constants) rounded to fp16 so the weights file can be stored as
 F16 without loss, and drives the predictor exactly as RAGSeg uses it: k support frames with
 add_new_mask (frames 0..k-1), the target at frame k, propagate_in_video, for k = 1, 2, 3 (the k = 3
-case has an empty support mask). Hooks record every memory-path tensor. The Swift tests start from
+case has an empty support mask). Hooks record every memory-path tensor. `refine_*`: clicks/boxes on the
+target after propagation (add_new_points_or_box on frame k; see the comment at that section). The Swift tests start from
 the image-encoder outputs recorded here (conv_s0(L0), conv_s1(L1), L2), so they do not depend on the
 image encoder.
 """
@@ -524,6 +525,94 @@ def main():
         sparse2, _ = pe(points=(pts[:, :2], labels[:, :2]), boxes=None, masks=None)
         save("prompt_sparse_points_only", sparse2[0])
         save("dense_pe", pe.get_dense_pe()[0])
+
+    # Clicks on the target after the supports (issue 7), through the official SAM2VideoPredictor API, k = 2.
+    # add_new_points_or_box treats a frame that propagate_in_video has not visited as an *initial
+    # conditioning frame* (is_init_cond_frame = frame_idx not in frames_tracked_per_obj, filled only by
+    # propagate_in_video): the clicked target would then be segmented WITHOUT the support memories
+    # (directly_add_no_mem_embed: vision features + no_mem_embed, plain SAM). Checked below ("unpropagated").
+    # Prompts on top of the memories are the predictor's *refinement* flow: propagate first (the target
+    # gets the prompt-free RAGSeg result), then add_new_points_or_box on the target frame. That frame is
+    # tracked, so it is memory-conditioned on exactly the same supports as before; the previous low-res
+    # logits (clamped to +-32) are the mask prompt; points are (x, y) in original pixels, scaled by
+    # image_size / (video_W, video_H); a box becomes two leading points labelled 2, 3; multimask output
+    # iff there is exactly one point in all (box corners count). Outputs at the original (video) size.
+    refine_cases = {
+        "point": (2, np.array([[20.5, 39.75]]), np.array([1]), None),
+        "box": (2, None, None, np.array([12.0, 9.5, 52.75, 36.0])),
+        "box_negative": (2, np.array([[8.0, 8.0]]), np.array([0]), np.array([5.0, 5.0, 30.25, 30.0])),
+        "point_no_object": (2, np.array([[31.5, 17.25]]), np.array([1]), None),   # object score < 0: gated
+        # k = 1: the prompt-free target has no object (logits -1024), so the mask prompt is the clamp, -32.
+        "k1_box": (1, None, None, np.array([12.0, 9.5, 52.75, 36.0])),
+    }
+    sx, sy = VIDEO_W / 70, VIDEO_H / 45   # the coordinates are drawn for 70x45 (full size: scaled)
+    with torch.no_grad():
+        for name, (k, pts, labels, box) in refine_cases.items():
+            if pts is not None:
+                pts = pts * np.array([sx, sy])
+            if box is not None:
+                box = box * np.array([sx, sy, sx, sy])
+            state, _, _ = run_case(k)
+            rec = Recorder(model)
+            _, _, video_res = model.add_new_points_or_box(
+                state, frame_idx=k, obj_id=1,
+                points=None if pts is None else torch.tensor(pts, dtype=torch.float32),
+                labels=None if labels is None else torch.tensor(labels, dtype=torch.int32),
+                box=None if box is None else torch.tensor(box, dtype=torch.float32))
+            for obj in ("_encode_new_memory", "_forward_sam_heads", "_prepare_memory_conditioned_features"):
+                del model.__dict__[obj]
+            del model.memory_attention.forward
+            del model.sam_mask_decoder.predict_masks
+            att = [e[1] for e in rec.events if e[0] == "attention"]
+            assert len(att) == 1, "the refined target is memory-conditioned"
+            prompt_free = torch.from_numpy(np.load(os.path.join(OUT, f"k{k}_attention_out.npy")))
+            assert torch.equal(chw(att[0]["out"]), prompt_free), "same conditioning as the prompt-free pass"
+            heads = [e[1] for e in rec.events if e[0] == "heads"]
+            assert len(heads) == 1
+            h = heads[0]
+            dec = [e[1] for e in rec.events if e[0] == "decoder"][-1]
+            temp_dict = state["temp_output_dict_per_obj"][0]
+            temp = temp_dict["non_cond_frame_outputs"].get(k) or temp_dict["cond_frame_outputs"][k]
+            p = f"refine_{name}_"
+            if pts is not None:
+                save(p + "points", torch.tensor(pts, dtype=torch.float32))
+                save(p + "labels", torch.tensor(labels, dtype=torch.int64))
+            if box is not None:
+                save(p + "box", torch.tensor(box, dtype=torch.float32))
+            save(p + "multimask", np.array([int(h["multimask"])], np.int64))
+            save(p + "mask_input", h["mask_inputs"][0, 0])    # the prompt-free logits, clamped to +-32
+            save(p + "raw_masks", dec[0][0])                    # all 4 decoder masks, before selection/gating
+            save(p + "iou", h["out"][2][0])
+            save(p + "low_res", temp["pred_masks"][0, 0])
+            save(p + "pointer", temp["obj_ptr"][0])
+            save(p + "score", temp["object_score_logits"][0])
+            save(p + "final", video_res[0, 0])
+            print(f"refine {name} (k={k}): multimask {h['multimask']}, score {h['out'][6].item():+.4f}, "
+                  f"foreground {(video_res[0, 0] > 0).sum().item()} px")
+
+        # The same click without propagating first: an initial conditioning frame, no memory attention at all.
+        with tempfile.TemporaryDirectory() as d:
+            from PIL import Image
+            for f in range(3):
+                Image.fromarray(np.zeros((IMAGE, IMAGE, 3), np.uint8)).save(os.path.join(d, f"{f:05d}.jpg"))
+            state = model.init_state(d)
+        state["images"] = torch.cat([images[0:2], images[3:4]], 0)
+        state["cached_features"] = {}
+        state["video_height"], state["video_width"] = VIDEO_H, VIDEO_W
+        for f in range(2):
+            model.add_new_mask(state, frame_idx=f, obj_id=1, mask=torch.from_numpy(masks[f]))
+        rec = Recorder(model)
+        pts = refine_cases["point"][0] * np.array([sx, sy])
+        model.add_new_points_or_box(state, frame_idx=2, obj_id=1, points=torch.tensor(pts, dtype=torch.float32),
+                                    labels=torch.tensor([1], dtype=torch.int32))
+        for obj in ("_encode_new_memory", "_forward_sam_heads", "_prepare_memory_conditioned_features"):
+            del model.__dict__[obj]
+        del model.memory_attention.forward
+        del model.sam_mask_decoder.predict_masks
+        assert not [e for e in rec.events if e[0] == "attention"], "unpropagated click: no memory attention"
+        cond = [e[1] for e in rec.events if e[0] == "conditioned"][-1]
+        assert torch.allclose(cond[0], feats[3]["l2"] + model.no_mem_embed.view(-1, 1, 1)), "vision + no_mem_embed"
+        print("unpropagated click: initial conditioning frame, features + no_mem_embed, supports unused")
 
     total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
     print(f"wrote {len(os.listdir(OUT))} files, {total / 1e6:.2f} MB to {OUT}")

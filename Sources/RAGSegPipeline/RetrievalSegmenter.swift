@@ -47,10 +47,16 @@ public final class RetrievalSegmenter: @unchecked Sendable {
     }
 
     /// Segments `label` (1...L) in `image` from its `k` nearest bank cases that have that label;
-    /// cases in `excluding` are never retrieved (leave-one-out evaluation).
+    /// cases in `excluding` are never retrieved (leave-one-out evaluation). A non-empty `prompt` (clicks/box
+    /// in the image's pixel coordinates) refines the memory-conditioned result (SAM2/Prompt.swift).
     public func segment(_ image: PNGImage, name: String, k: Int, label: Int = 1,
-                        excluding: Set<UInt64> = []) throws -> RetrievalSegmentation {
+                        excluding: Set<UInt64> = [], prompt: SAM2Prompt? = nil) throws -> RetrievalSegmentation {
         guard k > 0 else { throw RetrievalSegmenterError(path: name, message: "k must be at least 1") }
+        if let prompt, !prompt.isEmpty {
+            do { try prompt.validate(width: image.width, height: image.height) } catch let error as SAM2PromptError {
+                throw RetrievalSegmenterError(path: name, message: error.message)
+            }
+        }
         let start = DispatchTime.now()
 
         // The DINOv2 embedding and the SAM 2 image encoding of the target are independent: run both at once.
@@ -101,7 +107,7 @@ public final class RetrievalSegmenter: @unchecked Sendable {
 
         t = DispatchTime.now()
         let result = try support.memoryModel.segment(targetFeatures, supports: memories,
-                                                     outputSize: (height: image.height, width: image.width))
+                                                     outputSize: (height: image.height, width: image.width), prompt: prompt)
         let decodeSeconds = seconds(since: t)
         return RetrievalSegmentation(
             supports: hits, label: label, segmentation: result,

@@ -4,17 +4,19 @@
 // Endpoints (all JSON errors read {"error": "..."}):
 //   GET  /health                      -> 200 {"status":"ok"}
 //   GET  /info                        -> 200 bank counts, labels, models, limits
-//   POST /segment?k=N&label=NAME&format=png|json   body: PNG bytes
-//        -> 200 image/png mask (0/255; a label map 0...L for label=all on a multi-label bank), or JSON
+//   POST /segment?k=N&label=NAME&format=png|json[&point=x,y[,l]...][&box=x0,y0,x1,y1]   body: PNG bytes
+//        -> 200 image/png mask (0/255; a label map 0...L for label=all on a multi-label bank), or JSON;
+//           points/box (image pixels) refine the memory-conditioned result of one label (SAM2/Prompt.swift)
 //   POST /cases                       body: multipart/form-data with parts "image" and "mask" (PNG)
 //        -> 201 {"id":..., "added":true, ...} (200 with "added":false for content already in the bank)
-// Bodies over maxUploadBytes -> 413; undecodable PNG, unknown label, k out of range -> 400.
+// Bodies over maxUploadBytes -> 413; undecodable PNG, unknown label, k out of range, bad point/box -> 400.
 import Dispatch
 import Foundation
 import Hummingbird
 import NIOCore
 import RAGSegIO
 import RAGSegPipeline
+import SAM2
 import ServiceLifecycle
 import SupportBank
 import Synchronization
@@ -206,13 +208,25 @@ public final class SegmentationServer: Sendable {
         guard format == "png" || format == "json" else {
             throw ServerError(.badRequest, "format must be png or json, got '\(format)'")
         }
+        let prompt: SAM2Prompt
+        do {
+            prompt = try SAM2Prompt.parse(points: query[values: "point"].map(String.init), boxes: query[values: "box"].map(String.init))
+        } catch let error as SAM2PromptError {
+            throw ServerError(.badRequest, error.message)
+        }
+        if !prompt.isEmpty && labels.count > 1 {
+            throw ServerError(.badRequest, "point/box refine one label; the bank has labels \(bank.metadata.labels.joined(separator: ", ")): add label=NAME")
+        }
         let image = try decodePNG(try await body(request), role: "image")
+        do { try prompt.validate(width: image.width, height: image.height) } catch let error as SAM2PromptError {
+            throw ServerError(.badRequest, error.message)
+        }
         let segmenter = self.segmenter, chosenK = k
         let queued = DispatchTime.now()
         let (results, waited) = try await worker.run { () throws -> ([RetrievalSegmentation], Double) in
             let waited = Double(DispatchTime.now().uptimeNanoseconds - queued.uptimeNanoseconds) / 1e9
             do {
-                return (try labels.map { try segmenter.segment(image, name: "upload", k: chosenK, label: $0) }, waited)
+                return (try labels.map { try segmenter.segment(image, name: "upload", k: chosenK, label: $0, prompt: prompt) }, waited)
             } catch let error as RetrievalSegmenterError {
                 throw ServerError(.unprocessableContent, error.message)
             }
@@ -238,7 +252,7 @@ public final class SegmentationServer: Sendable {
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: png)))
         }
         let names = bank.metadata.labels
-        return jsonResponse([
+        var reply: [String: Any] = [
             "width": image.width, "height": image.height, "k": k, "queueSeconds": waited,
             "foregroundPixels": pixels.filter { $0 != 0 }.count,
             "labels": zip(labels, results).map { l, r -> [String: Any] in
@@ -249,7 +263,9 @@ public final class SegmentationServer: Sendable {
                         "foregroundPixels": r.mask.filter { $0 }.count,
                         "seconds": Dictionary(uniqueKeysWithValues: r.timings.map { ($0.stage, $0.seconds) })]
             },
-        ])
+        ]
+        if !prompt.isEmpty { reply["prompt"] = prompt.reportObject }
+        return jsonResponse(reply)
     }
 
     /// Stores the uploaded pair under the uploads directory (named by the SHA-256 of both uploads, fsync'ed

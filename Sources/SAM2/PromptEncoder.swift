@@ -4,8 +4,9 @@
 import Foundation
 import TensorCore
 
-/// A point prompt in model-input pixel coordinates (0..<imageSize), SAM's labels:
-/// 1 foreground, 0 background, −1 padding ("not a point"), 2/3 box corners.
+/// A point prompt, SAM's labels: 1 foreground, 0 background, −1 padding ("not a point"), 2/3 box corners.
+/// Coordinates are model-input pixels (0..<imageSize) where the heads take it; in a `SAM2Prompt` they
+/// are the target image's own pixels (x = column, y = row).
 public struct SAM2Point: Sendable, Equatable {
     public var x: Float
     public var y: Float
@@ -25,7 +26,7 @@ extension SAM2Point {
     }
 }
 
-/// A box prompt in model-input pixel coordinates.
+/// A box prompt (top-left x0, y0; bottom-right x1, y1), in the same coordinates as `SAM2Point`.
 public struct SAM2Box: Sendable, Equatable {
     public var x0: Float, y0: Float, x1: Float, y1: Float
     public init(x0: Float, y0: Float, x1: Float, y1: Float) {

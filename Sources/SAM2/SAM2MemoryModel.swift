@@ -5,6 +5,7 @@
 //                  from a mask-prompted decoder run, occlusion handling);
 //   segment:       target features + supports -> memory attention -> prompt-free multimask decoding ->
 //                  argmax-IoU mask, object-score gating, bilinear resize to the original size.
+//   refine:        optional clicks/box on the target on top of that (Prompt.swift: the official flow).
 // Inputs start at the image encoder's outputs (`SAM2FrameFeatures(SAM2ImageFeatures)`), so the two
 // halves are tested independently; MemoryPathTests also runs them together from pixels.
 import TensorCore
@@ -227,14 +228,45 @@ public struct SAM2MemoryModel: Sendable {
                                       logits: logits.reshaped([outputSize.height, outputSize.width])))
     }
 
+    /// Refines a prompt-free target result with clicks/a box, as the official predictor does when
+    /// add_new_points_or_box hits a frame that propagation already segmented (see Prompt.swift): the
+    /// same conditioned features, the previous low-res logits clamped to ±32 as the mask prompt, box
+    /// corners then clicks scaled from the original size (`outputSize`) to the model input, multimask
+    /// output iff exactly one point in all. `previous` is `decodeTarget(conditioned, f, ...)`'s result.
+    public func refine(_ conditioned: Tensor, _ f: SAM2FrameFeatures, previous: SAM2Segmentation, prompt: SAM2Prompt,
+                       outputSize: (height: Int, width: Int)) throws -> (raw: MaskDecoderOutput, result: SAM2Segmentation)
+    {
+        guard !prompt.isEmpty else { throw SAM2PromptError("the prompt has no point and no box") }
+        try prompt.validate(width: outputSize.width, height: outputSize.height)
+        return decode(conditioned, f, points: prompt.modelPoints(imageSize: config.imageSize, width: outputSize.width,
+                                                                 height: outputSize.height),
+                      maskPrompt: Self.refinementMaskPrompt(previous: previous), multimask: prompt.usesMultimask,
+                      outputSize: outputSize)
+    }
+
+    /// The mask prompt of a refinement: the previous low-res logits clamped to ±32 (prev_sam_mask_logits;
+    /// a gated "no object" result, −1024, becomes −32).
+    public static func refinementMaskPrompt(previous: SAM2Segmentation) -> Tensor {
+        var prior = previous.lowResolutionLogits
+        prior.withUnsafeMutableBufferPointer { for i in $0.indices { $0[i] = min(max($0[i], -32), 32) } }
+        return prior
+    }
+
     /// Segments a target from its features and k supports (frame order = array order; the reference's
     /// rank-order convention puts the most similar support first). outputSize: the original image size.
-    public func segment(_ target: SAM2FrameFeatures, supports: [SupportMemory], outputSize: (height: Int, width: Int)) throws -> SAM2Segmentation {
+    /// With a non-empty `prompt` (coordinates in that original size) the prompt-free result is refined
+    /// by it (`refine`); the memory attention runs once.
+    public func segment(_ target: SAM2FrameFeatures, supports: [SupportMemory], outputSize: (height: Int, width: Int),
+                        prompt: SAM2Prompt? = nil) throws -> SAM2Segmentation {
         try check(target, "target")
         guard outputSize.height > 0, outputSize.width > 0 else {
             throw SAM2MemoryPathError(message: "output size \(outputSize.height)x\(outputSize.width) is empty")
         }
+        if let prompt, !prompt.isEmpty { try prompt.validate(width: outputSize.width, height: outputSize.height) }
         let bank = try memoryBank.assemble(supports)
-        return decodeTarget(conditionedFeatures(target, bank: bank), target, outputSize: outputSize).result
+        let conditioned = conditionedFeatures(target, bank: bank)
+        let promptFree = decodeTarget(conditioned, target, outputSize: outputSize).result
+        guard let prompt, !prompt.isEmpty else { return promptFree }
+        return try refine(conditioned, target, previous: promptFree, prompt: prompt, outputSize: outputSize).result
     }
 }

@@ -1,7 +1,8 @@
 // The whole few-shot path from files, as `ragseg segment` runs it: support image + GT mask PNGs ->
 // SupportMemory (once per support), target PNG -> image encoder -> memory attention over the supports ->
-// prompt-free decoding -> mask at the target's own size. Kept in the library (not the command) so the
-// retrieval command (`ragseg segment --index`, supports from a bank) and the tests share the target path.
+// prompt-free decoding (optionally refined by clicks/box, Prompt.swift) -> mask at the target's own size.
+// Kept in the library (not the command) so the retrieval command (`ragseg segment --index`, supports from
+// a bank) and the tests share the target path.
 import Dispatch
 import Foundation
 import RAGSegIO
@@ -20,7 +21,8 @@ public struct SegmentationTimings: Sendable, Equatable {
     public var imageEncode: Double = 0
     /// Memory-bank assembly + memory attention.
     public var memoryAttention: Double = 0
-    /// Prompt-free mask decoding, mask selection and the bilinear resize to the original size.
+    /// Mask decoding (prompt-free, then the prompted refinement if any), mask selection and the bilinear
+    /// resize to the original size.
     public var decode: Double = 0
     public var total: Double { imageEncode + memoryAttention + decode }
     public init() {}
@@ -135,8 +137,14 @@ public struct SupportSegmenter: Sendable {
     }
 
     /// Segments one target image given the encoded supports (frame order = array order, most similar first).
-    public func segment(_ image: PNGImage, name: String, supports: [SupportMemory]) throws -> TargetSegmentation {
+    /// A non-empty `prompt` (clicks/box in the image's pixel coordinates) refines the result (Prompt.swift).
+    public func segment(_ image: PNGImage, name: String, supports: [SupportMemory], prompt: SAM2Prompt? = nil) throws -> TargetSegmentation {
         guard !supports.isEmpty else { throw SupportSegmenterError("\(name): at least one support is needed") }
+        if let prompt, !prompt.isEmpty {
+            do { try prompt.validate(width: image.width, height: image.height) } catch let error as SAM2PromptError {
+                throw SupportSegmenterError("\(name): \(error.message)")
+            }
+        }
         var timings = SegmentationTimings()
         var mark = DispatchTime.now().uptimeNanoseconds
         func lap() -> Double {
@@ -150,7 +158,10 @@ public struct SupportSegmenter: Sendable {
         let bank = try model.memoryBank.assemble(supports)
         let conditioned = model.conditionedFeatures(f, bank: bank)
         timings.memoryAttention = lap()
-        let result = model.decodeTarget(conditioned, f, outputSize: (image.height, image.width)).result
+        var result = model.decodeTarget(conditioned, f, outputSize: (image.height, image.width)).result
+        if let prompt, !prompt.isEmpty {
+            result = try model.refine(conditioned, f, previous: result, prompt: prompt, outputSize: (image.height, image.width)).result
+        }
         timings.decode = lap()
         return TargetSegmentation(segmentation: result, height: image.height, width: image.width, timings: timings)
     }
@@ -164,10 +175,10 @@ public struct SupportSegmenter: Sendable {
         return Tensor(shape: [results.count] + shape, data: results.flatMap { $0.segmentation.lowResolutionLogits.data })
     }
 
-    public func segment(targetPath: String, supports: [SupportMemory]) throws -> TargetSegmentation {
+    public func segment(targetPath: String, supports: [SupportMemory], prompt: SAM2Prompt? = nil) throws -> TargetSegmentation {
         let start = DispatchTime.now().uptimeNanoseconds
         let png = try Self.readPNG(targetPath, role: "target image")
-        var r = try segment(png, name: targetPath, supports: supports)
+        var r = try segment(png, name: targetPath, supports: supports, prompt: prompt)
         // PNG decoding counts as part of the image-encode stage.
         let decodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 - r.timings.total
         r.timings.imageEncode += max(0, decodeSeconds)

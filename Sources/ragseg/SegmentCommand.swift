@@ -28,6 +28,11 @@ struct SegmentCommand: ParsableCommand {
             foreground = 255 (or 1 with --mask-values 1); foreground is where SAM 2's logit is > 0.
             --logits writes the chosen low-resolution logits (256x256 at image size 1024) as float32 .npy: \
             [256, 256] for one target, [N, 256, 256] for N targets in argument order.
+            --point x,y[,label] (repeatable) and --box x0,y0,x1,y1 (at most one) refine the result for a single \
+            target, in its pixel coordinates (x = column, y = row; label 1 = on the object, the default, 0 = \
+            not): SAM 2's official refinement of a segmented frame. The target keeps its memory conditioning \
+            on the supports; the prompt-free logits become the mask prompt together with the clicks/box, and \
+            the refined mask is written. With a multi-label bank, also give --label.
             """)
 
     @Option(name: .customLong("sam2"), help: "SAM 2 / 2.1 checkpoint (.safetensors, official or Hugging Face keys); with --index, default: the bank's.")
@@ -63,6 +68,14 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "Also write the low-resolution logits to this .npy file.")
     var logits: String?
 
+    @Option(name: .customLong("point"), parsing: .unconditionalSingleValue,
+            help: "A click on the (single) target: x,y[,label] in its pixels; label 1 positive (default) or 0 negative. Repeatable.")
+    var points: [String] = []
+
+    @Option(name: .customLong("box"), parsing: .unconditionalSingleValue,
+            help: "A box on the (single) target: x0,y0,x1,y1 in its pixels (top-left, bottom-right). At most one.")
+    var boxes: [String] = []
+
     @Flag(help: "Print per-target scores and stage timings as JSON on stdout.")
     var json = false
 
@@ -82,6 +95,10 @@ struct SegmentCommand: ParsableCommand {
         if let imageSize, imageSize <= 0 || imageSize % 32 != 0 { throw ValidationError("--image-size must be a positive multiple of 32, got \(imageSize)") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         for s in supports { _ = try Self.splitSupport(s) }
+        let prompt = try parsedPrompt()
+        if !prompt.isEmpty && targets.count > 1 {
+            throw ValidationError("--point/--box refine a single target, but \(targets.count) targets were given; run once per target")
+        }
         var stems: [String: String] = [:]
         for t in targets {
             let stem = Self.stem(t)
@@ -96,6 +113,25 @@ struct SegmentCommand: ParsableCommand {
             throw ValidationError("--support expects IMAGE=MASK, got '\(s)'")
         }
         return (String(s[..<eq]), String(s[s.index(after: eq)...]))
+    }
+
+    /// The --point/--box values (syntax only; the image bounds are checked once the target is read).
+    func parsedPrompt() throws -> SAM2Prompt {
+        guard boxes.count <= 1 else { throw ValidationError("--box may be given at most once (got \(boxes.count))") }
+        do {
+            return try SAM2Prompt.parse(points: points, boxes: boxes)
+        } catch let error as SAM2PromptError {
+            throw ValidationError("--\(error.message)")
+        }
+    }
+
+    /// Reads the (single) target and checks the prompt lies inside it, before any model is loaded.
+    func checkPrompt(_ prompt: SAM2Prompt) throws {
+        guard !prompt.isEmpty, let target = targets.first else { return }
+        let image = try SupportSegmenter.readPNG(target, role: "target image")
+        do { try prompt.validate(width: image.width, height: image.height) } catch let error as SAM2PromptError {
+            throw ValidationError("--point/--box on \(target): \(error.message)")
+        }
     }
 
     static func stem(_ path: String) -> String {
@@ -113,6 +149,8 @@ struct SegmentCommand: ParsableCommand {
         for t in targets where !FileManager.default.fileExists(atPath: t) {
             throw SupportSegmenterError("\(t): target image file does not exist")
         }
+        let prompt = try parsedPrompt()
+        try checkPrompt(prompt)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
 
         var clock = DispatchTime.now().uptimeNanoseconds
@@ -133,18 +171,20 @@ struct SegmentCommand: ParsableCommand {
         var results: [TargetSegmentation] = []
         var targetReports: [[String: Any]] = []
         for target in targets {
-            let r = try segmenter.segment(targetPath: target, supports: memories)
+            let r = try segmenter.segment(targetPath: target, supports: memories, prompt: prompt)
             let outPath = (out as NSString).appendingPathComponent(Self.stem(target) + ".png")
             try PNG.writeGray8(r.maskPixels(foreground: UInt8(maskValues)), width: r.width, height: r.height, to: outPath)
             results.append(r)
             let s = r.segmentation
-            targetReports.append([
+            var report: [String: Any] = [
                 "file": target, "mask": outPath, "width": r.width, "height": r.height,
                 "iou": s.iou.map(Double.init), "chosen": s.chosen, "objectScore": Double(s.objectScore),
                 "foregroundPixels": r.foregroundPixels,
                 "seconds": ["imageEncode": r.timings.imageEncode, "memoryAttention": r.timings.memoryAttention,
                             "decode": r.timings.decode, "total": r.timings.total],
-            ])
+            ]
+            if !prompt.isEmpty { report["prompt"] = prompt.reportObject }
+            targetReports.append(report)
             _ = lap()
             if !json {
                 FileHandle.standardError.write(Data(String(
@@ -169,6 +209,8 @@ struct SegmentCommand: ParsableCommand {
         for t in targets where !FileManager.default.fileExists(atPath: t) {
             throw SupportSegmenterError("\(t): target image file does not exist")
         }
+        let prompt = try parsedPrompt()
+        try checkPrompt(prompt)
         let bank = try SupportBank.open(at: resolveBankPath(index!), readOnly: true)
         let names = bank.metadata.labels
         let labels: [Int]
@@ -179,6 +221,9 @@ struct SegmentCommand: ParsableCommand {
         } else {
             throw ValidationError("bank \(bank.path) has no label '\(label)' (labels: \(names.joined(separator: ", ")))")
         }
+        if !prompt.isEmpty && labels.count > 1 {
+            throw ValidationError("--point/--box refine one label; bank \(bank.path) has labels \(names.joined(separator: ", ")): pick one with --label")
+        }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let loadStart = DispatchTime.now()
         let segmenter = try BankModels.segmenter(for: bank, dinov2: dinov2, sam2: modelPath)
@@ -187,7 +232,7 @@ struct SegmentCommand: ParsableCommand {
         var targetReports: [[String: Any]] = []
         for target in targets {
             let image = try SupportSegmenter.readPNG(target, role: "target")
-            let results = try labels.map { try segmenter.segment(image, name: target, k: k, label: $0) }
+            let results = try labels.map { try segmenter.segment(image, name: target, k: k, label: $0, prompt: prompt) }
             let n = image.width * image.height
             // One label: a binary mask. Several: a label map, each pixel the label with the highest positive logit.
             var pixels = [UInt8](repeating: 0, count: n)
@@ -210,7 +255,7 @@ struct SegmentCommand: ParsableCommand {
                                   to: (out as NSString).appendingPathComponent(Self.stem(target) + "_overlay.png"))
             }
             lowResolution.append(contentsOf: results.map(\.segmentation.lowResolutionLogits))
-            targetReports.append([
+            var report: [String: Any] = [
                 "file": target, "mask": outPath, "width": image.width, "height": image.height,
                 "labels": zip(labels, results).map { l, r -> [String: Any] in
                     let s = r.segmentation
@@ -219,7 +264,9 @@ struct SegmentCommand: ParsableCommand {
                             "foregroundPixels": r.mask.filter { $0 }.count,
                             "seconds": Dictionary(uniqueKeysWithValues: r.timings.map { ($0.stage, $0.seconds) })]
                 },
-            ])
+            ]
+            if !prompt.isEmpty { report["prompt"] = prompt.reportObject }
+            targetReports.append(report)
             if !json {
                 for (l, r) in zip(labels, results) {
                     let s = r.segmentation

@@ -80,6 +80,42 @@ final class RetrievalSegmenterTests: XCTestCase {
         XCTAssertEqual(result.timings.map(\.stage), ["embed", "search", "load", "encode", "attend+decode", "total"])
     }
 
+    /// A prompt refines the retrieved result exactly as the memory model does with the same supports and
+    /// prompt (the parity of that path with the official predictor is in SAM2Tests); bad prompts name the image.
+    func testPromptRefinesTheRetrievedResult() throws {
+        let bank = try makeBank()
+        let segmenter = try RetrievalSegmenter(bank: bank, retrieval: retrieval, support: support)
+        let target = try PNG.read(sources[6].image)
+        let prompt = SAM2Prompt(points: [SAM2Point(x: 48, y: 50.5, label: 1), SAM2Point(x: 5, y: 100, label: 0)],
+                                box: SAM2Box(x0: 20, y0: 25, x1: 80, y1: 90))
+        let plain = try segmenter.segment(target, name: "target", k: 3)
+        let prompted = try segmenter.segment(target, name: "target", k: 3, prompt: prompt)
+        XCTAssertEqual(prompted.supports.map(\.id), plain.supports.map(\.id), "the prompt does not change the retrieval")
+        let memories = try plain.supports.map { hit -> SAM2.SupportMemory in
+            SAM2.SupportMemory(bank: try XCTUnwrap(try bank.memory(hit.id, label: 1)), shape: bank.metadata.memoryShape)
+        }
+        let model = support.memoryModel, features = try support.features(target)
+        let direct = try model.segment(features, supports: memories, outputSize: (height: height, width: width), prompt: prompt)
+        XCTAssertTrue(prompted.segmentation.logits.data == direct.logits.data, "retrieval path == memory model with the same supports")
+        XCTAssertEqual(prompted.segmentation.iou, direct.iou)
+        XCTAssertEqual(prompted.segmentation.objectScore, direct.objectScore)
+        XCTAssertEqual(prompted.segmentation.iou.count, 1, "a box and two clicks: single-mask output")
+        // ... which is the refinement of the prompt-free result on the same conditioned features.
+        let conditioned = model.conditionedFeatures(features, bank: try model.memoryBank.assemble(memories))
+        let promptFree = model.decodeTarget(conditioned, features, outputSize: (height: height, width: width)).result
+        XCTAssertTrue(promptFree.logits.data == plain.segmentation.logits.data, "prompt-free decode == plain query")
+        let refined = try model.refine(conditioned, features, previous: promptFree, prompt: prompt, outputSize: (height: height, width: width))
+        XCTAssertTrue(refined.result.logits.data == prompted.segmentation.logits.data, "refine == segment(prompt:)")
+        // The tiny random models may gate both to "no object"; the scores show the prompt took effect.
+        XCTAssertNotEqual(prompted.segmentation.objectScore, plain.segmentation.objectScore)
+        XCTAssertEqual(plain.segmentation.iou.count, 3, "prompt-free: multimask")
+
+        XCTAssertThrowsError(try segmenter.segment(target, name: "target.png", k: 3,
+                                                   prompt: SAM2Prompt(points: [SAM2Point(x: 96, y: 3, label: 1)]))) { error in
+            XCTAssertEqual("\(error)", "target.png: point 96,3 lies outside the 96x112 image (x in 0..<96, y in 0..<112)")
+        }
+    }
+
     func testLeaveOneOutExcludesTheQueryCase() throws {
         let bank = try makeBank()
         let segmenter = try RetrievalSegmenter(bank: bank, retrieval: retrieval, support: support)

@@ -284,6 +284,77 @@ struct MemoryPathChecks {
         XCTAssertEqual(SAM2Point.corners(of: SAM2Box(x0: 1, y0: 2, x1: 3, y1: 4)).map(\.label), [2, 3])
     }
 
+    /// The prompt of a `refine_<name>` fixture: clicks and box in the original (45x70) pixels.
+    func refinementPrompt(_ name: String) throws -> SAM2Prompt {
+        var prompt = SAM2Prompt()
+        if let coords = try? load("refine_\(name)_points") {
+            let labels = try NPY.readArray(fixture("refine_\(name)_labels.npy")).int64 ?? []
+            prompt.points = labels.indices.map { SAM2Point(x: coords.data[2 * $0], y: coords.data[2 * $0 + 1], label: Int(labels[$0])) }
+        }
+        if let b = try? load("refine_\(name)_box") {
+            prompt.box = SAM2Box(x0: b.data[0], y0: b.data[1], x1: b.data[2], y1: b.data[3])
+        }
+        return prompt
+    }
+
+    static let refinementCases = [("point", 2), ("box", 2), ("box_negative", 2), ("point_no_object", 2), ("k1_box", 1)]
+
+    /// Clicks/box on the target after propagation (add_new_points_or_box on frame k, official predictor):
+    /// the k-support conditioned features, the prompt-free logits clamped to ±32 as mask prompt, points
+    /// scaled from the 45x70 original, multimask iff one point; low-res logits, IoU, pointer, object score
+    /// and the final logits at the original size.
+    func checkRefinementMatchesReference() throws {
+        let m = try model()
+        let target = try features(image: 3)
+        for (name, k) in Self.refinementCases {
+            let conditioned = try load("k\(k)_attention_out")
+            let prompt = try refinementPrompt(name)
+            XCTAssertFalse(prompt.isEmpty, name)
+            let multimask = try NPY.readArray(fixture("refine_\(name)_multimask.npy")).int64 ?? []
+            XCTAssertEqual(multimask.count, 1, name)
+            XCTAssertEqual(prompt.usesMultimask, multimask.first == 1, "\(name): multimask")
+            let previous = m.decodeTarget(conditioned, target, outputSize: outputSize).result
+            let prior = SAM2MemoryModel.refinementMaskPrompt(previous: previous)
+            assertClose(prior, try load("refine_\(name)_mask_input"), "\(name): mask prompt (previous logits, clamped)")
+            let (raw, result) = try m.refine(conditioned, target, previous: previous, prompt: prompt, outputSize: outputSize)
+            XCTAssertEqual(result.masks.dim(0), multimask.first == 1 ? 3 : 1, "\(name): candidate masks")
+            assertClose(raw.masks, try load("refine_\(name)_raw_masks"), "\(name): raw masks")
+            assertClose(Tensor(shape: [result.iou.count], data: result.iou), try load("refine_\(name)_iou"), "\(name): IoU")
+            assertClose(result.lowResolutionLogits, try load("refine_\(name)_low_res"), "\(name): chosen low-res logits")
+            assertClose(Tensor(shape: [result.pointer.count], data: result.pointer), try load("refine_\(name)_pointer"),
+                        "\(name): pointer")
+            XCTAssertEqual(result.objectScore, try load("refine_\(name)_score").data[0], accuracy: 1e-5, name)
+            let ref = try load("refine_\(name)_final")
+            XCTAssertEqual(result.logits.shape, [outputSize.height, outputSize.width])
+            assertClose(result.logits, ref, "\(name): final logits at the original size")
+            assertSameForeground(result.logits, ref, "refine \(name)")
+        }
+    }
+
+    /// `segment(prompt:)` from our own support encodings: memory attention once, prompt-free decoding,
+    /// then the refinement; equals the official refined result.
+    func checkPromptedSegmentationMatchesReference() throws {
+        let m = try model()
+        let supports = try (0..<2).map { try m.encodeSupport(try features(image: $0), mask: try groundTruth($0)) }
+        let target = try features(image: 3)
+        for (name, k) in Self.refinementCases where k == 2 {
+            let result = try m.segment(target, supports: supports, outputSize: outputSize, prompt: try refinementPrompt(name))
+            let ref = try load("refine_\(name)_final")
+            assertClose(result.logits, ref, "segment with prompt \(name): final logits")
+            assertSameForeground(result.logits, ref, "segment with prompt \(name)")
+        }
+        // No prompt (nil or empty) is the prompt-free result.
+        let plain = try m.segment(target, supports: supports, outputSize: outputSize)
+        XCTAssertEqual(try m.segment(target, supports: supports, outputSize: outputSize, prompt: SAM2Prompt()).logits.data,
+                       plain.logits.data)
+        assertClose(plain.logits, try load("k2_final"), "segment without prompt")
+        // A prompt outside the image is refused before any work.
+        XCTAssertThrowsError(try m.segment(target, supports: supports, outputSize: outputSize,
+                                           prompt: SAM2Prompt(points: [SAM2Point(x: Float(outputSize.width), y: 3, label: 1)]))) { error in
+            XCTAssertTrue("\(error)".contains("outside the \(outputSize.width)x\(outputSize.height) image"), "\(error)")
+        }
+    }
+
     /// SAM 2.0 behaviour (no pointer temporal PE, no occlusion embedding) with the same weights.
     func checkSAM2_0BehaviourMatchesReference() throws {
         let w = try SAM2MemoryWeights(path: fixture("weights.safetensors"))
@@ -453,6 +524,8 @@ final class MemoryPathTests: XCTestCase {
     func testMaskResizeMatchesReference() throws { try checks.checkMaskResizeMatchesReference() }
     func testSAM2_0BehaviourMatchesReference() throws { try checks.checkSAM2_0BehaviourMatchesReference() }
     func testPromptedDecodingMatchesReference() throws { try checks.checkPromptedDecodingMatchesReference() }
+    func testRefinementMatchesReference() throws { try checks.checkRefinementMatchesReference() }
+    func testPromptedSegmentationMatchesReference() throws { try checks.checkPromptedSegmentationMatchesReference() }
     func testHuggingFaceLayoutLoadsTheSameModel() throws { try checks.checkHuggingFaceLayoutLoadsTheSameModel() }
 }
 
@@ -479,6 +552,8 @@ final class MemoryPathFullSizeTests: XCTestCase {
             ("end to end", t.checkEndToEndSegmentationMatchesReference),
             ("prompt encoder", t.checkPromptEncoderMatchesReference),
             ("prompted decoding", t.checkPromptedDecodingMatchesReference),
+            ("refinement", t.checkRefinementMatchesReference),
+            ("prompted segmentation", t.checkPromptedSegmentationMatchesReference),
             ("mask resize", t.checkMaskResizeMatchesReference),
             ("Hugging Face layout", t.checkHuggingFaceLayoutLoadsTheSameModel),
             ("SAM 2.0 behaviour", t.checkSAM2_0BehaviourMatchesReference),

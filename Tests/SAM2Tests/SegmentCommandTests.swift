@@ -142,6 +142,108 @@ final class SegmentCommandTests: XCTestCase {
         }
     }
 
+    // MARK: Prompts (clicks / box on the target)
+
+    /// The prompt of fixture `refine_<name>` (drawn on a 70x45 original) moved onto the 128x128 target PNG so
+    /// that the model sees bit-identical points: c·128/70 here, and c'/128·128 = c' exactly in the command.
+    func scaledRefinementPrompt(_ name: String) throws -> SAM2Prompt {
+        let p = try checks.refinementPrompt(name)
+        let sx = { (x: Float) in x / 70 * 128 }, sy = { (y: Float) in y / 45 * 128 }
+        return SAM2Prompt(points: p.points.map { SAM2Point(x: sx($0.x), y: sy($0.y), label: $0.label) },
+                          box: p.box.map { SAM2Box(x0: sx($0.x0), y0: sy($0.y0), x1: sx($0.x1), y1: sy($0.y1)) })
+    }
+
+    func referenceSupportPaths() throws -> [String] {
+        ["\(try writeImage(0))=\(try writeMask(0, foreground: 255))", "\(try writeImage(1))=\(try writeMask(1, foreground: 255))"]
+    }
+
+    /// From PNG files, with a click / a box / a box + negative click on the target: the official refined
+    /// low-res logits (add_new_points_or_box after propagation), and a result that differs from the
+    /// prompt-free one.
+    func testPromptedSegmentationFromFilesMatchesReference() throws {
+        let s = try segmenter()
+        let supports = try [0, 1].map { try s.encodeSupport(imagePath: try writeImage($0), maskPath: try writeMask($0, foreground: 255)) }
+        let target = try writeImage(3)
+        let plain = try s.segment(targetPath: target, supports: supports)
+        for name in ["point", "box", "box_negative", "point_no_object"] {
+            let r = try s.segment(targetPath: target, supports: supports, prompt: try scaledRefinementPrompt(name))
+            let ref = try checks.load("refine_\(name)_low_res")
+            checks.assertClose(r.segmentation.lowResolutionLogits, ref, "\(name) from PNG files: refined low-res logits")
+            XCTAssertEqual(r.segmentation.objectScore, try checks.load("refine_\(name)_score").data[0], accuracy: 1e-4)
+            let refFull = interpolate(ref.reshaped([1, 32, 32]), size: (128, 128), mode: .bilinear).reshaped([128, 128])
+            checks.assertSameForeground(r.segmentation.logits, refFull, "\(name) from PNG files, final mask")
+            let change = zip(r.segmentation.lowResolutionLogits.data, plain.segmentation.lowResolutionLogits.data)
+                .map { abs($0 - $1) }.max() ?? 0
+            XCTAssertGreaterThan(change, 1, "\(name): the prompt changes the result")
+        }
+    }
+
+    /// `ragseg segment --support ... --point/--box`: the same refined logits and mask as the library call,
+    /// the prompt echoed in --json, and a different result than without the prompt.
+    func testPromptedCommandEqualsTheLibraryCall() throws {
+        let s = try segmenter()
+        let supportArgs = try referenceSupportPaths()
+        let supports = try supportArgs.map { a -> SupportMemory in
+            let (image, mask) = (String(a.split(separator: "=")[0]), String(a.split(separator: "=")[1]))
+            return try s.encodeSupport(imagePath: image, maskPath: mask)
+        }
+        let target = try writeImage(3)
+        let model = try checks.fixture("weights.safetensors")
+        let prompt = try scaledRefinementPrompt("box_negative")
+        let expected = try s.segment(targetPath: target, supports: supports, prompt: prompt)
+        let box = try XCTUnwrap(prompt.box), click = try XCTUnwrap(prompt.points.first)
+        var args = ["segment", "--sam2", model] + supportArgs.flatMap { ["--support", $0] } + [target]
+        args += ["--out", path("prompted"), "--logits", path("prompted.npy"), "--json",
+                 "--box", "\(box.x0),\(box.y0),\(box.x1),\(box.y1)", "--point", "\(click.x),\(click.y),\(click.label)"]
+        let r = try runRagseg(args)
+        XCTAssertEqual(r.status, 0, r.output)
+        let logits = try NPY.read(path("prompted.npy"))
+        checks.assertClose(logits, expected.segmentation.lowResolutionLogits, relative: 1e-6, "command vs library, prompted logits")
+        checks.assertClose(logits, try checks.load("refine_box_negative_low_res"), "command vs official refinement")
+        let mask = try PNG.read(path("prompted/image3.png"))
+        let band = 1e-5 * (expected.segmentation.logits.data.map(abs).max() ?? 1)
+        for (pixel, logit) in zip(mask.pixels, expected.segmentation.logits.data) where abs(logit) > band {
+            XCTAssertEqual(pixel, logit > 0 ? 255 : 0)
+        }
+        XCTAssertGreaterThan(expected.foregroundPixels, 0)
+        XCTAssertTrue(r.output.contains("\"prompt\""), r.output)
+        XCTAssertTrue(r.output.contains("\"box\""), r.output)
+
+        // The same command without the prompt gives the prompt-free logits.
+        let plain = try runRagseg(["segment", "--sam2", model] + supportArgs.flatMap { ["--support", $0] } + [target] +
+                                  ["--out", path("plain"), "--logits", path("plain.npy")])
+        XCTAssertEqual(plain.status, 0, plain.output)
+        let plainLogits = try NPY.read(path("plain.npy"))
+        checks.assertClose(plainLogits, try checks.load("k2_target_low_res"), "command without prompt")
+        XCTAssertGreaterThan(zip(plainLogits.data, logits.data).map { abs($0 - $1) }.max() ?? 0, 1)
+    }
+
+    /// Malformed or out-of-image prompts fail with a message naming the option, before the model loads
+    /// (the checkpoint path given here does not exist).
+    func testCommandRejectsBadPromptsClearly() throws {
+        let supportArgs = try referenceSupportPaths().flatMap { ["--support", $0] }
+        let target = try writeImage(3), other = try writeImage(1)
+        let noModel = path("no-such-weights.safetensors")
+        let cases: [([String], String)] = [
+            (["--point", "12,abc"], "--point '12,abc': y 'abc' is not a number"),
+            (["--point", "12"], "--point '12' must be x,y or x,y,label"),
+            (["--point", "3,4,2"], "label '2' must be 1 (positive) or 0 (negative)"),
+            (["--point", "128,5"], "lies outside the 128x128 image"),
+            (["--point", "-5,3"], "lies outside the 128x128 image"),
+            (["--box", "1,2,3"], "--box '1,2,3' must be x0,y0,x1,y1"),
+            (["--box", "10,10,5,20"], "is empty or reversed"),
+            (["--box", "0,0,129,20"], "lies outside the 128x128 image"),
+            (["--box", "0,0,5,5", "--box", "1,1,6,6"], "--box may be given at most once"),
+            (["--point", "5,5", other], "refine a single target, but 2 targets were given"),
+        ]
+        for (extra, expected) in cases {
+            let r = try runRagseg(["segment", "--sam2", noModel] + supportArgs + [target, "--out", path("out")] + extra)
+            XCTAssertNotEqual(r.status, 0, "\(extra)")
+            XCTAssertTrue(r.output.contains(expected), "\(extra): \(r.output)")
+            XCTAssertFalse(r.output.contains("no-such-weights"), "\(extra): prompts are checked before the model loads")
+        }
+    }
+
     // MARK: The `ragseg` binary (built next to the test bundle by tools/test.sh)
 
     func ragsegBinary() throws -> URL {

@@ -6,6 +6,7 @@ import XCTest
 import RAGSegIO
 import RAGSegTestSupport
 import RAGSegPipeline
+import SAM2
 import SupportBank
 @testable import RAGSegServer
 
@@ -142,6 +143,71 @@ final class ServerTests: XCTestCase {
         // k from the request; the server default (3) otherwise.
         let one = try await send("POST", "/segment?format=json&k=1", body: try file(sources[6].image))
         XCTAssertEqual(retrievedIDs(one), [Int(expected.supports[0].id)])
+    }
+
+    /// point=/box= query parameters refine the result exactly as the segmenter does with that prompt.
+    func testPromptsInTheQueryRefineTheSegmentation() async throws {
+        let target = try PNG.read(sources[6].image)
+        let prompt = SAM2Prompt(points: [SAM2Point(x: 40, y: 52.5, label: 1), SAM2Point(x: 5, y: 100, label: 0)],
+                                box: SAM2Box(x0: 20, y0: 25, x1: 80, y1: 90))
+        let expected = try segmenter.segment(target, name: "target", k: 3, prompt: prompt)
+        let plain = try segmenter.segment(target, name: "target", k: 3)
+        XCTAssertNotEqual(expected.segmentation.objectScore, plain.segmentation.objectScore)
+        let query = "point=40,52.5&point=5,100,0&box=20,25,80,90"
+
+        let png = try await send("POST", "/segment?\(query)", body: try file(sources[6].image))
+        XCTAssertEqual(png.status, 200, png.text)
+        let mask = try PNG.read(data: [UInt8](png.body), name: "reply")
+        XCTAssertEqual(mask.pixels, expected.mask.map { $0 ? 255 : 0 })
+
+        // Percent-encoded commas work the same; JSON echoes the prompt and reports the refined scores.
+        let json = try await send("POST", "/segment?format=json&point=40%2C52.5&point=5,100,0&box=20%2C25%2C80%2C90",
+                                  body: try file(sources[6].image))
+        XCTAssertEqual(json.status, 200, json.text)
+        let label = try XCTUnwrap((json.json["labels"] as? [[String: Any]])?.first)
+        XCTAssertEqual(label["objectScore"] as? Double ?? .nan, Double(expected.segmentation.objectScore), accuracy: 1e-6)
+        XCTAssertEqual(label["iou"] as? [Double], expected.segmentation.iou.map(Double.init))
+        let echoed = try XCTUnwrap(json.json["prompt"] as? [String: Any])
+        XCTAssertEqual(echoed["points"] as? [[Double]], [[40, 52.5, 1], [5, 100, 0]])
+        XCTAssertEqual(echoed["box"] as? [Double], [20, 25, 80, 90])
+
+        // Malformed or out-of-image prompts: 400 naming the problem; nothing reaches the models.
+        let submitted = server.worker.submitted.load(ordering: .relaxed)
+        let bad: [(String, String)] = [
+            ("point=abc", "point 'abc' must be x,y or x,y,label"),
+            ("point=3,x", "point '3,x': y 'x' is not a number"),
+            ("point=3,4,7", "label '7' must be 1 (positive) or 0 (negative)"),
+            ("point=96,3", "point 96,3 lies outside the 96x112 image"),
+            ("box=1,2,3", "box '1,2,3' must be x0,y0,x1,y1"),
+            ("box=0,0,5,5&box=1,1,6,6", "at most one box may be given, got 2"),
+            ("box=50,0,10,10", "is empty or reversed"),
+            ("box=0,0,10,113", "lies outside the 96x112 image"),
+        ]
+        for (query, message) in bad {
+            let reply = try await send("POST", "/segment?\(query)", body: try file(sources[6].image))
+            XCTAssertEqual(reply.status, 400, "\(query): \(reply.text)")
+            XCTAssertTrue((reply.json["error"] as? String ?? "").contains(message), "\(query): \(reply.text)")
+        }
+        XCTAssertEqual(server.worker.submitted.load(ordering: .relaxed), submitted)
+    }
+
+    /// On a multi-label bank a prompt needs one label (it refines one object).
+    func testPromptsOnAMultiLabelBankNeedOneLabel() async throws {
+        await server.shutdown()
+        _ = try await serverTask?.value
+        let metadata = BankMetadata(retrievalModel: segmenter.retrieval.model, supportModel: segmenter.support.model,
+                                    embeddingDimension: segmenter.retrieval.dimension, memoryShape: segmenter.support.memoryShape,
+                                    labels: ["liver", "tumour"])
+        let bank = try SupportBank.create(at: directory.appendingPathComponent("bank2").path, metadata: metadata)
+        segmenter = try RetrievalSegmenter(bank: bank, retrieval: segmenter.retrieval, support: segmenter.support)
+        try await start(maxUploadBytes: 1 << 20)
+        let reply = try await send("POST", "/segment?point=3,4", body: try file(sources[6].image))
+        XCTAssertEqual(reply.status, 400, reply.text)
+        XCTAssertTrue((reply.json["error"] as? String ?? "").contains("point/box refine one label; the bank has labels liver, tumour: add label=NAME"),
+                      reply.text)
+        // With a label it gets past that check (and this empty bank has no case for it: 422).
+        let labelled = try await send("POST", "/segment?point=3,4&label=tumour", body: try file(sources[6].image))
+        XCTAssertEqual(labelled.status, 422, labelled.text)
     }
 
     func testAddedCaseIsSearchableByTheNextRequest() async throws {

@@ -89,6 +89,30 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("case 7: embedding missing"), r.stdout)
     }
 
+    /// `segment --index` with --point/--box: malformed values, several targets, and a multi-label bank without
+    /// --label are refused before any model is loaded.
+    func testSegmentPromptsAreCheckedBeforeAnyModelLoads() throws {
+        let dir = temporaryDirectory()
+        let (images, _) = try writeDataset(dir, count: 2)
+        let bank = dir + "/bank"
+        var r = try runRagseg(["index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "4,8,8,16",
+                               "--labels", "liver,tumour"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let target = images + "/case000.png", other = images + "/case001.png"
+        let cases: [([String], String)] = [
+            (["--point", "5,5", target], "--point/--box refine one label; bank \(bank) has labels liver, tumour: pick one with --label"),
+            (["--point", "5,x", target], "--point '5,x': y 'x' is not a number"),
+            (["--box", "1,2,3,4", "--box", "1,2,3,5", target], "--box may be given at most once"),
+            (["--point", "40,5", "--label", "liver", target], "lies outside the 32x32 image"),
+            (["--box", "5,5,10,10", target, other], "refine a single target, but 2 targets were given"),
+        ]
+        for (extra, expected) in cases {
+            r = try runRagseg(["segment", "--index", bank, "--out", dir + "/out"] + extra)
+            XCTAssertNotEqual(r.status, 0, "\(extra)")
+            XCTAssertTrue(r.stderr.contains(expected), "\(extra): \(r.stderr)")
+        }
+    }
+
     /// A reader process keeps working while another process writes: its results always come from one
     /// LMDB snapshot (removed cases are never returned), and refresh() brings in the new cases.
     func testReaderInAnotherProcessStaysConsistentWhileAWriterChangesTheBank() throws {
