@@ -119,3 +119,8 @@ const char *ragseg_kernels_level(void) {
     default: return "baseline";
     }
 }
+
+static _Thread_local int parallel_depth = 0;
+void ragseg_parallel_enter(void) { parallel_depth++; }
+void ragseg_parallel_exit(void) { parallel_depth--; }
+int ragseg_parallel_depth(void) { return parallel_depth; }

@@ -8,7 +8,7 @@
 /// full channel count, K transposed by flag), exponentiated max-subtracted, multiplied by V with a
 /// second GEMM written straight into the output columns of that head, and the rows are then divided by
 /// their exponential sums (cheaper on [block, dv] than on [block, Nk]). The full Nq x Nk matrix is
-/// never allocated. Work items are spread over the cores with BLAS pinned to one thread each.
+/// never allocated. Work items are spread over the cores, each running its GEMMs on its own core.
 public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, scale: Float? = nil) -> Tensor {
     let batched = query.rank == 3
     precondition(query.rank == 2 || query.rank == 3, "attention query must be [B?, N, C], got \(query.shape)")
@@ -74,9 +74,7 @@ public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, sca
                     if workers <= 1 {
                         run(0, 1)
                     } else {
-                        withSingleThreadedBLAS {
-                            parallelFor(workers) { w in run(w, workers) }
-                        }
+                        parallelFor(workers) { w in run(w, workers) }
                     }
                 }
             }

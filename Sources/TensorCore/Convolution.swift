@@ -73,7 +73,7 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, 
                 if workers <= 1 {
                     work(0)
                 } else {
-                    withSingleThreadedBLAS { parallelFor(workers) { work($0) } }
+                    parallelFor(workers) { work($0) }
                 }
             }
         }

@@ -1,7 +1,13 @@
 import CBLAS
+import CKernels
+import Dispatch
 
-/// Row-major single-precision GEMM, C = alpha * op(A) * op(B) + beta * C, straight to `cblas_sgemm`.
+/// Row-major single-precision GEMM, C = alpha * op(A) * op(B) + beta * C, through `cblas_sgemm`.
 /// op(A) is m x k, op(B) is k x n; transposes are BLAS flags, never copies.
+///
+/// OpenBLAS runs single-threaded (Parallel.swift); a product worth splitting is cut into one block of
+/// rows (or columns) of C per worker, each a single-threaded `cblas_sgemm` on its own core. Rows when
+/// m >= n: each worker then re-packs only the smaller operand B. Inside a parallel loop it runs inline.
 public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                  a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -14,9 +20,56 @@ public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Floa
         }
         return
     }
+    let workers = Threads.count
+    // ~2 MFLOP (10 µs at this machine's per-core rate) before a split pays for the hand-off.
+    guard workers > 1, ragseg_parallel_depth() == 0, m * n * k >= 1 << 20, max(m, n) >= 2 * gemmSplitAlignment else {
+        sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        return
+    }
+    let splitRows = m >= n
+    let extent = splitRows ? m : n
+    // Block edges on multiples of the kernels' register tile, so no worker gets a ragged edge twice.
+    let units = (extent + gemmSplitAlignment - 1) / gemmSplitAlignment
+    let parts = min(workers, units)
+    let sa = UncheckedSendablePointer(a), sb = UncheckedSendablePointer(b), sc = UncheckedSendableMutablePointer(c)
+    DispatchQueue.concurrentPerform(iterations: parts) { part in
+        ragseg_parallel_enter()
+        defer { ragseg_parallel_exit() }
+        let start = min(extent, part * units / parts * gemmSplitAlignment)
+        let end = min(extent, (part + 1) * units / parts * gemmSplitAlignment)
+        guard end > start else { return }
+        if splitRows {
+            // Rows start..<end of op(A): row i of op(A) is row i of A, or column i of Aᵀ.
+            let aPart = transA ? sa.pointer + start : sa.pointer + start * lda
+            sgemm(transA, transB, end - start, n, k, alpha, aPart, lda, sb.pointer, ldb, beta, sc.pointer + start * ldc, ldc)
+        } else {
+            let bPart = transB ? sb.pointer + start * ldb : sb.pointer + start
+            sgemm(transA, transB, m, end - start, k, alpha, sa.pointer, lda, bPart, ldb, beta, sc.pointer + start, ldc)
+        }
+    }
+}
+
+/// Block edges of a split GEMM fall on multiples of this (OpenBLAS's AVX-512 sgemm register tile is 16 wide).
+let gemmSplitAlignment = 16
+
+@inline(__always)
+private func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                   _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                   _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
                 beta, c, blasint(ldc))
+}
+
+// Pointers handed to concurrentPerform's workers, which touch disjoint blocks of C.
+private struct UncheckedSendablePointer: @unchecked Sendable {
+    let pointer: UnsafePointer<Float>
+    init(_ pointer: UnsafePointer<Float>) { self.pointer = pointer }
+}
+
+private struct UncheckedSendableMutablePointer: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
+    init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = pointer }
 }
 
 /// 2-D matrix product op(a) · op(b); `transposeA` / `transposeB` read the stored matrix transposed.

@@ -1,12 +1,19 @@
 import CBLAS
+import CKernels
 import Dispatch
 
+// Threading model: one pool of workers, ours. OpenBLAS runs single-threaded on whichever thread
+// calls it, and `gemm` splits large products over our workers itself. With OpenBLAS's own threads
+// next to ours, its idle threads spun in sched_yield while our loops ran (12% of memory attention's
+// time) and the two pools oversubscribed the cores whenever one called into the other.
+
 /// Runs `body(i)` for every `i` in `0..<n`, split into `Threads.count` contiguous chunks that run
-/// concurrently (Dispatch `concurrentPerform`). Runs inline when there is one worker or one item,
-/// so callers can use it unconditionally. `body` must be safe to call concurrently for distinct `i`.
+/// concurrently (Dispatch `concurrentPerform`). Runs inline when there is one worker or one item, or
+/// when called from inside another parallel loop, so callers can use it unconditionally.
+/// `body` must be safe to call concurrently for distinct `i`.
 public func parallelFor(_ n: Int, _ body: (Int) -> Void) {
     guard n > 0 else { return }
-    let workers = min(Threads.count, n)
+    let workers = ragseg_parallel_depth() > 0 ? 1 : min(Threads.count, n)
     if workers <= 1 {
         for i in 0..<n { body(i) }
         return
@@ -16,6 +23,8 @@ public func parallelFor(_ n: Int, _ body: (Int) -> Void) {
         // and the closure does not outlive this call, which is what the box asserts.
         let box = UncheckedSendableBody(body: body)
         DispatchQueue.concurrentPerform(iterations: workers) { w in
+            ragseg_parallel_enter()
+            defer { ragseg_parallel_exit() }
             // Contiguous chunks: neighbouring items usually touch neighbouring memory.
             let start = w * n / workers, end = (w + 1) * n / workers
             for i in start..<end { box.body(i) }
@@ -39,15 +48,4 @@ func parallelRanges(_ count: Int, grain: Int = 1 << 15, _ body: (Range<Int>) -> 
     parallelFor(chunks) { c in
         body((c * count / chunks)..<((c + 1) * count / chunks))
     }
-}
-
-/// Runs `body` with OpenBLAS pinned to one thread, restoring the previous setting afterwards.
-/// Used when our own loop already spreads independent GEMMs over all cores: nested BLAS threads
-/// would only oversubscribe the machine.
-func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
-    let previous = Threads.count
-    if previous <= 1 { return try body() }
-    openblas_set_num_threads(1)
-    defer { openblas_set_num_threads(Int32(previous)) }
-    return try body()
 }

@@ -66,17 +66,23 @@ public struct Tensor: Sendable, Equatable {
     }
 }
 
-/// Threading for the whole process: OpenBLAS threads, and the worker count our own parallel loops use.
+/// Threading for the whole process: the worker count of our parallel loops and GEMM splitting.
+/// OpenBLAS itself is kept single-threaded (see Parallel.swift).
 public enum Threads {
-    /// Set the number of threads used by BLAS and by `parallelFor`.
+    /// Set the number of worker threads.
     public static func set(_ n: Int) {
-        let n = max(1, n)
-        openblas_set_num_threads(Int32(n))
-        current.store(n, ordering: .relaxed)
+        current.store(max(1, n), ordering: .relaxed)
     }
 
-    /// Worker count for our own parallel loops (defaults to OpenBLAS's, i.e. the core count).
+    /// Worker count for our parallel loops and GEMMs (default: what OpenBLAS would have used, i.e. the
+    /// core count or OPENBLAS_NUM_THREADS).
     public static var count: Int { current.load(ordering: .relaxed) }
 
-    private static let current = Atomic<Int>(max(1, Int(openblas_get_num_threads())))
+    // First use of `count` happens before our first BLAS call: read OpenBLAS's default, then pin it to
+    // one thread for good.
+    private static let current: Atomic<Int> = {
+        let n = max(1, Int(openblas_get_num_threads()))
+        openblas_set_num_threads(1)
+        return Atomic<Int>(n)
+    }()
 }

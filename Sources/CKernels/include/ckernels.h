@@ -19,6 +19,13 @@ void ragseg_sigmoid(float *x, size_t n);
 /// x[i] = x[i] / (1 + exp(-x[i])) (SiLU).
 void ragseg_silu(float *x, size_t n);
 
+/// Per-thread nesting depth of RAGSeg's parallel loops. A thread that is already one of a parallel
+/// loop's workers runs nested loops and GEMMs inline instead of fanning out again (which would put
+/// more busy threads than cores on the machine). In C because Swift has no cheap thread-local storage.
+void ragseg_parallel_enter(void);
+void ragseg_parallel_exit(void);
+int ragseg_parallel_depth(void);
+
 /// Runs the kernels at a lower level than the CPU's best ("baseline", "avx2", "avx512"), so tests can
 /// check every variant on one machine; returns 0 (and changes nothing) when the CPU lacks the level or
 /// the name is unknown. Not for use while kernels run on other threads.
