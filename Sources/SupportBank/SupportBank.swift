@@ -559,10 +559,18 @@ public final class SupportBank: @unchecked Sendable {
     public var lmdbUsedBytes: Int { env.usedBytes }
 
     // Internal hooks for verify (same file, extension).
-    func withIndex<T>(_ body: (FaissIndex, UInt64) throws -> T) rethrows -> T {
+
+    /// Runs body under the index lock in one read transaction, with the in-memory index caught up to
+    /// exactly that transaction's snapshot: index and LMDB are compared at the same journal position
+    /// even while other processes write.
+    func withIndexAtSnapshot<T>(_ body: (LMDBTransaction, FaissIndex) throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
-        return try body(index, indexSeq)
+        return try env.read { txn in
+            // Under the lock the index reflects only commits this transaction sees, so it is never ahead.
+            try catchUp(in: txn)
+            return try body(txn, index)
+        }
     }
 
     func read<T>(_ body: (LMDBTransaction) throws -> T) throws -> T { try env.read(body) }
