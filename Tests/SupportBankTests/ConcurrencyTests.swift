@@ -69,7 +69,7 @@ func writeOtherDataset(_ dir: String, count: Int, salt: Int, size: Int = 32) thr
     return (images, masks)
 }
 
-/// Several processes on one bank, through the `ragseg` binary.
+/// Crash safety of removals and several processes on one bank, through the `ragseg` binary.
 final class ConcurrencyTests: XCTestCase {
     let createArguments = ["--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "8,16,16,16"]
 
@@ -92,6 +92,112 @@ final class ConcurrencyTests: XCTestCase {
             }
             return live
         }
+    }
+
+    /// SIGKILL `ragseg index remove` children at random points (early, anywhere in the run, or just
+    /// after they report the commit, i.e. while they checkpoint the index file): each removal is all or
+    /// nothing, a reported removal is gone from LMDB and from search results, every other case is
+    /// still present and found, `verify` passes after each kill, and the next remove/add completes.
+    func testKilledRemovesLeaveTheBankCoherent() throws {
+        let started = Date()
+        let dir = temporaryDirectory()
+        let count = 48
+        let (images, masks) = try writeDataset(dir, count: count)
+        let bank = dir + "/bank"
+        XCTAssertEqual(try runRagseg(["index", "create", bank] + createArguments).status, 0)
+        XCTAssertEqual(try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--batch", "16", "--quiet"]).status, 0)
+        // Ids are never reused, so an id's embedding never changes: read them all once.
+        var vectors = [UInt64: [Float]]()
+        var live = Set<UInt64>()
+        func learn(_ ids: [UInt64]) throws {
+            let b = try SupportBank.open(at: bank, readOnly: true)
+            for id in ids { vectors[id] = try XCTUnwrap(try b.embedding(id)) }
+            live.formUnion(ids)
+        }
+        try learn(Array(1...UInt64(count)))
+        var removed = Set<UInt64>()
+        var rng = SeededGenerator(seed: 77)
+        var killedBeforeCommit = 0, killedAfterCommit = 0, completed = 0
+        let iterations = 24
+        for iteration in 0..<iterations {
+            if live.count < 10 {
+                // Replenish: removed content goes back in under new ids (the add after kills completes).
+                let r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"])
+                XCTAssertEqual(r.status, 0, r.stderr)
+                let added = r.stdout.split(separator: "\n").compactMap { line -> UInt64? in
+                    let f = line.split(separator: "\t")
+                    return f.count == 3 && f[0] == "added" ? UInt64(f[1]) : nil
+                }
+                XCTAssertFalse(added.isEmpty)
+                try learn(added)
+            }
+            let victims = Array(live.sorted().shuffled(using: &rng).prefix(Int.random(in: 2...4, using: &rng))).sorted()
+            let child = try RagsegChild(["index", "remove", bank] + victims.map(String.init))
+            switch iteration % 3 {
+            case 0:
+                // Early: start-up, opening the bank, the write transaction.
+                Thread.sleep(forTimeInterval: Double.random(in: 0...0.008, using: &rng))
+            case 1:
+                // Anywhere in the run (a whole removal takes ~20 ms here: start-up, open, commit, checkpoint).
+                Thread.sleep(forTimeInterval: Double.random(in: 0...0.03, using: &rng))
+            default:
+                // Just after the commit is reported: the child is writing index.faiss.
+                child.waitForLines(victims.count)
+                Thread.sleep(forTimeInterval: Double.random(in: 0...0.002, using: &rng))
+            }
+            let killed = child.kill()
+            child.finish()
+            let reported = child.ids("removed")
+
+            let verify = try runRagseg(["index", "verify", bank])
+            XCTAssertEqual(verify.status, 0, "iteration \(iteration): \(verify.stdout)")
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: bank).filter { $0.contains(".tmp.") }
+            XCTAssertEqual(leftovers, [], "iteration \(iteration): a dead writer's temporary index file is cleaned up on open")
+
+            let b = try SupportBank.open(at: bank, readOnly: true)
+            let gone = try victims.filter { try b.record($0) == nil }
+            XCTAssertTrue(gone.isEmpty || gone == victims, "iteration \(iteration): removal is all or nothing, \(gone) of \(victims) gone")
+            if !reported.isEmpty { XCTAssertEqual(reported, victims, "iteration \(iteration): reported removals are committed") }
+            if !killed {
+                completed += 1
+                XCTAssertEqual(reported, victims, "iteration \(iteration): an uninterrupted remove reports every id")
+            } else if gone.isEmpty {
+                killedBeforeCommit += 1
+            } else {
+                killedAfterCommit += 1
+            }
+            if gone == victims {
+                live.subtract(victims)
+                removed.formUnion(victims)
+            }
+            XCTAssertEqual(try b.statistics().cases, live.count, "iteration \(iteration)")
+            for id in removed {
+                XCTAssertNil(try b.record(id), "iteration \(iteration): removed case \(id)")
+                XCTAssertNil(try b.embedding(id))
+                XCTAssertNil(try b.memory(id, label: 1))
+            }
+            for id in victims {
+                let hits = try b.search(vectors[id]!, k: 10).map(\.id)
+                XCTAssertTrue(removed.isDisjoint(with: hits), "iteration \(iteration): removed cases never returned, got \(hits)")
+            }
+            for id in live {
+                XCTAssertEqual(try b.embedding(id), vectors[id], "iteration \(iteration): case \(id) intact")
+                let hits = try b.search(vectors[id]!, k: 3)
+                XCTAssertTrue(hits.contains { $0.id == id && abs($0.score - 1) < 1e-4 }, "iteration \(iteration): case \(id) found")
+            }
+        }
+        // The next remove and add complete normally.
+        let victims = Array(live.sorted().prefix(2))
+        let r = try runRagseg(["index", "remove", bank] + victims.map(String.init))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout, victims.map { "removed\t\($0)\n" }.joined())
+        XCTAssertEqual(try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"]).status, 0)
+        XCTAssertEqual(try runRagseg(["index", "verify", bank]).status, 0)
+        XCTAssertEqual(try SupportBank.open(at: bank, readOnly: true).statistics().cases, count)
+        print("remove crash test: \(killedBeforeCommit) killed before the commit, \(killedAfterCommit) after it, \(completed) completed")
+        XCTAssertGreaterThan(killedBeforeCommit, 0, "some kills landed before the commit")
+        XCTAssertGreaterThan(killedAfterCommit, 0, "some kills landed after the commit")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 60)
     }
 
     /// Two processes add different cases to one bank at the same time (LMDB's writer lock serializes
