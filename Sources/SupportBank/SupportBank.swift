@@ -265,7 +265,7 @@ public final class SupportBank: @unchecked Sendable {
                 vectors += v
             }
         }
-        if ids.count > 64 { FaissIndex.threads = ProcessInfo.processInfo.activeProcessorCount }
+        FaissIndex.threads = ids.count > 64 ? ProcessInfo.processInfo.activeProcessorCount : 1
         try index.add(vectors, ids: ids)
         indexSeq = latest
     }
@@ -379,7 +379,8 @@ public final class SupportBank: @unchecked Sendable {
         }
         // Committed: mirror into the in-memory index. If FAISS fails here LMDB is still right and
         // the index is rebuilt from it on the next open.
-        if newIDs.count > 64 { FaissIndex.threads = ProcessInfo.processInfo.activeProcessorCount }
+        // A few vectors: waking OpenMP workers costs more than it saves (milliseconds on a busy machine).
+        FaissIndex.threads = newIDs.count > 64 ? ProcessInfo.processInfo.activeProcessorCount : 1
         try index.add(newVectors, ids: newIDs)
         indexSeq += UInt64(newIDs.count)
         return outcomes
@@ -663,7 +664,7 @@ extension SupportBank {
             try txn.put(meta, key: Array("nextID".utf8), value: Codec.key(nextID))
             try txn.put(meta, key: Array("seq".utf8), value: Codec.key(seq))
         }
-        if n > 64 { FaissIndex.threads = ProcessInfo.processInfo.activeProcessorCount }
+        FaissIndex.threads = n > 64 ? ProcessInfo.processInfo.activeProcessorCount : 1
         try index.add(normalizedVectors, ids: ids)
         indexSeq += UInt64(n)
     }

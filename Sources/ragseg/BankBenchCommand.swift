@@ -208,13 +208,15 @@ struct BankBench: ParsableCommand {
         print("Each timed add is one real-shaped case (512 KiB bf16 memory + pointer + embedding) in its own")
         print("transaction (fsync), \(timed) per size, after `checkpoint` has restructured the index for that size;")
         print("then \(timed) more with LMDB's fsync off (the add's own work, without the disk's sync latency).")
+        print("Add CPU = CPU seconds of the whole process (user + system, all threads) during each timed add: unlike the")
+        print("wall-clock columns it does not grow when other processes compete for the cores or the disk.")
         print("The cases already in the bank were bulk-filled for the benchmark: real records, embeddings, hashes and")
         print("journal entries, 8-byte placeholder memories (same B-tree leaf footprint as a real memory's overflow")
         print("reference). Disk: LMDB pages in use per filler case (everything but the memory payload), LMDB growth")
         print("per timed real case, index file per vector.")
         print("")
-        print("| cases in bank | index | add p50 ms | add p99 ms | add max ms | no fsync: p50 ms | p99 ms | checkpoint after the adds ms | fill s | restructure + write s | LMDB B/filler case | LMDB KiB/real case | index B/vector |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print("| cases in bank | index | add p50 ms | add p99 ms | add max ms | add CPU p50 ms | CPU p99 ms | no fsync: p50 ms | p99 ms | checkpoint after the adds ms | fill s | restructure + write s | LMDB B/filler case | LMDB KiB/real case | index B/vector |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         let chunk = 8192
         for target in steps {
             let fillStart = Date()
@@ -231,13 +233,17 @@ struct BankBench: ParsableCommand {
             let fillerBytes = before - realBytes
             let fillerCases = count - realCases
             var times = [Double]()
+            var cpuTimes = [Double]()
             for _ in 0..<timed {
                 let c = BankBench.syntheticCase(count, dimension: d, shape: .sam2, rng: &rng)
                 count += 1
+                let cpu = BankBench.processCPUSeconds()
                 let s = DispatchTime.now().uptimeNanoseconds
                 try bank.add([c])
                 times.append(Double(DispatchTime.now().uptimeNanoseconds - s) / 1e6)
+                cpuTimes.append((BankBench.processCPUSeconds() - cpu) * 1000)
             }
+            cpuTimes.sort()
             // The same without LMDB's fsync: the work of an add apart from the disk's sync latency
             // (which dominates above and varies with whatever else uses the disk).
             var unsynced = [Double]()
@@ -260,13 +266,21 @@ struct BankBench: ParsableCommand {
             let after = Date().timeIntervalSince(t0) * 1000
             times.sort()
             let stats = try bank.statistics()
-            print(String(format: "| %d | %@ | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.1f | %.0f | %.1f | %.0f |", target, stats.indexKind.rawValue,
+            print(String(format: "| %d | %@ | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.1f | %.0f | %.1f | %.0f |", target, stats.indexKind.rawValue,
                          BankBench.percentile(times, 50), BankBench.percentile(times, 99), times.last!,
+                         BankBench.percentile(cpuTimes, 50), BankBench.percentile(cpuTimes, 99),
                          BankBench.percentile(unsynced, 50), BankBench.percentile(unsynced, 99), after, fill, restructure,
                          Double(fillerBytes) / Double(fillerCases), Double(stepBytes) / Double(2 * timed) / 1024,
                          Double(stats.indexFileBytes) / Double(stats.indexVectors)))
             fflush(nil)
         }
+    }
+
+    /// CPU seconds (user + system, all threads) this process has used so far.
+    static func processCPUSeconds() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 
     /// n normalized Gaussian vectors, both Box-Muller outputs used (the bulk fill makes millions).
