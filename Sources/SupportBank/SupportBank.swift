@@ -265,7 +265,7 @@ public final class SupportBank: @unchecked Sendable {
                 vectors += v
             }
         }
-        if ids.count > 64 { FaissIndex.threads = ProcessInfo.processInfo.activeProcessorCount }
+        FaissIndex.threads = ids.count > 64 ? ProcessInfo.processInfo.activeProcessorCount : 1
         try index.add(vectors, ids: ids)
         indexSeq = latest
     }
@@ -379,7 +379,8 @@ public final class SupportBank: @unchecked Sendable {
         }
         // Committed: mirror into the in-memory index. If FAISS fails here LMDB is still right and
         // the index is rebuilt from it on the next open.
-        if newIDs.count > 64 { FaissIndex.threads = ProcessInfo.processInfo.activeProcessorCount }
+        // A few vectors: waking OpenMP workers costs more than it saves (milliseconds on a busy machine).
+        FaissIndex.threads = newIDs.count > 64 ? ProcessInfo.processInfo.activeProcessorCount : 1
         try index.add(newVectors, ids: newIDs)
         indexSeq += UInt64(newIDs.count)
         return outcomes
@@ -559,10 +560,18 @@ public final class SupportBank: @unchecked Sendable {
     public var lmdbUsedBytes: Int { env.usedBytes }
 
     // Internal hooks for verify (same file, extension).
-    func withIndex<T>(_ body: (FaissIndex, UInt64) throws -> T) rethrows -> T {
+
+    /// Runs body under the index lock in one read transaction, with the in-memory index caught up to
+    /// exactly that transaction's snapshot: index and LMDB are compared at the same journal position
+    /// even while other processes write.
+    func withIndexAtSnapshot<T>(_ body: (LMDBTransaction, FaissIndex) throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
-        return try body(index, indexSeq)
+        return try env.read { txn in
+            // Under the lock the index reflects only commits this transaction sees, so it is never ahead.
+            try catchUp(in: txn)
+            return try body(txn, index)
+        }
     }
 
     func read<T>(_ body: (LMDBTransaction) throws -> T) throws -> T { try env.read(body) }
@@ -607,5 +616,62 @@ extension SupportBank {
                                          (support, metadata.supportModel, "support (SAM 2)")] where given != recorded {
             throw BankError.bank(path, "was built with \(role) weights \(recorded), not \(given); use the same weights or create a new bank")
         }
+    }
+}
+
+// MARK: - Benchmark only
+
+extension SupportBank {
+    /// BENCHMARK ONLY (`ragseg bench bank`): appends one synthetic case per row of `normalizedVectors`
+    /// (n x embeddingDimension, L2-normalized) in ONE transaction, skipping validation, and mirrors them
+    /// into the in-memory index like `add`. Every case gets a real record, checksummed embedding,
+    /// content-hash entry and journal entry, so each B-tree has the shape it has in a real bank of that
+    /// size; but its label-1 memory is an 8-byte placeholder instead of the bank's memory shape (the same
+    /// leaf footprint as a real memory's overflow-page reference, none of its 512 KiB). A bank filled
+    /// this way fails `verify` and is good for nothing but measuring the cost of the next real add.
+    public func benchmarkBulkFill(normalizedVectors: [Float]) throws {
+        guard !readOnly else { throw BankError.bank(path, "opened read-only") }
+        let dimension = metadata.embeddingDimension
+        precondition(normalizedVectors.count % dimension == 0, "vectors must be n x \(dimension)")
+        let n = normalizedVectors.count / dimension
+        guard n > 0 else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        let encoder = JSONEncoder.sorted
+        let placeholder = [UInt8](repeating: 0, count: 8)
+        var ids = [Int64]()
+        ids.reserveCapacity(n)
+        try env.write { txn in
+            try catchUp(in: txn)
+            var nextID = Codec.u64(try txn.get(meta, key: Array("nextID".utf8)))
+            var seq = try currentSeq(txn)
+            let now = Date().timeIntervalSince1970
+            for row in 0..<n {
+                let id = nextID
+                nextID += 1
+                let hash = SHA256.hash(Array("benchmark fill \(metadata.uuid) \(id)".utf8))
+                let record = CaseRecord(id: id, image: "benchmark/\(id).png", mask: "benchmark/\(id)_mask.png",
+                                        contentHash: hexString(hash), width: 512, height: 512, labels: [1], added: now)
+                try txn.put(cases, key: Codec.key(id), value: Array(try encoder.encode(record)))
+                try txn.put(embeddings, key: Codec.key(id),
+                            value: Codec.encodeEmbedding(Array(normalizedVectors[(row * dimension)..<((row + 1) * dimension)])))
+                try txn.put(memories, key: Codec.memoryKey(id, label: 1), value: placeholder)
+                try txn.put(hashes, key: hash, value: Codec.key(id))
+                seq += 1
+                try txn.put(journal, key: Codec.key(seq), value: Codec.journalEntry(Codec.journalAdd, id))
+                ids.append(Int64(id))
+            }
+            try txn.put(meta, key: Array("nextID".utf8), value: Codec.key(nextID))
+            try txn.put(meta, key: Array("seq".utf8), value: Codec.key(seq))
+        }
+        FaissIndex.threads = n > 64 ? ProcessInfo.processInfo.activeProcessorCount : 1
+        try index.add(normalizedVectors, ids: ids)
+        indexSeq += UInt64(n)
+    }
+
+    /// BENCHMARK ONLY: turns LMDB's fsync at commit off (or back on) for this process, to separate the
+    /// disk's sync latency from the work an add does. A crash while it is off can lose recent commits.
+    public func benchmarkSetSync(_ enabled: Bool) throws {
+        try lmdbCheck(mdb_env_set_flags(env.env, UInt32(MDB_NOSYNC), enabled ? 0 : 1), "set MDB_NOSYNC on \(path)")
     }
 }

@@ -22,9 +22,7 @@ extension SupportBank {
         if let repair = indexRepair { report.notes.append(repair) }
         let dimension = metadata.embeddingDimension
         let shape = metadata.memoryShape
-        var liveIDs = Set<UInt64>()
         var expectedMemories = 0
-        var embeddingsByID = [UInt64: [Float]]()
         do {
             try read { txn in
                 let nextID = Codec.u64(try txn.get(meta, key: Array("nextID".utf8)))
@@ -37,7 +35,6 @@ extension SupportBank {
                         problem("case \(id): record unreadable")
                         return true
                     }
-                    liveIDs.insert(id)
                     if record.id != id { problem("case \(id): record says id \(record.id)") }
                     if id >= nextID { problem("case \(id): id not below nextID \(nextID)") }
                     try txn.withValue(embeddings, key: Codec.key(id)) { raw in
@@ -48,7 +45,6 @@ extension SupportBank {
                         var norm: Float = 0
                         for x in v { norm += x * x }
                         if !(abs(norm.squareRoot() - 1) < 1e-3) { problem("case \(id): embedding is not L2-normalized (norm \(norm.squareRoot()))") }
-                        embeddingsByID[id] = v
                     }
                     for label in record.labels {
                         expectedMemories += 1
@@ -100,18 +96,30 @@ extension SupportBank {
             problem("index file: \(error)")
         }
 
-        // The live (caught-up) index against LMDB: same ids, same vectors.
+        // The live index against LMDB: same ids, same vectors. Compared in one snapshot that the
+        // index is caught up to, so writes by other processes meanwhile are no false alarm (the checks
+        // above may have read an older snapshot; what they check does not depend on the position).
         do {
-            try refresh()
-            try withIndex { index, _ in
+            try withIndexAtSnapshot { txn, index in
                 report.indexVectors = index.count
-                let ids = try index.allIDs()
-                var seen = Set<Int64>()
-                var extra = 0
-                for id in ids {
-                    if !seen.insert(id).inserted { problem("index holds id \(id) twice") }
-                    if id < 0 || !liveIDs.contains(UInt64(id)) { extra += 1 }
+                var inIndex = Set<Int64>()
+                for id in try index.allIDs() where !inIndex.insert(id).inserted { problem("index holds id \(id) twice") }
+                var live = Set<Int64>()
+                try txn.forEach(embeddings) { key, value in
+                    let id = Int64(Codec.id(fromKey: key))
+                    live.insert(id)
+                    // A corrupt embedding is reported above; a missing id below.
+                    guard inIndex.contains(id), let v = Codec.decodeEmbedding(value, dimension: dimension) else { return true }
+                    // Stored vectors must equal LMDB's exactly (IVF cannot reconstruct by id: self-search).
+                    if let stored = index.reconstruct(id) {
+                        if stored != v { problem("case \(id): index vector differs from LMDB's embedding") }
+                    } else {
+                        let (scores, _) = try index.search(v, k: 1)
+                        if !(scores[0] > 1 - 1e-4) { problem("case \(id): not found by searching its own embedding") }
+                    }
+                    return true
                 }
+                let extra = inIndex.subtracting(live).count
                 if extra > 0 {
                     if index.supportsRemoval {
                         problem("index holds \(extra) ids that are not cases")
@@ -119,17 +127,8 @@ extension SupportBank {
                         report.tombstones = extra  // HNSW: removed cases awaiting rebuild
                     }
                 }
-                let missing = liveIDs.filter { !seen.contains(Int64($0)) }
+                let missing = live.subtracting(inIndex)
                 if !missing.isEmpty { problem("\(missing.count) cases missing from the index (e.g. \(missing.sorted().prefix(5)))") }
-                // Stored vectors must equal LMDB's exactly (IVF cannot reconstruct by id: self-search).
-                for (id, v) in embeddingsByID where seen.contains(Int64(id)) {
-                    if let stored = index.reconstruct(Int64(id)) {
-                        if stored != v { problem("case \(id): index vector differs from LMDB's embedding") }
-                    } else {
-                        let (scores, _) = try index.search(v, k: 1)
-                        if !(scores[0] > 1 - 1e-4) { problem("case \(id): not found by searching its own embedding") }
-                    }
-                }
             }
         } catch {
             problem("index check failed: \(error)")

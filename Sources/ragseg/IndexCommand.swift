@@ -254,15 +254,19 @@ struct IndexAdd: ParsableCommand {
 }
 
 struct IndexRemove: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "remove", abstract: "Remove cases by id (all or nothing).")
+    static let configuration = CommandConfiguration(
+        commandName: "remove", abstract: "Remove cases by id (all or nothing: one transaction).",
+        discussion: "Prints `removed ID` for each id on stdout once the transaction is committed; the summary goes to stderr.")
     @Argument(help: "Bank directory.") var path: String
     @Argument(help: "Case ids.") var ids: [UInt64]
 
     func run() throws {
         let bank = try SupportBank.open(at: resolveBankPath(path))
         try bank.remove(ids)
+        for id in Set(ids).sorted() { print("removed\t\(id)") }
+        fflush(nil)  // a reader (or a crash test) sees exactly what is committed
         try bank.checkpoint(force: false)
-        print("removed \(ids.count) case(s); bank has \(try bank.statistics().cases) cases")
+        printError("removed \(Set(ids).count) case(s); bank has \(try bank.statistics().cases) cases")
     }
 }
 

@@ -342,6 +342,26 @@ final class BankCoreTests: XCTestCase {
         try assertSearchMatchesBruteForce(b, vectorsB)
     }
 
+    /// The benchmark-only bulk fill writes searchable cases with placeholder memories that verify flags.
+    func testBenchmarkBulkFillIsSearchableButNotVerifiable() throws {
+        let bank = try SupportBank.create(at: temporaryDirectory(), metadata: makeMetadata(dimension: dimension))
+        var rng = SeededGenerator(seed: 31)
+        let rows = (0..<300).map { _ in normalized((0..<dimension).map { _ in rng.gaussian() }) }
+        try bank.benchmarkBulkFill(normalizedVectors: rows.flatMap { $0 })
+        let stats = try bank.statistics()
+        XCTAssertEqual([stats.cases, stats.memories, stats.indexVectors], [300, 300, 300])
+        XCTAssertEqual(stats.journalSeq, 300)
+        for row in [0, 17, 299] {
+            let hit = try XCTUnwrap(try bank.search(rows[row], k: 1).first)
+            XCTAssertEqual(hit.id, UInt64(row + 1))
+            XCTAssertEqual(hit.score, 1, accuracy: 1e-5)
+            XCTAssertEqual(try bank.embedding(hit.id), rows[row])
+        }
+        XCTAssertEqual(try bank.add([makeCase(1, dimension: dimension, rng: &rng)]), [.added(301)])
+        let report = bank.verify()
+        XCTAssertEqual(report.problems.filter { $0.contains("label 1") }.count, 100, "placeholders flagged (capped at 100): \(report.problems.prefix(3))")
+    }
+
     // MARK: - LMDB behaviour
 
     func testMapFullIsAClearErrorAndLeavesTheBankIntact() throws {
