@@ -19,9 +19,12 @@ public struct QueryStageSplit: Sendable {
     /// `retrievalAndLoad` as a fraction of the total (0 when the total is 0).
     public var retrievalAndLoadShare: Double { total > 0 ? retrievalAndLoad / total : 0 }
 
-    /// Seconds the concurrent embed + encode phase saved over running them one after the other:
-    /// embed + encode − the phase's wall time (≤ 0 when running them together bought nothing).
-    public var concurrencySaving: Double { self["embed"] + self["encode"] - self["embed+encode"] }
+    /// Seconds the concurrent embed + encode phase saved over running the two one after the other, given
+    /// their times alone: embedAlone + encodeAlone − the phase's wall time (negative: running them together
+    /// cost time). Not from the "embed"/"encode" stages: measured while the other runs, each is slowed by it.
+    public func concurrencySaving(embedAlone: Double, encodeAlone: Double) -> Double {
+        embedAlone + encodeAlone - self["embed+encode"]
+    }
 
     /// The total less its timed parts (the concurrent phase, search, load, attend, decode): bookkeeping
     /// between stages; about 0.

@@ -248,9 +248,14 @@ struct QueryBenchCommand: AsyncParsableCommand {
                                     torchValue("total:cpu").map { String(format: "%.2fx", run.cpu.total / $0) } ?? "-",
                                     run.wall.total / tw <= 0.5 ? "met" : "NOT met"))
             }
-            notes.append(String(format: "running embed and encode together saved %.3f s", run.wall.concurrencySaving))
+            if let e = alone["embed"]?.wall, let f = alone["encode"]?.wall {
+                let saving = run.wall.concurrencySaving(embedAlone: e, encodeAlone: f)
+                notes.append(String(format: "embed+encode phase %.1f ms vs embed alone + encode alone %.1f ms: running them concurrently %@ %.1f ms",
+                                    run.wall["embed+encode"] * 1e3, (e + f) * 1e3, saving >= 0 ? "saved" : "cost", abs(saving) * 1e3))
+            }
             if let s = served[k] {
-                notes.append(String(format: "server: best %.3f s (runs %@), %.3f s over the in-process total (PNG decode, HTTP, mask PNG encode)",
+                notes.append(String(format: "server: best %.3f s (runs %@ s); minus the best in-process total: %+.3f s "
+                                    + "(PNG decode, HTTP, mask PNG encode, plus run-to-run noise)",
                                     s.wall, s.all.map { fmt($0) }.joined(separator: ", "), s.wall - run.wall.total))
             }
             for note in notes { print("  " + note) }

@@ -9,7 +9,8 @@ final class QueryStageSplitTests: XCTestCase {
         XCTAssertEqual(split.total, 2.0)
         XCTAssertEqual(split.retrievalAndLoad, 0.008, accuracy: 1e-12)
         XCTAssertEqual(split.retrievalAndLoadShare, 0.004, accuracy: 1e-12)  // 0.008 / 2.0
-        XCTAssertEqual(split.concurrencySaving, 0.15, accuracy: 1e-12)      // 0.25 + 1.5 - 1.6
+        XCTAssertEqual(split.concurrencySaving(embedAlone: 0.05, encodeAlone: 1.1), -0.45, accuracy: 1e-12)  // 0.05 + 1.1 - 1.6
+        XCTAssertEqual(split.concurrencySaving(embedAlone: 0.2, encodeAlone: 1.5), 0.1, accuracy: 1e-12)
         XCTAssertEqual(split.untimed, 0.002, accuracy: 1e-12)               // 2.0 - (1.6 + 0.002 + 0.006 + 0.3 + 0.09)
     }
 
