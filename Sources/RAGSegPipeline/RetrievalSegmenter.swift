@@ -20,8 +20,17 @@ public struct RetrievalSegmentation: Sendable {
     public var supports: [SearchHit]
     public var label: Int
     public var segmentation: SAM2Segmentation
-    /// Seconds per stage: embed, search, load, encode (embed and encode run concurrently), attend+decode, total.
+    /// Wall seconds per stage, in `stageOrder`: embed, search, load, encode, embed+encode, attend, decode, total.
+    /// Embed and encode run concurrently, each timed on its own thread; embed+encode is the wall time of that
+    /// concurrent phase (so it, not embed + encode, is part of the total). search = FAISS top-k (+ record
+    /// filtering); load = the k memories read from LMDB; attend = memory-bank assembly + memory attention;
+    /// decode = mask decoder (+ refinement with a prompt) + resize to the image; total = the whole call.
     public var timings: [(stage: String, seconds: Double)]
+    /// Process CPU seconds (all threads) per stage: embed+encode (the concurrent phase, not separable), search,
+    /// load, attend, decode, total. A steadier measure of the work than wall time on a shared machine.
+    public var cpuTimings: [(stage: String, seconds: Double)]
+
+    public static let stageOrder = ["embed", "search", "load", "encode", "embed+encode", "attend", "decode", "total"]
 
     /// Binary mask at the input size: logits > 0.
     public var mask: [Bool] { segmentation.logits.data.map { $0 > 0 } }
@@ -29,6 +38,34 @@ public struct RetrievalSegmentation: Sendable {
 
 /// Seconds elapsed since `t`.
 func seconds(since t: DispatchTime) -> Double { Double(DispatchTime.now().uptimeNanoseconds - t.uptimeNanoseconds) / 1e9 }
+
+/// CPU seconds this process has used so far, all threads together.
+public func processCPUSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+}
+
+/// Wall and process-CPU time per stage of one call: `mark(stage)` closes the stage that began at the last mark.
+struct StageClock {
+    private(set) var wall: [(stage: String, seconds: Double)] = []
+    private(set) var cpu: [(stage: String, seconds: Double)] = []
+    private let start = DispatchTime.now(), startCPU = processCPUSeconds()
+    private var last = DispatchTime.now(), lastCPU = processCPUSeconds()
+
+    mutating func mark(_ stage: String) {
+        let cpuNow = processCPUSeconds()
+        wall.append((stage, seconds(since: last)))
+        cpu.append((stage, cpuNow - lastCPU))
+        last = DispatchTime.now()
+        lastCPU = processCPUSeconds()
+    }
+
+    mutating func finish() {
+        wall.append(("total", seconds(since: start)))
+        cpu.append(("total", processCPUSeconds() - startCPU))
+    }
+}
 
 public final class RetrievalSegmenter: @unchecked Sendable {
     public let bank: SupportBank
@@ -57,7 +94,7 @@ public final class RetrievalSegmenter: @unchecked Sendable {
                 throw RetrievalSegmenterError(path: name, message: error.message)
             }
         }
-        let start = DispatchTime.now()
+        var clock = StageClock()
 
         // The DINOv2 embedding and the SAM 2 image encoding of the target are independent: run both at once.
         nonisolated(unsafe) var embedding: Result<[Float], Error> = .failure(CancellationError())
@@ -75,9 +112,9 @@ public final class RetrievalSegmenter: @unchecked Sendable {
         }
         let query = try embedding.get()
         let targetFeatures = try features.get()
+        clock.mark("embed+encode")
 
         // Over-fetch so that excluded cases and cases without this label can be skipped.
-        var t = DispatchTime.now()
         var hits: [SearchHit] = []
         var fetch = k + excluding.count
         var total: Int? = nil  // bank size, looked up only when the first search falls short
@@ -90,12 +127,11 @@ public final class RetrievalSegmenter: @unchecked Sendable {
             fetch = min(cases, fetch * 2 + 8)
         }
         hits = Array(hits.prefix(k))
-        let searchSeconds = seconds(since: t)
+        clock.mark("search")
         guard !hits.isEmpty else {
             throw RetrievalSegmenterError(path: bank.path, message: "no case in the bank has label \(label) (after excluding \(excluding.count))")
         }
 
-        t = DispatchTime.now()
         let shape = bank.metadata.memoryShape
         let memories = try hits.map { hit -> SAM2.SupportMemory in
             guard let stored = try bank.memory(hit.id, label: label) else {
@@ -103,15 +139,17 @@ public final class RetrievalSegmenter: @unchecked Sendable {
             }
             return SAM2.SupportMemory(bank: stored, shape: shape)
         }
-        let loadSeconds = seconds(since: t)
+        clock.mark("load")
 
-        t = DispatchTime.now()
         let result = try support.memoryModel.segment(targetFeatures, supports: memories,
-                                                     outputSize: (height: image.height, width: image.width), prompt: prompt)
-        let decodeSeconds = seconds(since: t)
+                                                     outputSize: (height: image.height, width: image.width), prompt: prompt,
+                                                     stageDone: { clock.mark($0) })
+        clock.finish()
         return RetrievalSegmentation(
             supports: hits, label: label, segmentation: result,
-            timings: [("embed", embedSeconds), ("search", searchSeconds), ("load", loadSeconds),
-                      ("encode", encodeSeconds), ("attend+decode", decodeSeconds), ("total", seconds(since: start))])
+            timings: RetrievalSegmentation.stageOrder.compactMap { stage in
+                ([("embed", embedSeconds), ("encode", encodeSeconds)] + clock.wall).first { $0.stage == stage }
+            },
+            cpuTimings: clock.cpu)
     }
 }

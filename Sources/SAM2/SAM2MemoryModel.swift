@@ -255,9 +255,11 @@ public struct SAM2MemoryModel: Sendable {
     /// Segments a target from its features and k supports (frame order = array order; the reference's
     /// rank-order convention puts the most similar support first). outputSize: the original image size.
     /// With a non-empty `prompt` (coordinates in that original size) the prompt-free result is refined
-    /// by it (`refine`); the memory attention runs once.
+    /// by it (`refine`); the memory attention runs once. `stageDone` is called as each stage ends, with its
+    /// name: "attend" (memory-bank assembly + memory attention), then "decode" (decoding, refinement, resize);
+    /// callers that time stages read their clocks there.
     public func segment(_ target: SAM2FrameFeatures, supports: [SupportMemory], outputSize: (height: Int, width: Int),
-                        prompt: SAM2Prompt? = nil) throws -> SAM2Segmentation {
+                        prompt: SAM2Prompt? = nil, stageDone: (String) -> Void = { _ in }) throws -> SAM2Segmentation {
         try check(target, "target")
         guard outputSize.height > 0, outputSize.width > 0 else {
             throw SAM2MemoryPathError(message: "output size \(outputSize.height)x\(outputSize.width) is empty")
@@ -265,8 +267,12 @@ public struct SAM2MemoryModel: Sendable {
         if let prompt, !prompt.isEmpty { try prompt.validate(width: outputSize.width, height: outputSize.height) }
         let bank = try memoryBank.assemble(supports)
         let conditioned = conditionedFeatures(target, bank: bank)
-        let promptFree = decodeTarget(conditioned, target, outputSize: outputSize).result
-        guard let prompt, !prompt.isEmpty else { return promptFree }
-        return try refine(conditioned, target, previous: promptFree, prompt: prompt, outputSize: outputSize).result
+        stageDone("attend")
+        var result = decodeTarget(conditioned, target, outputSize: outputSize).result
+        if let prompt, !prompt.isEmpty {
+            result = try refine(conditioned, target, previous: result, prompt: prompt, outputSize: outputSize).result
+        }
+        stageDone("decode")
+        return result
     }
 }

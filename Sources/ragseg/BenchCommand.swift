@@ -7,7 +7,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Micro-benchmarks of the compute kernels and models.",
-        subcommands: [BenchOps.self, BenchDINOv2.self, SAM2BenchCommand.self, SegmentBenchCommand.self, BankBench.self])
+        subcommands: [BenchOps.self, BenchDINOv2.self, SAM2BenchCommand.self, SegmentBenchCommand.self, QueryBenchCommand.self, BankBench.self])
 }
 
 /// `ragseg bench ops`: GFLOP/s of the tensor-core kernels at the shapes SAM 2 runs, relative to plain sgemm.

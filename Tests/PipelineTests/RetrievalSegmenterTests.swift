@@ -77,7 +77,18 @@ final class RetrievalSegmenterTests: XCTestCase {
         XCTAssertEqual(result.segmentation.logits.data, direct.logits.data)
         XCTAssertEqual(result.segmentation.iou, direct.iou)
         XCTAssertEqual(result.segmentation.objectScore, direct.objectScore)
-        XCTAssertEqual(result.timings.map(\.stage), ["embed", "search", "load", "encode", "attend+decode", "total"])
+        XCTAssertEqual(result.timings.map(\.stage), RetrievalSegmentation.stageOrder)
+        XCTAssertEqual(result.cpuTimings.map(\.stage), ["embed+encode", "search", "load", "attend", "decode", "total"])
+        // The stage clocks are consistent: the concurrent phase covers each of its two jobs, the timed parts
+        // add up to (at most) the total, and nothing is negative.
+        let wall = QueryStageSplit(result.timings), cpu = QueryStageSplit(result.cpuTimings)
+        XCTAssertTrue(result.timings.allSatisfy { $0.seconds >= 0 } && result.cpuTimings.allSatisfy { $0.seconds >= 0 })
+        XCTAssertGreaterThanOrEqual(wall["embed+encode"], max(wall["embed"], wall["encode"]))
+        XCTAssertGreaterThan(wall["attend"], 0)
+        XCTAssertGreaterThan(wall["decode"], 0)
+        XCTAssertGreaterThanOrEqual(wall.untimed, 0)
+        XCTAssertLessThan(wall.untimed, 0.01 + 0.05 * wall.total)
+        XCTAssertGreaterThanOrEqual(cpu.untimed, 0)
     }
 
     /// A prompt refines the retrieved result exactly as the memory model does with the same supports and

@@ -1,0 +1,34 @@
+// Where the time of one retrieval query goes (`ragseg bench query`): the stage seconds a
+// `RetrievalSegmentation` records, with the derived figures the benchmark reports.
+
+/// One query's stage seconds by name (`RetrievalSegmentation.stageOrder`), and what follows from them.
+public struct QueryStageSplit: Sendable {
+    public var seconds: [String: Double]
+
+    public init(_ stages: [(stage: String, seconds: Double)]) {
+        seconds = Dictionary(stages.map { ($0.stage, $0.seconds) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    public subscript(_ stage: String) -> Double { seconds[stage] ?? 0 }
+
+    public var total: Double { self["total"] }
+
+    /// Nearest-neighbour search + reading the k memories: the bank's part of a query.
+    public var retrievalAndLoad: Double { self["search"] + self["load"] }
+
+    /// `retrievalAndLoad` as a fraction of the total (0 when the total is 0).
+    public var retrievalAndLoadShare: Double { total > 0 ? retrievalAndLoad / total : 0 }
+
+    /// Seconds the concurrent embed + encode phase saved over running the two one after the other, given
+    /// their times alone: embedAlone + encodeAlone − the phase's wall time (negative: running them together
+    /// cost time). Not from the "embed"/"encode" stages: measured while the other runs, each is slowed by it.
+    public func concurrencySaving(embedAlone: Double, encodeAlone: Double) -> Double {
+        embedAlone + encodeAlone - self["embed+encode"]
+    }
+
+    /// The total less its timed parts (the concurrent phase, search, load, attend, decode): bookkeeping
+    /// between stages; about 0.
+    public var untimed: Double {
+        total - ["embed+encode", "search", "load", "attend", "decode"].reduce(0) { $0 + self[$1] }
+    }
+}
