@@ -19,16 +19,9 @@ public struct QueryStageSplit: Sendable {
     /// `retrievalAndLoad` as a fraction of the total (0 when the total is 0).
     public var retrievalAndLoadShare: Double { total > 0 ? retrievalAndLoad / total : 0 }
 
-    /// Seconds the concurrent embed + encode phase saved over running the two one after the other, given
-    /// their times alone: embedAlone + encodeAlone − the phase's wall time (negative: running them together
-    /// cost time). Not from the "embed"/"encode" stages: measured while the other runs, each is slowed by it.
-    public func concurrencySaving(embedAlone: Double, encodeAlone: Double) -> Double {
-        embedAlone + encodeAlone - self["embed+encode"]
-    }
-
-    /// The total less its timed parts (the concurrent phase, search, load, attend, decode): bookkeeping
-    /// between stages; about 0.
+    /// The total less its timed parts (embed, encode, search, load, attend, decode): bookkeeping between
+    /// stages; about 0.
     public var untimed: Double {
-        total - ["embed+encode", "search", "load", "attend", "decode"].reduce(0) { $0 + self[$1] }
+        total - ["embed", "encode", "search", "load", "attend", "decode"].reduce(0) { $0 + self[$1] }
     }
 }

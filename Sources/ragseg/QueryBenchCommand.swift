@@ -27,10 +27,8 @@ struct QueryBenchCommand: AsyncParsableCommand {
             The bank is built in --scratch from --cases synthetic cases (random bf16 memories and pointers, random \
             unit embeddings; no encoder runs) and deleted afterwards. Each query is a new synthetic gray \
             --size x --size PNG (SAM 2 keeps the last image's features, so a repeated image would skip the encoder). \
-            Per k, --repeats queries run; the one with the smallest total is shown. Embed and encode run \
-            concurrently in RAGSeg: their rows are each timed on its own thread while the other runs, the \
-            "embed+encode" row is that phase's wall time, and total = the whole query (wall, end to end), not a \
-            sum of rows. "alone" rows time embed and encode by themselves (what PyTorch's sequential stages compare with). \
+            Per k, --repeats queries run; the one with the smallest total is shown. Stages run one after the \
+            other on both sides; total = the whole query (wall, end to end). \
             CPU = process CPU seconds, all threads (steadier than wall on a shared machine).
             """)
 
@@ -131,15 +129,6 @@ struct QueryBenchCommand: AsyncParsableCommand {
         }
 
         _ = try segmenter.segment(try nextImage().image, name: "warm-up", k: counts.max()!)
-        var alone: [String: (wall: Double, cpu: Double)] = [:]
-        for _ in 0..<repeats {
-            let image = try nextImage().image
-            let e = try time { _ = try retrieval.embed(image) }
-            let f = try time { _ = try support.features(image, name: "target") }
-            if e.wall < alone["embed", default: (.infinity, 0)].wall { alone["embed"] = e }
-            if f.wall < alone["encode", default: (.infinity, 0)].wall { alone["encode"] = f }
-        }
-
         struct Run { var wall: QueryStageSplit; var cpu: QueryStageSplit }
         var best: [Int: Run] = [:], totals: [Int: [Double]] = [:]
         for k in counts {
@@ -211,10 +200,6 @@ struct QueryBenchCommand: AsyncParsableCommand {
             guard let run = best[k] else { continue }
             let t = torchK[String(k)]
             func torchValue(_ key: String) -> Double? { t?[key] as? Double }
-            func torchSum(_ keys: [String]) -> Double? {
-                let values = keys.compactMap(torchValue)
-                return values.count == keys.count ? values.reduce(0, +) : nil
-            }
             print("")
             print("k = \(k)   (totals of the \(repeats) runs: " + (totals[k] ?? []).map { fmt($0) }.joined(separator: ", ") + " s)")
             print("stage                      wall ms   cpu ms | torch wall  torch cpu | wall ratio  cpu ratio")
@@ -227,12 +212,8 @@ struct QueryBenchCommand: AsyncParsableCommand {
                 print(name.padding(toLength: 24, withPad: " ", startingAt: 0) + cell(wall, 10) + cell(cpu, 9) + " |"
                       + cell(tw, 11) + cell(tc, 11) + " |" + cell(wallRatio, 11, 2, scale: 1) + cell(cpuRatio, 11, 2, scale: 1))
             }
-            row("embed (concurrent)", run.wall["embed"], nil, nil, nil)
-            row("encode (concurrent)", run.wall["encode"], nil, nil, nil)
-            row("embed+encode phase", run.wall["embed+encode"], run.cpu["embed+encode"],
-                torchSum(["embed", "encode"]), torchSum(["embed:cpu", "encode:cpu"]))
-            row("  embed alone", alone["embed"]?.wall, alone["embed"]?.cpu, torchValue("embed"), torchValue("embed:cpu"))
-            row("  encode alone", alone["encode"]?.wall, alone["encode"]?.cpu, torchValue("encode"), torchValue("encode:cpu"))
+            row("embed (DINOv2)", run.wall["embed"], run.cpu["embed"], torchValue("embed"), torchValue("embed:cpu"))
+            row("encode (SAM 2 image)", run.wall["encode"], run.cpu["encode"], torchValue("encode"), torchValue("encode:cpu"))
             row("search (FAISS top-k)", run.wall["search"], run.cpu["search"], torchValue("search"), torchValue("search:cpu"))
             row("load (k memories)", run.wall["load"], run.cpu["load"], nil, nil)
             row("attend", run.wall["attend"], run.cpu["attend"], torchValue("attend"), torchValue("attend:cpu"))
@@ -247,11 +228,6 @@ struct QueryBenchCommand: AsyncParsableCommand {
                 notes.append(String(format: "total %.2fx PyTorch's wall, %@ CPU (target <= 0.5: %@)", run.wall.total / tw,
                                     torchValue("total:cpu").map { String(format: "%.2fx", run.cpu.total / $0) } ?? "-",
                                     run.wall.total / tw <= 0.5 ? "met" : "NOT met"))
-            }
-            if let e = alone["embed"]?.wall, let f = alone["encode"]?.wall {
-                let saving = run.wall.concurrencySaving(embedAlone: e, encodeAlone: f)
-                notes.append(String(format: "embed+encode phase %.1f ms vs embed alone + encode alone %.1f ms: running them concurrently %@ %.1f ms",
-                                    run.wall["embed+encode"] * 1e3, (e + f) * 1e3, saving >= 0 ? "saved" : "cost", abs(saving) * 1e3))
             }
             if let s = served[k] {
                 notes.append(String(format: "server: best %.3f s (runs %@ s); minus the best in-process total: %+.3f s "

@@ -78,12 +78,12 @@ final class RetrievalSegmenterTests: XCTestCase {
         XCTAssertEqual(result.segmentation.iou, direct.iou)
         XCTAssertEqual(result.segmentation.objectScore, direct.objectScore)
         XCTAssertEqual(result.timings.map(\.stage), RetrievalSegmentation.stageOrder)
-        XCTAssertEqual(result.cpuTimings.map(\.stage), ["embed+encode", "search", "load", "attend", "decode", "total"])
-        // The stage clocks are consistent: the concurrent phase covers each of its two jobs, the timed parts
-        // add up to (at most) the total, and nothing is negative.
+        XCTAssertEqual(result.cpuTimings.map(\.stage), RetrievalSegmentation.stageOrder)
+        // The stage clocks are consistent: the timed parts add up to (at most) the total, nothing is negative.
         let wall = QueryStageSplit(result.timings), cpu = QueryStageSplit(result.cpuTimings)
         XCTAssertTrue(result.timings.allSatisfy { $0.seconds >= 0 } && result.cpuTimings.allSatisfy { $0.seconds >= 0 })
-        XCTAssertGreaterThanOrEqual(wall["embed+encode"], max(wall["embed"], wall["encode"]))
+        XCTAssertGreaterThan(wall["embed"], 0)
+        XCTAssertGreaterThan(wall["encode"], 0)
         XCTAssertGreaterThan(wall["attend"], 0)
         XCTAssertGreaterThan(wall["decode"], 0)
         XCTAssertGreaterThanOrEqual(wall.untimed, 0)
