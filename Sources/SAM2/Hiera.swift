@@ -86,51 +86,46 @@ struct HieraBlock: Sendable {
     }
 
     /// x += MLP(LN2(x)) with MLP = Linear(d -> 4d), GELU, Linear(4d -> d).
-    /// Runs over chunks of tokens so the 4x-wide hidden activations (100 MB for tiny's first block if
-    /// materialized at once) stay in cache between the two GEMMs and the GELU; the second GEMM
-    /// accumulates straight into x (beta = 1), which also does the residual add.
+    /// Runs over chunks of tokens, each chunk start to finish on one worker: the 4x-wide hidden activations
+    /// (100 MB for tiny's first block if materialized at once) exist only a chunk at a time, stay with the
+    /// core that made them, and the workers never wait for each other between the two GEMMs and the GELU.
+    /// The second GEMM accumulates straight into x (beta = 1), which also does the residual add.
     func addMLP(into x: inout Tensor) {
         let width = layout.dimOut, hiddenWidth = 4 * width
         let normed = layerNorm(x, weight: norm2.weight, bias: norm2.bias, eps: 1e-6)
         let tokens = x.count / width
-        let chunk = max(1, min(tokens, (1 << 20) / hiddenWidth))  // ~4 MB of hidden activations
-        var hidden = Tensor(zeros: [chunk, hiddenWidth])
-        var start = 0
-        while start < tokens {
-            let rows = min(chunk, tokens - start)
-            if rows != hidden.dim(0) { hidden = Tensor(zeros: [rows, hiddenWidth]) }
-            // hidden = bias rows, then += normed · W1ᵀ.
-            hidden.withUnsafeMutableBufferPointer { h in
-                mlpIn.bias.withUnsafeBufferPointer { b in
-                    for r in 0..<rows { (h.baseAddress! + r * hiddenWidth).update(from: b.baseAddress!, count: hiddenWidth) }
-                }
-                normed.withUnsafeBufferPointer { a in
-                    mlpIn.weight.withUnsafeBufferPointer { w in
-                        gemm(transA: false, transB: true, m: rows, n: hiddenWidth, k: width,
-                             a: a.baseAddress! + start * width, lda: width, b: w.baseAddress!, ldb: width,
-                             beta: 1, c: h.baseAddress!, ldc: hiddenWidth)
+        // 512 rows: large enough that re-packing the weights per chunk is cheap next to the chunk's GEMMs.
+        let chunkRows = 512
+        let chunks = (tokens + chunkRows - 1) / chunkRows
+        x.withUnsafeMutableBufferPointer { px in
+            normed.withUnsafeBufferPointer { pn in
+                mlpIn.weight.withUnsafeBufferPointer { w1 in
+                    mlpIn.bias.withUnsafeBufferPointer { b1 in
+                        mlpOut.weight.withUnsafeBufferPointer { w2 in
+                            mlpOut.bias.withUnsafeBufferPointer { b2 in
+                                let out = px.baseAddress!, input = pn.baseAddress!
+                                parallelFor(chunks) { chunk in
+                                    let start = chunk * chunkRows, rows = min(chunkRows, tokens - start)
+                                    let hidden = UnsafeMutablePointer<Float>.allocate(capacity: rows * hiddenWidth)
+                                    defer { hidden.deallocate() }
+                                    linearRows(input + start * width, rows: rows, inFeatures: width, weight: w1.baseAddress!,
+                                               outFeatures: hiddenWidth, bias: b1.baseAddress!, out: hidden)
+                                    geluInPlace(hidden, count: rows * hiddenWidth)
+                                    // x += bias2 + hidden · W2ᵀ.
+                                    let rowsOut = out + start * width
+                                    for r in 0..<rows {
+                                        let row = rowsOut + r * width
+                                        for j in 0..<width { row[j] += b2[j] }
+                                    }
+                                    gemm(transA: false, transB: true, m: rows, n: width, k: hiddenWidth,
+                                         a: hidden, lda: hiddenWidth, b: w2.baseAddress!, ldb: hiddenWidth,
+                                         beta: 1, c: rowsOut, ldc: width)
+                                }
+                            }
+                        }
                     }
                 }
             }
-            geluInPlace(&hidden)
-            // x += bias2 + hidden · W2ᵀ.
-            x.withUnsafeMutableBufferPointer { o in
-                let rowsOut = o.baseAddress! + start * width
-                mlpOut.bias.withUnsafeBufferPointer { b in
-                    for r in 0..<rows {
-                        let row = rowsOut + r * width
-                        for j in 0..<width { row[j] += b[j] }
-                    }
-                }
-                hidden.withUnsafeBufferPointer { h in
-                    mlpOut.weight.withUnsafeBufferPointer { w in
-                        gemm(transA: false, transB: true, m: rows, n: width, k: hiddenWidth,
-                             a: h.baseAddress!, lda: hiddenWidth, b: w.baseAddress!, ldb: hiddenWidth,
-                             beta: 1, c: rowsOut, ldc: width)
-                    }
-                }
-            }
-            start += rows
         }
     }
 }
@@ -225,7 +220,7 @@ func windowPartition(_ x: Tensor, window: Int) -> Tensor {
     var out = Tensor(zeros: [rows * columns, window * window, channels])
     x.withUnsafeBufferPointer { src in
         out.withUnsafeMutableBufferPointer { dst in
-            for wy in 0..<rows {
+            parallelFor(rows) { wy in
                 for wx in 0..<columns {
                     let windowBase = ((wy * columns + wx) * window * window) * channels
                     for dy in 0..<window {
@@ -253,7 +248,7 @@ func windowUnpartition(_ windows: Tensor, window: Int, height: Int, width: Int) 
                  "window grid mismatch: \(windows.shape) for \(height)x\(width) with window \(window)")
     return Tensor(shape: [height, width, channels]) { dst in
         windows.withUnsafeBufferPointer { src in
-            for y in 0..<height {
+            parallelFor(height) { y in
                 let wy = y / window, dy = y % window
                 var x0 = 0
                 while x0 < width {
@@ -277,17 +272,16 @@ func maxPool2x2Grid(_ x: Tensor, rows: Int, columns: Int) -> Tensor {
     let outRows = rows / 2, outColumns = columns / 2
     return Tensor(shape: [batch, outRows * outColumns, channels]) { dst in
         x.withUnsafeBufferPointer { src in
-            for b in 0..<batch {
-                for oy in 0..<outRows {
-                    for ox in 0..<outColumns {
-                        let o = dst.baseAddress! + ((b * outRows + oy) * outColumns + ox) * channels
-                        let p00 = src.baseAddress! + ((b * rows + 2 * oy) * columns + 2 * ox) * channels
-                        let p01 = p00 + channels
-                        let p10 = p00 + columns * channels
-                        let p11 = p10 + channels
-                        for c in 0..<channels {
-                            o[c] = max(max(p00[c], p01[c]), max(p10[c], p11[c]))
-                        }
+            parallelFor(batch * outRows) { item in
+                let b = item / outRows, oy = item % outRows
+                for ox in 0..<outColumns {
+                    let o = dst.baseAddress! + ((b * outRows + oy) * outColumns + ox) * channels
+                    let p00 = src.baseAddress! + ((b * rows + 2 * oy) * columns + 2 * ox) * channels
+                    let p01 = p00 + channels
+                    let p10 = p00 + columns * channels
+                    let p11 = p10 + channels
+                    for c in 0..<channels {
+                        o[c] = max(max(p00[c], p01[c]), max(p10[c], p11[c]))
                     }
                 }
             }

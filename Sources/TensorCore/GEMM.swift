@@ -62,12 +62,12 @@ private func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
 }
 
 // Pointers handed to concurrentPerform's workers, which touch disjoint blocks of C.
-private struct UncheckedSendablePointer: @unchecked Sendable {
+struct UncheckedSendablePointer: @unchecked Sendable {
     let pointer: UnsafePointer<Float>
     init(_ pointer: UnsafePointer<Float>) { self.pointer = pointer }
 }
 
-private struct UncheckedSendableMutablePointer: @unchecked Sendable {
+struct UncheckedSendableMutablePointer: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<Float>
     init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = pointer }
 }
@@ -103,21 +103,45 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
     shape[shape.count - 1] = outFeatures
     if rows == 0 || outFeatures == 0 { return Tensor(zeros: shape) }
     return Tensor(shape: shape) { out in
-        let c = out.baseAddress!
-        // Start from the bias (or zero) and let the GEMM accumulate into it (beta = 1).
-        if let bias {
-            bias.withUnsafeBufferPointer { pb in
-                for r in 0..<rows { (c + r * outFeatures).update(from: pb.baseAddress!, count: outFeatures) }
-            }
-        } else {
-            out.initialize(repeating: 0)
-        }
         x.withUnsafeBufferPointer { px in
             weight.withUnsafeBufferPointer { pw in
-                gemm(transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures,
-                     a: px.baseAddress!, lda: inFeatures, b: pw.baseAddress!, ldb: inFeatures,
-                     beta: 1, c: c, ldc: outFeatures)
+                if let bias {
+                    bias.withUnsafeBufferPointer { pb in
+                        linearRows(px.baseAddress!, rows: rows, inFeatures: inFeatures, weight: pw.baseAddress!,
+                                   outFeatures: outFeatures, bias: pb.baseAddress!, out: out.baseAddress!)
+                    }
+                } else {
+                    linearRows(px.baseAddress!, rows: rows, inFeatures: inFeatures, weight: pw.baseAddress!,
+                               outFeatures: outFeatures, bias: nil, out: out.baseAddress!)
+                }
             }
         }
+    }
+}
+
+/// out[r] = x[r] · weightᵀ + bias for `rows` rows. Large products are split by rows over the workers, each
+/// filling its own rows with the bias and running its own GEMM (beta = 1 accumulates onto the bias), so
+/// the bias fill, a full pass over the output, is parallel and in cache for the GEMM. Also callable from
+/// inside a parallel loop, where it runs inline.
+public func linearRows(_ x: UnsafePointer<Float>, rows: Int, inFeatures: Int, weight: UnsafePointer<Float>,
+                       outFeatures: Int, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>) {
+    let units = (rows + gemmSplitAlignment - 1) / gemmSplitAlignment
+    let worthSplitting = rows * outFeatures * inFeatures >= 1 << 20
+    let parts = worthSplitting ? min(Threads.count, units) : 1
+    let sx = UncheckedSendablePointer(x), sw = UncheckedSendablePointer(weight)
+    let sb = bias.map(UncheckedSendablePointer.init), so = UncheckedSendableMutablePointer(out)
+    parallelFor(parts) { part in
+        let start = min(rows, part * units / parts * gemmSplitAlignment)
+        let end = min(rows, (part + 1) * units / parts * gemmSplitAlignment)
+        guard end > start else { return }
+        let c = so.pointer + start * outFeatures
+        if let sb {
+            for r in 0..<(end - start) { (c + r * outFeatures).update(from: sb.pointer, count: outFeatures) }
+        } else {
+            c.update(repeating: 0, count: (end - start) * outFeatures)
+        }
+        gemm(transA: false, transB: true, m: end - start, n: outFeatures, k: inFeatures,
+             a: sx.pointer + start * inFeatures, lda: inFeatures, b: sw.pointer, ldb: inFeatures,
+             beta: 1, c: c, ldc: outFeatures)
     }
 }
