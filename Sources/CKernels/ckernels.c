@@ -6,6 +6,9 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 // Explicit vectors in clang's vector extension, because the auto-vectorizer left the max reduction
 // and the bit casts of a scalar form in scalar code. kernels.inc is compiled once per level with that
@@ -124,3 +127,10 @@ static _Thread_local int parallel_depth = 0;
 void ragseg_parallel_enter(void) { parallel_depth++; }
 void ragseg_parallel_exit(void) { parallel_depth--; }
 int ragseg_parallel_depth(void) { return parallel_depth; }
+
+void ragseg_configure_allocator(void) {
+#if defined(__GLIBC__)
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum; larger blocks stay mmap-backed
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}

@@ -26,6 +26,12 @@ void ragseg_parallel_enter(void);
 void ragseg_parallel_exit(void);
 int ragseg_parallel_depth(void);
 
+/// Tells glibc's malloc to keep freed memory for reuse (fixed 32 MiB mmap threshold, 1 GiB trim
+/// threshold) instead of returning it to the kernel after every large temporary: the encoders allocate
+/// and free tens of megabytes per layer, and faulting fresh zeroed pages back in took ~5% of the SAM 2
+/// image encoder. No-op off glibc.
+void ragseg_configure_allocator(void);
+
 /// Runs the kernels at a lower level than the CPU's best ("baseline", "avx2", "avx512"), so tests can
 /// check every variant on one machine; returns 0 (and changes nothing) when the CPU lacks the level or
 /// the name is unknown. Not for use while kernels run on other threads.
