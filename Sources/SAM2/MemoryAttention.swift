@@ -23,10 +23,16 @@ struct RoPEAttention: Sendable {
     func callAsFunction(query: Tensor, key: Tensor, value: Tensor, unrotatedKeys: Int, rope: AxialRoPE) -> Tensor {
         var q = queryProjection(query)
         var k = keyProjection(key)
-        let v = valueProjection(value)
         rope.rotate(&q, rows: 0..<q.dim(0))
         rope.rotate(&k, rows: 0..<(k.dim(0) - unrotatedKeys))
-        return outputProjection(attention(query: q, key: k, value: v, heads: 1))
+        if valueProjection.inputDim < valueProjection.outputDim {
+            // Cross-attention to the memories: values come in 64 wide and are projected to 256. With one head,
+            // softmax(S)·(V·Wᵀ + 1·bᵀ) = (softmax(S)·V)·Wᵀ + 1·bᵀ, since every row of softmax(S) sums to 1;
+            // projecting after the attention makes the P·V product, half of this layer's FLOPs, 4x cheaper.
+            // (Not valid with several heads: the projection mixes channels across heads.)
+            return outputProjection(valueProjection(attention(query: q, key: k, value: value, heads: 1)))
+        }
+        return outputProjection(attention(query: q, key: k, value: valueProjection(value), heads: 1))
     }
 }
 
