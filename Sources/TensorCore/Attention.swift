@@ -3,7 +3,7 @@
 /// q [B?, Nq, heads·dq], k [B?, Nk, heads·dq], v [B?, Nk, heads·dv]; head h owns channels
 /// h·d ..< (h+1)·d (PyTorch's `view(B, N, heads, d)` split). Returns [B?, Nq, heads·dv].
 ///
-/// Memory stays bounded: for each (batch, head, block of `attentionQueryBlock` queries) the scores of
+/// Memory stays bounded: for each (batch, head, block of `attentionQueryBlockRows` queries) the scores of
 /// that block only ([block, Nk]) are formed by one GEMM reading Q and K in place (leading dimension =
 /// full channel count, K transposed by flag), exponentiated max-subtracted, multiplied by V with a
 /// second GEMM written straight into the output columns of that head, and the rows are then divided by
@@ -31,10 +31,15 @@ public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, sca
     if nq == 0 || cv == 0 { return Tensor(zeros: outShape) }
     if nk == 0 { return Tensor(zeros: outShape) }
 
-    // Blocks of at most `attentionQueryBlock` rows, evenly sized: 257 queries become 129 + 128 rather
-    // than 256 + 1, so the round-robin over (batch, head, block) gives every worker equal work.
-    let blocks = (nq + attentionQueryBlock - 1) / attentionQueryBlock
+    // Evenly sized blocks: 257 queries become 129 + 128 rather than 256 + 1. When there are few work items,
+    // their count is rounded up to a multiple of the workers so that every core gets the same number.
+    var blocks = (nq + attentionQueryBlockRows(keys: nk) - 1) / attentionQueryBlockRows(keys: nk)
+    let workerCount = Threads.count
+    if batch * heads * blocks < 16 * workerCount, workerCount > 1 {
+        while (batch * heads * blocks) % workerCount != 0 && blocks < nq { blocks += 1 }
+    }
     let block = (nq + blocks - 1) / blocks
+    blocks = (nq + block - 1) / block
     let items = batch * heads * blocks
     let workers = min(Threads.count, items)
 
@@ -82,6 +87,13 @@ public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, sca
     }
 }
 
-/// Queries per block in `attention`: 256 rows x 16384 keys is a 16 MiB scores buffer per worker,
-/// large enough that both GEMMs run near peak, small enough to stay bounded for any sequence length.
-public let attentionQueryBlock = 256
+/// Queries per block in `attention` for `keys` keys: 256, or fewer when 256 rows of scores would pass
+/// 32 MiB per worker (over 32768 keys, i.e. memory attention with k > 8). Larger blocks would re-pack each
+/// head's keys and values less often, but measured slower: at 1024 x 4096 the scores (16 MiB per worker)
+/// no longer stay in the last-level cache between the two GEMMs and the exponentials.
+public func attentionQueryBlockRows(keys: Int) -> Int {
+    min(256, max(16, attentionScoreBudget / max(keys, 1)))
+}
+
+/// Floats in one worker's scores buffer at most (32 MiB), which bounds attention's memory for any length.
+public let attentionScoreBudget = 1 << 23

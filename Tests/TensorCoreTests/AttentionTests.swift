@@ -50,7 +50,7 @@ final class AttentionTests: XCTestCase {
     /// Unbatched, 2 heads, dq ≠ dv, explicit scale, Nq spanning two query blocks. Tolerance 1e-5 absolute
     /// (outputs are convex combinations of values in [-1, 1]).
     func testMatchesNaiveReference() {
-        let nq = attentionQueryBlock + 44, nk = 37
+        let nq = attentionQueryBlockRows(keys: 37) + 44, nk = 37
         let q = randomTensor([nq, 2 * 6], seed: 1), k = randomTensor([nk, 2 * 6], seed: 2), v = randomTensor([nk, 2 * 3], seed: 3)
         let out = attention(query: q, key: k, value: v, heads: 2, scale: 0.9)
         XCTAssertEqual(out.shape, [nq, 6])
@@ -71,7 +71,8 @@ final class AttentionTests: XCTestCase {
         let grown = peakResidentBytes() - before
         XCTAssertEqual(out.shape, [nq, d])
         XCTAssertLessThan(grown, 128 << 20, "attention grew peak memory by \(grown >> 20) MiB")
-        let rows = [0, attentionQueryBlock - 1, attentionQueryBlock, nq / 2 + 7, nq - 1]
+        let block = attentionQueryBlockRows(keys: nk)
+        let rows = [0, block - 1, block, nq / 2 + 7, nq - 1]
         let ref = naiveAttentionRows(q: q, k: k, v: v, heads: 1, scale: 1 / Double(d).squareRoot(), rows: rows)
         for (r, i) in rows.enumerated() {
             for c in 0..<d { XCTAssertEqual(out.data[i * d + c], ref[r][c], accuracy: 1e-5, "row \(i) channel \(c)") }
