@@ -76,11 +76,11 @@ struct HieraBlock: Sendable {
         if window > 0 {
             // After pooling the windows are half as wide and the padded grid follows the pooled map.
             let effective = layout.qPool ? window / 2 : window
-            out = windowUnpartition(projected, window: effective, height: outHeight, width: outWidth)
+            out = windowUnpartition(projected, window: effective, height: outHeight, width: outWidth, adding: shortcut)
         } else {
             out = projected.reshaped([outHeight, outWidth, layout.dimOut])
+            addInPlace(&out, shortcut)
         }
-        addInPlace(&out, shortcut)
         addMLP(into: &out)
         return out
     }
@@ -240,24 +240,29 @@ func windowPartition(_ x: Tensor, window: Int) -> Tensor {
 }
 
 /// Inverse of `windowPartition`: [numWindows, window*window, C] -> [height, width, C], dropping the
-/// padded rows/columns. The padded grid is recomputed from height/width.
-func windowUnpartition(_ windows: Tensor, window: Int, height: Int, width: Int) -> Tensor {
+/// padded rows/columns, plus `residual` [height, width, C] (the block's shortcut, added in the same pass).
+/// The padded grid is recomputed from height/width.
+func windowUnpartition(_ windows: Tensor, window: Int, height: Int, width: Int, adding residual: Tensor) -> Tensor {
     let channels = windows.dim(2)
     let columns = (width + window - 1) / window
     precondition(windows.dim(0) == ((height + window - 1) / window) * columns && windows.dim(1) == window * window,
                  "window grid mismatch: \(windows.shape) for \(height)x\(width) with window \(window)")
+    precondition(residual.shape == [height, width, channels], "residual \(residual.shape) for \(height)x\(width)x\(channels)")
     return Tensor(shape: [height, width, channels]) { dst in
         windows.withUnsafeBufferPointer { src in
-            parallelFor(height) { y in
-                let wy = y / window, dy = y % window
-                var x0 = 0
-                while x0 < width {
-                    let wx = x0 / window
-                    let n = min(window, width - x0)
-                    let from = (((wy * columns + wx) * window + dy) * window) * channels
-                    (dst.baseAddress! + (y * width + x0) * channels)
-                        .update(from: src.baseAddress! + from, count: n * channels)
-                    x0 += window
+            residual.withUnsafeBufferPointer { res in
+                parallelFor(height) { y in
+                    let wy = y / window, dy = y % window
+                    var x0 = 0
+                    while x0 < width {
+                        let wx = x0 / window
+                        let n = min(window, width - x0) * channels
+                        let from = src.baseAddress! + (((wy * columns + wx) * window + dy) * window) * channels
+                        let offset = (y * width + x0) * channels
+                        let to = dst.baseAddress! + offset, shortcut = res.baseAddress! + offset
+                        for i in 0..<n { to[i] = from[i] + shortcut[i] }
+                        x0 += window
+                    }
                 }
             }
         }

@@ -10,30 +10,33 @@ public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) -
     let rows = c == 0 ? 0 : x.count / c
     let ones = weight == nil ? Tensor(repeating: 1, shape: [c]) : nil
     let zeros = bias == nil ? Tensor(zeros: [c]) : nil
-    var out = x
-    out.withUnsafeMutableBufferPointer { po in
-        (weight ?? ones!).withUnsafeBufferPointer { pw in
-            (bias ?? zeros!).withUnsafeBufferPointer { pb in
-                guard let base = po.baseAddress, let w = pw.baseAddress, let b = pb.baseAddress else { return }
-                parallelRanges(rows, grain: max(1, (1 << 15) / max(c, 1))) { range in
-                    for r in range { layerNormRow(base + r * c, c, w, b, eps) }
+    if x.count == 0 { return x }
+    // Out of place: one read and one write per element (a copy first would add a full pass).
+    return Tensor(shape: x.shape) { po in
+        x.withUnsafeBufferPointer { px in
+            (weight ?? ones!).withUnsafeBufferPointer { pw in
+                (bias ?? zeros!).withUnsafeBufferPointer { pb in
+                    guard let out = po.baseAddress, let input = px.baseAddress,
+                          let w = pw.baseAddress, let b = pb.baseAddress else { return }
+                    parallelRanges(rows, grain: max(1, (1 << 15) / max(c, 1))) { range in
+                        for r in range { layerNormRow(input + r * c, out + r * c, c, w, b, eps) }
+                    }
                 }
             }
         }
     }
-    return out
 }
 
 @inline(__always)
-private func layerNormRow(_ p: UnsafeMutablePointer<Float>, _ c: Int,
+private func layerNormRow(_ input: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ c: Int,
                           _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ eps: Float) {
-    let raw = UnsafeMutableRawPointer(p)
+    let raw = UnsafeRawPointer(input), outRaw = UnsafeMutableRawPointer(out)
     let vectorEnd = c & ~7
     var sum8 = SIMD8<Float>(repeating: 0)
     var j = 0
     while j < vectorEnd { sum8 += raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self); j += 8 }
     var sum = sum8.sum()
-    for t in vectorEnd..<c { sum += p[t] }
+    for t in vectorEnd..<c { sum += input[t] }
     let mean = sum / Float(c)
     var sq8 = SIMD8<Float>(repeating: 0)
     j = 0
@@ -43,7 +46,7 @@ private func layerNormRow(_ p: UnsafeMutablePointer<Float>, _ c: Int,
         j += 8
     }
     var sq = sq8.sum()
-    for t in vectorEnd..<c { let d = p[t] - mean; sq += d * d }
+    for t in vectorEnd..<c { let d = input[t] - mean; sq += d * d }
     let inv = 1 / (sq / Float(c) + eps).squareRoot()
     let wRaw = UnsafeRawPointer(w), bRaw = UnsafeRawPointer(b)
     j = 0
@@ -51,10 +54,10 @@ private func layerNormRow(_ p: UnsafeMutablePointer<Float>, _ c: Int,
         let v = (raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self) - mean) * inv
         let y = v * wRaw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
             + bRaw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
-        raw.storeBytes(of: y, toByteOffset: j * 4, as: SIMD8<Float>.self)
+        outRaw.storeBytes(of: y, toByteOffset: j * 4, as: SIMD8<Float>.self)
         j += 8
     }
-    for t in vectorEnd..<c { p[t] = (p[t] - mean) * inv * w[t] + b[t] }
+    for t in vectorEnd..<c { out[t] = (input[t] - mean) * inv * w[t] + b[t] }
 }
 
 /// SAM's `LayerNorm2d`: normalizes over the channel axis of [C, H, W] or [N, C, H, W] at every pixel,
