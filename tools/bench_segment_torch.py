@@ -27,7 +27,11 @@ import resource
 import sys
 import time
 
-import torch
+# Unless set, OpenMP threads sleep when idle (PASSIVE): on the shared 2-core machine torch's default spin
+# policy made 2-thread runs slower or no faster (see bench_query_torch.py). Must precede loading torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
