@@ -29,25 +29,9 @@ struct BankBench: ParsableCommand {
         if !searchOnly { try benchAdd() }
     }
 
-    struct Rng {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func gaussian() -> Float {
-            let u1 = max(Double(next() >> 11) / Double(1 << 53), 1e-300)
-            let u2 = Double(next() >> 11) / Double(1 << 53)
-            return Float((-2 * log(u1)).squareRoot() * cos(2 * .pi * u2))
-        }
-    }
-
     /// n normalized vectors: plain Gaussian, or around `clusters` random centres (noise of norm ~0.7).
     static func vectors(_ n: Int, _ d: Int, seed: UInt64, clusters: Int = 0) -> [Float] {
-        var rng = Rng(state: seed)
+        var rng = BenchRandom(state: seed)
         let centres = clusters > 0 ? vectors(clusters, d, seed: 0xC0FFEE &+ UInt64(d)) : []
         let noise = clusters > 0 ? Float(0.7) / Float(d).squareRoot() : 1
         var out = [Float](repeating: 0, count: n * d)
@@ -142,7 +126,7 @@ struct BankBench: ParsableCommand {
     }
 
     /// A prepared case of random content with the given memory shape.
-    static func syntheticCase(_ i: Int, dimension: Int, shape: MemoryShape, rng: inout Rng) -> PreparedCase {
+    static func syntheticCase(_ i: Int, dimension: Int, shape: MemoryShape, rng: inout BenchRandom) -> PreparedCase {
         let embedding = (0..<dimension).map { _ in rng.gaussian() }
         let memory = [UInt16]((0..<shape.memoryCount).map { UInt16(truncatingIfNeeded: $0 &* 2_654_435_761 &+ i) })
         let pointer = [Float](repeating: Float(i), count: shape.pointerDimension)
@@ -161,7 +145,7 @@ struct BankBench: ParsableCommand {
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let bank = try SupportBank.create(at: dir, metadata: BankMetadata(
                 retrievalModel: model, supportModel: model, embeddingDimension: d, memoryShape: .sam2))
-            var rng = Rng(state: 1)
+            var rng = BenchRandom(state: 1)
             let n = 256
             let cases = (0..<n).map { BankBench.syntheticCase($0, dimension: d, shape: .sam2, rng: &rng) }
             var t0 = Date()
@@ -199,7 +183,7 @@ struct BankBench: ParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let bank = try SupportBank.create(at: dir, metadata: BankMetadata(
             retrievalModel: model, supportModel: model, embeddingDimension: d, memoryShape: .sam2))
-        var rng = Rng(state: 2)
+        var rng = BenchRandom(state: 2)
         var count = 0
         let timed = 100
         var realCases = 0, realBytes = 0  // the timed cases of earlier steps are in the bank too
@@ -284,7 +268,7 @@ struct BankBench: ParsableCommand {
     }
 
     /// n normalized Gaussian vectors, both Box-Muller outputs used (the bulk fill makes millions).
-    static func fastVectors(_ n: Int, _ d: Int, rng: inout Rng) -> [Float] {
+    static func fastVectors(_ n: Int, _ d: Int, rng: inout BenchRandom) -> [Float] {
         var out = [Float](repeating: 0, count: n * d)
         out.withUnsafeMutableBufferPointer { v in
             var i = 0

@@ -106,7 +106,7 @@ struct QueryBenchCommand: AsyncParsableCommand {
             retrievalModel: retrieval.model, supportModel: support.model, embeddingDimension: retrieval.dimension,
             memoryShape: support.memoryShape, preprocessing: retrieval.preprocessing.merging(support.preprocessing) { a, _ in a },
             labels: ["object"]))
-        var rng = QueryBenchRandom(state: 7)
+        var rng = BenchRandom(state: 7)
         var filled = 0
         while filled < cases {
             let batch = (filled..<min(cases, filled + 64)).map {
@@ -259,7 +259,7 @@ struct QueryBenchCommand: AsyncParsableCommand {
     }
 
     /// A bank case of random content: unit embedding, bf16 memory values in [-2, 2), pointer in [-1, 1).
-    static func syntheticCase(_ i: Int, dimension: Int, shape: MemoryShape, rng: inout QueryBenchRandom) -> PreparedCase {
+    static func syntheticCase(_ i: Int, dimension: Int, shape: MemoryShape, rng: inout BenchRandom) -> PreparedCase {
         var embedding = (0..<dimension).map { _ in rng.uniform() - 0.5 }
         let norm = embedding.reduce(0) { $0 + $1 * $1 }.squareRoot()
         embedding = embedding.map { $0 / norm }
@@ -272,7 +272,7 @@ struct QueryBenchCommand: AsyncParsableCommand {
 
     /// A gray "scan" as PNG bytes: smooth background, a bright textured ellipse placed by `seed`, noise.
     static func targetPNG(seed: UInt64, size: Int) -> [UInt8] {
-        var rng = QueryBenchRandom(state: seed)
+        var rng = BenchRandom(state: seed)
         let s = Float(size)
         let cx = s * (0.3 + 0.4 * rng.uniform()), cy = s * (0.3 + 0.4 * rng.uniform())
         let rx = s * (0.1 + 0.15 * rng.uniform()), ry = s * (0.1 + 0.15 * rng.uniform())
@@ -309,21 +309,6 @@ struct QueryBenchCommand: AsyncParsableCommand {
 
 struct QueryBenchError: Error, CustomStringConvertible {
     var description: String
-}
-
-/// SplitMix64.
-struct QueryBenchRandom {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
 }
 
 /// A minimal HTTP/1.1 client over a blocking loopback socket (one request per connection): what a
