@@ -43,16 +43,9 @@ def build_tiny():
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    m = "++model."
-    overrides = [
-        "++model._target_=sam2.sam2_video_predictor.SAM2VideoPredictor",
-        m + "sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
-        m + "sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
-        m + "sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
-        m + "binarize_mask_from_pts_for_mem_enc=true",
-        m + "fill_hole_area=0",
-    ]
-    cfg = compose(config_name="configs/sam2.1/sam2.1_hiera_t.yaml", overrides=overrides)
+    from make_sam2_memory_fixtures import VIDEO_PREDICTOR_OVERRIDES
+
+    cfg = compose(config_name="configs/sam2.1/sam2.1_hiera_t.yaml", overrides=VIDEO_PREDICTOR_OVERRIDES)
     OmegaConf.resolve(cfg)
     return instantiate(cfg.model, _recursive_=True).eval()
 

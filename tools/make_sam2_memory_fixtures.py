@@ -49,6 +49,18 @@ if FULL:
 FEAT = IMAGE // 16
 
 
+
+# What build_sam2_video_predictor does to a config: the video predictor class and its apply_postprocessing
+# overrides (fill_hole_area needs CUDA; 0 here). Shared with bench_segment_torch.py.
+VIDEO_PREDICTOR_OVERRIDES = [
+    "++model._target_=sam2.sam2_video_predictor.SAM2VideoPredictor",
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
+    "++model.binarize_mask_from_pts_for_mem_enc=true",
+    "++model.fill_hole_area=0",
+]
+
 def build_model(config="configs/sam2.1/sam2.1_hiera_t.yaml"):
     import sam2  # noqa: F401  (initializes hydra's config module)
     import sam2.modeling.sam2_base as sam2_base
@@ -65,14 +77,7 @@ def build_model(config="configs/sam2.1/sam2.1_hiera_t.yaml"):
 
     sam2_base.TwoWayTransformer = small_two_way
     m = "++model."
-    overrides = [
-        "++model._target_=sam2.sam2_video_predictor.SAM2VideoPredictor",
-        # build_sam2_video_predictor's apply_postprocessing overrides (fill_hole_area needs CUDA; 0 here)
-        m + "sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
-        m + "sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
-        m + "sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
-        m + "binarize_mask_from_pts_for_mem_enc=true",
-        m + "fill_hole_area=0",
+    overrides = VIDEO_PREDICTOR_OVERRIDES + [
         m + f"image_size={IMAGE}",
         m + "image_encoder.trunk.embed_dim=8",
         m + "image_encoder.trunk.num_heads=1",
@@ -602,7 +607,7 @@ def main():
         for f in range(2):
             model.add_new_mask(state, frame_idx=f, obj_id=1, mask=torch.from_numpy(masks[f]))
         rec = Recorder(model)
-        pts = refine_cases["point"][0] * np.array([sx, sy])
+        pts = refine_cases["point"][1] * np.array([sx, sy])
         model.add_new_points_or_box(state, frame_idx=2, obj_id=1, points=torch.tensor(pts, dtype=torch.float32),
                                     labels=torch.tensor([1], dtype=torch.int32))
         for obj in ("_encode_new_memory", "_forward_sam_heads", "_prepare_memory_conditioned_features"):
