@@ -34,12 +34,6 @@ typedef int32_t iv4 __attribute__((vector_size(16)));
 #define UV uv16
 #define IV iv16
 #include "kernels.inc"
-#undef TARGET
-#undef NAME
-#undef LANES
-#undef FV
-#undef UV
-#undef IV
 #define TARGET __attribute__((target("avx2,fma,f16c,bmi2")))
 #define NAME(f) f##_avx2
 #define LANES 8
@@ -47,12 +41,6 @@ typedef int32_t iv4 __attribute__((vector_size(16)));
 #define UV uv8
 #define IV iv8
 #include "kernels.inc"
-#undef TARGET
-#undef NAME
-#undef LANES
-#undef FV
-#undef UV
-#undef IV
 #endif
 #define TARGET
 #define NAME(f) f##_baseline
@@ -61,12 +49,6 @@ typedef int32_t iv4 __attribute__((vector_size(16)));
 #define UV uv4
 #define IV iv4
 #include "kernels.inc"
-#undef TARGET
-#undef NAME
-#undef LANES
-#undef FV
-#undef UV
-#undef IV
 
 typedef enum { LEVEL_UNKNOWN, LEVEL_BASELINE, LEVEL_AVX2, LEVEL_AVX512 } level_t;
 static _Atomic level_t cached_level = LEVEL_UNKNOWN;

@@ -33,7 +33,8 @@ public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, sca
 
     // Evenly sized blocks: 257 queries become 129 + 128 rather than 256 + 1. When there are few work items,
     // their count is rounded up to a multiple of the workers so that every core gets the same number.
-    var blocks = (nq + attentionQueryBlockRows(keys: nk) - 1) / attentionQueryBlockRows(keys: nk)
+    let maxRows = attentionQueryBlockRows(keys: nk)
+    var blocks = (nq + maxRows - 1) / maxRows
     let workerCount = Threads.count
     if batch * heads * blocks < 16 * workerCount, workerCount > 1 {
         while (batch * heads * blocks) % workerCount != 0 && blocks < nq { blocks += 1 }

@@ -1,6 +1,5 @@
 import CBLAS
 import CKernels
-import Dispatch
 
 /// Row-major single-precision GEMM, C = alpha * op(A) * op(B) + beta * C, through `cblas_sgemm`.
 /// op(A) is m x k, op(B) is k x n; transposes are BLAS flags, never copies.
@@ -31,20 +30,17 @@ public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Floa
     // Block edges on multiples of the kernels' register tile, so no worker gets a ragged edge twice.
     let units = (extent + gemmSplitAlignment - 1) / gemmSplitAlignment
     let parts = min(workers, units)
-    let sa = UncheckedSendablePointer(a), sb = UncheckedSendablePointer(b), sc = UncheckedSendableMutablePointer(c)
-    DispatchQueue.concurrentPerform(iterations: parts) { part in
-        ragseg_parallel_enter()
-        defer { ragseg_parallel_exit() }
+    parallelFor(parts) { part in
         let start = min(extent, part * units / parts * gemmSplitAlignment)
         let end = min(extent, (part + 1) * units / parts * gemmSplitAlignment)
         guard end > start else { return }
         if splitRows {
             // Rows start..<end of op(A): row i of op(A) is row i of A, or column i of Aᵀ.
-            let aPart = transA ? sa.pointer + start : sa.pointer + start * lda
-            sgemm(transA, transB, end - start, n, k, alpha, aPart, lda, sb.pointer, ldb, beta, sc.pointer + start * ldc, ldc)
+            let aPart = transA ? a + start : a + start * lda
+            sgemm(transA, transB, end - start, n, k, alpha, aPart, lda, b, ldb, beta, c + start * ldc, ldc)
         } else {
-            let bPart = transB ? sb.pointer + start * ldb : sb.pointer + start
-            sgemm(transA, transB, m, end - start, k, alpha, sa.pointer, lda, bPart, ldb, beta, sc.pointer + start, ldc)
+            let bPart = transB ? b + start * ldb : b + start
+            sgemm(transA, transB, m, end - start, k, alpha, a, lda, bPart, ldb, beta, c + start, ldc)
         }
     }
 }
@@ -59,17 +55,6 @@ private func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int,
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
                 beta, c, blasint(ldc))
-}
-
-// Pointers handed to concurrentPerform's workers, which touch disjoint blocks of C.
-struct UncheckedSendablePointer: @unchecked Sendable {
-    let pointer: UnsafePointer<Float>
-    init(_ pointer: UnsafePointer<Float>) { self.pointer = pointer }
-}
-
-struct UncheckedSendableMutablePointer: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Float>
-    init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = pointer }
 }
 
 /// 2-D matrix product op(a) · op(b); `transposeA` / `transposeB` read the stored matrix transposed.
@@ -128,20 +113,18 @@ public func linearRows(_ x: UnsafePointer<Float>, rows: Int, inFeatures: Int, we
     let units = (rows + gemmSplitAlignment - 1) / gemmSplitAlignment
     let worthSplitting = rows * outFeatures * inFeatures >= 1 << 20
     let parts = worthSplitting ? min(Threads.count, units) : 1
-    let sx = UncheckedSendablePointer(x), sw = UncheckedSendablePointer(weight)
-    let sb = bias.map(UncheckedSendablePointer.init), so = UncheckedSendableMutablePointer(out)
     parallelFor(parts) { part in
         let start = min(rows, part * units / parts * gemmSplitAlignment)
         let end = min(rows, (part + 1) * units / parts * gemmSplitAlignment)
         guard end > start else { return }
-        let c = so.pointer + start * outFeatures
-        if let sb {
-            for r in 0..<(end - start) { (c + r * outFeatures).update(from: sb.pointer, count: outFeatures) }
+        let c = out + start * outFeatures
+        if let bias {
+            for r in 0..<(end - start) { (c + r * outFeatures).update(from: bias, count: outFeatures) }
         } else {
             c.update(repeating: 0, count: (end - start) * outFeatures)
         }
         gemm(transA: false, transB: true, m: end - start, n: outFeatures, k: inFeatures,
-             a: sx.pointer + start * inFeatures, lda: inFeatures, b: sw.pointer, ldb: inFeatures,
+             a: x + start * inFeatures, lda: inFeatures, b: weight, ldb: inFeatures,
              beta: 1, c: c, ldc: outFeatures)
     }
 }

@@ -1,4 +1,3 @@
-import CBLAS
 import CKernels
 import Dispatch
 
