@@ -18,20 +18,20 @@ public struct EvaluationRow: Sendable {
 
 public enum EvaluationRun {
     /// Every bank case queried against the rest of the bank (its own id excluded from retrieval).
-    public static func leaveOneOut(_ segmenter: RetrievalSegmenter, k: Int,
+    public static func leaveOneOut(_ segmenter: RetrievalSegmenter, k: Int, positiveOnly: Bool = false,
                                    progress: (Int, Int) -> Void = { _, _ in }) throws -> [EvaluationRow] {
         let records = try segmenter.bank.allRecords()
         return try evaluate(segmenter, cases: records.map { (CaseSource(image: $0.image, mask: $0.mask), Set([$0.id])) },
-                            k: k, progress: progress)
+                            k: k, positiveOnly: positiveOnly, progress: progress)
     }
 
     /// Held-out image/mask pairs (none of them is excluded from retrieval: they are not in the bank).
-    public static func heldOut(_ segmenter: RetrievalSegmenter, sources: [CaseSource], k: Int,
+    public static func heldOut(_ segmenter: RetrievalSegmenter, sources: [CaseSource], k: Int, positiveOnly: Bool = false,
                                progress: (Int, Int) -> Void = { _, _ in }) throws -> [EvaluationRow] {
-        try evaluate(segmenter, cases: sources.map { ($0, Set<UInt64>()) }, k: k, progress: progress)
+        try evaluate(segmenter, cases: sources.map { ($0, Set<UInt64>()) }, k: k, positiveOnly: positiveOnly, progress: progress)
     }
 
-    static func evaluate(_ segmenter: RetrievalSegmenter, cases: [(CaseSource, Set<UInt64>)], k: Int,
+    static func evaluate(_ segmenter: RetrievalSegmenter, cases: [(CaseSource, Set<UInt64>)], k: Int, positiveOnly: Bool,
                          progress: (Int, Int) -> Void) throws -> [EvaluationRow] {
         let labels = segmenter.bank.metadata.labels
         var rows: [EvaluationRow] = []
@@ -40,7 +40,7 @@ public enum EvaluationRun {
             let loaded = try CaseLoader.load(source, labelCount: labels.count)
             let w = loaded.image.width, h = loaded.image.height
             for label in 1...labels.count {
-                let result = try segmenter.segment(loaded.image, name: source.image, k: k, label: label, excluding: excluded)
+                let result = try segmenter.segment(loaded.image, name: source.image, k: k, label: label, positiveOnly: positiveOnly, excluding: excluded)
                 let truth = BinaryMask(width: w, height: h, pixels: loaded.labelMap.map { Int($0) == label })
                 let prediction = BinaryMask(width: w, height: h, pixels: result.mask)
                 rows.append(EvaluationRow(

@@ -33,6 +33,18 @@ public struct RetrievalSegmentation: Sendable {
 
     /// Binary mask at the input size: logits > 0.
     public var mask: [Bool] { segmentation.logits.data.map { $0 > 0 } }
+
+    /// The retrieved cases for JSON reports: id, similarity, image, and whether the case's mask has the
+    /// label (false: its empty-mask memory was the support).
+    public var retrievedReport: [[String: Any]] {
+        supports.map { ["id": Int($0.id), "similarity": Double($0.score), "image": $0.record.image,
+                        "hasLabel": $0.record.labels.contains(label)] }
+    }
+
+    /// The retrieved ids for log lines, "#3 #8(empty)": (empty) marks an empty-mask memory.
+    public var retrievedSummary: String {
+        supports.map { "#\($0.id)" + ($0.record.labels.contains(label) ? "" : "(empty)") }.joined(separator: " ")
+    }
 }
 
 /// Seconds elapsed since `t`.
@@ -82,10 +94,14 @@ public final class RetrievalSegmenter: @unchecked Sendable {
         self.support = support
     }
 
-    /// Segments `label` (1...L) in `image` from its `k` nearest bank cases that have that label;
-    /// cases in `excluding` are never retrieved (leave-one-out evaluation). A non-empty `prompt` (clicks/box
-    /// in the image's pixel coordinates) refines the memory-conditioned result (SAM2/Prompt.swift).
-    public func segment(_ image: PNGImage, name: String, k: Int, label: Int = 1,
+    /// Segments `label` (1...L) in `image` from its `k` nearest bank cases: a case whose mask has the label
+    /// supports with that label's memory, one without it with its empty-mask memory, so a target like the
+    /// cases that lack the structure can come out empty. With `positiveOnly`, only cases whose mask has the
+    /// label are retrieved. (Cases of format-1 banks have no empty-mask memory and are retrieved only for
+    /// the labels they have.) Cases in `excluding` are never retrieved (leave-one-out evaluation). A
+    /// non-empty `prompt` (clicks/box in the image's pixel coordinates) refines the memory-conditioned
+    /// result (SAM2/Prompt.swift).
+    public func segment(_ image: PNGImage, name: String, k: Int, label: Int = 1, positiveOnly: Bool = false,
                         excluding: Set<UInt64> = [], prompt: SAM2Prompt? = nil) throws -> RetrievalSegmentation {
         guard k > 0 else { throw RetrievalSegmenterError(path: name, message: "k must be at least 1") }
         if let prompt, !prompt.isEmpty {
@@ -105,12 +121,15 @@ public final class RetrievalSegmenter: @unchecked Sendable {
         let targetFeatures = try support.features(image, name: name)
         clock.mark("encode")
 
-        // Over-fetch so that excluded cases and cases without this label can be skipped.
+        // Over-fetch so that excluded cases and cases with no memory for this label can be skipped.
+        func usable(_ record: CaseRecord) -> Bool {
+            positiveOnly ? record.labels.contains(label) : record.memorySlot(for: label) != nil
+        }
         var hits: [SearchHit] = []
         var fetch = k + excluding.count
         var total: Int? = nil  // bank size, looked up only when the first search falls short
         while true {
-            hits = try bank.search(query, k: fetch).filter { !excluding.contains($0.id) && $0.record.labels.contains(label) }
+            hits = try bank.search(query, k: fetch).filter { !excluding.contains($0.id) && usable($0.record) }
             if hits.count >= k { break }
             let cases = try total ?? bank.statistics().cases
             total = cases
@@ -120,13 +139,15 @@ public final class RetrievalSegmenter: @unchecked Sendable {
         hits = Array(hits.prefix(k))
         clock.mark("search")
         guard !hits.isEmpty else {
-            throw RetrievalSegmenterError(path: bank.path, message: "no case in the bank has label \(label) (after excluding \(excluding.count))")
+            let which = positiveOnly ? "has label \(label)" : "has label \(label) or an empty-mask memory"
+            throw RetrievalSegmenterError(path: bank.path, message: "no case in the bank \(which) (after excluding \(excluding.count))")
         }
 
         let shape = bank.metadata.memoryShape
         let memories = try hits.map { hit -> SAM2.SupportMemory in
-            guard let stored = try bank.memory(hit.id, label: label) else {
-                throw RetrievalSegmenterError(path: bank.path, message: "case \(hit.id) lists label \(label) but has no stored memory for it (run `ragseg index verify`)")
+            guard let stored = try bank.supportMemory(for: hit.record, label: label) else {
+                let what = hit.record.labels.contains(label) ? "lists label \(label)" : "records an empty-mask memory"
+                throw RetrievalSegmenterError(path: bank.path, message: "case \(hit.id) \(what) but has no stored memory for it (run `ragseg index verify`)")
             }
             return SAM2.SupportMemory(bank: stored, shape: shape)
         }

@@ -204,6 +204,13 @@ public final class SegmentationServer: Sendable {
             k = n
         }
         let labels = try labels(query["label"])
+        var positiveOnly = false
+        if let value = query["positive_only"] {
+            guard let flag = ["0": false, "false": false, "1": true, "true": true][String(value)] else {
+                throw ServerError(.badRequest, "positive_only must be 0/1 or false/true, got '\(value)'")
+            }
+            positiveOnly = flag
+        }
         let format = query["format"].map(String.init) ?? "png"
         guard format == "png" || format == "json" else {
             throw ServerError(.badRequest, "format must be png or json, got '\(format)'")
@@ -221,12 +228,12 @@ public final class SegmentationServer: Sendable {
         do { try prompt.validate(width: image.width, height: image.height) } catch let error as SAM2PromptError {
             throw ServerError(.badRequest, error.message)
         }
-        let segmenter = self.segmenter, chosenK = k
+        let segmenter = self.segmenter, chosenK = k, onlyPositive = positiveOnly
         let queued = DispatchTime.now()
         let (results, waited) = try await worker.run { () throws -> ([RetrievalSegmentation], Double) in
             let waited = Double(DispatchTime.now().uptimeNanoseconds - queued.uptimeNanoseconds) / 1e9
             do {
-                return (try labels.map { try segmenter.segment(image, name: "upload", k: chosenK, label: $0, prompt: prompt) }, waited)
+                return (try labels.map { try segmenter.segment(image, name: "upload", k: chosenK, label: $0, positiveOnly: onlyPositive, prompt: prompt) }, waited)
             } catch let error as RetrievalSegmenterError {
                 throw ServerError(.unprocessableContent, error.message)
             }
@@ -258,7 +265,7 @@ public final class SegmentationServer: Sendable {
             "labels": zip(labels, results).map { l, r -> [String: Any] in
                 let s = r.segmentation
                 return ["label": names[l - 1],
-                        "retrieved": r.supports.map { ["id": Int($0.id), "similarity": Double($0.score), "image": $0.record.image] },
+                        "retrieved": r.retrievedReport,
                         "iou": s.iou.map(Double.init), "chosen": s.chosen, "objectScore": Double(s.objectScore),
                         "foregroundPixels": r.mask.filter { $0 }.count,
                         "seconds": Dictionary(uniqueKeysWithValues: r.timings.map { ($0.stage, $0.seconds) })]

@@ -87,6 +87,11 @@ public struct LoadedCase {
     /// Labels present, ascending.
     public var labels: [Int]
     public var contentHash: [UInt8]
+    /// Labels the bank declares (1...labelCount).
+    public var labelCount: Int
+
+    /// Some declared label is absent from the mask, so the case gets an empty-mask memory too.
+    public var hasAbsentLabel: Bool { labels.count < labelCount }
 }
 
 public enum CaseLoader {
@@ -134,13 +139,21 @@ public enum CaseLoader {
             hash.update(header)
             img.pixels.withUnsafeBytes { hash.update($0) }
         }
-        return LoadedCase(source: source, image: image, labelMap: labelMap, labels: present.sorted(), contentHash: hash.finalize())
+        return LoadedCase(source: source, image: image, labelMap: labelMap, labels: present.sorted(), contentHash: hash.finalize(),
+                          labelCount: labelCount)
     }
 
-    /// Runs the encoders: one embedding per case, one memory per present label.
+    /// Runs the encoders: one embedding per case, one memory per present label, and one memory of an
+    /// empty mask (label 0) when a declared label is absent: retrieved for that label, it tells SAM 2 that
+    /// an image like this one has none of it (the official predictor takes empty masks as conditioning
+    /// frames alike).
     public static func prepare(_ loaded: LoadedCase, retrieval: RetrievalEncoder, support: SupportEncoder) throws -> PreparedCase {
         let embedding = try retrieval.embed(loaded.image)
         var memories = [(label: Int, memory: SupportMemory)]()
+        if loaded.hasAbsentLabel {
+            let empty = [UInt8](repeating: 0, count: loaded.labelMap.count)
+            memories.append((0, try support.encodeSupport(image: loaded.image, mask: empty)))
+        }
         for label in loaded.labels {
             let binary = loaded.labelMap.map { Int($0) == label ? UInt8(1) : 0 }
             memories.append((label, try support.encodeSupport(image: loaded.image, mask: binary)))

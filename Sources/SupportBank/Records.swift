@@ -66,7 +66,10 @@ public struct SupportMemory: Sendable, Equatable {
 
 /// The bank-wide facts fixed at creation.
 public struct BankMetadata: Codable, Equatable, Sendable {
-    public static let currentFormatVersion = 1
+    /// 2: a case may also store, under label 0, the memory of an empty mask (`CaseRecord.emptyMaskMemory`).
+    /// Format-1 banks are read as they are and become format 2 when such a memory is first written to them.
+    public static let currentFormatVersion = 2
+    public static let readableFormatVersions = 1...2
 
     public var formatVersion: Int
     /// Random id: an index file is only accepted by the bank that wrote it.
@@ -118,6 +121,21 @@ public struct CaseRecord: Codable, Equatable, Sendable {
     public var labels: [Int]
     /// Seconds since 1970 when the case was committed.
     public var added: Double
+    /// True when the case also stores, under label 0, the memory of an empty mask: its support for every
+    /// declared label absent from its mask (the memory encoder sees the same all-zero mask for each of them,
+    /// so one memory serves them all). It lets a target that looks like this case come out empty. Absent
+    /// (nil) in format-1 records and in cases that contain every label.
+    public var emptyMaskMemory: Bool? = nil
+
+    /// The memory slot that supports `label` for this case: the label's own memory, the empty-mask
+    /// memory (0) where the label is absent, or nil where the case stores nothing for it.
+    public func memorySlot(for label: Int) -> Int? {
+        if labels.contains(label) { return label }
+        return emptyMaskMemory == true ? 0 : nil
+    }
+
+    /// Every memory key label this case stores, ascending (0 first when it has an empty-mask memory).
+    public var storedMemoryLabels: [Int] { (emptyMaskMemory == true ? [0] : []) + labels }
 }
 
 /// A case ready to store: everything the encoders computed, no pixels.
@@ -128,7 +146,8 @@ public struct PreparedCase: Sendable {
     public var width: Int
     public var height: Int
     public var embedding: [Float]
-    /// One memory per label present in the mask, ascending label order.
+    /// One memory per label present in the mask, ascending label order; label 0 (first) is the memory of
+    /// an empty mask, stored when some declared label is absent from the mask.
     public var memories: [(label: Int, memory: SupportMemory)]
 
     public init(image: String, mask: String, contentHash: [UInt8], width: Int, height: Int,

@@ -104,8 +104,8 @@ public final class SupportBank: @unchecked Sendable {
               let decoded = try? JSONDecoder().decode(BankMetadata.self, from: Data(bytes)) else {
             throw BankError.bank(path, "bank metadata missing or unreadable")
         }
-        guard decoded.formatVersion == BankMetadata.currentFormatVersion else {
-            throw BankError.bank(path, "format version \(decoded.formatVersion) is not supported (this build reads \(BankMetadata.currentFormatVersion))")
+        guard BankMetadata.readableFormatVersions.contains(decoded.formatVersion) else {
+            throw BankError.bank(path, "format version \(decoded.formatVersion) is not supported (this build reads \(BankMetadata.readableFormatVersions.lowerBound)...\(BankMetadata.readableFormatVersions.upperBound))")
         }
         metadata = decoded
         index = try FaissIndex(dimension: decoded.embeddingDimension, factory: "Flat")
@@ -350,6 +350,7 @@ public final class SupportBank: @unchecked Sendable {
             var nextID = Codec.u64(try txn.get(meta, key: Array("nextID".utf8)))
             var seq = try currentSeq(txn)
             var outcomes = [AddOutcome]()
+            var formatChecked = false
             let now = Date().timeIntervalSince1970
             for (c, embedding) in zip(batch, normalized) {
                 if let existing = try txn.get(hashes, key: c.contentHash) {
@@ -358,8 +359,14 @@ public final class SupportBank: @unchecked Sendable {
                 }
                 let id = nextID
                 nextID += 1
+                let hasEmptyMaskMemory = c.memories.first?.label == 0
+                if hasEmptyMaskMemory && !formatChecked {
+                    try upgradeFormat(txn)
+                    formatChecked = true
+                }
                 let record = CaseRecord(id: id, image: c.image, mask: c.mask, contentHash: hexString(c.contentHash),
-                                        width: c.width, height: c.height, labels: c.memories.map(\.label), added: now)
+                                        width: c.width, height: c.height, labels: c.memories.map(\.label).filter { $0 > 0 },
+                                        added: now, emptyMaskMemory: hasEmptyMaskMemory ? true : nil)
                 try txn.put(cases, key: Codec.key(id), value: Array(try JSONEncoder.sorted.encode(record)))
                 try txn.put(embeddings, key: Codec.key(id), value: Codec.encodeEmbedding(embedding))
                 for (label, memory) in c.memories {
@@ -397,10 +404,10 @@ public final class SupportBank: @unchecked Sendable {
         for x in c.embedding { norm += x * x }
         norm = norm.squareRoot()
         guard norm.isFinite, norm > 0 else { throw BankError.input(name, "embedding is zero or not finite") }
-        var previous = 0
+        var previous = -1
         for (label, memory) in c.memories {
             guard label > previous, label <= metadata.labels.count else {
-                throw BankError.input(name, "memory label \(label) is not one of 1...\(metadata.labels.count) in ascending order")
+                throw BankError.input(name, "memory label \(label) is not one of 0...\(metadata.labels.count) in ascending order")
             }
             previous = label
             guard memory.memory.count == metadata.memoryShape.memoryCount,
@@ -408,7 +415,22 @@ public final class SupportBank: @unchecked Sendable {
                 throw BankError.input(name, "memory of label \(label) has \(memory.memory.count)+\(memory.objectPointer.count) values, the bank stores \(metadata.memoryShape)")
             }
         }
+        // The empty-mask memory stands for the absent labels, so a case that has every label has no use for it.
+        if c.memories.first?.label == 0 && c.memories.count - 1 == metadata.labels.count {
+            throw BankError.input(name, "an empty-mask memory (label 0) was given, but the mask contains every label")
+        }
         return c.embedding.map { $0 / norm }
+    }
+
+    /// Marks the bank as format 2 (inside a write transaction) before a format-2 record is written to a
+    /// format-1 bank, so that an older build refuses the bank instead of misreading its memories.
+    private func upgradeFormat(_ txn: LMDBTransaction) throws {
+        let key = Array("bank".utf8)
+        guard let bytes = try txn.get(meta, key: key) else { throw BankError.bank(path, "bank metadata missing") }
+        var stored = try JSONDecoder().decode(BankMetadata.self, from: Data(bytes))
+        guard stored.formatVersion < 2 else { return }
+        stored.formatVersion = 2
+        try txn.put(meta, key: key, value: Array(try JSONEncoder.sorted.encode(stored)))
     }
 
     /// Removes cases by id, all or nothing: throws (removing nothing) when an id is unknown.
@@ -426,7 +448,7 @@ public final class SupportBank: @unchecked Sendable {
                 let record = try JSONDecoder().decode(CaseRecord.self, from: Data(bytes))
                 try txn.delete(cases, key: Codec.key(id))
                 try txn.delete(embeddings, key: Codec.key(id))
-                for label in record.labels { try txn.delete(memories, key: Codec.memoryKey(id, label: label)) }
+                for label in record.storedMemoryLabels { try txn.delete(memories, key: Codec.memoryKey(id, label: label)) }
                 if let hash = hexBytes(record.contentHash) { try txn.delete(hashes, key: hash) }
                 seq += 1
                 try txn.put(journal, key: Codec.key(seq), value: Codec.journalEntry(Codec.journalRemove, id))
@@ -493,6 +515,14 @@ public final class SupportBank: @unchecked Sendable {
         }
     }
 
+    /// The memory that supports `label` for a retrieved case: its own memory of the label, or its
+    /// empty-mask memory where the label is absent from its mask (nil where it stores neither).
+    public func supportMemory(for record: CaseRecord, label: Int) throws -> SupportMemory? {
+        guard let slot = record.memorySlot(for: label) else { return nil }
+        return try memory(record.id, label: slot)
+    }
+
+    /// The memory stored under (id, label); label 0 is the case's empty-mask memory.
     public func memory(_ id: UInt64, label: Int) throws -> SupportMemory? {
         let shape = metadata.memoryShape
         return try env.read { txn in

@@ -46,11 +46,18 @@ extension SupportBank {
                         for x in v { norm += x * x }
                         if !(abs(norm.squareRoot() - 1) < 1e-3) { problem("case \(id): embedding is not L2-normalized (norm \(norm.squareRoot()))") }
                     }
-                    for label in record.labels {
+                    for label in record.labels where label < 1 || label > metadata.labels.count {
+                        problem("case \(id): label \(label) outside 1...\(metadata.labels.count)")
+                    }
+                    if record.emptyMaskMemory == true && record.labels.count >= metadata.labels.count {
+                        problem("case \(id): has an empty-mask memory but every label is present")
+                    }
+                    for label in record.storedMemoryLabels {
                         expectedMemories += 1
-                        if label < 1 || label > metadata.labels.count { problem("case \(id): label \(label) outside 1...\(metadata.labels.count)") }
                         try txn.withValue(memories, key: Codec.memoryKey(id, label: label)) { raw in
-                            guard let raw else { return problem("case \(id): memory of label \(label) missing") }
+                            guard let raw else {
+                                return problem(label == 0 ? "case \(id): empty-mask memory missing" : "case \(id): memory of label \(label) missing")
+                            }
                             if case .bad(let message) = Codec.decodeMemory(raw, label: label, shape: shape) {
                                 problem("case \(id) label \(label): \(message)")
                             }

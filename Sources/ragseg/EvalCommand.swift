@@ -22,6 +22,8 @@ struct Eval: ParsableCommand {
     @Option(help: "DINOv2 weights the bank was built with (default: the file recorded in the bank).") var dinov2: String?
     @Option(help: "SAM 2 weights the bank was built with (default: the file recorded in the bank).") var sam2: String?
     @Option(name: .customLong("k"), help: "Supports retrieved per query.") var k = 4
+    @Flag(help: "Retrieve only cases whose mask contains the label (default: the k nearest, empty-mask memories included).")
+    var positiveOnly = false
     @Option(help: "Per-case CSV output.") var csv = "eval.csv"
     @Flag(help: "No per-case lines (summary only).") var quiet = false
 
@@ -39,12 +41,13 @@ struct Eval: ParsableCommand {
         let progress = { (done: Int, total: Int) in if !quiet { printError("\(done)/\(total) cases") } }
         let rows: [EvaluationRow]
         if leaveOneOut {
-            rows = try EvaluationRun.leaveOneOut(segmenter, k: k, progress: progress)
+            rows = try EvaluationRun.leaveOneOut(segmenter, k: k, positiveOnly: positiveOnly, progress: progress)
         } else {
-            rows = try EvaluationRun.heldOut(segmenter, sources: try CaseSources.pairs(images: images!, masks: masks!), k: k, progress: progress)
+            rows = try EvaluationRun.heldOut(segmenter, sources: try CaseSources.pairs(images: images!, masks: masks!), k: k,
+                                         positiveOnly: positiveOnly, progress: progress)
         }
         let m = bank.metadata
-        print("bank \(bank.path): \(try bank.statistics().cases) cases; k = \(k); models \(m.retrievalModel), \(m.supportModel)")
+        print("bank \(bank.path): \(try bank.statistics().cases) cases; k = \(k)\(positiveOnly ? " (positive cases only)" : ""); models \(m.retrievalModel), \(m.supportModel)")
         if m.retrievalModel.variant.hasPrefix("custom") || m.supportModel.variant.contains("fixture") {
             print("note: these are small test models with random weights: the scores below say nothing about segmentation quality.")
         }

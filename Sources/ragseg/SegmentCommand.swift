@@ -53,6 +53,11 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "Label to segment (with --index): a label name, or 'all'.")
     var label: String = "all"
 
+    @Flag(help: ArgumentHelp(
+        "Retrieve only cases whose mask contains the label (with --index).",
+        discussion: "By default the k nearest cases are the supports whatever their masks hold: a case without the label supports with the memory of its empty mask, so a target like it can come out empty."))
+    var positiveOnly = false
+
     @Flag(help: "Also write DIR/<stem>_overlay.png: the image, the mask outline and the retrieved case ids.")
     var overlay = false
 
@@ -88,7 +93,7 @@ struct SegmentCommand: ParsableCommand {
     func validate() throws {
         guard supports.isEmpty != (index == nil) else { throw ValidationError("give --support IMAGE=MASK (one or more) or --index BANK") }
         if index == nil && modelPath == nil { throw ValidationError("--support needs the --sam2 checkpoint") }
-        if index == nil && (dinov2 != nil || overlay) { throw ValidationError("--dinov2 and --overlay go with --index") }
+        if index == nil && (dinov2 != nil || overlay || positiveOnly) { throw ValidationError("--dinov2, --overlay and --positive-only go with --index") }
         guard k >= 1 else { throw ValidationError("--k must be at least 1") }
         guard !targets.isEmpty else { throw ValidationError("give at least one target image") }
         guard maskValues == 255 || maskValues == 1 else { throw ValidationError("--mask-values must be 255 or 1, got \(maskValues)") }
@@ -232,7 +237,7 @@ struct SegmentCommand: ParsableCommand {
         var targetReports: [[String: Any]] = []
         for target in targets {
             let image = try SupportSegmenter.readPNG(target, role: "target")
-            let results = try labels.map { try segmenter.segment(image, name: target, k: k, label: $0, prompt: prompt) }
+            let results = try labels.map { try segmenter.segment(image, name: target, k: k, label: $0, positiveOnly: positiveOnly, prompt: prompt) }
             let n = image.width * image.height
             // One label: a binary mask. Several: a label map, each pixel the label with the highest positive logit.
             var pixels = [UInt8](repeating: 0, count: n)
@@ -259,7 +264,7 @@ struct SegmentCommand: ParsableCommand {
                 "file": target, "mask": outPath, "width": image.width, "height": image.height,
                 "labels": zip(labels, results).map { l, r -> [String: Any] in
                     let s = r.segmentation
-                    return ["label": names[l - 1], "retrieved": r.supports.map { ["id": Int($0.id), "similarity": Double($0.score), "image": $0.record.image] },
+                    return ["label": names[l - 1], "retrieved": r.retrievedReport,
                             "iou": s.iou.map(Double.init), "chosen": s.chosen, "objectScore": Double(s.objectScore),
                             "foregroundPixels": r.mask.filter { $0 }.count,
                             "seconds": Dictionary(uniqueKeysWithValues: r.timings.map { ($0.stage, $0.seconds) })]
@@ -272,7 +277,7 @@ struct SegmentCommand: ParsableCommand {
                     let s = r.segmentation
                     FileHandle.standardError.write(Data(String(
                         format: "segment: %@ [%@] -> %@ (retrieved %@; object score %.3f, IoU %.3f, %.2f s)\n",
-                        target, names[l - 1], outPath, r.supports.map { "#\($0.id)" }.joined(separator: " "),
+                        target, names[l - 1], outPath, r.retrievedSummary,
                         s.objectScore, s.iou[s.chosen], r.timings.last?.seconds ?? 0).utf8))
                 }
             }

@@ -91,6 +91,38 @@ final class RetrievalSegmenterTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(cpu.untimed, 0)
     }
 
+    /// Cases whose masks are empty are retrieved like any other and support with their stored empty-mask
+    /// memory: the result equals `segment --support` with the same images and (empty) mask files, encoded
+    /// from scratch. With positiveOnly they are passed over.
+    func testEmptyMaskCasesSupportWithTheirEmptyMasks() throws {
+        let emptied = [sources[1].mask, sources[4].mask]
+        for path in emptied {
+            try PNG.writeGray8([UInt8](repeating: 0, count: width * height), width: width, height: height, to: path)
+        }
+        let bank = try makeBank()
+        let records = try bank.allRecords()
+        XCTAssertEqual(records.map(\.labels), [[1], [], [1], [1], [], [1]])
+        XCTAssertEqual(records.map { $0.emptyMaskMemory == true }, [false, true, false, false, true, false])
+        let segmenter = try RetrievalSegmenter(bank: bank, retrieval: retrieval, support: support)
+        let target = try PNG.read(sources[6].image)
+
+        let result = try segmenter.segment(target, name: "target", k: 6)
+        XCTAssertEqual(Set(result.supports.map(\.record.image)), Set(sources.prefix(6).map(\.image)), "k = 6 retrieves every case")
+        XCTAssertEqual(result.retrievedReport.map { $0["hasLabel"] as? Bool },
+                       result.supports.map { !emptied.contains($0.record.mask) })
+        XCTAssertEqual(result.retrievedSummary.components(separatedBy: "(empty)").count - 1, 2)
+        let direct = try SupportSegmenter(encoder: support.imageEncoder, model: support.memoryModel)
+        let supports = try result.supports.map { try direct.encodeSupport(imagePath: $0.record.image, maskPath: $0.record.mask) }
+        XCTAssertEqual(supports.map(\.isEmpty), result.supports.map { emptied.contains($0.record.mask) })
+        let expected = try direct.segment(target, name: "target", supports: supports).segmentation
+        XCTAssertTrue(result.segmentation.logits.data == expected.logits.data, "retrieval path == segment --support, empty supports included")
+        XCTAssertEqual(result.segmentation.objectScore, expected.objectScore)
+
+        let positive = try segmenter.segment(target, name: "target", k: 6, positiveOnly: true)
+        XCTAssertEqual(positive.supports.map(\.id), result.supports.filter { !emptied.contains($0.record.mask) }.map(\.id))
+        XCTAssertNotEqual(positive.segmentation.objectScore, result.segmentation.objectScore, "the empty supports took part")
+    }
+
     /// A prompt refines the retrieved result exactly as the memory model does with the same supports and
     /// prompt (the parity of that path with the official predictor is in SAM2Tests); bad prompts name the image.
     func testPromptRefinesTheRetrievedResult() throws {

@@ -223,6 +223,9 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(retrievedIDs(reply).first, id, "the new case retrieves itself first")
         let first = (reply.json["labels"] as? [[String: Any]])?.first?["retrieved"] as? [[String: Any]]
         XCTAssertEqual(first?.first?["similarity"] as? Double ?? 0, 1, accuracy: 1e-5)
+        XCTAssertEqual(first?.first?["hasLabel"] as? Bool, true)
+        let positive = try await send("POST", "/segment?format=json&k=2&positive_only=1", body: try file(sources[6].image))
+        XCTAssertEqual(retrievedIDs(positive), retrievedIDs(reply), "every case here has the object")
 
         let again = try await addCase(6)
         XCTAssertEqual(again.status, 200, again.text)
@@ -298,6 +301,9 @@ final class ServerTests: XCTestCase {
         }
         let reply3 = try await send("POST", "/segment?format=gif", body: image)
         XCTAssertEqual(reply3.status, 400)
+        let positive = try await send("POST", "/segment?positive_only=maybe", body: image)
+        XCTAssertEqual(positive.status, 400)
+        XCTAssertTrue((positive.json["error"] as? String ?? "").contains("positive_only must be 0/1 or false/true, got 'maybe'"), positive.text)
 
         // 1 MiB limit in these tests.
         let large = try await send("POST", "/segment", body: Data(repeating: 7, count: (1 << 20) + 1), contentType: "image/png")

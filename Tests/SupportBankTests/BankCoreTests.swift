@@ -154,6 +154,68 @@ final class BankCoreTests: XCTestCase {
         XCTAssertTrue(bank.verify().ok, "\(bank.verify().problems)")
     }
 
+    /// Label 0 is a case's empty-mask memory: the support for every label absent from its mask.
+    func testEmptyMaskMemoryStandsForTheAbsentLabels() throws {
+        let bank = try SupportBank.create(at: temporaryDirectory(), metadata: makeMetadata(dimension: dimension, labels: ["liver", "kidney", "spleen"]))
+        var rng = SeededGenerator(seed: 15)
+        let partial = makeCase(1, dimension: dimension, rng: &rng, labels: [0, 2])
+        let empty = makeCase(2, dimension: dimension, rng: &rng, labels: [0])
+        let full = makeCase(3, dimension: dimension, rng: &rng, labels: [1, 2, 3])
+        let ids = try bank.add([partial, empty, full]).map(\.id)
+        let records = try ids.map { try XCTUnwrap(try bank.record($0)) }
+        XCTAssertEqual(records.map(\.labels), [[2], [], [1, 2, 3]])
+        XCTAssertEqual(records.map(\.emptyMaskMemory), [true, true, nil])
+        XCTAssertEqual(try bank.statistics().memories, 6)
+        // The partial case: its own memory for label 2, the empty-mask memory for 1 and 3.
+        XCTAssertEqual(try bank.supportMemory(for: records[0], label: 2), partial.memories[1].memory)
+        XCTAssertEqual(try bank.supportMemory(for: records[0], label: 1), partial.memories[0].memory)
+        XCTAssertEqual(try bank.supportMemory(for: records[0], label: 3), partial.memories[0].memory)
+        XCTAssertNotEqual(partial.memories[0].memory, partial.memories[1].memory)
+        for label in 1...3 {
+            XCTAssertEqual(try bank.supportMemory(for: records[1], label: label), empty.memories[0].memory)
+            XCTAssertEqual(try bank.supportMemory(for: records[2], label: label), full.memories[label - 1].memory)
+        }
+        XCTAssertTrue(bank.verify().ok, "\(bank.verify().problems)")
+
+        // A mask with every label has no absent label for an empty-mask memory to stand for.
+        let pointless = makeCase(4, dimension: dimension, rng: &rng, labels: [0, 1, 2, 3])
+        XCTAssertThrowsError(try bank.add([pointless])) { XCTAssertTrue("\($0)".contains("every label"), "\($0)") }
+        var twice = makeCase(5, dimension: dimension, rng: &rng, labels: [0])
+        twice.memories.append(twice.memories[0])
+        XCTAssertThrowsError(try bank.add([twice])) { XCTAssertTrue("\($0)".contains("ascending"), "\($0)") }
+
+        // verify misses nothing: a missing empty-mask memory is named.
+        try bank.env.write { txn in XCTAssertTrue(try txn.delete(bank.memories, key: Codec.memoryKey(ids[0], label: 0))) }
+        XCTAssertTrue(bank.verify().problems.contains("case \(ids[0]): empty-mask memory missing"), "\(bank.verify().problems)")
+        // Removal takes every memory of a case, the empty-mask one included.
+        try bank.remove([ids[1], ids[2]])
+        XCTAssertEqual(try bank.statistics().memories, 1)
+    }
+
+    /// A format-1 bank (before empty-mask memories) opens as it is and is marked format 2 in the transaction
+    /// that first writes such a memory; a newer format is refused by name.
+    func testFormatOneBankIsUpgradedByItsFirstEmptyMaskMemory() throws {
+        func storedVersion(_ bank: SupportBank) throws -> Int {
+            let bytes = try XCTUnwrap(try bank.env.read { try $0.get(bank.meta, key: Array("bank".utf8)) })
+            return try JSONDecoder().decode(BankMetadata.self, from: Data(bytes)).formatVersion
+        }
+        var metadata = makeMetadata(dimension: dimension, labels: ["a", "b"])
+        metadata.formatVersion = 1
+        let bank = try SupportBank.create(at: temporaryDirectory(), metadata: metadata)
+        var rng = SeededGenerator(seed: 16)
+        try bank.add([makeCase(1, dimension: dimension, rng: &rng, labels: [1, 2])])
+        XCTAssertEqual(try storedVersion(bank), 1, "nothing format-2 written yet")
+        try bank.add([makeCase(2, dimension: dimension, rng: &rng, labels: [0, 1])])
+        XCTAssertEqual(try storedVersion(bank), 2)
+        XCTAssertTrue(bank.verify().ok, "\(bank.verify().problems)")
+
+        metadata.formatVersion = 3
+        // (create writes the metadata, then opens the bank as `open` does)
+        XCTAssertThrowsError(try SupportBank.create(at: temporaryDirectory(), metadata: metadata)) {
+            XCTAssertTrue("\($0)".contains("format version 3 is not supported (this build reads 1...2)"), "\($0)")
+        }
+    }
+
     func testInvalidCasesAreRejectedBeforeWriting() throws {
         let bank = try SupportBank.create(at: temporaryDirectory(), metadata: makeMetadata(dimension: dimension))
         var rng = SeededGenerator(seed: 6)

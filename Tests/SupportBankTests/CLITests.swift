@@ -155,12 +155,20 @@ final class CLITests: XCTestCase {
         var r = try runRagseg(["index", "add", bank, "--dataset", dir, "--stand-in"])
         XCTAssertEqual(r.status, 0, r.stderr)
         r = try runRagseg(["index", "info", bank])
-        XCTAssertTrue(r.stdout.contains("1=liver, 2=tumour") && r.stdout.contains("memories        3"), r.stdout)
+        // c1: liver + tumour; c2: liver + the empty-mask memory that stands for its absent tumour.
+        XCTAssertTrue(r.stdout.contains("1=liver, 2=tumour") && r.stdout.contains("memories        4"), r.stdout)
         do {
             let b = try SupportBank.open(at: bank, readOnly: true)
-            XCTAssertEqual(try b.allRecords().map(\.labels), [[1, 2], [1]])
+            let records = try b.allRecords()
+            XCTAssertEqual(records.map(\.labels), [[1, 2], [1]])
+            XCTAssertEqual(records.map(\.emptyMaskMemory), [nil, true])
             XCTAssertNotNil(try b.memory(1, label: 2))
+            XCTAssertNil(try b.memory(1, label: 0))
             XCTAssertNil(try b.memory(2, label: 2))
+            let empty = try XCTUnwrap(try b.memory(2, label: 0))
+            XCTAssertEqual(try b.supportMemory(for: records[1], label: 2), empty)
+            XCTAssertEqual(try b.supportMemory(for: records[1], label: 1), try b.memory(2, label: 1))
+            XCTAssertNotEqual(empty, try b.memory(2, label: 1))
         }
         try Data(#"{"labels": {"background": 0, "kidney": 1, "tumour": 2}}"#.utf8).write(to: URL(fileURLWithPath: dir + "/dataset.json"))
         r = try runRagseg(["index", "add", bank, "--dataset", dir, "--stand-in"])

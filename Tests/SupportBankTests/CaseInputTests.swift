@@ -47,13 +47,38 @@ final class CaseInputTests: XCTestCase {
         XCTAssertEqual(loaded.labels, [1, 3])
         let support = StandInSupportEncoder(variant: .tiny, memoryShape: tinyShape)
         let prepared = try CaseLoader.prepare(loaded, retrieval: StandInRetrievalEncoder(variant: .vits14), support: support)
-        XCTAssertEqual(prepared.memories.map(\.label), [1, 3])
+        // Label 2 is absent: the case also gets the memory of an empty mask (label 0).
+        XCTAssertEqual(prepared.memories.map(\.label), [0, 1, 3])
         XCTAssertEqual(prepared.embedding.count, 384)
         // Each memory is the support encoder's output for that label's binary mask.
         let image = try PNG.read(dir + "/i.png")
+        let mask1 = (0..<64).map { UInt8($0 % 8 < 2 ? 1 : 0) }
         let mask3 = (0..<64).map { UInt8($0 % 8 > 5 ? 1 : 0) }
-        XCTAssertEqual(prepared.memories[1].memory, try support.encodeSupport(image: image, mask: mask3))
+        XCTAssertEqual(prepared.memories[0].memory, try support.encodeSupport(image: image, mask: [UInt8](repeating: 0, count: 64)))
+        XCTAssertEqual(prepared.memories[1].memory, try support.encodeSupport(image: image, mask: mask1))
+        XCTAssertEqual(prepared.memories[2].memory, try support.encodeSupport(image: image, mask: mask3))
         XCTAssertNotEqual(prepared.memories[0].memory, prepared.memories[1].memory)
+        XCTAssertNotEqual(prepared.memories[1].memory, prepared.memories[2].memory)
+    }
+
+    /// The empty-mask memory exists exactly when a declared label is absent: never for a mask with every
+    /// label, always for an empty mask (whose case then has no label memory at all).
+    func testEmptyMaskMemoryOnlyWhereALabelIsAbsent() throws {
+        let dir = temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try writeGray(dir + "/i.png", 8, 8) { x, y in UInt8(x * 20 + y) }
+        try writeGray(dir + "/all.png", 8, 8) { x, _ in UInt8(x % 3 + 1) }
+        try writeGray(dir + "/none.png", 8, 8) { _, _ in 0 }
+        let support = StandInSupportEncoder(variant: .tiny, memoryShape: tinyShape)
+        let retrieval = StandInRetrievalEncoder(variant: .vits14)
+        func labels(_ mask: String, _ count: Int) throws -> [Int] {
+            let loaded = try CaseLoader.load(CaseSource(image: dir + "/i.png", mask: dir + "/" + mask), labelCount: count)
+            return try CaseLoader.prepare(loaded, retrieval: retrieval, support: support).memories.map(\.label)
+        }
+        XCTAssertEqual(try labels("all.png", 3), [1, 2, 3])
+        XCTAssertEqual(try labels("none.png", 3), [0])
+        XCTAssertEqual(try labels("none.png", 1), [0])
+        XCTAssertEqual(try labels("all.png", 1), [1], "binary bank: any nonzero pixel is the label")
     }
 
     func testBadInputsGetErrorsNamingTheFiles() throws {
