@@ -41,7 +41,8 @@ fetch() {
     code=$(curl -sSL --retry 2 --connect-timeout 30 -o "$target.part" -w '%{http_code}' "$url") || rc=$?
     if [ "$rc" -ne 0 ]; then
         rm -f "$target.part"
-        echo "fetch_weights: download failed: $url: curl error $rc (HTTP status ${code:-none})" >&2
+        local status=""; [ -n "$code" ] && [ "$code" != 000 ] && status=" after HTTP status $code"
+        echo "fetch_weights: download failed: $url: curl error $rc$status (the curl message is above)" >&2
         return 1
     fi
     if [ "$code" != 200 ]; then
