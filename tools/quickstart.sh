@@ -3,55 +3,99 @@
 # synthetic dataset, a support bank built from it, and segmentation of held-out images with Dice printed
 # and overlays written. Everything lands in out/quickstart/.
 #
-# Weights: RAGSEG_WEIGHTS=DIR with DIR/dinov2/model.safetensors (+ config.json) and DIR/sam2.safetensors
-# (e.g. facebook/dinov2-small and facebook/sam2.1-hiera-tiny from Hugging Face). Without them, and when
-# they cannot be downloaded, the same pipeline runs on the repository's tiny random-weight test models and
-# says so: the masks and Dice are then meaningless, only the machinery is shown.
+# Weights: weights/ (or RAGSEG_WEIGHTS=DIR) with dinov2/model.safetensors + dinov2/config.json
+# (facebook/dinov2-small) and sam2.safetensors (facebook/sam2.1-hiera-tiny's model.safetensors). Missing
+# files are downloaded into that folder with tools/fetch_weights.sh (HF_ENDPOINT picks a mirror;
+# RAGSEG_OFFLINE=1 never downloads: point RAGSEG_WEIGHTS at a local copy on offline machines).
+# Weights that are missing, fail to download or do not load: the same pipeline runs on the repository's
+# tiny random-weight test models and says so: the masks and Dice are then meaningless, only the machinery
+# is shown.
+#
+# For CI and tests: RAGSEG_BIN=PATH runs that ragseg binary (e.g. the one tools/test.sh built) instead of
+# installing the packages and building one; RAGSEG_QUICKSTART_OUT=DIR writes there instead of out/quickstart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
-OUT=out/quickstart
+OUT=${RAGSEG_QUICKSTART_OUT:-out/quickstart}
 
-bash tools/install-deps.sh
-swift build -c release --product ragseg
-RAGSEG=.build/release/ragseg
+if [ -n "${RAGSEG_BIN:-}" ]; then
+    RAGSEG=$RAGSEG_BIN
+    echo "== using $RAGSEG (RAGSEG_BIN): no packages installed, no build"
+else
+    bash tools/install-deps.sh
+    swift build -c release --product ragseg
+    RAGSEG=.build/release/ragseg
+fi
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+complete() { [ -f "$1/dinov2/model.safetensors" ] && [ -f "$1/dinov2/config.json" ] && [ -f "$1/sam2.safetensors" ]; }
+
+# curl, and ca-certificates for https, for the download only (a fresh Debian has neither).
+download_tools() {
+    local missing=()
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
+    case ${HF_ENDPOINT:-https:} in
+        https:*) if command -v dpkg-query >/dev/null 2>&1; then installed ca-certificates || missing+=(ca-certificates); fi ;;
+    esac
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "   cannot download: ${missing[*]} missing and no apt-get to install it"
+        return 1
+    fi
+    local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "== installing ${missing[*]} for the download"
+    $sudo apt-get update && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+}
 
 WEIGHTS=${RAGSEG_WEIGHTS:-weights}
-if [ ! -f "$WEIGHTS/dinov2/model.safetensors" ] || [ ! -f "$WEIGHTS/sam2.safetensors" ]; then
-    if [ -z "${RAGSEG_WEIGHTS:-}" ] && [ -z "${RAGSEG_OFFLINE:-}" ] && command -v curl >/dev/null; then
-        echo "== downloading DINOv2-S/14 and SAM 2.1 tiny from Hugging Face into $WEIGHTS/ (set RAGSEG_OFFLINE=1 to skip)"
-        mkdir -p "$WEIGHTS/dinov2"
-        hf=https://huggingface.co
-        curl -fL --retry 2 -o "$WEIGHTS/dinov2/model.safetensors.part" "$hf/facebook/dinov2-small/resolve/main/model.safetensors" \
-            && curl -fL --retry 2 -o "$WEIGHTS/dinov2/config.json" "$hf/facebook/dinov2-small/resolve/main/config.json" \
-            && mv "$WEIGHTS/dinov2/model.safetensors.part" "$WEIGHTS/dinov2/model.safetensors" \
-            && curl -fL --retry 2 -o "$WEIGHTS/sam2.safetensors.part" "$hf/facebook/sam2.1-hiera-tiny/resolve/main/model.safetensors" \
-            && mv "$WEIGHTS/sam2.safetensors.part" "$WEIGHTS/sam2.safetensors" \
-            || echo "   download failed"
+WEIGHTS=${WEIGHTS%/}
+if ! complete "$WEIGHTS"; then
+    if [ -n "${RAGSEG_OFFLINE:-}" ]; then
+        echo "== RAGSEG_OFFLINE is set and $WEIGHTS/ lacks dinov2/model.safetensors, dinov2/config.json or sam2.safetensors: no download"
+    else
+        echo "== downloading DINOv2-S/14 and SAM 2.1 tiny from ${HF_ENDPOINT:-https://huggingface.co} into $WEIGHTS/ (RAGSEG_OFFLINE=1 skips this)"
+        if download_tools && bash tools/fetch_weights.sh "$WEIGHTS"; then :; else
+            echo "== the download failed (the reason is above)"
+        fi
     fi
 fi
-if [ -f "$WEIGHTS/dinov2/model.safetensors" ] && [ -f "$WEIGHTS/sam2.safetensors" ]; then
-    DINOV2="$WEIGHTS/dinov2"; SAM2="$WEIGHTS/sam2.safetensors"; K=4
-    echo "== real weights: $DINOV2, $SAM2"
-else
-    DINOV2=Tests/DINOv2Tests/Fixtures/plain; SAM2=Tests/SAM2Tests/Fixtures/memory/weights.safetensors; K=3
-    cat <<MSG
-== NO REAL WEIGHTS: running on the tiny random-weight TEST models ($DINOV2, $SAM2).
-   The pipeline below is the real one, but these models know nothing: the masks and Dice scores are
-   NOT meaningful. Put real weights in \$RAGSEG_WEIGHTS (see the comment at the top of this script).
-MSG
-fi
 
+[ -n "$OUT" ] && [ "$OUT" != / ] || { echo "RAGSEG_QUICKSTART_OUT must name a folder" >&2; exit 2; }
 rm -rf "$OUT"
-python3 tools/make_sample_dataset.py "$OUT/data" --cases 24 --size 160
+mkdir -p "$OUT"
+$RAGSEG sample-data "$OUT/data" --cases 24 --size 160
 # 20 cases build the bank, 4 are held out.
 mkdir -p "$OUT/heldout/images" "$OUT/heldout/masks"
 for i in 020 021 022 023; do
     mv "$OUT/data/images/case_$i.png" "$OUT/heldout/images/"; mv "$OUT/data/masks/case_$i.png" "$OUT/heldout/masks/"
 done
 
-echo "== building the support bank"
-$RAGSEG index create "$OUT/bank" --dinov2 "$DINOV2" --sam2 "$SAM2"
+# Creating the bank loads both models and hashes their weights: that is the check that the weights work.
+REAL=""
+if complete "$WEIGHTS"; then
+    DINOV2="$WEIGHTS/dinov2"; SAM2="$WEIGHTS/sam2.safetensors"
+    echo "== building the support bank with the weights in $WEIGHTS/ (this also checks that they load)"
+    if created=$($RAGSEG index create "$OUT/bank" --dinov2 "$DINOV2" --sam2 "$SAM2" 2>&1); then
+        echo "$created"
+        REAL=1
+    else
+        echo "$created"
+        echo "== THE WEIGHTS IN $WEIGHTS/ DO NOT LOAD (the error is above). Replace them, or delete the bad file(s) and run again to download them."
+        rm -rf "$OUT/bank"
+    fi
+fi
+if [ -n "$REAL" ]; then
+    K=4
+else
+    DINOV2=Tests/DINOv2Tests/Fixtures/plain; SAM2=Tests/SAM2Tests/Fixtures/memory/weights.safetensors; K=3
+    cat <<MSG
+== NO REAL WEIGHTS: running on the tiny random-weight TEST models ($DINOV2, $SAM2).
+   The pipeline below is the real one, but these models know nothing: the masks and Dice scores are
+   NOT meaningful. Put real weights in weights/ or \$RAGSEG_WEIGHTS (see the top of tools/quickstart.sh).
+MSG
+    echo "== building the support bank"
+    $RAGSEG index create "$OUT/bank" --dinov2 "$DINOV2" --sam2 "$SAM2"
+fi
 $RAGSEG index add "$OUT/bank" --images "$OUT/data/images" --masks "$OUT/data/masks" > /dev/null   # weights recorded at create
 $RAGSEG index info "$OUT/bank"
 $RAGSEG index verify "$OUT/bank"
@@ -62,4 +106,7 @@ $RAGSEG segment --index "$OUT/bank" --k "$K" --overlay \
 echo "== Dice of the held-out images"
 $RAGSEG eval --index "$OUT/bank" --k "$K" \
     --images "$OUT/heldout/images" --masks "$OUT/heldout/masks" --csv "$OUT/eval.csv"
-echo "== masks and overlays in $OUT/masks/"
+echo "== masks and overlays in $OUT/masks/, per-case scores in $OUT/eval.csv"
+if [ -z "$REAL" ]; then
+    echo "== reminder: NO REAL WEIGHTS were used; the Dice scores above are NOT meaningful (see the message above)"
+fi
