@@ -85,48 +85,12 @@ struct HieraBlock: Sendable {
         return out
     }
 
-    /// x += MLP(LN2(x)) with MLP = Linear(d -> 4d), GELU, Linear(4d -> d).
-    /// Runs over chunks of tokens, each chunk start to finish on one worker: the 4x-wide hidden activations
-    /// (100 MB for tiny's first block if materialized at once) exist only a chunk at a time, stay with the
-    /// core that made them, and the workers never wait for each other between the two GEMMs and the GELU.
-    /// The second GEMM accumulates straight into x (beta = 1), which also does the residual add.
+    /// x += MLP(LN2(x)) with MLP = Linear(d -> 4d), GELU, Linear(4d -> d), a chunk of tokens at a time
+    /// (TensorCore's `addFeedForward`).
     func addMLP(into x: inout Tensor) {
-        let width = layout.dimOut, hiddenWidth = 4 * width
         let normed = layerNorm(x, weight: norm2.weight, bias: norm2.bias, eps: 1e-6)
-        let tokens = x.count / width
-        // 512 rows: large enough that re-packing the weights per chunk is cheap next to the chunk's GEMMs.
-        let chunkRows = 512
-        let chunks = (tokens + chunkRows - 1) / chunkRows
-        x.withUnsafeMutableBufferPointer { px in
-            normed.withUnsafeBufferPointer { pn in
-                mlpIn.weight.withUnsafeBufferPointer { w1 in
-                    mlpIn.bias.withUnsafeBufferPointer { b1 in
-                        mlpOut.weight.withUnsafeBufferPointer { w2 in
-                            mlpOut.bias.withUnsafeBufferPointer { b2 in
-                                let out = px.baseAddress!, input = pn.baseAddress!
-                                parallelFor(chunks) { chunk in
-                                    let start = chunk * chunkRows, rows = min(chunkRows, tokens - start)
-                                    let hidden = UnsafeMutablePointer<Float>.allocate(capacity: rows * hiddenWidth)
-                                    defer { hidden.deallocate() }
-                                    linearRows(input + start * width, rows: rows, inFeatures: width, weight: w1.baseAddress!,
-                                               outFeatures: hiddenWidth, bias: b1.baseAddress!, out: hidden)
-                                    geluInPlace(hidden, count: rows * hiddenWidth)
-                                    // x += bias2 + hidden · W2ᵀ.
-                                    let rowsOut = out + start * width
-                                    for r in 0..<rows {
-                                        let row = rowsOut + r * width
-                                        for j in 0..<width { row[j] += b2[j] }
-                                    }
-                                    gemm(transA: false, transB: true, m: rows, n: width, k: hiddenWidth,
-                                         a: hidden, lda: hiddenWidth, b: w2.baseAddress!, ldb: hiddenWidth,
-                                         beta: 1, c: rowsOut, ldc: width)
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        addFeedForward(into: &x, input: normed, hiddenWeight: mlpIn.weight, hiddenBias: mlpIn.bias,
+                       outputWeight: mlpOut.weight, outputBias: mlpOut.bias, activation: .gelu)
     }
 }
 

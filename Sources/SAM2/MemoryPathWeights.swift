@@ -206,6 +206,9 @@ struct Linear: Sendable {
     var outputDim: Int { weight.dim(0) }
 
     func callAsFunction(_ x: Tensor) -> Tensor { linear(x, weight: weight, bias: bias) }
+
+    /// residual += self(x), with no temporary output.
+    func add(_ x: Tensor, into residual: inout Tensor) { addLinear(into: &residual, x, weight: weight, bias: bias) }
 }
 
 /// `nn.LayerNorm` / `LayerNorm2d` parameters.

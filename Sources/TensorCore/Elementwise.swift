@@ -30,7 +30,8 @@ private func kernelInPlace(_ x: inout Tensor, _ kernel: (UnsafeMutablePointer<Fl
 public func geluInPlace(_ x: inout Tensor) { kernelInPlace(&x) { ragseg_gelu($0, $1) } }
 /// GELU of `count` floats at `p`, on the calling thread (for loops that already run one chunk per worker).
 public func geluInPlace(_ p: UnsafeMutablePointer<Float>, count: Int) { ragseg_gelu(p, count) }
-public func reluInPlace(_ x: inout Tensor) { mapInPlace(&x) { $0 > 0 ? $0 : 0 } }
+public func reluInPlace(_ x: inout Tensor) { kernelInPlace(&x) { ragseg_relu($0, $1) } }
+public func reluInPlace(_ p: UnsafeMutablePointer<Float>, count: Int) { ragseg_relu(p, count) }
 public func siluInPlace(_ x: inout Tensor) { kernelInPlace(&x) { ragseg_silu($0, $1) } }
 public func sigmoidInPlace(_ x: inout Tensor) { kernelInPlace(&x) { ragseg_sigmoid($0, $1) } }
 

@@ -1,0 +1,106 @@
+// Residual products fused into their destination: x += Linear(input), and x += FFN(input) a chunk of rows
+// at a time. Both save a full pass over x (the separate residual add) and a fresh output allocation, and the
+// FFN never materializes its wide hidden activations for all rows at once.
+
+/// The activation between the two products of a feed-forward block.
+public enum FeedForwardActivation: Sendable {
+    case gelu
+    case relu
+
+    func apply(_ p: UnsafeMutablePointer<Float>, count: Int) {
+        switch self {
+        case .gelu: geluInPlace(p, count: count)
+        case .relu: reluInPlace(p, count: count)
+        }
+    }
+}
+
+/// x[r] += input[r] · weightᵀ + bias: a linear layer whose result is added to x (a residual). The GEMM
+/// accumulates onto x (beta = 1) after the bias is added to each row, so there is no temporary output.
+public func addLinear(into x: inout Tensor, _ input: Tensor, weight: Tensor, bias: Tensor?) {
+    precondition(weight.rank == 2, "linear weight must be [out, in], got \(weight.shape)")
+    let inFeatures = weight.shape[1], outFeatures = weight.shape[0]
+    precondition(input.rank >= 1 && input.dim(-1) == inFeatures, "addLinear: input \(input.shape) does not end in \(inFeatures)")
+    precondition(x.dim(-1) == outFeatures && x.count / max(outFeatures, 1) == input.count / max(inFeatures, 1),
+                 "addLinear: x \(x.shape) does not take \(input.shape) · [\(inFeatures) -> \(outFeatures)]")
+    if let bias { precondition(bias.count == outFeatures, "linear bias has \(bias.count) values, want \(outFeatures)") }
+    let rows = input.count / max(inFeatures, 1)
+    guard rows > 0, outFeatures > 0 else { return }
+    let units = (rows + gemmSplitAlignment - 1) / gemmSplitAlignment
+    let parts = rows * outFeatures * inFeatures >= 1 << 20 ? min(Threads.count, units) : 1
+    x.withUnsafeMutableBufferPointer { px in
+        input.withUnsafeBufferPointer { pi in
+            weight.withUnsafeBufferPointer { pw in
+                let out = px.baseAddress!, a = pi.baseAddress!, w = pw.baseAddress!
+                let b = bias?.data
+                parallelFor(parts) { part in
+                    let start = min(rows, part * units / parts * gemmSplitAlignment)
+                    let end = min(rows, (part + 1) * units / parts * gemmSplitAlignment)
+                    guard end > start else { return }
+                    let c = out + start * outFeatures
+                    if let b {
+                        b.withUnsafeBufferPointer { pb in
+                            for r in 0..<(end - start) {
+                                let row = c + r * outFeatures
+                                for j in 0..<outFeatures { row[j] += pb[j] }
+                            }
+                        }
+                    }
+                    gemm(transA: false, transB: true, m: end - start, n: outFeatures, k: inFeatures,
+                         a: a + start * inFeatures, lda: inFeatures, b: w, ldb: inFeatures,
+                         beta: 1, c: c, ldc: outFeatures)
+                }
+            }
+        }
+    }
+}
+
+/// x += Linear2(activation(Linear1(input))), the feed-forward block of a transformer layer with its
+/// residual (input is usually the normalized x). Runs over chunks of rows, each chunk start to finish on
+/// one worker: the wide hidden activations (100 MB for the first Hiera-T block if materialized at once)
+/// exist only a chunk at a time, stay in the cache of the core that made them, and the workers never wait
+/// for each other between the two GEMMs and the activation. The second GEMM accumulates straight into x.
+public func addFeedForward(into x: inout Tensor, input: Tensor,
+                           hiddenWeight: Tensor, hiddenBias: Tensor, outputWeight: Tensor, outputBias: Tensor,
+                           activation: FeedForwardActivation) {
+    let width = input.dim(-1), hiddenWidth = hiddenWeight.shape[0]
+    precondition(hiddenWeight.shape == [hiddenWidth, width] && hiddenBias.count == hiddenWidth,
+                 "feed-forward: first layer \(hiddenWeight.shape) does not take \(width) features")
+    precondition(outputWeight.shape == [x.dim(-1), hiddenWidth] && outputBias.count == x.dim(-1),
+                 "feed-forward: second layer \(outputWeight.shape) does not give x's \(x.dim(-1)) features")
+    let tokens = input.count / max(width, 1), outWidth = x.dim(-1)
+    precondition(x.count == tokens * outWidth, "feed-forward: x \(x.shape) and input \(input.shape) differ in rows")
+    // 512 rows: large enough that re-packing the weights per chunk is cheap next to the chunk's GEMMs.
+    let chunkRows = 512
+    let chunks = (tokens + chunkRows - 1) / chunkRows
+    x.withUnsafeMutableBufferPointer { px in
+        input.withUnsafeBufferPointer { pn in
+            hiddenWeight.withUnsafeBufferPointer { w1 in
+                hiddenBias.withUnsafeBufferPointer { b1 in
+                    outputWeight.withUnsafeBufferPointer { w2 in
+                        outputBias.withUnsafeBufferPointer { b2 in
+                            let out = px.baseAddress!, source = pn.baseAddress!
+                            parallelFor(chunks) { chunk in
+                                let start = chunk * chunkRows, rows = min(chunkRows, tokens - start)
+                                let hidden = UnsafeMutablePointer<Float>.allocate(capacity: rows * hiddenWidth)
+                                defer { hidden.deallocate() }
+                                linearRows(source + start * width, rows: rows, inFeatures: width, weight: w1.baseAddress!,
+                                           outFeatures: hiddenWidth, bias: b1.baseAddress!, out: hidden)
+                                activation.apply(hidden, count: rows * hiddenWidth)
+                                // x += bias2 + hidden · W2ᵀ.
+                                let rowsOut = out + start * outWidth
+                                for r in 0..<rows {
+                                    let row = rowsOut + r * outWidth
+                                    for j in 0..<outWidth { row[j] += b2[j] }
+                                }
+                                gemm(transA: false, transB: true, m: rows, n: outWidth, k: hiddenWidth,
+                                     a: hidden, lda: hiddenWidth, b: w2.baseAddress!, ldb: hiddenWidth,
+                                     beta: 1, c: rowsOut, ldc: outWidth)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
