@@ -211,6 +211,9 @@ public final class SegmentationServer: Sendable {
             }
             positiveOnly = flag
         }
+        if labels.count > 1 && labels.max()! > MaskComposition.maxLabelInMap {
+            throw ServerError(.badRequest, "the bank has \(bank.metadata.labels.count) labels, more than an 8-bit label map holds (\(MaskComposition.maxLabelInMap)): ask for one label with label=NAME")
+        }
         let format = query["format"].map(String.init) ?? "png"
         guard format == "png" || format == "json" else {
             throw ServerError(.badRequest, "format must be png or json, got '\(format)'")
@@ -239,19 +242,7 @@ public final class SegmentationServer: Sendable {
             }
         }
 
-        // One label: a 0/255 mask. Several: a label map, each pixel the label with the highest positive logit.
-        let n = image.width * image.height
-        var pixels = [UInt8](repeating: 0, count: n)
-        if results.count == 1 {
-            let logits = results[0].segmentation.logits.data
-            for i in 0..<n where logits[i] > 0 { pixels[i] = 255 }
-        } else {
-            var best = [Float](repeating: 0, count: n)
-            for (r, l) in zip(results, labels) {
-                let logits = r.segmentation.logits.data
-                for i in 0..<n where logits[i] > best[i] { best[i] = logits[i]; pixels[i] = UInt8(l) }
-            }
-        }
+        let pixels = MaskComposition.mask(logits: results.map(\.segmentation.logits.data), labels: labels, foreground: 255)
         if format == "png" {
             let png = PNG.encodeGray8(pixels, width: image.width, height: image.height)
             let ids = Array(Set(results.flatMap { $0.supports.map(\.id) })).sorted().map(String.init).joined(separator: ",")

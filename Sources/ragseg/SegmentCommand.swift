@@ -58,6 +58,11 @@ struct SegmentCommand: ParsableCommand {
         discussion: "By default the k nearest cases are the supports whatever their masks hold: a case without the label supports with the memory of its empty mask, so a target like it can come out empty."))
     var positiveOnly = false
 
+    @Flag(help: ArgumentHelp(
+        "Write one mask per label, DIR/<stem>_<label>.png, instead of one label map (with --index).",
+        discussion: "Each label's mask is its own logits > 0, so labels may overlap; the label map gives each pixel the label with the highest positive logit."))
+    var maskPerLabel = false
+
     @Flag(help: "Also write DIR/<stem>_overlay.png: the image, the mask outline and the retrieved case ids.")
     var overlay = false
 
@@ -93,7 +98,9 @@ struct SegmentCommand: ParsableCommand {
     func validate() throws {
         guard supports.isEmpty != (index == nil) else { throw ValidationError("give --support IMAGE=MASK (one or more) or --index BANK") }
         if index == nil && modelPath == nil { throw ValidationError("--support needs the --sam2 checkpoint") }
-        if index == nil && (dinov2 != nil || overlay || positiveOnly) { throw ValidationError("--dinov2, --overlay and --positive-only go with --index") }
+        if index == nil && (dinov2 != nil || overlay || positiveOnly || maskPerLabel) {
+            throw ValidationError("--dinov2, --overlay, --positive-only and --mask-per-label go with --index")
+        }
         guard k >= 1 else { throw ValidationError("--k must be at least 1") }
         guard !targets.isEmpty else { throw ValidationError("give at least one target image") }
         guard maskValues == 255 || maskValues == 1 else { throw ValidationError("--mask-values must be 255 or 1, got \(maskValues)") }
@@ -110,6 +117,11 @@ struct SegmentCommand: ParsableCommand {
             if let other = stems[stem] { throw ValidationError("targets \(other) and \(t) would both be written to \(stem).png") }
             stems[stem] = t
         }
+    }
+
+    /// A label name as a file-name part: letters, digits, '.', '-' and '_' kept, anything else '_'.
+    static func fileSafe(_ name: String) -> String {
+        String(name.map { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) ? $0 : "_" })
     }
 
     static func splitSupport(_ s: String) throws -> (image: String, mask: String) {
@@ -229,6 +241,15 @@ struct SegmentCommand: ParsableCommand {
         if !prompt.isEmpty && labels.count > 1 {
             throw ValidationError("--point/--box refine one label; bank \(bank.path) has labels \(names.joined(separator: ", ")): pick one with --label")
         }
+        if labels.count > 1 && !maskPerLabel && labels.max()! > MaskComposition.maxLabelInMap {
+            throw ValidationError("bank \(bank.path) has \(names.count) labels, more than an 8-bit label map holds (\(MaskComposition.maxLabelInMap)): use --mask-per-label, or pick labels with --label")
+        }
+        if maskPerLabel {
+            let files = labels.map { Self.fileSafe(names[$0 - 1]) }
+            guard Set(files).count == files.count else {
+                throw ValidationError("--mask-per-label: labels \(labels.map { names[$0 - 1] }.joined(separator: ", ")) do not give distinct file names (\(files.joined(separator: ", ")))")
+            }
+        }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let loadStart = DispatchTime.now()
         let segmenter = try BankModels.segmenter(for: bank, dinov2: dinov2, sam2: modelPath)
@@ -238,21 +259,20 @@ struct SegmentCommand: ParsableCommand {
         for target in targets {
             let image = try SupportSegmenter.readPNG(target, role: "target")
             let results = try labels.map { try segmenter.segment(image, name: target, k: k, label: $0, positiveOnly: positiveOnly, prompt: prompt) }
-            let n = image.width * image.height
-            // One label: a binary mask. Several: a label map, each pixel the label with the highest positive logit.
-            var pixels = [UInt8](repeating: 0, count: n)
-            if results.count == 1 {
-                let logits = results[0].segmentation.logits.data
-                for i in 0..<n where logits[i] > 0 { pixels[i] = UInt8(maskValues) }
-            } else {
-                var best = [Float](repeating: 0, count: n)
-                for (r, l) in zip(results, labels) {
-                    let logits = r.segmentation.logits.data
-                    for i in 0..<n where logits[i] > best[i] { best[i] = logits[i]; pixels[i] = UInt8(l) }
+            let pixels = MaskComposition.mask(logits: results.map(\.segmentation.logits.data), labels: labels,
+                                              foreground: UInt8(maskValues))
+            var outPath = (out as NSString).appendingPathComponent(Self.stem(target) + ".png")
+            var perLabelPaths: [String: String] = [:]
+            if maskPerLabel {
+                for (l, r) in zip(labels, results) {
+                    let path = (out as NSString).appendingPathComponent(Self.stem(target) + "_" + Self.fileSafe(names[l - 1]) + ".png")
+                    try PNG.writeGray8(r.mask.map { $0 ? UInt8(maskValues) : 0 }, width: image.width, height: image.height, to: path)
+                    perLabelPaths[names[l - 1]] = path
                 }
+                outPath = labels.map { perLabelPaths[names[$0 - 1]]! }.joined(separator: ", ")
+            } else {
+                try PNG.writeGray8(pixels, width: image.width, height: image.height, to: outPath)
             }
-            let outPath = (out as NSString).appendingPathComponent(Self.stem(target) + ".png")
-            try PNG.writeGray8(pixels, width: image.width, height: image.height, to: outPath)
             if overlay {
                 let ids = Array(Set(results.flatMap { $0.supports.map(\.id) })).sorted().map { "#\($0)" }
                 let rgb = Overlay.render(image, mask: pixels.map { $0 != 0 }, caption: ids.joined(separator: " "))
@@ -261,7 +281,7 @@ struct SegmentCommand: ParsableCommand {
             }
             lowResolution.append(contentsOf: results.map(\.segmentation.lowResolutionLogits))
             var report: [String: Any] = [
-                "file": target, "mask": outPath, "width": image.width, "height": image.height,
+                "file": target, "width": image.width, "height": image.height,
                 "labels": zip(labels, results).map { l, r -> [String: Any] in
                     let s = r.segmentation
                     return ["label": names[l - 1], "retrieved": r.retrievedReport,
@@ -270,6 +290,8 @@ struct SegmentCommand: ParsableCommand {
                             "seconds": Dictionary(uniqueKeysWithValues: r.timings.map { ($0.stage, $0.seconds) })]
                 },
             ]
+            if maskPerLabel { report["masks"] = perLabelPaths } else { report["mask"] = outPath }
+            if maskPerLabel { report["masks"] = perLabelPaths } else { report["mask"] = outPath }
             if !prompt.isEmpty { report["prompt"] = prompt.reportObject }
             targetReports.append(report)
             if !json {

@@ -268,6 +268,64 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("records no weight files"), r.stderr)
     }
 
+    /// A multi-label bank through the binary on the tiny real models: the label map (`--label all`), one
+    /// run per label, and `--mask-per-label` agree; a case without a label supports that label with its
+    /// empty-mask memory.
+    func testMultiLabelSegmentationLabelMapAndPerLabelMasksAgree() throws {
+        let dir = temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: dir + "/imagesTr", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/labelsTr", withIntermediateDirectories: true)
+        for i in 0..<3 {
+            try writeGray(dir + "/imagesTr/c\(i)_0000.png", 48, 40) { x, y in UInt8((x * 7 + y * 3 + i * 50) % 256) }
+            // c0 and c1: liver (left) and tumour (right); c2: liver only.
+            try writeGray(dir + "/labelsTr/c\(i).png", 48, 40) { x, y in x < 16 + 4 * i ? 1 : (x > 30 && y > 10 && i < 2 ? 2 : 0) }
+        }
+        try Data(#"{"labels": {"background": 0, "liver": 1, "tumour/mass": 2}}"#.utf8).write(to: URL(fileURLWithPath: dir + "/dataset.json"))
+        let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let dinov2 = tests.appendingPathComponent("DINOv2Tests/Fixtures/plain").path
+        let sam2 = tests.appendingPathComponent("SAM2Tests/Fixtures/memory/weights.safetensors").path
+        let bank = dir + "/bank"
+        var r = try runRagseg(["index", "create", bank, "--dataset", dir, "--dinov2", dinov2, "--sam2", sam2])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try runRagseg(["index", "add", bank, "--dataset", dir, "--quiet"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try SupportBank.open(at: bank, readOnly: true).allRecords().map(\.emptyMaskMemory), [nil, nil, true])
+
+        let query = dir + "/imagesTr/c1_0000.png"
+        func segment(_ extra: [String], _ out: String) throws -> [String: Any] {
+            let r = try runRagseg(["segment", "--index", bank, "--k", "3", "--json", "--mask-values", "1", "--out", dir + "/" + out, query] + extra)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            return try XCTUnwrap((report["targets"] as? [[String: Any]])?.first)
+        }
+        let all = try segment([], "all")
+        _ = try segment(["--label", "liver"], "liver")
+        _ = try segment(["--label", "tumour/mass"], "tumour")
+        let split = try segment(["--mask-per-label"], "split")
+        let liver = try PNG.read(dir + "/liver/c1_0000.png").pixels, tumour = try PNG.read(dir + "/tumour/c1_0000.png").pixels
+        let map = try PNG.read(dir + "/all/c1_0000.png").pixels
+        // Per-label files (label name made file-safe) are the single-label runs' masks, byte for byte.
+        XCTAssertEqual(split["masks"] as? [String: String], ["liver": dir + "/split/c1_0000_liver.png",
+                                                             "tumour/mass": dir + "/split/c1_0000_tumour_mass.png"])
+        XCTAssertEqual(try PNG.read(dir + "/split/c1_0000_liver.png").pixels, liver)
+        XCTAssertEqual(try PNG.read(dir + "/split/c1_0000_tumour_mass.png").pixels, tumour)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/split/c1_0000.png"), "no label map with --mask-per-label")
+        // The label map: background exactly where neither label is, and a label only where its own mask is
+        // (the tiny random models may well find nothing: MaskCompositionTests checks the rule on known logits).
+        XCTAssertEqual(map.count, 48 * 40)
+        for i in 0..<map.count {
+            XCTAssertEqual(map[i] == 0, liver[i] == 0 && tumour[i] == 0, "pixel \(i)")
+            if map[i] == 1 { XCTAssertEqual(liver[i], 1, "pixel \(i)") }
+            if map[i] == 2 { XCTAssertEqual(tumour[i], 1, "pixel \(i)") }
+        }
+        // Tumour: c2 has none, so with k = 3 it supports with its empty-mask memory.
+        let labels = try XCTUnwrap(all["labels"] as? [[String: Any]])
+        let tumourRetrieved = try XCTUnwrap(labels.last?["retrieved"] as? [[String: Any]])
+        XCTAssertEqual(tumourRetrieved.count, 3)
+        XCTAssertEqual(tumourRetrieved.filter { ($0["image"] as? String)?.hasSuffix("c2_0000.png") == true }.map { $0["hasLabel"] as? Bool }, [false])
+        XCTAssertEqual(tumourRetrieved.filter { $0["hasLabel"] as? Bool == true }.count, 2)
+    }
+
     func testFullMapIsAClearErrorAndTheBankStaysUsable() throws {
         let dir = temporaryDirectory()
         let (images, masks) = try writeDataset(dir, count: 12)
