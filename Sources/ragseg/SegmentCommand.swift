@@ -66,7 +66,7 @@ struct SegmentCommand: ParsableCommand {
     @Flag(help: "Also write DIR/<stem>_overlay.png: the image, the mask outline and the retrieved case ids.")
     var overlay = false
 
-    @Argument(help: "Target images (.png).")
+    @Argument(help: "Target images (.png), or folders of them (their .png files, in name order).")
     var targets: [String] = []
 
     @Option(help: "Output directory (created if missing).")
@@ -95,7 +95,8 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "Threads for BLAS and the parallel loops (default: all cores).")
     var threads: Int?
 
-    func validate() throws {
+    mutating func validate() throws {
+        targets = try Self.expandFolders(targets)
         guard supports.isEmpty != (index == nil) else { throw ValidationError("give --support IMAGE=MASK (one or more) or --index BANK") }
         if index == nil && modelPath == nil { throw ValidationError("--support needs the --sam2 checkpoint") }
         if index == nil && (dinov2 != nil || overlay || positiveOnly || maskPerLabel) {
@@ -116,6 +117,22 @@ struct SegmentCommand: ParsableCommand {
             let stem = Self.stem(t)
             if let other = stems[stem] { throw ValidationError("targets \(other) and \(t) would both be written to \(stem).png") }
             stems[stem] = t
+        }
+    }
+
+    /// Each folder among the targets becomes its .png files in name order (not recursive): a folder of
+    /// targets is one run, with the models loaded once.
+    static func expandFolders(_ targets: [String]) throws -> [String] {
+        try targets.flatMap { target -> [String] in
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory), isDirectory.boolValue else { return [target] }
+            let names: [String]
+            do { names = try FileManager.default.contentsOfDirectory(atPath: target) } catch {
+                throw ValidationError("\(target): cannot list the folder (\(error.localizedDescription))")
+            }
+            let pngs = names.filter { $0.lowercased().hasSuffix(".png") }.sorted()
+            guard !pngs.isEmpty else { throw ValidationError("\(target): folder has no .png files") }
+            return pngs.map { (target as NSString).appendingPathComponent($0) }
         }
     }
 

@@ -252,6 +252,15 @@ final class CLITests: XCTestCase {
         let retrieved = try XCTUnwrap((target["labels"] as? [[String: Any]])?.first?["retrieved"] as? [[String: Any]])
         XCTAssertEqual(retrieved.count, 2)
         XCTAssertEqual(retrieved.first?["image"] as? String, query, "the case itself is the nearest")
+        // A folder of targets is one run: each of its PNGs gets its mask.
+        r = try runRagseg(["segment", "--index", bank, "--k", "1", "--out", dir + "/folder", images])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/folder").sorted(),
+                       try FileManager.default.contentsOfDirectory(atPath: images).sorted())
+        try FileManager.default.createDirectory(atPath: dir + "/nothing", withIntermediateDirectories: true)
+        r = try runRagseg(["segment", "--index", bank, "--out", dir + "/folder2", dir + "/nothing"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("nothing: folder has no .png files"), r.stderr)
         r = try runRagseg(["segment", "--index", bank, "--dinov2", dinov2, "--sam2", sam2, "--label", "liver", "--out", dir + "/seg", query])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("no label 'liver'"), r.stderr)
