@@ -27,9 +27,15 @@ struct SampleData: ParsableCommand {
     @Option(help: "Random seed: the same seed writes the same files.")
     var seed: UInt64 = 1
 
+    @Option(help: ArgumentHelp(
+        "Every Nth case (the Nth, 2Nth, ...) shows no object and has an empty mask; 0: none.",
+        discussion: "Like the slices of a scan that miss the organ. The other cases are the same as without the option."))
+    var emptyEvery = 0
+
     func validate() throws {
         guard (1...10000).contains(cases) else { throw ValidationError("--cases must be in 1...10000, got \(cases)") }
         guard (32...4096).contains(size) else { throw ValidationError("--size must be in 32...4096, got \(size)") }
+        guard emptyEvery >= 0 else { throw ValidationError("--empty-every must be 0 (none) or positive, got \(emptyEvery)") }
     }
 
     func run() throws {
@@ -55,16 +61,19 @@ struct SampleData: ParsableCommand {
         }
         var rng = BenchRandom(state: seed)
         for i in 0..<cases {
-            let (image, mask) = SampleData.makeCase(size: size, rng: &rng)
+            let empty = emptyEvery > 0 && (i + 1) % emptyEvery == 0
+            let (image, mask) = SampleData.makeCase(size: size, rng: &rng, withObject: !empty)
             let name = String(format: "case_%03d.png", i)
             try PNG.writeGray8(image, width: size, height: size, to: (folders[0] as NSString).appendingPathComponent(name))
             try PNG.writeGray8(mask, width: size, height: size, to: (folders[1] as NSString).appendingPathComponent(name))
         }
-        print("wrote \(cases) synthetic cases (\(size)x\(size), seed \(seed)) to \(out)")
+        let empties = emptyEvery > 0 ? cases / emptyEvery : 0
+        print("wrote \(cases) synthetic cases (\(size)x\(size), seed \(seed)\(empties > 0 ? ", \(empties) without an object" : "")) to \(out)")
     }
 
-    /// One case: the image and its 0/255 mask, row-major `size * size` bytes each.
-    static func makeCase(size: Int, rng: inout BenchRandom) -> (image: [UInt8], mask: [UInt8]) {
+    /// One case: the image and its 0/255 mask, row-major `size * size` bytes each. Without the object the
+    /// same random numbers are drawn, so the cases after it do not change.
+    static func makeCase(size: Int, rng: inout BenchRandom, withObject: Bool = true) -> (image: [UInt8], mask: [UInt8]) {
         let s = Double(size)
         func uniform(_ low: Double, _ high: Double) -> Double { low + (high - low) * Double(rng.uniform()) }
         let cx = uniform(0.3, 0.7) * s, cy = uniform(0.3, 0.7) * s
@@ -80,7 +89,7 @@ struct SampleData: ParsableCommand {
                 let fx = Double(x), fy = Double(y)
                 let dx = fx - cx, dy = fy - cy
                 let u = (dx * ca + dy * sa) / rx, v = (-dx * sa + dy * ca) / ry
-                let inside = u * u + v * v <= 1
+                let inside = withObject && u * u + v * v <= 1
                 var value: Double
                 if inside {
                     value = 170 + 20 * sin(u * 5) * cos(v * 4)

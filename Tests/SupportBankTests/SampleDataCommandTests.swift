@@ -59,6 +59,32 @@ final class SampleDataCommandTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/images/case_004.png"))
     }
 
+    /// --empty-every N: cases N, 2N, ... have no object and an empty mask; the others are unchanged.
+    func testEmptyEveryLeavesEveryNthCaseWithoutTheObject() throws {
+        let dir = temporaryDirectory()
+        var r = try runRagseg(["sample-data", dir + "/plain", "--cases", "7", "--size", "48"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try runRagseg(["sample-data", dir + "/gaps", "--cases", "7", "--size", "48", "--empty-every", "3"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("2 without an object"), r.stdout)
+        let plain = try files(dir + "/plain"), gaps = try files(dir + "/gaps")
+        for i in 0..<7 {
+            let name = String(format: "case_%03d.png", i)
+            let mask = try PNG.read(dir + "/gaps/masks/" + name)
+            if i == 2 || i == 5 {
+                XCTAssertTrue(mask.pixels.allSatisfy { $0 == 0 }, "\(name) should have an empty mask")
+                XCTAssertNotEqual(gaps["images/" + name], plain["images/" + name], "\(name): the object is gone from the image")
+                XCTAssertGreaterThan(Set(try PNG.read(dir + "/gaps/images/" + name).pixels).count, 20, "\(name): still a textured image")
+            } else {
+                XCTAssertEqual(gaps["images/" + name], plain["images/" + name], name)
+                XCTAssertEqual(gaps["masks/" + name], plain["masks/" + name], name)
+            }
+        }
+        r = try runRagseg(["sample-data", dir + "/bad", "--empty-every=-1"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("--empty-every must be 0 (none) or positive, got -1"), r.stderr)
+    }
+
     func testBadArgumentsAreRejected() throws {
         let dir = temporaryDirectory()
         var r = try runRagseg(["sample-data", dir, "--cases", "0"])
