@@ -35,6 +35,11 @@ func runRagseg(_ arguments: [String]) throws -> RunResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: try ragsegExecutable())
     process.arguments = arguments
+    return try runToCompletion(process)
+}
+
+/// Runs a configured process to completion, collecting its output.
+func runToCompletion(_ process: Process) throws -> RunResult {
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err

@@ -130,18 +130,7 @@ func runScript(_ script: String, _ arguments: [String], environment overrides: [
     for proxy in ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"] { environment[proxy] = nil }
     for (key, value) in overrides { environment[key] = value }
     process.environment = environment
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    nonisolated(unsafe) var errData = Data()
-    let group = DispatchGroup()
-    DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    group.wait()
-    process.waitUntilExit()
-    return RunResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                     stderr: String(decoding: errData, as: UTF8.self))
+    return try runToCompletion(process)
 }
 
 /// True when `curl` is on PATH.
