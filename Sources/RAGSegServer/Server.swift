@@ -4,7 +4,7 @@
 // Endpoints (all JSON errors read {"error": "..."}):
 //   GET  /health                      -> 200 {"status":"ok"}
 //   GET  /info                        -> 200 bank counts, labels, models, limits
-//   POST /segment?k=N&label=NAME&format=png|json[&point=x,y[,l]...][&box=x0,y0,x1,y1]   body: PNG bytes
+//   POST /segment?k=N&label=NAME&format=png|json[&positive_only=1][&point=x,y[,l]...][&box=x0,y0,x1,y1]   body: PNG bytes
 //        -> 200 image/png mask (0/255; a label map 0...L for label=all on a multi-label bank), or JSON;
 //           points/box (image pixels) refine the memory-conditioned result of one label (SAM2/Prompt.swift)
 //   POST /cases                       body: multipart/form-data with parts "image" and "mask" (PNG)
@@ -325,7 +325,8 @@ public final class SegmentationServer: Sendable {
         let record = try bank.record(outcome.id)
         let names = bank.metadata.labels
         var reply: [String: Any] = ["id": Int(outcome.id), "image": record?.image ?? source.image, "mask": record?.mask ?? source.mask,
-                                    "labels": (record?.labels ?? []).map { names[$0 - 1] }]
+                                    "labels": (record?.labels ?? []).map { names[$0 - 1] },
+                                    "emptyMaskMemory": record?.emptyMaskMemory ?? false]
         switch outcome {
         case .added:
             addedCount.withLock { $0 += 1 }

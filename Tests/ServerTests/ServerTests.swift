@@ -210,6 +210,27 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(labelled.status, 422, labelled.text)
     }
 
+    /// A case whose mask is empty is stored with its empty-mask memory and retrieved like any other.
+    func testAddedEmptyMaskCaseSupportsWithItsEmptyMemory() async throws {
+        let image = try PNG.read(sources[6].image)
+        let emptyMask = PNG.encodeGray8([UInt8](repeating: 0, count: image.width * image.height), width: image.width, height: image.height)
+        let (body, type) = multipart([("image", try file(sources[6].image)), ("mask", Data(emptyMask))])
+        let added = try await send("POST", "/cases", body: body, contentType: type)
+        XCTAssertEqual(added.status, 201, added.text)
+        XCTAssertEqual(added.json["labels"] as? [String], [])
+        XCTAssertEqual(added.json["emptyMaskMemory"] as? Bool, true)
+        let id = try XCTUnwrap(added.json["id"] as? Int)
+
+        let reply = try await send("POST", "/segment?format=json&k=2", body: try file(sources[6].image))
+        XCTAssertEqual(reply.status, 200, reply.text)
+        XCTAssertEqual(retrievedIDs(reply).first, id, "the new case retrieves itself first")
+        let first = (reply.json["labels"] as? [[String: Any]])?.first?["retrieved"] as? [[String: Any]]
+        XCTAssertEqual(first?.first?["hasLabel"] as? Bool, false)
+        let positive = try await send("POST", "/segment?format=json&k=2&positive_only=1", body: try file(sources[6].image))
+        XCTAssertEqual(positive.status, 200, positive.text)
+        XCTAssertFalse(retrievedIDs(positive).contains(id), "positive_only passes over it")
+    }
+
     func testAddedCaseIsSearchableByTheNextRequest() async throws {
         let added = try await addCase(6)
         XCTAssertEqual(added.status, 201, added.text)
