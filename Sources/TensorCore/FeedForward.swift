@@ -15,8 +15,8 @@ public enum FeedForwardActivation: Sendable {
     }
 }
 
-/// x[r] += input[r] · weightᵀ + bias: a linear layer whose result is added to x (a residual). The GEMM
-/// accumulates onto x (beta = 1) after the bias is added to each row, so there is no temporary output.
+/// x[r] += input[r] · weightᵀ + bias: a linear layer whose result is added to x (a residual), through
+/// `linearRows(accumulate:)`: no temporary output, no separate add.
 public func addLinear(into x: inout Tensor, _ input: Tensor, weight: Tensor, bias: Tensor?) {
     precondition(weight.rank == 2, "linear weight must be [out, in], got \(weight.shape)")
     let inFeatures = weight.shape[1], outFeatures = weight.shape[0]
@@ -26,29 +26,17 @@ public func addLinear(into x: inout Tensor, _ input: Tensor, weight: Tensor, bia
     if let bias { precondition(bias.count == outFeatures, "linear bias has \(bias.count) values, want \(outFeatures)") }
     let rows = input.count / max(inFeatures, 1)
     guard rows > 0, outFeatures > 0 else { return }
-    let units = (rows + gemmSplitAlignment - 1) / gemmSplitAlignment
-    let parts = rows * outFeatures * inFeatures >= 1 << 20 ? min(Threads.count, units) : 1
     x.withUnsafeMutableBufferPointer { px in
         input.withUnsafeBufferPointer { pi in
             weight.withUnsafeBufferPointer { pw in
-                let out = px.baseAddress!, a = pi.baseAddress!, w = pw.baseAddress!
-                let b = bias?.data
-                parallelFor(parts) { part in
-                    let start = min(rows, part * units / parts * gemmSplitAlignment)
-                    let end = min(rows, (part + 1) * units / parts * gemmSplitAlignment)
-                    guard end > start else { return }
-                    let c = out + start * outFeatures
-                    if let b {
-                        b.withUnsafeBufferPointer { pb in
-                            for r in 0..<(end - start) {
-                                let row = c + r * outFeatures
-                                for j in 0..<outFeatures { row[j] += pb[j] }
-                            }
-                        }
+                if let bias {
+                    bias.withUnsafeBufferPointer { pb in
+                        linearRows(pi.baseAddress!, rows: rows, inFeatures: inFeatures, weight: pw.baseAddress!,
+                                   outFeatures: outFeatures, bias: pb.baseAddress!, out: px.baseAddress!, accumulate: true)
                     }
-                    gemm(transA: false, transB: true, m: end - start, n: outFeatures, k: inFeatures,
-                         a: a + start * inFeatures, lda: inFeatures, b: w, ldb: inFeatures,
-                         beta: 1, c: c, ldc: outFeatures)
+                } else {
+                    linearRows(pi.baseAddress!, rows: rows, inFeatures: inFeatures, weight: pw.baseAddress!,
+                               outFeatures: outFeatures, bias: nil, out: px.baseAddress!, accumulate: true)
                 }
             }
         }
@@ -87,15 +75,10 @@ public func addFeedForward(into x: inout Tensor, input: Tensor,
                                 linearRows(source + start * width, rows: rows, inFeatures: width, weight: w1.baseAddress!,
                                            outFeatures: hiddenWidth, bias: b1.baseAddress!, out: hidden)
                                 activation.apply(hidden, count: rows * hiddenWidth)
-                                // x += bias2 + hidden · W2ᵀ.
-                                let rowsOut = out + start * outWidth
-                                for r in 0..<rows {
-                                    let row = rowsOut + r * outWidth
-                                    for j in 0..<outWidth { row[j] += b2[j] }
-                                }
-                                gemm(transA: false, transB: true, m: rows, n: outWidth, k: hiddenWidth,
-                                     a: hidden, lda: hiddenWidth, b: w2.baseAddress!, ldb: hiddenWidth,
-                                     beta: 1, c: rowsOut, ldc: outWidth)
+                                // x += hidden · W2ᵀ + bias2 (inline: this is one worker's chunk).
+                                linearRows(hidden, rows: rows, inFeatures: hiddenWidth, weight: w2.baseAddress!,
+                                           outFeatures: outWidth, bias: b2.baseAddress!, out: out + start * outWidth,
+                                           accumulate: true)
                             }
                         }
                     }

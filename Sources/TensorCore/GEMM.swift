@@ -104,12 +104,13 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
     }
 }
 
-/// out[r] = x[r] · weightᵀ + bias for `rows` rows. Large products are split by rows over the workers, each
-/// filling its own rows with the bias and running its own GEMM (beta = 1 accumulates onto the bias), so
-/// the bias fill, a full pass over the output, is parallel and in cache for the GEMM. Also callable from
-/// inside a parallel loop, where it runs inline.
+/// out[r] = x[r] · weightᵀ + bias for `rows` rows, or with `accumulate` out[r] += x[r] · weightᵀ + bias (a
+/// residual added in place). Large products are split by rows over the workers, each preparing its own rows
+/// (bias copied in, or added on) and running its own GEMM with beta = 1, so that pass over the output is
+/// parallel and in cache for the GEMM. Also callable from inside a parallel loop, where it runs inline.
 public func linearRows(_ x: UnsafePointer<Float>, rows: Int, inFeatures: Int, weight: UnsafePointer<Float>,
-                       outFeatures: Int, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>) {
+                       outFeatures: Int, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>,
+                       accumulate: Bool = false) {
     let units = (rows + gemmSplitAlignment - 1) / gemmSplitAlignment
     let worthSplitting = rows * outFeatures * inFeatures >= 1 << 20
     let parts = worthSplitting ? min(Threads.count, units) : 1
@@ -118,7 +119,14 @@ public func linearRows(_ x: UnsafePointer<Float>, rows: Int, inFeatures: Int, we
         let end = min(rows, (part + 1) * units / parts * gemmSplitAlignment)
         guard end > start else { return }
         let c = out + start * outFeatures
-        if let bias {
+        if accumulate {
+            if let bias {
+                for r in 0..<(end - start) {
+                    let row = c + r * outFeatures
+                    for j in 0..<outFeatures { row[j] += bias[j] }
+                }
+            }
+        } else if let bias {
             for r in 0..<(end - start) { (c + r * outFeatures).update(from: bias, count: outFeatures) }
         } else {
             c.update(repeating: 0, count: (end - start) * outFeatures)
