@@ -210,6 +210,25 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(labelled.status, 422, labelled.text)
     }
 
+    /// A label map is 8-bit: on a bank with more labels, label=all is a 400 naming the way out; one label is fine.
+    func testLabelMapBeyond255LabelsIsABadRequest() async throws {
+        await server.shutdown()
+        _ = try await serverTask?.value
+        let metadata = BankMetadata(retrievalModel: segmenter.retrieval.model, supportModel: segmenter.support.model,
+                                    embeddingDimension: segmenter.retrieval.dimension, memoryShape: segmenter.support.memoryShape,
+                                    labels: (1...256).map { "organ\($0)" })
+        let bank = try SupportBank.create(at: directory.appendingPathComponent("bank256").path, metadata: metadata)
+        segmenter = try RetrievalSegmenter(bank: bank, retrieval: segmenter.retrieval, support: segmenter.support)
+        try await start(maxUploadBytes: 1 << 20)
+        let reply = try await send("POST", "/segment", body: try file(sources[6].image))
+        XCTAssertEqual(reply.status, 400, reply.text)
+        XCTAssertTrue((reply.json["error"] as? String ?? "").contains("more than an 8-bit label map holds (255): ask for one label with label=NAME"),
+                      reply.text)
+        // One label passes that check (this empty bank has no case for it: 422).
+        let one = try await send("POST", "/segment?label=organ256", body: try file(sources[6].image))
+        XCTAssertEqual(one.status, 422, one.text)
+    }
+
     /// A case whose mask is empty is stored with its empty-mask memory and retrieved like any other.
     func testAddedEmptyMaskCaseSupportsWithItsEmptyMemory() async throws {
         let image = try PNG.read(sources[6].image)

@@ -340,6 +340,26 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(tumourRetrieved.filter { $0["hasLabel"] as? Bool == true }.count, 2)
     }
 
+    /// A label map is an 8-bit PNG: a bank with more labels asks for --mask-per-label (or one --label), before
+    /// any model loads and without touching the bank.
+    func testLabelMapBeyond255LabelsIsAClearError() throws {
+        let dir = temporaryDirectory()
+        let (images, _) = try writeDataset(dir, count: 1)
+        let bank = dir + "/bank"
+        let names = (1...256).map { "organ\($0)" }.joined(separator: ",")
+        var r = try runRagseg(["index", "create", bank, "--stand-in", "--labels", names])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let target = images + "/case000.png"
+        r = try runRagseg(["segment", "--index", bank, "--out", dir + "/seg", target])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("has 256 labels, more than an 8-bit label map holds (255): use --mask-per-label"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/seg"), "refused before writing anything")
+        // --mask-per-label gets past this check (then fails on the stand-in bank's missing weights, a different error).
+        r = try runRagseg(["segment", "--index", bank, "--mask-per-label", "--out", dir + "/seg", target])
+        XCTAssertFalse(r.stderr.contains("8-bit label map"), r.stderr)
+        XCTAssertEqual(try runRagseg(["index", "verify", bank]).status, 0)
+    }
+
     func testFullMapIsAClearErrorAndTheBankStaysUsable() throws {
         let dir = temporaryDirectory()
         let (images, masks) = try writeDataset(dir, count: 12)
