@@ -276,23 +276,28 @@ struct SegmentCommand: ParsableCommand {
         for target in targets {
             let image = try SupportSegmenter.readPNG(target, role: "target")
             let results = try labels.map { try segmenter.segment(image, name: target, k: k, label: $0, positiveOnly: positiveOnly, prompt: prompt) }
-            let pixels = MaskComposition.mask(logits: results.map(\.segmentation.logits.data), labels: labels,
-                                              foreground: UInt8(maskValues))
             var outPath = (out as NSString).appendingPathComponent(Self.stem(target) + ".png")
             var perLabelPaths: [String: String] = [:]
+            // Foreground of the overlay: any label's mask (the label map's nonzero pixels are the same set).
+            var foreground = [Bool](repeating: false, count: image.width * image.height)
             if maskPerLabel {
                 for (l, r) in zip(labels, results) {
+                    let mask = r.mask
                     let path = (out as NSString).appendingPathComponent(Self.stem(target) + "_" + Self.fileSafe(names[l - 1]) + ".png")
-                    try PNG.writeGray8(r.mask.map { $0 ? UInt8(maskValues) : 0 }, width: image.width, height: image.height, to: path)
+                    try PNG.writeGray8(mask.map { $0 ? UInt8(maskValues) : 0 }, width: image.width, height: image.height, to: path)
                     perLabelPaths[names[l - 1]] = path
+                    for i in foreground.indices where mask[i] { foreground[i] = true }
                 }
                 outPath = labels.map { perLabelPaths[names[$0 - 1]]! }.joined(separator: ", ")
             } else {
+                let pixels = MaskComposition.mask(logits: results.map(\.segmentation.logits.data), labels: labels,
+                                                  foreground: UInt8(maskValues))
                 try PNG.writeGray8(pixels, width: image.width, height: image.height, to: outPath)
+                foreground = pixels.map { $0 != 0 }
             }
             if overlay {
                 let ids = Array(Set(results.flatMap { $0.supports.map(\.id) })).sorted().map { "#\($0)" }
-                let rgb = Overlay.render(image, mask: pixels.map { $0 != 0 }, caption: ids.joined(separator: " "))
+                let rgb = Overlay.render(image, mask: foreground, caption: ids.joined(separator: " "))
                 try PNG.writeRGB8(rgb, width: image.width, height: image.height,
                                   to: (out as NSString).appendingPathComponent(Self.stem(target) + "_overlay.png"))
             }

@@ -340,23 +340,30 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(tumourRetrieved.filter { $0["hasLabel"] as? Bool == true }.count, 2)
     }
 
-    /// A label map is an 8-bit PNG: a bank with more labels asks for --mask-per-label (or one --label), before
-    /// any model loads and without touching the bank.
+    /// A label map is an 8-bit PNG: a bank with more labels asks for --mask-per-label (or one --label) before any
+    /// model loads and without touching the bank; --mask-per-label then writes one mask per label.
     func testLabelMapBeyond255LabelsIsAClearError() throws {
         let dir = temporaryDirectory()
-        let (images, _) = try writeDataset(dir, count: 1)
+        let (images, masks) = try writeDataset(dir, count: 2, maskValue: 1)
+        let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let dinov2 = tests.appendingPathComponent("DINOv2Tests/Fixtures/plain").path
+        let sam2 = tests.appendingPathComponent("SAM2Tests/Fixtures/memory/weights.safetensors").path
         let bank = dir + "/bank"
         let names = (1...256).map { "organ\($0)" }.joined(separator: ",")
-        var r = try runRagseg(["index", "create", bank, "--stand-in", "--labels", names])
+        var r = try runRagseg(["index", "create", bank, "--labels", names, "--dinov2", dinov2, "--sam2", sam2])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--quiet"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let target = images + "/case000.png"
-        r = try runRagseg(["segment", "--index", bank, "--out", dir + "/seg", target])
+        r = try runRagseg(["segment", "--index", bank, "--k", "1", "--out", dir + "/seg", target])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("has 256 labels, more than an 8-bit label map holds (255): use --mask-per-label"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/seg"), "refused before writing anything")
-        // --mask-per-label gets past this check (then fails on the stand-in bank's missing weights, a different error).
-        r = try runRagseg(["segment", "--index", bank, "--mask-per-label", "--out", dir + "/seg", target])
-        XCTAssertFalse(r.stderr.contains("8-bit label map"), r.stderr)
+        r = try runRagseg(["segment", "--index", bank, "--k", "1", "--mask-per-label", "--overlay", "--out", dir + "/seg", target])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let written = try FileManager.default.contentsOfDirectory(atPath: dir + "/seg")
+        XCTAssertEqual(written.count, 257, "256 masks and the overlay")
+        XCTAssertTrue(written.contains("case000_organ256.png") && written.contains("case000_overlay.png"))
         XCTAssertEqual(try runRagseg(["index", "verify", bank]).status, 0)
     }
 
