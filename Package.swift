@@ -43,7 +43,8 @@ let package = Package(
         .target(name: "DINOv2", dependencies: ["TensorCore", "RAGSegIO"], swiftSettings: fastMath),
         .target(name: "SAM2", dependencies: ["TensorCore", "RAGSegIO"], swiftSettings: fastMath),
         .target(name: "Evaluation", swiftSettings: fastMath),
-        .target(name: "SupportBank", dependencies: ["TensorCore", "RAGSegIO", "CLMDB", "CFaiss"], exclude: ["README.md"], swiftSettings: fastMath),
+        // Stores SAM 2's own SupportMemory values (the one memory type from the encoder to memory attention).
+        .target(name: "SupportBank", dependencies: ["TensorCore", "RAGSegIO", "SAM2", "CLMDB", "CFaiss"], exclude: ["README.md"], swiftSettings: fastMath),
         // The product's pipelines: real encoders behind the bank's protocols, retrieval-augmented segmentation.
         .target(name: "RAGSegPipeline", dependencies: ["TensorCore", "RAGSegIO", "DINOv2", "SAM2", "SupportBank", "Evaluation"],
                 swiftSettings: fastMath),
@@ -78,7 +79,7 @@ let package = Package(
             "RAGSegTestSupport",
             "RAGSegServer", "RAGSegPipeline", "SupportBank", "SAM2", "DINOv2", "RAGSegIO", "TensorCore",
         ]),
-        .testTarget(name: "SupportBankTests", dependencies: ["SupportBank", "TensorCore", "RAGSegIO"]),
+        .testTarget(name: "SupportBankTests", dependencies: ["SupportBank", "SAM2", "TensorCore", "RAGSegIO"]),
     ],
     cxxLanguageStandard: .cxx17
 )

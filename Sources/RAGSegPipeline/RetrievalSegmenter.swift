@@ -143,13 +143,12 @@ public final class RetrievalSegmenter: @unchecked Sendable {
             throw RetrievalSegmenterError(path: bank.path, message: "no case in the bank \(which) (after excluding \(excluding.count))")
         }
 
-        let shape = bank.metadata.memoryShape
-        let memories = try hits.map { hit -> SAM2.SupportMemory in
+        let memories = try hits.map { hit -> SupportMemory in
             guard let stored = try bank.supportMemory(for: hit.record, label: label) else {
                 let what = hit.record.labels.contains(label) ? "lists label \(label)" : "records an empty-mask memory"
                 throw RetrievalSegmenterError(path: bank.path, message: "case \(hit.id) \(what) but has no stored memory for it (run `ragseg index verify`)")
             }
-            return SAM2.SupportMemory(bank: stored, shape: shape)
+            return stored
         }
         clock.mark("load")
 

@@ -2,6 +2,7 @@
 // content hashing, and finding pairs in folders, nnU-Net datasets and CSV lists.
 import Foundation
 import RAGSegIO
+import SAM2
 
 /// Turns an image into the retrieval embedding (DINOv2 CLS token).
 public protocol RetrievalEncoder {

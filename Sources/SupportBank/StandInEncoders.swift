@@ -2,6 +2,7 @@
 // before the real models land. Their outputs have the right shapes and are stable functions of the
 // pixels, but they carry NO medical meaning: retrieval by them is only "looks alike at 16x16".
 import Foundation
+import SAM2
 
 /// Published DINOv2 variants and their CLS embedding width.
 public enum DINOv2Variant: String, CaseIterable, Sendable {
@@ -118,7 +119,8 @@ public enum StandIn {
         let meanInside = zip(gray, maskPlane).reduce(Float(0)) { $0 + $1.0 * $1.1 } / max(maskPlane.reduce(0, +), 1)
         let p = projection(rows: shape.pointerDimension, columns: 2, seed: 0x5EED_D2)
         let pointer = (0..<shape.pointerDimension).map { p[2 * $0] * area + p[2 * $0 + 1] * meanInside }
-        return SupportMemory(memory: memory, objectPointer: pointer)
+        return SupportMemory(channels: shape.channels, height: h, width: w, memoryBits: memory, pointer: pointer,
+                             isEmpty: !mask.contains { $0 != 0 })
     }
 }
 

@@ -2,6 +2,7 @@
 // See README.md in this directory for the on-disk layout and the consistency rules.
 import CLMDB
 import Foundation
+import SAM2
 
 /// A support bank directory: `data.mdb`/`lock.mdb` (LMDB) and `index.faiss` (derived).
 ///
@@ -410,9 +411,8 @@ public final class SupportBank: @unchecked Sendable {
                 throw BankError.input(name, "memory label \(label) is not one of 0...\(metadata.labels.count) in ascending order")
             }
             previous = label
-            guard memory.memory.count == metadata.memoryShape.memoryCount,
-                  memory.objectPointer.count == metadata.memoryShape.pointerDimension else {
-                throw BankError.input(name, "memory of label \(label) has \(memory.memory.count)+\(memory.objectPointer.count) values, the bank stores \(metadata.memoryShape)")
+            guard memory.shape == metadata.memoryShape else {
+                throw BankError.input(name, "memory of label \(label) is \(memory.shape), the bank stores \(metadata.memoryShape)")
             }
         }
         // The empty-mask memory stands for the absent labels, so a case that has every label has no use for it.

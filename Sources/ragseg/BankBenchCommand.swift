@@ -2,6 +2,7 @@
 // bytes on disk per case. Synthetic data; a benchmark, not a test.
 import ArgumentParser
 import Foundation
+import SAM2
 import SupportBank
 
 struct BankBench: ParsableCommand {
@@ -132,7 +133,8 @@ struct BankBench: ParsableCommand {
         let pointer = [Float](repeating: Float(i), count: shape.pointerDimension)
         return PreparedCase(image: "synthetic/\(i).png", mask: "synthetic/\(i)_mask.png",
                             contentHash: SHA256.hash(Array("bench \(i)".utf8)), width: 512, height: 512,
-                            embedding: embedding, memories: [(1, SupportMemory(memory: memory, objectPointer: pointer))])
+                            embedding: embedding, memories: [(1, SupportMemory(channels: shape.channels, height: shape.height, width: shape.width,
+                                                                        memoryBits: memory, pointer: pointer, isEmpty: false))])
     }
 
     func benchAdd() throws {

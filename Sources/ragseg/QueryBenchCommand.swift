@@ -10,6 +10,7 @@ import Foundation
 import RAGSegIO
 import RAGSegPipeline
 import RAGSegServer
+import SAM2
 import SupportBank
 import TensorCore
 
@@ -267,7 +268,8 @@ struct QueryBenchCommand: AsyncParsableCommand {
         let pointer = (0..<shape.pointerDimension).map { _ in 2 * rng.uniform() - 1 }
         return PreparedCase(image: "synthetic/\(i).png", mask: "synthetic/\(i)_mask.png",
                             contentHash: SHA256.hash(Array("bench query \(i)".utf8)), width: 512, height: 512,
-                            embedding: embedding, memories: [(1, BankMemory(memory: memory, objectPointer: pointer))])
+                            embedding: embedding, memories: [(1, SupportMemory(channels: shape.channels, height: shape.height, width: shape.width,
+                                                                        memoryBits: memory, pointer: pointer, isEmpty: false))])
     }
 
     /// A gray "scan" as PNG bytes: smooth background, a bright textured ellipse placed by `seed`, noise.
