@@ -44,8 +44,8 @@ let package = Package(
         .target(name: "SAM2", dependencies: ["TensorCore", "RAGSegIO"], swiftSettings: fastMath),
         .target(name: "Evaluation", swiftSettings: fastMath),
         // Stores SAM 2's own SupportMemory values (the one memory type from the encoder to memory attention).
-        .target(name: "SupportBank", dependencies: ["TensorCore", "RAGSegIO", "SAM2", "CLMDB", "CFaiss"], exclude: ["README.md"], swiftSettings: fastMath),
-        // The product's pipelines: real encoders behind the bank's protocols, retrieval-augmented segmentation.
+        .target(name: "SupportBank", dependencies: ["SAM2", "CLMDB", "CFaiss"], exclude: ["README.md"], swiftSettings: fastMath),
+        // The product's pipelines: ingest (PNG pairs, datasets, encoders), retrieval-augmented segmentation.
         .target(name: "RAGSegPipeline", dependencies: ["TensorCore", "RAGSegIO", "DINOv2", "SAM2", "SupportBank", "Evaluation"],
                 swiftSettings: fastMath),
         // `ragseg serve`: the HTTP server (Hummingbird) over a bank, in a library so tests can run it in-process.
@@ -79,7 +79,7 @@ let package = Package(
             "RAGSegTestSupport",
             "RAGSegServer", "RAGSegPipeline", "SupportBank", "SAM2", "DINOv2", "RAGSegIO", "TensorCore",
         ]),
-        .testTarget(name: "SupportBankTests", dependencies: ["SupportBank", "SAM2", "TensorCore", "RAGSegIO"]),
+        .testTarget(name: "SupportBankTests", dependencies: ["SupportBank", "SAM2", "TensorCore", "RAGSegIO", "RAGSegTestSupport"]),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -1,4 +1,4 @@
-// The real models behind the support bank's encoder protocols: DINOv2 for retrieval embeddings, SAM 2
+// The real models behind the encoder protocols of ingest (Ingest/CaseInput.swift): DINOv2 for retrieval embeddings, SAM 2
 // (image encoder + memory encoder) for support memories.
 import Foundation
 import DINOv2

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import RAGSegIO
+import RAGSegTestSupport
 @testable import SupportBank
 
 /// The `ragseg` executable built next to the test bundle (`swift build --build-tests` builds both).
