@@ -183,6 +183,16 @@ public struct SearchHit: Sendable {
 
 // MARK: - Byte encodings
 
+extension JSONEncoder {
+    /// Deterministic JSON (sorted keys) for stored records.
+    static var sorted: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }
+}
+
+
 /// A decoded record or what is wrong with it.
 enum Decoded<T> {
     case ok(T)

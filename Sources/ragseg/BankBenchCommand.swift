@@ -3,7 +3,7 @@
 import ArgumentParser
 import Foundation
 import SAM2
-import SupportBank
+@_spi(Benchmark) import SupportBank
 
 struct BankBench: ParsableCommand {
     static let configuration = CommandConfiguration(
