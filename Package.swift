@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "ragseg", targets: ["ragseg"]),
+        .executable(name: "ragseg-bench", targets: ["ragseg-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -63,6 +64,15 @@ let package = Package(
             name: "ragseg",
             dependencies: [
                 "TensorCore", "RAGSegIO", "DINOv2", "SAM2", "SupportBank", "Evaluation", "RAGSegPipeline", "RAGSegServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: fastMath),
+        // The benchmarks (kernels, models, query path, bank), apart from the product CLI; the only client of
+        // SupportBank's @_spi(Benchmark) bulk fill.
+        .executableTarget(
+            name: "ragseg-bench",
+            dependencies: [
+                "TensorCore", "RAGSegIO", "DINOv2", "SAM2", "SupportBank", "RAGSegPipeline", "RAGSegServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),

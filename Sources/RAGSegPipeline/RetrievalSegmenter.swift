@@ -113,7 +113,7 @@ public final class RetrievalSegmenter: @unchecked Sendable {
 
         // The DINOv2 embedding and the SAM 2 image encoding of the target are independent, but they run one
         // after the other, each with every core: each one's GEMMs and loops already keep all workers busy, so
-        // running both at once only shares the same cores. Measured on 2 cores (ragseg bench query): together
+        // running both at once only shares the same cores. Measured on 2 cores (ragseg-bench query): together
         // they took 228 ms longer than in sequence with OpenBLAS's threads, and with one worker pool Dispatch
         // serializes nested parallel loops, so the encoder ran on one core (+650 ms).
         let query = try retrieval.embed(image)

@@ -1,6 +1,6 @@
 import SAM2
 import XCTest
-@testable import SupportBank
+@_spi(Benchmark) @testable import SupportBank
 
 /// The bank on raw arrays, with the real LMDB and FAISS (no mocks).
 final class BankCoreTests: XCTestCase {
