@@ -4,7 +4,7 @@
 // The public API, by file:
 //   SupportBank.swift  create, open, requireModels; path, metadata, indexFilePath, indexRepair
 //   Writes.swift       add (a batch of prepared cases, all or nothing), remove
-//   Reads.swift        search, record, embedding, memory, supportMemory, allRecords, caseID, statistics
+//   Reads.swift        search, record, embedding, memory, supportMemory, allRecords, caseID, statistics, lmdbUsedBytes
 //   IndexCache.swift   checkpoint, refresh, setSearchParameter; loading, rebuilding, catching up index.faiss
 //   Verify.swift       verify
 //   BulkFill.swift     benchmarkBulkFill, benchmarkSetSync: `@_spi(Benchmark)`, for `ragseg-bench bank` only

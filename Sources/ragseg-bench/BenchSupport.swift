@@ -22,7 +22,7 @@ struct SweepOptions: ParsableArguments {
     }
 }
 
-extension IndexKind: @retroactive ExpressibleByArgument {}
+extension IndexKind: ExpressibleByArgument {}
 
 /// Seconds on a monotonic clock.
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
