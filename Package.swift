@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "ragseg", targets: ["ragseg"]),
+        .executable(name: "ragseg-bench", targets: ["ragseg-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -43,8 +44,9 @@ let package = Package(
         .target(name: "DINOv2", dependencies: ["TensorCore", "RAGSegIO"], swiftSettings: fastMath),
         .target(name: "SAM2", dependencies: ["TensorCore", "RAGSegIO"], swiftSettings: fastMath),
         .target(name: "Evaluation", swiftSettings: fastMath),
-        .target(name: "SupportBank", dependencies: ["TensorCore", "RAGSegIO", "CLMDB", "CFaiss"], exclude: ["README.md"], swiftSettings: fastMath),
-        // The product's pipelines: real encoders behind the bank's protocols, retrieval-augmented segmentation.
+        // Stores SAM 2's own SupportMemory values (the one memory type from the encoder to memory attention).
+        .target(name: "SupportBank", dependencies: ["SAM2", "CLMDB", "CFaiss"], exclude: ["README.md"], swiftSettings: fastMath),
+        // The product's pipelines: ingest (PNG pairs, datasets, encoders), retrieval-augmented segmentation.
         .target(name: "RAGSegPipeline", dependencies: ["TensorCore", "RAGSegIO", "DINOv2", "SAM2", "SupportBank", "Evaluation"],
                 swiftSettings: fastMath),
         // `ragseg serve`: the HTTP server (Hummingbird) over a bank, in a library so tests can run it in-process.
@@ -65,6 +67,15 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
+        // The benchmarks (kernels, models, query path, bank), apart from the product CLI; the only client of
+        // SupportBank's @_spi(Benchmark) bulk fill.
+        .executableTarget(
+            name: "ragseg-bench",
+            dependencies: [
+                "TensorCore", "RAGSegIO", "DINOv2", "SAM2", "SupportBank", "RAGSegPipeline", "RAGSegServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: fastMath),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "CKernels", "RAGSegIO"], resources: [.copy("Fixtures")]),
         .testTarget(name: "RAGSegIOTests", dependencies: ["RAGSegIO", "TensorCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DINOv2Tests", dependencies: ["DINOv2", "TensorCore", "RAGSegIO"], resources: [.copy("Fixtures")]),
@@ -78,7 +89,7 @@ let package = Package(
             "RAGSegTestSupport",
             "RAGSegServer", "RAGSegPipeline", "SupportBank", "SAM2", "DINOv2", "RAGSegIO", "TensorCore",
         ]),
-        .testTarget(name: "SupportBankTests", dependencies: ["SupportBank", "TensorCore", "RAGSegIO"]),
+        .testTarget(name: "SupportBankTests", dependencies: ["SupportBank", "SAM2", "TensorCore", "RAGSegIO", "RAGSegTestSupport"]),
     ],
     cxxLanguageStandard: .cxx17
 )

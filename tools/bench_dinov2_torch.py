@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch side of `ragseg bench dinov2`: time transformers' Dinov2Model on CPU, random weights.
+"""PyTorch side of `ragseg-bench dinov2`: time transformers' Dinov2Model on CPU, random weights.
 
 Needs torch and transformers >= 5 (tools/requirements.txt); CI never runs it. Prints one JSON object per
 line: {"model": "S", "batch": 1, "size": 224, "seconds_per_image": ..., "runs": n}. With --cpu-time the

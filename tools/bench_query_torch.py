@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch side of `ragseg bench query`: one retrieval-augmented query through the official models (CPU, fp32),
+"""PyTorch side of `ragseg-bench query`: one retrieval-augmented query through the official models (CPU, fp32),
 timed per stage, for k = 1, 4, 8 supports whose SAM 2 memories are already computed.
 
 What is timed, per query (one new target image, a uint8 gray SIZE x SIZE array like a decoded PNG):
@@ -34,8 +34,8 @@ package (tools/requirements.txt).
 
   python tools/bench_query_torch.py --ks 1,4,8 --cases 1000 --threads 2 --out /tmp/torch_query.json \\
       --write-weights /tmp/tiny_sam2.safetensors
-  env -u OPENBLAS_CORETYPE .build/release/ragseg bench query --sam2 /tmp/tiny_sam2.safetensors \\
-      --ks 1,4,8 --cases 1000 --threads 2 --reference /tmp/torch_query.json --server
+  env -u OPENBLAS_CORETYPE .build/release/ragseg-bench query --sam2 /tmp/tiny_sam2.safetensors \\
+      --ks 1 4 8 --cases 1000 --threads 2 --reference /tmp/torch_query.json --server
 """
 import argparse
 import json
@@ -79,7 +79,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3, help="queries per k; the one with the smallest total is reported")
     ap.add_argument("--size", type=int, default=1024, help="target image side (gray)")
-    ap.add_argument("--out", help="write the per-stage seconds as JSON here (for ragseg bench query --reference)")
+    ap.add_argument("--out", help="write the per-stage seconds as JSON here (for ragseg-bench query --reference)")
     ap.add_argument("--write-weights", help="save the random sam2.1 tiny model (official keys) as safetensors here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

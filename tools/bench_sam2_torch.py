@@ -6,7 +6,7 @@ and process CPU seconds (all threads; a load-robust proxy on a shared machine).
 Needs (not CI): torch, numpy, safetensors, the official `sam2` package (tools/requirements.txt).
 
   python tools/bench_sam2_torch.py --sizes tiny,base_plus --threads 2 --out torch_sam2.json
-  ragseg bench sam2 --sizes tiny,base_plus --threads 2 --reference torch_sam2.json
+  ragseg-bench sam2 --sizes tiny base_plus --threads 2 --reference torch_sam2.json
 """
 import argparse
 import json

@@ -10,7 +10,7 @@ Needs (not CI): torch, numpy, safetensors, hydra-core, iopath and the official `
 
   python tools/bench_segment_torch.py --ks 1,2,4,8 --threads 2 --out torch_segment.json \
       --write-weights /tmp/sam2.1_tiny_random.safetensors
-  ragseg bench segment --sam2 /tmp/sam2.1_tiny_random.safetensors --ks 1,2,4,8 --threads 2 \
+  ragseg-bench segment --sam2 /tmp/sam2.1_tiny_random.safetensors --ks 1 2 4 8 --threads 2 \
       --reference torch_segment.json
 
 --write-weights saves the randomized model's state dict (official keys) so the Swift side runs the same

@@ -1,4 +1,4 @@
-// The real models behind the support bank's encoder protocols: DINOv2 for retrieval embeddings, SAM 2
+// The real models behind the encoder protocols of ingest (Ingest/CaseInput.swift): DINOv2 for retrieval embeddings, SAM 2
 // (image encoder + memory encoder) for support memories.
 import Foundation
 import DINOv2
@@ -86,20 +86,10 @@ public final class SAM2SupportEncoder: SupportEncoder, @unchecked Sendable {
         return f
     }
 
-    public func encodeSupport(image: PNGImage, mask: [UInt8]) throws -> BankMemory {
+    public func encodeSupport(image: PNGImage, mask: [UInt8]) throws -> SupportMemory {
         precondition(mask.count == image.width * image.height, "mask has \(mask.count) pixels for a \(image.width)x\(image.height) image")
         let f = try features(image)
         let binary = Tensor(shape: [image.height, image.width], data: mask.map { $0 != 0 ? 1 : 0 })
-        let support = try memoryModel.encodeSupport(f, mask: memoryModel.resizeMask(binary))
-        return BankMemory(memory: support.memoryBits, objectPointer: support.pointer)
-    }
-}
-
-extension SAM2.SupportMemory {
-    /// A memory read back from the bank (whose record does not keep the empty flag: it only documents
-    /// how the memory was made, and the query path does not use it).
-    public init(bank memory: BankMemory, shape: MemoryShape) {
-        self.init(channels: shape.channels, height: shape.height, width: shape.width,
-                  memoryBits: memory.memory, pointer: memory.objectPointer, isEmpty: false)
+        return try memoryModel.encodeSupport(f, mask: memoryModel.resizeMask(binary))
     }
 }

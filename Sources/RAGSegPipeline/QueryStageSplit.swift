@@ -1,4 +1,4 @@
-// Where the time of one retrieval query goes (`ragseg bench query`): the stage seconds a
+// Where the time of one retrieval query goes (`ragseg-bench query`): the stage seconds a
 // `RetrievalSegmentation` records, with the derived figures the benchmark reports.
 
 /// One query's stage seconds by name (`RetrievalSegmentation.stageOrder`), and what follows from them.

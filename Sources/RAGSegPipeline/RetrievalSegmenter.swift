@@ -113,7 +113,7 @@ public final class RetrievalSegmenter: @unchecked Sendable {
 
         // The DINOv2 embedding and the SAM 2 image encoding of the target are independent, but they run one
         // after the other, each with every core: each one's GEMMs and loops already keep all workers busy, so
-        // running both at once only shares the same cores. Measured on 2 cores (ragseg bench query): together
+        // running both at once only shares the same cores. Measured on 2 cores (ragseg-bench query): together
         // they took 228 ms longer than in sequence with OpenBLAS's threads, and with one worker pool Dispatch
         // serializes nested parallel loops, so the encoder ran on one core (+650 ms).
         let query = try retrieval.embed(image)
@@ -143,13 +143,12 @@ public final class RetrievalSegmenter: @unchecked Sendable {
             throw RetrievalSegmenterError(path: bank.path, message: "no case in the bank \(which) (after excluding \(excluding.count))")
         }
 
-        let shape = bank.metadata.memoryShape
-        let memories = try hits.map { hit -> SAM2.SupportMemory in
+        let memories = try hits.map { hit -> SupportMemory in
             guard let stored = try bank.supportMemory(for: hit.record, label: label) else {
                 let what = hit.record.labels.contains(label) ? "lists label \(label)" : "records an empty-mask memory"
                 throw RetrievalSegmenterError(path: bank.path, message: "case \(hit.id) \(what) but has no stored memory for it (run `ragseg index verify`)")
             }
-            return SAM2.SupportMemory(bank: stored, shape: shape)
+            return stored
         }
         clock.mark("load")
 

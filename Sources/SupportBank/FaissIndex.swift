@@ -26,7 +26,7 @@ public enum IndexKind: String, Codable, Sendable, CaseIterable {
     /// floats (16 MiB; 10 922 at 384-d, 5 461 at 768-d) an exact scan stays near 2 ms on one core
     /// with Debian's generic FAISS build (measured: 1.8 ms p50 at 10k x 384), inside the 5 ms target;
     /// IVF needs at least 1024 vectors to train on.
-    /// Why IVF and not HNSW (`ragseg bench bank`, 2 cores, Debian's scalar FAISS): at 1e6 vectors IVF
+    /// Why IVF and not HNSW (`ragseg-bench bank`, 2 cores, Debian's scalar FAISS): at 1e6 vectors IVF
     /// met p99 < 5 ms (2.5 ms at 384-d, 4.0 ms at 768-d) with recall@10 0.97-0.997, builds in about a
     /// minute and removes ids natively; HNSW32 took 18 minutes to build at 1e6 x 384, reached recall
     /// 0.74 at efSearch 64, its per-add cost grows with the graph, and removals need tombstones.

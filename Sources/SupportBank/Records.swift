@@ -1,5 +1,7 @@
-// Value types of the support bank and their byte encodings in LMDB.
+// Value types of the support bank and their byte encodings in LMDB. The memories are SAM 2's own
+// `SupportMemory` values, stored as they are.
 import Foundation
+import SAM2
 
 /// Errors of the support bank. Every message names the file or bank concerned.
 public enum BankError: Error, CustomStringConvertible, Sendable {
@@ -53,14 +55,10 @@ public struct MemoryShape: Codable, Equatable, Sendable, CustomStringConvertible
     public var description: String { "\(channels)x\(height)x\(width) bf16 + \(pointerDimension) fp32" }
 }
 
-/// One label's SAM 2 support memory: bf16 bits of the [C, H, W] memory, fp32 object pointer.
-public struct SupportMemory: Sendable, Equatable {
-    public var memory: [UInt16]
-    public var objectPointer: [Float]
-
-    public init(memory: [UInt16], objectPointer: [Float]) {
-        self.memory = memory
-        self.objectPointer = objectPointer
+extension SupportMemory {
+    /// The shape the bank records for memories like this one.
+    public var shape: MemoryShape {
+        MemoryShape(channels: channels, height: height, width: width, pointerDimension: pointer.count)
     }
 }
 
@@ -185,6 +183,16 @@ public struct SearchHit: Sendable {
 
 // MARK: - Byte encodings
 
+extension JSONEncoder {
+    /// Deterministic JSON (sorted keys) for stored records.
+    static var sorted: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return e
+    }
+}
+
+
 /// A decoded record or what is wrong with it.
 enum Decoded<T> {
     case ok(T)
@@ -239,8 +247,8 @@ enum Codec {
     static let memoryHeaderSize = 24
 
     static func encodeMemory(_ m: SupportMemory, label: Int, shape: MemoryShape) -> [UInt8] {
-        let memoryBytes = m.memory.count * 2
-        let pointerBytes = m.objectPointer.count * 4
+        let memoryBytes = m.memoryBits.count * 2
+        let pointerBytes = m.pointer.count * 4
         var out = [UInt8](repeating: 0, count: memoryHeaderSize + memoryBytes + pointerBytes)
         out.withUnsafeMutableBytes { raw in
             let base = raw.baseAddress!
@@ -251,8 +259,8 @@ enum Codec {
             raw.storeBytes(of: UInt16(shape.height).littleEndian, toByteOffset: 10, as: UInt16.self)
             raw.storeBytes(of: UInt16(shape.width).littleEndian, toByteOffset: 12, as: UInt16.self)
             raw.storeBytes(of: UInt32(shape.pointerDimension).littleEndian, toByteOffset: 16, as: UInt32.self)
-            m.memory.withUnsafeBytes { (base + memoryHeaderSize).copyMemory(from: $0.baseAddress!, byteCount: memoryBytes) }
-            m.objectPointer.withUnsafeBytes {
+            m.memoryBits.withUnsafeBytes { (base + memoryHeaderSize).copyMemory(from: $0.baseAddress!, byteCount: memoryBytes) }
+            m.pointer.withUnsafeBytes {
                 (base + memoryHeaderSize + memoryBytes).copyMemory(from: $0.baseAddress!, byteCount: pointerBytes)
             }
             let crc = CRC32.checksum(UnsafeRawBufferPointer(rebasing: raw[memoryHeaderSize...]))
@@ -290,7 +298,9 @@ enum Codec {
             UnsafeMutableRawPointer(b.baseAddress!).copyMemory(from: payload.baseAddress! + memoryBytes, byteCount: pointerBytes)
             n = shape.pointerDimension
         }
-        return .ok(SupportMemory(memory: memory, objectPointer: objectPointer))
+        // Label 0 is the case's empty-mask memory; the record keeps no other trace of the flag.
+        return .ok(SupportMemory(channels: shape.channels, height: shape.height, width: shape.width,
+                                 memoryBits: memory, pointer: objectPointer, isEmpty: label == 0))
     }
 
     // Journal value: op (1 add, 2 remove) then the id (big-endian).

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import RAGSegIO
+import RAGSegPipeline
 
 struct SampleData: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -59,7 +60,7 @@ struct SampleData: ParsableCommand {
                 throw RAGSegIOError(path: folder, message: "cannot create the folder: \(error.localizedDescription)")
             }
         }
-        var rng = BenchRandom(state: seed)
+        var rng = SeededRandom(state: seed)
         for i in 0..<cases {
             let empty = emptyEvery > 0 && (i + 1) % emptyEvery == 0
             let (image, mask) = SampleData.makeCase(size: size, rng: &rng, withObject: !empty)
@@ -73,7 +74,7 @@ struct SampleData: ParsableCommand {
 
     /// One case: the image and its 0/255 mask, row-major `size * size` bytes each. Without the object the
     /// same random numbers are drawn, so the cases after it do not change.
-    static func makeCase(size: Int, rng: inout BenchRandom, withObject: Bool = true) -> (image: [UInt8], mask: [UInt8]) {
+    static func makeCase(size: Int, rng: inout SeededRandom, withObject: Bool = true) -> (image: [UInt8], mask: [UInt8]) {
         let s = Double(size)
         func uniform(_ low: Double, _ high: Double) -> Double { low + (high - low) * Double(rng.uniform()) }
         let cx = uniform(0.3, 0.7) * s, cy = uniform(0.3, 0.7) * s

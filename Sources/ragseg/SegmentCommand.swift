@@ -195,7 +195,7 @@ struct SegmentCommand: ParsableCommand {
         }
         let segmenter = try SupportSegmenter(path: modelPath!, imageSize: imageSize)
         let loadSeconds = lap()
-        var memories: [SAM2.SupportMemory] = []
+        var memories: [SupportMemory] = []
         var supportReports: [[String: Any]] = []
         for input in inputs {
             memories.append(try segmenter.encodeSupport(input))

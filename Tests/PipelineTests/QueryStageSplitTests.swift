@@ -1,7 +1,7 @@
 import XCTest
 @testable import RAGSegPipeline
 
-/// The figures `ragseg bench query` derives from a query's stage seconds (values worked out by hand).
+/// The figures `ragseg-bench query` derives from a query's stage seconds (values worked out by hand).
 final class QueryStageSplitTests: XCTestCase {
     func testDerivedFigures() {
         let split = QueryStageSplit([("embed", 0.05), ("encode", 1.5), ("search", 0.002), ("load", 0.006),

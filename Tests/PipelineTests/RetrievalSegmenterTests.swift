@@ -67,10 +67,9 @@ final class RetrievalSegmenterTests: XCTestCase {
         for (hit, expected) in zip(result.supports, ranked) { XCTAssertEqual(hit.score, expected.score, accuracy: 1e-5) }
 
         // The same supports encoded again from their files and segmented directly: bit-identical logits.
-        let supports = try result.supports.map { hit -> SAM2.SupportMemory in
+        let supports = try result.supports.map { hit -> SupportMemory in
             let image = try PNG.read(hit.record.image), mask = try PNG.read(hit.record.mask)
-            let stored = try support.encodeSupport(image: image, mask: mask.pixels.map { $0 != 0 ? 1 : 0 })
-            return SAM2.SupportMemory(bank: stored, shape: support.memoryShape)
+            return try support.encodeSupport(image: image, mask: mask.pixels.map { $0 != 0 ? 1 : 0 })
         }
         let direct = try support.memoryModel.segment(try support.features(target), supports: supports,
                                                      outputSize: (height: height, width: width))
@@ -134,9 +133,7 @@ final class RetrievalSegmenterTests: XCTestCase {
         let plain = try segmenter.segment(target, name: "target", k: 3)
         let prompted = try segmenter.segment(target, name: "target", k: 3, prompt: prompt)
         XCTAssertEqual(prompted.supports.map(\.id), plain.supports.map(\.id), "the prompt does not change the retrieval")
-        let memories = try plain.supports.map { hit -> SAM2.SupportMemory in
-            SAM2.SupportMemory(bank: try XCTUnwrap(try bank.memory(hit.id, label: 1)), shape: bank.metadata.memoryShape)
-        }
+        let memories = try plain.supports.map { hit -> SupportMemory in try XCTUnwrap(try bank.memory(hit.id, label: 1)) }
         let model = support.memoryModel, features = try support.features(target)
         let direct = try model.segment(features, supports: memories, outputSize: (height: height, width: width), prompt: prompt)
         XCTAssertTrue(prompted.segmentation.logits.data == direct.logits.data, "retrieval path == memory model with the same supports")

@@ -474,18 +474,6 @@ struct MemoryPathChecks {
         XCTAssertEqual(m.promptEncoder.imagePositionEncoding, hfTied.promptEncoder.imagePositionEncoding)
     }
 
-    func checkSupportMemorySerializationRoundTrips() throws {
-        let s = try referenceSupports(k: 3)[2]
-        let bytes = s.serialized()
-        XCTAssertEqual(try SupportMemory(serialized: bytes, name: "x"), s)
-        XCTAssertThrowsError(try SupportMemory(serialized: Array(bytes.dropLast()), name: "truncated.bin")) { error in
-            XCTAssertTrue("\(error)".contains("truncated.bin"))
-        }
-        var bad = bytes
-        bad[0] = 0x58
-        XCTAssertThrowsError(try SupportMemory(serialized: bad, name: "bad.bin"))
-    }
-
     func checkBadInputsThrow() throws {
         let m = try model()
         let target = try features(image: 3)
@@ -519,7 +507,6 @@ final class MemoryPathTests: XCTestCase {
     func testTargetDecodingMatchesReference() throws { try checks.checkTargetDecodingMatchesReference() }
     func testEndToEndSegmentationMatchesReference() throws { try checks.checkEndToEndSegmentationMatchesReference() }
     func testPromptEncoderMatchesReference() throws { try checks.checkPromptEncoderMatchesReference() }
-    func testSupportMemorySerializationRoundTrips() throws { try checks.checkSupportMemorySerializationRoundTrips() }
     func testBadInputsThrow() throws { try checks.checkBadInputsThrow() }
     func testManySupportsMatchReference() throws { try checks.checkManySupportsMatchReference() }
     func testPipelineFromPixelsMatchesReference() throws { try checks.checkPipelineFromPixelsMatchesReference() }

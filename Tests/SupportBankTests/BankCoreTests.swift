@@ -1,5 +1,6 @@
+import SAM2
 import XCTest
-@testable import SupportBank
+@_spi(Benchmark) @testable import SupportBank
 
 /// The bank on raw arrays, with the real LMDB and FAISS (no mocks).
 final class BankCoreTests: XCTestCase {
@@ -224,8 +225,14 @@ final class BankCoreTests: XCTestCase {
         wrongDimension.image = "wrong-dim.png"
         XCTAssertThrowsError(try bank.add([good, wrongDimension])) { XCTAssertTrue("\($0)".contains("wrong-dim.png")) }
         var wrongShape = makeCase(3, dimension: dimension, rng: &rng)
-        wrongShape.memories[0].memory.memory.removeLast()
-        XCTAssertThrowsError(try bank.add([wrongShape]))
+        let right = wrongShape.memories[0].memory
+        // As many values as the bank's 4x4x4 memories, in another layout.
+        wrongShape.memories[0].memory = SupportMemory(channels: 4, height: 2, width: 8, memoryBits: right.memoryBits,
+                                                      pointer: right.pointer, isEmpty: false)
+        XCTAssertThrowsError(try bank.add([wrongShape])) { XCTAssertTrue("\($0)".contains("memory of label 1 is 4x2x8"), "\($0)") }
+        wrongShape.memories[0].memory = SupportMemory(channels: 4, height: 4, width: 4, memoryBits: right.memoryBits,
+                                                      pointer: Array(right.pointer.dropLast()), isEmpty: false)
+        XCTAssertThrowsError(try bank.add([wrongShape])) { XCTAssertTrue("\($0)".contains("+ 7 fp32"), "\($0)") }
         var zero = makeCase(4, dimension: dimension, rng: &rng)
         zero.embedding = [Float](repeating: 0, count: dimension)
         XCTAssertThrowsError(try bank.add([zero]))

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import RAGSegIO
+import RAGSegTestSupport
 @testable import SupportBank
 
 /// The `ragseg` executable built next to the test bundle (`swift build --build-tests` builds both).
@@ -96,6 +97,40 @@ final class CLITests: XCTestCase {
 
     /// `segment --index` with --point/--box: malformed values, several targets, and a multi-label bank without
     /// --label are refused before any model is loaded.
+    /// The benchmarks are a separate executable, so `ragseg --help` lists only what a user runs; their
+    /// lists are repeated integers (`--ks 1 4 8`), checked before anything loads.
+    func testBenchmarksAreTheirOwnExecutable() throws {
+        let help = try runRagseg(["--help"])
+        XCTAssertEqual(help.status, 0, help.stderr)
+        XCTAssertTrue(help.stdout.contains("segment"), help.stdout)
+        XCTAssertFalse(help.stdout.contains("bench"), help.stdout)
+
+        let bench = URL(fileURLWithPath: try ragsegExecutable()).deletingLastPathComponent().appendingPathComponent("ragseg-bench")
+        func runBench(_ arguments: [String]) throws -> RunResult {
+            let process = Process()
+            process.executableURL = bench
+            process.arguments = arguments
+            return try runToCompletion(process)
+        }
+        let benchHelp = try runBench(["--help"])
+        XCTAssertEqual(benchHelp.status, 0, benchHelp.stderr)
+        for name in ["ops", "dinov2", "sam2", "segment", "query", "bank"] {
+            XCTAssertTrue(benchHelp.stdout.contains("\n  \(name) "), "\(name) missing from\n\(benchHelp.stdout)")
+        }
+        let missing = "/nonexistent/ragseg-bench-test.safetensors"
+        // Parsed as three support counts: the run gets as far as loading the (missing) weights.
+        let parsed = try runBench(["segment", "--sam2", missing, "--ks", "1", "4", "8"])
+        XCTAssertNotEqual(parsed.status, 0)
+        XCTAssertTrue(parsed.stderr.contains(missing), parsed.stderr)
+        XCTAssertFalse(parsed.stderr.contains("Usage:"), parsed.stderr)
+        let zero = try runBench(["segment", "--sam2", missing, "--ks", "1", "0"])
+        XCTAssertNotEqual(zero.status, 0)
+        XCTAssertTrue(zero.stderr.contains("--ks takes support counts of at least 1"), zero.stderr)
+        let commas = try runBench(["query", "--sam2", missing, "--ks", "1,4,8"])
+        XCTAssertNotEqual(commas.status, 0)
+        XCTAssertFalse(commas.stderr.contains(missing), "\"1,4,8\" is not a support count: refused before loading\n\(commas.stderr)")
+    }
+
     func testSegmentPromptsAreCheckedBeforeAnyModelLoads() throws {
         let dir = temporaryDirectory()
         let (images, _) = try writeDataset(dir, count: 2)

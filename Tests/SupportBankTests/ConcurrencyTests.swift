@@ -1,4 +1,5 @@
 import Foundation
+import RAGSegTestSupport
 import XCTest
 @testable import SupportBank
 

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import SAM2
 @testable import SupportBank
 
 /// SplitMix64: a deterministic generator so every test run sees the same data.
@@ -45,7 +46,8 @@ func makeCase(_ n: Int, dimension: Int, rng: inout SeededGenerator, labels: [Int
     let memories = labels.map { label -> (label: Int, memory: SupportMemory) in
         let memory = (0..<shape.memoryCount).map { UInt16(truncatingIfNeeded: $0 &* 31 &+ n &* 7 &+ label) }
         let pointer = (0..<shape.pointerDimension).map { Float($0) + Float(n) * 0.5 + Float(label) }
-        return (label, SupportMemory(memory: memory, objectPointer: pointer))
+        return (label, SupportMemory(channels: shape.channels, height: shape.height, width: shape.width,
+                                     memoryBits: memory, pointer: pointer, isEmpty: label == 0))
     }
     return PreparedCase(image: "img\(n).png", mask: "mask\(n).png", contentHash: SHA256.hash(Array("case \(n)".utf8)),
                         width: 16, height: 16, embedding: embedding, memories: memories)

@@ -1,18 +1,20 @@
-// `ragseg bench bank`: search latency per index type and size, add throughput without encoders,
+// `ragseg-bench bank`: search latency per index type and size, add throughput without encoders,
 // bytes on disk per case. Synthetic data; a benchmark, not a test.
 import ArgumentParser
 import Foundation
-import SupportBank
+import RAGSegPipeline
+import SAM2
+@_spi(Benchmark) import SupportBank
 
 struct BankBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bank",
         abstract: "Benchmark the support bank: search latency (p50/p99), add throughput, disk per case.")
 
-    @Option(help: "Index sizes (vectors).") var sizes = "10000,100000"
+    @Option(parsing: .upToNextOption, help: "Index sizes (vectors).") var sizes = [10000, 100000]
     @Flag(help: "Also 1e6 vectors (several GiB of RAM; HNSW construction is slow on few cores).") var large = false
-    @Option(help: "Embedding dimensions.") var dimensions = "384,768"
-    @Option(help: "Index types.") var types = "flat,hnsw,ivf"
+    @Option(parsing: .upToNextOption, help: "Embedding dimensions.") var dimensions = [384, 768]
+    @Option(parsing: .upToNextOption, help: "Index types.") var types: [IndexKind] = [.flat, .hnsw, .ivf]
     @Option(help: "Single-vector queries timed per configuration.") var queries = 300
     @Option(help: "Skip index types whose construction would exceed this many seconds (estimated from the previous size).")
     var maxBuildSeconds = 240.0
@@ -20,8 +22,8 @@ struct BankBench: ParsableCommand {
     @Flag(help: "Only the add/disk part.") var addOnly = false
     @Option(help: "Synthetic data: clustered (mixture of n/100 Gaussian clusters, like real embeddings) or gaussian (no structure: worst case for approximate indexes).")
     var data = "clustered"
-    @Option(help: "Bank sizes at which the one-case add is timed (the bank is bulk-filled up to each in turn; --large adds 1000000).")
-    var addSteps = "100,10000,100000"
+    @Option(parsing: .upToNextOption, help: "Bank sizes at which the one-case add is timed (the bank is bulk-filled up to each in turn; --large adds 1000000).")
+    var addSteps = [100, 10000, 100000]
     @Option(help: "Scratch folder for the add benchmark's banks.") var scratch = NSTemporaryDirectory()
 
     func run() throws {
@@ -31,7 +33,7 @@ struct BankBench: ParsableCommand {
 
     /// n normalized vectors: plain Gaussian, or around `clusters` random centres (noise of norm ~0.7).
     static func vectors(_ n: Int, _ d: Int, seed: UInt64, clusters: Int = 0) -> [Float] {
-        var rng = BenchRandom(state: seed)
+        var rng = SeededRandom(state: seed)
         let centres = clusters > 0 ? vectors(clusters, d, seed: 0xC0FFEE &+ UInt64(d)) : []
         let noise = clusters > 0 ? Float(0.7) / Float(d).squareRoot() : 1
         var out = [Float](repeating: 0, count: n * d)
@@ -54,10 +56,7 @@ struct BankBench: ParsableCommand {
     }
 
     func benchSearch() throws {
-        var sizeList = sizes.split(separator: ",").compactMap { Int($0) }
-        if large { sizeList.append(1_000_000) }
-        let dims = dimensions.split(separator: ",").compactMap { Int($0) }
-        let kinds = types.split(separator: ",").compactMap { IndexKind(rawValue: String($0)) }
+        let sizeList = sizes + (large ? [1_000_000] : [])
         let cores = ProcessInfo.processInfo.activeProcessorCount
         print("## Search latency (one query at a time, 1 OpenMP thread, k = 10; build with \(cores) threads)")
         let clustered = data == "clustered"
@@ -66,7 +65,7 @@ struct BankBench: ParsableCommand {
         print("")
         print("| d | n | index | build s | p50 ms | p99 ms | recall@10 |")
         print("|---|---|---|---|---|---|---|")
-        for d in dims {
+        for d in dimensions {
             var lastBuildPerVector = [IndexKind: Double]()
             for n in sizeList {
                 let clusters = clustered ? max(1, n / 100) : 0
@@ -75,7 +74,7 @@ struct BankBench: ParsableCommand {
                 let ids = (0..<n).map(Int64.init)
                 var truth = [[Int64]]()
                 let truthQueries = min(queries, 100)
-                for kind in kinds {
+                for kind in types {
                     if let perVector = lastBuildPerVector[kind], perVector * Double(n) > maxBuildSeconds {
                         print("| \(d) | \(n) | \(kind.rawValue) | skipped (estimated \(Int(perVector * Double(n))) s build) | | | |")
                         fflush(nil)
@@ -126,13 +125,14 @@ struct BankBench: ParsableCommand {
     }
 
     /// A prepared case of random content with the given memory shape.
-    static func syntheticCase(_ i: Int, dimension: Int, shape: MemoryShape, rng: inout BenchRandom) -> PreparedCase {
+    static func syntheticCase(_ i: Int, dimension: Int, shape: MemoryShape, rng: inout SeededRandom) -> PreparedCase {
         let embedding = (0..<dimension).map { _ in rng.gaussian() }
         let memory = [UInt16]((0..<shape.memoryCount).map { UInt16(truncatingIfNeeded: $0 &* 2_654_435_761 &+ i) })
         let pointer = [Float](repeating: Float(i), count: shape.pointerDimension)
         return PreparedCase(image: "synthetic/\(i).png", mask: "synthetic/\(i)_mask.png",
                             contentHash: SHA256.hash(Array("bench \(i)".utf8)), width: 512, height: 512,
-                            embedding: embedding, memories: [(1, SupportMemory(memory: memory, objectPointer: pointer))])
+                            embedding: embedding, memories: [(1, SupportMemory(channels: shape.channels, height: shape.height, width: shape.width,
+                                                                        memoryBits: memory, pointer: pointer, isEmpty: false))])
     }
 
     func benchAdd() throws {
@@ -145,7 +145,7 @@ struct BankBench: ParsableCommand {
             defer { try? FileManager.default.removeItem(atPath: dir) }
             let bank = try SupportBank.create(at: dir, metadata: BankMetadata(
                 retrievalModel: model, supportModel: model, embeddingDimension: d, memoryShape: .sam2))
-            var rng = BenchRandom(state: 1)
+            var rng = SeededRandom(state: 1)
             let n = 256
             let cases = (0..<n).map { BankBench.syntheticCase($0, dimension: d, shape: .sam2, rng: &rng) }
             var t0 = Date()
@@ -177,13 +177,12 @@ struct BankBench: ParsableCommand {
         // benchmark-only path: large transactions of synthetic cases with real records, embeddings,
         // hashes and journal entries but 8-byte placeholder memories. What is timed is `add` of one case
         // with a full 512 KiB bf16 memory, in its own transaction, exactly as `index add` does it.
-        var steps = addSteps.split(separator: ",").compactMap { Int($0) }
-        if large { steps.append(1_000_000) }
+        let steps = addSteps + (large ? [1_000_000] : [])
         let dir = (scratch as NSString).appendingPathComponent("ragseg-bench-scale-\(getpid())")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let bank = try SupportBank.create(at: dir, metadata: BankMetadata(
             retrievalModel: model, supportModel: model, embeddingDimension: d, memoryShape: .sam2))
-        var rng = BenchRandom(state: 2)
+        var rng = SeededRandom(state: 2)
         var count = 0
         let timed = 100
         var realCases = 0, realBytes = 0  // the timed cases of earlier steps are in the bank too
@@ -221,11 +220,11 @@ struct BankBench: ParsableCommand {
             for _ in 0..<timed {
                 let c = BankBench.syntheticCase(count, dimension: d, shape: .sam2, rng: &rng)
                 count += 1
-                let cpu = BankBench.processCPUSeconds()
+                let cpu = processCPUSeconds()
                 let s = DispatchTime.now().uptimeNanoseconds
                 try bank.add([c])
                 times.append(Double(DispatchTime.now().uptimeNanoseconds - s) / 1e6)
-                cpuTimes.append((BankBench.processCPUSeconds() - cpu) * 1000)
+                cpuTimes.append((processCPUSeconds() - cpu) * 1000)
             }
             cpuTimes.sort()
             // The same without LMDB's fsync: the work of an add apart from the disk's sync latency
@@ -260,15 +259,8 @@ struct BankBench: ParsableCommand {
         }
     }
 
-    /// CPU seconds (user + system, all threads) this process has used so far.
-    static func processCPUSeconds() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
-    }
-
     /// n normalized Gaussian vectors, both Box-Muller outputs used (the bulk fill makes millions).
-    static func fastVectors(_ n: Int, _ d: Int, rng: inout BenchRandom) -> [Float] {
+    static func fastVectors(_ n: Int, _ d: Int, rng: inout SeededRandom) -> [Float] {
         var out = [Float](repeating: 0, count: n * d)
         out.withUnsafeMutableBufferPointer { v in
             var i = 0

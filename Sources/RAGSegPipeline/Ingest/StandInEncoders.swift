@@ -2,6 +2,9 @@
 // before the real models land. Their outputs have the right shapes and are stable functions of the
 // pixels, but they carry NO medical meaning: retrieval by them is only "looks alike at 16x16".
 import Foundation
+import SAM2
+import SupportBank
+import TensorCore
 
 /// Published DINOv2 variants and their CLS embedding width.
 public enum DINOv2Variant: String, CaseIterable, Sendable {
@@ -111,20 +114,14 @@ public enum StandIn {
             for cell in 0..<(h * w) {
                 let n = max(counts[cell], 1)
                 let value = sin(phase + 3 * imageCells[cell] / n) * (0.5 + maskCells[cell] / n)
-                memory[c * h * w + cell] = bfloat16RoundedBits(value)
+                memory[c * h * w + cell] = bfloat16Bits(value)
             }
         }
         let area = maskPlane.reduce(0, +) / Float(max(maskPlane.count, 1))
         let meanInside = zip(gray, maskPlane).reduce(Float(0)) { $0 + $1.0 * $1.1 } / max(maskPlane.reduce(0, +), 1)
         let p = projection(rows: shape.pointerDimension, columns: 2, seed: 0x5EED_D2)
         let pointer = (0..<shape.pointerDimension).map { p[2 * $0] * area + p[2 * $0 + 1] * meanInside }
-        return SupportMemory(memory: memory, objectPointer: pointer)
+        return SupportMemory(channels: shape.channels, height: h, width: w, memoryBits: memory, pointer: pointer,
+                             isEmpty: !mask.contains { $0 != 0 })
     }
-}
-
-/// bf16 bits of x, round to nearest even (finite inputs). Local so the stand-ins need no TensorCore.
-func bfloat16RoundedBits(_ x: Float) -> UInt16 {
-    let bits = x.bitPattern
-    let rounding = 0x7FFF + ((bits >> 16) & 1)
-    return UInt16(truncatingIfNeeded: (bits &+ rounding) >> 16)
 }

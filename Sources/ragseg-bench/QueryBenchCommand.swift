@@ -1,4 +1,4 @@
-// `ragseg bench query`: the latency of one retrieval-augmented query end to end (issue #7), split into
+// `ragseg-bench query`: the latency of one retrieval-augmented query end to end (issue #7), split into
 // embed / search / load / encode / attend / decode, for several k, in-process and through `ragseg serve`'s
 // HTTP endpoint on loopback, next to the official PyTorch pipeline (tools/bench_query_torch.py); peak RSS.
 // The bank is synthetic (random memories, pointers and embeddings: timing does not depend on the values);
@@ -10,6 +10,7 @@ import Foundation
 import RAGSegIO
 import RAGSegPipeline
 import RAGSegServer
+import SAM2
 import SupportBank
 import TensorCore
 
@@ -22,7 +23,7 @@ struct QueryBenchCommand: AsyncParsableCommand {
               python tools/bench_query_torch.py --ks 1,4,8 --cases 1000 --threads 2 --out torch_query.json \\
                   --write-weights /tmp/tiny_sam2.safetensors
             then:
-              ragseg bench query --sam2 /tmp/tiny_sam2.safetensors --ks 1,4,8 --cases 1000 --threads 2 \\
+              ragseg-bench query --sam2 /tmp/tiny_sam2.safetensors --ks 1 4 8 --cases 1000 --threads 2 \\
                   --reference torch_query.json --server
             The bank is built in --scratch from --cases synthetic cases (random bf16 memories and pointers, random \
             unit embeddings; no encoder runs) and deleted afterwards. Each query is a new synthetic gray \
@@ -38,23 +39,16 @@ struct QueryBenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("dinov2"), help: "DINOv2 weights (default: ViT-S/14 with random weights made in-process).")
     var dinov2: String?
 
-    @Option(help: "Comma-separated support counts.")
-    var ks = "1,4,8"
+    @OptionGroup var sweep: SweepOptions
 
     @Option(help: "Synthetic cases in the bank.")
     var cases = 1000
-
-    @Option(help: "Threads for BLAS and the tensor core.")
-    var threads = 2
 
     @Option(help: "Queries per k (a new image each); the one with the smallest total is shown.")
     var repeats = 3
 
     @Option(help: "Side of the square gray target image.")
     var size = 1024
-
-    @Option(help: "JSON written by tools/bench_query_torch.py.")
-    var reference: String?
 
     @Flag(help: "Also time the same query through `ragseg serve`'s POST /segment, in-process over loopback.")
     var server = false
@@ -63,29 +57,19 @@ struct QueryBenchCommand: AsyncParsableCommand {
     var scratch = NSTemporaryDirectory()
 
     func validate() throws {
-        guard threads >= 1, repeats >= 1 else { throw ValidationError("--threads and --repeats must be at least 1") }
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
         guard cases >= 1 else { throw ValidationError("--cases must be at least 1") }
         guard size >= 16 else { throw ValidationError("--size must be at least 16") }
-        let counts = try kList()
-        guard let maxK = counts.max(), maxK <= min(cases, ServerConfiguration.maxK) else {
+        guard let maxK = sweep.ks.max(), maxK <= min(cases, ServerConfiguration.maxK) else {
             throw ValidationError("--ks must lie in 1...\(min(cases, ServerConfiguration.maxK)) (at most --cases and the server's limit)")
         }
     }
 
-    func kList() throws -> [Int] {
-        let list = try ks.split(separator: ",").map { s -> Int in
-            guard let k = Int(s.trimmingCharacters(in: .whitespaces)), k >= 1 else { throw ValidationError("bad --ks entry '\(s)'") }
-            return k
-        }
-        guard !list.isEmpty else { throw ValidationError("--ks is empty") }
-        return list
-    }
-
     func run() async throws {
-        let counts = try kList()
+        let counts = sweep.ks, threads = sweep.threads
         Threads.set(threads)
         let torch = try readReference()
-        let wallStart = now(), cpuStart = cpuNow()
+        let wallStart = now(), cpuStart = processCPUSeconds()
 
         // Models.
         let support = try SAM2Checkpoint.supportEncoder(path: sam2)
@@ -106,7 +90,7 @@ struct QueryBenchCommand: AsyncParsableCommand {
             retrievalModel: retrieval.model, supportModel: support.model, embeddingDimension: retrieval.dimension,
             memoryShape: support.memoryShape, preprocessing: retrieval.preprocessing.merging(support.preprocessing) { a, _ in a },
             labels: ["object"]))
-        var rng = BenchRandom(state: 7)
+        var rng = SeededRandom(state: 7)
         var filled = 0
         while filled < cases {
             let batch = (filled..<min(cases, filled + 64)).map {
@@ -160,9 +144,9 @@ struct QueryBenchCommand: AsyncParsableCommand {
                 for k in counts {
                     for _ in 0..<repeats {
                         let png = try nextImage().png
-                        let start = now(), cpu = cpuNow()
+                        let start = now(), cpu = processCPUSeconds()
                         let reply = try await LoopbackHTTP.post(port: port, path: "/segment?k=\(k)", body: png)
-                        let wall = now() - start, cpuSeconds = cpuNow() - cpu
+                        let wall = now() - start, cpuSeconds = processCPUSeconds() - cpu
                         guard reply.status == 200 else {
                             throw QueryBenchError(description: "POST /segment?k=\(k) answered \(reply.status): \(String(decoding: reply.body, as: UTF8.self))")
                         }
@@ -190,7 +174,7 @@ struct QueryBenchCommand: AsyncParsableCommand {
               + "embeddings; no encoder ran), index \(stats.indexKind.rawValue), \(String(format: "%.0f", Double(stats.diskBytes) / 1048576)) MiB on disk, "
               + "filled in \(fmt(fillSeconds, 1)) s; memories read from the page cache (warm), not from a cold disk")
         if let torchVersion = torch?["torch"] as? String {
-            print("PyTorch \(torchVersion) (\(reference!)): \(torch?["cases"] as? Int ?? 0) embeddings searched, "
+            print("PyTorch \(torchVersion) (\(sweep.reference!)): \(torch?["cases"] as? Int ?? 0) embeddings searched, "
                   + "\(torch?["threads"] as? Int ?? 0) threads, OMP_WAIT_POLICY \(torch?["ompWaitPolicy"] as? String ?? "?"), "
                   + "target \(torch?["size"] as? Int ?? 0)x\(torch?["size"] as? Int ?? 0); supports' memories precomputed in RAM (not timed)")
         }
@@ -240,14 +224,14 @@ struct QueryBenchCommand: AsyncParsableCommand {
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
         print("")
         print(String(format: "ragseg: peak RSS %.0f MiB (models, bank pages read, server); process CPU %.1f s over %.1f s wall",
-                     Double(usage.ru_maxrss) / 1024, cpuNow() - cpuStart, now() - wallStart))
+                     Double(usage.ru_maxrss) / 1024, processCPUSeconds() - cpuStart, now() - wallStart))
         if let torch, let rss = torch["peakRSSMiB"] as? Double, let cpu = torch["cpuSeconds"] as? Double, let wall = torch["wallSeconds"] as? Double {
             print(String(format: "torch: peak RSS %.0f MiB; process CPU %.1f s over %.1f s wall", rss, cpu, wall))
         }
     }
 
     func readReference() throws -> [String: Any]? {
-        guard let reference else { return nil }
+        guard let reference = sweep.reference else { return nil }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: reference)) } catch {
             throw QueryBenchError(description: "--reference \(reference): cannot read: \(error.localizedDescription)")
@@ -259,7 +243,7 @@ struct QueryBenchCommand: AsyncParsableCommand {
     }
 
     /// A bank case of random content: unit embedding, bf16 memory values in [-2, 2), pointer in [-1, 1).
-    static func syntheticCase(_ i: Int, dimension: Int, shape: MemoryShape, rng: inout BenchRandom) -> PreparedCase {
+    static func syntheticCase(_ i: Int, dimension: Int, shape: MemoryShape, rng: inout SeededRandom) -> PreparedCase {
         var embedding = (0..<dimension).map { _ in rng.uniform() - 0.5 }
         let norm = embedding.reduce(0) { $0 + $1 * $1 }.squareRoot()
         embedding = embedding.map { $0 / norm }
@@ -267,12 +251,13 @@ struct QueryBenchCommand: AsyncParsableCommand {
         let pointer = (0..<shape.pointerDimension).map { _ in 2 * rng.uniform() - 1 }
         return PreparedCase(image: "synthetic/\(i).png", mask: "synthetic/\(i)_mask.png",
                             contentHash: SHA256.hash(Array("bench query \(i)".utf8)), width: 512, height: 512,
-                            embedding: embedding, memories: [(1, BankMemory(memory: memory, objectPointer: pointer))])
+                            embedding: embedding, memories: [(1, SupportMemory(channels: shape.channels, height: shape.height, width: shape.width,
+                                                                        memoryBits: memory, pointer: pointer, isEmpty: false))])
     }
 
     /// A gray "scan" as PNG bytes: smooth background, a bright textured ellipse placed by `seed`, noise.
     static func targetPNG(seed: UInt64, size: Int) -> [UInt8] {
-        var rng = BenchRandom(state: seed)
+        var rng = SeededRandom(state: seed)
         let s = Float(size)
         let cx = s * (0.3 + 0.4 * rng.uniform()), cy = s * (0.3 + 0.4 * rng.uniform())
         let rx = s * (0.1 + 0.15 * rng.uniform()), ry = s * (0.1 + 0.15 * rng.uniform())
@@ -289,22 +274,10 @@ struct QueryBenchCommand: AsyncParsableCommand {
     }
 
     func time(_ body: () throws -> Void) rethrows -> (wall: Double, cpu: Double) {
-        let start = now(), cpu = cpuNow()
+        let start = now(), cpu = processCPUSeconds()
         try body()
-        return (now() - start, cpuNow() - cpu)
+        return (now() - start, processCPUSeconds() - cpu)
     }
-
-    func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
-
-    func cpuNow() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
-    }
-
-    func fmt(_ x: Double, _ digits: Int = 3) -> String { String(format: "%.\(digits)f", x) }
-
-    func pad(_ s: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - s.count)) + s }
 }
 
 struct QueryBenchError: Error, CustomStringConvertible {

@@ -4,7 +4,7 @@ import Dispatch
 import Foundation
 import TensorCore
 
-/// `ragseg bench dinov2`: images/s of the DINOv2 encoder (random weights) beside PyTorch's in the same run.
+/// `ragseg-bench dinov2`: images/s of the DINOv2 encoder (random weights) beside PyTorch's in the same run.
 struct BenchDINOv2: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dinov2",
@@ -16,11 +16,11 @@ struct BenchDINOv2: ParsableCommand {
             (transformers Dinov2Model, same thread count) when --python has torch and transformers.
             """)
 
-    @Option(help: "Models to time: comma-separated S, B, L.")
-    var models = "S,B"
+    @Option(parsing: .upToNextOption, help: "Models to time: S, B, L.")
+    var models = ["S", "B"]
 
-    @Option(help: "Batch sizes: comma-separated.")
-    var batches = "1,8"
+    @Option(parsing: .upToNextOption, help: "Batch sizes.")
+    var batches = [1, 8]
 
     @Option(help: "Input size (a multiple of 14).")
     var size = 224
@@ -47,32 +47,23 @@ struct BenchDINOv2: ParsableCommand {
     func validate() throws {
         guard size > 0, size % 14 == 0 else { throw ValidationError("--size must be a positive multiple of 14") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-        for m in modelList where BenchDINOv2.configs[m] == nil { throw ValidationError("unknown model '\(m)' (use S, B or L)") }
-        guard !batchList.isEmpty, batchList.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--batches must be positive integers") }
+        for m in models where BenchDINOv2.configs[m] == nil { throw ValidationError("unknown model '\(m)' (use S, B or L)") }
+        guard !batches.isEmpty, batches.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--batches must be positive integers") }
     }
 
     static let configs: [String: DINOv2Config] = ["S": .small, "B": .base, "L": .large]
-    var modelList: [String] { models.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
-    var batchList: [Int] { batches.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
 
     /// Best time of `body` after one warm-up, repeating until `minSeconds` of wall time (at least 2 runs).
     /// `cpu` times each run by this process's CPU time instead of wall time.
     func best(cpu: Bool = false, _ body: () throws -> Void) rethrows -> (seconds: Double, runs: Int) {
-        func now() -> Double {
-            if cpu {
-                var ts = timespec()
-                clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
-                return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-            }
-            return Double(DispatchTime.now().uptimeNanoseconds) / 1e9
-        }
+        func reading() -> Double { cpu ? processCPUSeconds() : now() }
         try body()
         var bestTime = Double.infinity, runs = 0
         let start = DispatchTime.now().uptimeNanoseconds
         repeat {
-            let t0 = now()
+            let t0 = reading()
             try body()
-            bestTime = min(bestTime, now() - t0)
+            bestTime = min(bestTime, reading() - t0)
             runs += 1
         } while runs < 2 || Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < minSeconds
         return (bestTime, runs)
@@ -87,10 +78,10 @@ struct BenchDINOv2: ParsableCommand {
 
         struct Row { var model: String; var batch: Int; var mode: String; var seconds: Double; var gflops: Double; var torch: Double? }
         var rows: [Row] = []
-        for name in modelList {
+        for name in models {
             let config = BenchDINOv2.configs[name]!
             let model = DINOv2Model(randomWeights: config, seed: 1)
-            for b in batchList {
+            for b in batches {
                 let x = Tensor(shape: [b, 3, size, size], data: (0..<(b * 3 * size * size)).map { Float($0 % 255) / 64 - 2 })
                 // Batches also run image-parallel (one image group per core, single-threaded ops).
                 for imageParallel in (b > 1 && threads > 1 ? [false, true] : [false]) {
@@ -110,10 +101,10 @@ struct BenchDINOv2: ParsableCommand {
         var cpuRows: [Row] = []
         if cpuTime {
             Threads.set(1)
-            for name in modelList {
+            for name in models {
                 let config = BenchDINOv2.configs[name]!
                 let model = DINOv2Model(randomWeights: config, seed: 1)
-                for b in batchList {
+                for b in batches {
                     let x = Tensor(shape: [b, 3, size, size], data: (0..<(b * 3 * size * size)).map { Float($0 % 255) / 64 - 2 })
                     let perImage = try best(cpu: true) { _ = try model.forward(x) }.seconds / Double(b)
                     cpuRows.append(Row(model: name, batch: b, mode: "1 thread", seconds: perImage,
@@ -171,8 +162,8 @@ struct BenchDINOv2: ParsableCommand {
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [interpreter, torchScript, "--models", modelList.joined(separator: ","),
-                             "--batches", batchList.map(String.init).joined(separator: ","), "--size", "\(size)",
+        process.arguments = [interpreter, torchScript, "--models", models.joined(separator: ","),
+                             "--batches", batches.map(String.init).joined(separator: ","), "--size", "\(size)",
                              "--threads", "\(threads)", "--min-seconds", "\(minSeconds)"] + (cpu ? ["--cpu-time"] : [])
         let pipe = Pipe(), errors = Pipe()
         process.standardOutput = pipe

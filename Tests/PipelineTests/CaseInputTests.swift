@@ -1,29 +1,17 @@
 import Foundation
 import RAGSegIO
+import RAGSegTestSupport
+import SupportBank
 import XCTest
-@testable import SupportBank
+@testable import RAGSegPipeline
 
-/// Writes a w x h gray PNG whose pixels come from f(x, y).
-func writeGray(_ path: String, _ w: Int, _ h: Int, _ f: (Int, Int) -> UInt8) throws {
-    var pixels = [UInt8](repeating: 0, count: w * h)
-    for y in 0..<h { for x in 0..<w { pixels[y * w + x] = f(x, y) } }
-    try PNG.writeGray8(pixels, width: w, height: h, to: path)
-}
+let tinyShape = MemoryShape(channels: 4, height: 4, width: 4, pointerDimension: 8)
 
-/// A folder pair images/ + masks/ of n cases named case000...; returns (images, masks).
-func writeDataset(_ dir: String, count: Int, size: Int = 32, maskValue: UInt8 = 255) throws -> (String, String) {
-    let images = (dir as NSString).appendingPathComponent("images")
-    let masks = (dir as NSString).appendingPathComponent("masks")
-    try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)
-    try FileManager.default.createDirectory(atPath: masks, withIntermediateDirectories: true)
-    for i in 0..<count {
-        let name = String(format: "case%03d.png", i)
-        try writeGray((images as NSString).appendingPathComponent(name), size, size) { x, y in UInt8((x * 5 + y * 3 + i * 11) % 256) }
-        try writeGray((masks as NSString).appendingPathComponent(name), size, size) { x, y in
-            abs(x - (i % size)) < 4 && abs(y - size / 2) < 4 ? maskValue : 0
-        }
-    }
-    return (images, masks)
+/// A fresh path under the system's temporary folder, named after the test.
+func temporaryDirectory(_ name: String = #function) -> String {
+    let safe = name.filter { $0.isLetter || $0.isNumber }
+    return FileManager.default.temporaryDirectory
+        .appendingPathComponent("ragseg-ingest-tests-\(getpid())/\(safe)-\(UUID().uuidString.prefix(8))").path
 }
 
 final class CaseInputTests: XCTestCase {
@@ -167,18 +155,10 @@ final class CaseInputTests: XCTestCase {
         let s = StandInSupportEncoder(variant: .tiny)
         let mask = (0..<200).map { UInt8($0 < 50 ? 1 : 0) }
         let m = try s.encodeSupport(image: image, mask: mask)
-        XCTAssertEqual(m.memory.count, 64 * 64 * 64)
-        XCTAssertEqual(m.objectPointer.count, 256)
+        XCTAssertEqual(m.shape, .sam2)
+        XCTAssertFalse(m.isEmpty)
         XCTAssertEqual(m, try s.encodeSupport(image: image, mask: mask))
         XCTAssertNotEqual(m, try s.encodeSupport(image: image, mask: mask.map { 1 - $0 }))
         XCTAssertNotEqual(StandIn.retrievalModel(.vits14), StandIn.retrievalModel(.vitb14))
-    }
-
-    func testBFloat16Rounding() {
-        XCTAssertEqual(bfloat16RoundedBits(1), 0x3F80)
-        XCTAssertEqual(bfloat16RoundedBits(-2), 0xC000)
-        // 1 + 2^-8 is halfway between bf16 1.0 and 1.0078125: ties to even (1.0).
-        XCTAssertEqual(bfloat16RoundedBits(1 + 1 / 256), 0x3F80)
-        XCTAssertEqual(bfloat16RoundedBits(1 + 3 / 256), 0x3F82)
     }
 }

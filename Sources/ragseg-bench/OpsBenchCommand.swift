@@ -3,15 +3,7 @@ import Dispatch
 import Foundation
 import TensorCore
 
-/// `ragseg bench …`: performance checks. A command group so each model can add its own benchmark.
-struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "bench",
-        abstract: "Micro-benchmarks of the compute kernels and models.",
-        subcommands: [BenchOps.self, BenchDINOv2.self, SAM2BenchCommand.self, SegmentBenchCommand.self, QueryBenchCommand.self, BankBench.self])
-}
-
-/// `ragseg bench ops`: GFLOP/s of the tensor-core kernels at the shapes SAM 2 runs, relative to plain sgemm.
+/// `ragseg-bench ops`: GFLOP/s of the tensor-core kernels at the shapes SAM 2 runs, relative to plain sgemm.
 struct BenchOps: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ops",
@@ -131,28 +123,5 @@ struct BenchOps: ParsableCommand {
         for _ in 0..<digits { scale *= 10 }
         let v = (x * scale).rounded() / scale
         return digits == 0 ? String(Int(v)) : String(v)
-    }
-}
-
-/// SplitMix64: the benchmarks' synthetic data (vectors, memories, images), reproducible from a seed.
-struct BenchRandom {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
-
-    /// Standard normal (Box-Muller).
-    mutating func gaussian() -> Float {
-        let u1 = max(Double(next() >> 11) / Double(1 << 53), 1e-300)
-        let u2 = Double(next() >> 11) / Double(1 << 53)
-        return Float((-2 * log(u1)).squareRoot() * cos(2 * .pi * u2))
     }
 }

@@ -1,7 +1,9 @@
-// Everything that touches PNG files: the encoder protocols, reading and validating image/mask pairs,
+// Ingest, up to what the bank stores: the encoder protocols, reading and validating image/mask pairs,
 // content hashing, and finding pairs in folders, nnU-Net datasets and CSV lists.
 import Foundation
 import RAGSegIO
+import SAM2
+import SupportBank
 
 /// Turns an image into the retrieval embedding (DINOv2 CLS token).
 public protocol RetrievalEncoder {

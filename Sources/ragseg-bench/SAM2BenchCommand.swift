@@ -1,4 +1,4 @@
-// `ragseg bench sam2`: seconds per 1024x1024 image of the SAM 2 image encoder (trunk + neck +
+// `ragseg-bench sam2`: seconds per 1024x1024 image of the SAM 2 image encoder (trunk + neck +
 // conv_s0/conv_s1, i.e. the reference's forward_image), next to the official PyTorch code's time
 // (tools/bench_sam2_torch.py) and against this machine's sgemm throughput measured in the same run.
 // Random weights: timing does not depend on the values.
@@ -14,12 +14,12 @@ struct SAM2BenchCommand: ParsableCommand {
         discussion: """
             For the PyTorch side run first (same thread count):
               python tools/bench_sam2_torch.py --sizes tiny,base_plus --threads 2 --out torch_sam2.json
-            then: ragseg bench sam2 --sizes tiny,base_plus --threads 2 --reference torch_sam2.json
+            then: ragseg-bench sam2 --sizes tiny base_plus --threads 2 --reference torch_sam2.json
             GFLOP counts follow sam2.md §15 (convs, linears, attention matmuls; padded window tokens included).
             """)
 
-    @Option(help: "Comma-separated sizes: tiny, small, base_plus, large.")
-    var sizes: String = "tiny,base_plus"
+    @Option(parsing: .upToNextOption, help: "Model sizes: tiny, small, base_plus, large.")
+    var sizes: [String] = ["tiny", "base_plus"]
 
     @Option(help: "Threads for BLAS and the tensor core.")
     var threads: Int = 2
@@ -47,7 +47,7 @@ struct SAM2BenchCommand: ParsableCommand {
         print(BLASKernels.summary)
         print(String(format: "threads %d; sgemm 2048^3: %.1f GFLOP/s", threads, sgemm))
         print("size       GFLOP   swift s  swift cpu   GFLOP/s  %sgemm  torch s  torch cpu  ratio  cpu ratio")
-        for name in sizes.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+        for name in sizes {
             guard let config = SAM2ImageEncoderConfig.named(name) else {
                 throw ValidationError("unknown size '\(name)' (tiny, small, base_plus, large)")
             }
@@ -70,13 +70,6 @@ struct SAM2BenchCommand: ParsableCommand {
                   + cell(torch, 9) + cell(torchCPU, 10)
                   + cell(torch.map { seconds / $0 }, 8) + cell(torchCPU.map { cpu / $0 }, 8))
         }
-    }
-
-    /// CPU seconds of all threads of this process (a load-robust proxy on a shared machine).
-    func processCPUSeconds() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
     }
 
     /// Best of three 2048x2048x2048 sgemm runs, GFLOP/s.

@@ -1,4 +1,4 @@
-// `ragseg bench segment`: per-stage seconds of the few-shot pipeline for one 1024x1024 target and
+// `ragseg-bench segment`: per-stage seconds of the few-shot pipeline for one 1024x1024 target and
 // k supports (image encode, support encode per support, memory attention, decode + upsample), next to
 // the official PyTorch pipeline's (tools/bench_segment_torch.py) on the same machine, plus CPU seconds
 // and peak RSS. The weights are the random sam2.1-tiny checkpoint that script writes (so both sides run
@@ -18,7 +18,7 @@ struct SegmentBenchCommand: ParsableCommand {
               python tools/bench_segment_torch.py --ks 1,2,4,8 --threads 2 --out torch_segment.json \\
                   --write-weights /tmp/sam2.1_tiny_random.safetensors
             then:
-              ragseg bench segment --sam2 /tmp/sam2.1_tiny_random.safetensors --ks 1,2,4,8 --threads 2 \\
+              ragseg-bench segment --sam2 /tmp/sam2.1_tiny_random.safetensors --ks 1 2 4 8 --threads 2 \\
                   --reference torch_segment.json
             Supports are encoded once each (their seconds include their image encode); the target's image \
             encode is timed once and shared by every k; memory attention and decode are best of --repeats. \
@@ -29,28 +29,18 @@ struct SegmentBenchCommand: ParsableCommand {
     @Option(name: .customLong("sam2"), help: "SAM 2 checkpoint (.safetensors).")
     var modelPath: String
 
-    @Option(help: "Comma-separated support counts.")
-    var ks: String = "1,2,4,8"
-
-    @Option(help: "Threads for BLAS and the tensor core.")
-    var threads: Int = 2
+    @OptionGroup var sweep: SweepOptions
 
     @Option(help: "Timed runs of the k-dependent stages (best is reported).")
     var repeats: Int = 2
 
-    @Option(help: "JSON written by tools/bench_segment_torch.py.")
-    var reference: String?
-
     func run() throws {
-        guard threads >= 1, repeats >= 1 else { throw ValidationError("--threads and --repeats must be at least 1") }
-        let counts = try ks.split(separator: ",").map { s -> Int in
-            guard let k = Int(s.trimmingCharacters(in: .whitespaces)), k >= 1 else { throw ValidationError("bad --ks entry '\(s)'") }
-            return k
-        }
-        guard let maxK = counts.max() else { throw ValidationError("--ks is empty") }
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+        let counts = sweep.ks, threads = sweep.threads
+        let maxK = counts.max()!
         Threads.set(threads)
         var torch: [String: Any] = [:]
-        if let reference {
+        if let reference = sweep.reference {
             let data = try Data(contentsOf: URL(fileURLWithPath: reference))
             guard let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
                 throw ValidationError("\(reference): expected the JSON object tools/bench_segment_torch.py writes")
@@ -133,17 +123,5 @@ struct SegmentBenchCommand: ParsableCommand {
         var wall: Double
         var cpu: Double
         static func + (a: Seconds, b: Seconds) -> Seconds { Seconds(wall: a.wall + b.wall, cpu: a.cpu + b.cpu) }
-    }
-
-    func pad(_ s: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - s.count)) + s }
-
-    func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
-
-    func fmt(_ x: Double, _ digits: Int = 3) -> String { String(format: "%.\(digits)f", x) }
-
-    func processCPUSeconds() -> Double {
-        var t = timespec()
-        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
-        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
     }
 }
