@@ -9,7 +9,7 @@ struct Attention: Sendable {
 
     /// x [N·T, D] (N images of T tokens) -> [N·T, D].
     func callAsFunction(_ x: Tensor, images: Int) -> Tensor {
-        let d = projection.outFeatures
+        let d = projection.outputDim
         let rows = x.shape[0], tokens = rows / images
         let fused = qkv(x)  // [N·T, 3D]
         // Split the fused rows into three [N, T, D] tensors (O(T·D) copies next to O(T·D²) GEMMs).

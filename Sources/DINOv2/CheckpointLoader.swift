@@ -108,13 +108,15 @@ struct CheckpointLoader {
         return try file.tensor(name).reshaped(expected)
     }
 
+    /// The file's tensors by stored name, for the shared layers (which check every shape exactly).
+    var root: WeightScope { WeightScope(file) }
+
     func linear(_ name: String, out: Int, in inFeatures: Int) throws -> Linear {
-        Linear(weight: try tensor(name + ".weight", [out, inFeatures]), bias: try tensor(name + ".bias", [out]))
+        try Linear(root[name], input: inFeatures, output: out)
     }
 
     func layerNorm(_ name: String, _ c: DINOv2Config) throws -> LayerNorm {
-        LayerNorm(weight: try tensor(name + ".weight", [c.hiddenSize]), bias: try tensor(name + ".bias", [c.hiddenSize]),
-                  eps: c.layerNormEps)
+        try LayerNorm(root[name], dim: c.hiddenSize, eps: c.layerNormEps)
     }
 
     func block(_ i: Int, _ c: DINOv2Config) throws -> Block {

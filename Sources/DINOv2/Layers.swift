@@ -1,24 +1,5 @@
+// DINOv2's own layer; Linear and LayerNorm are TensorCore's.
 import TensorCore
-
-/// `nn.Linear` weights, PyTorch layout: weight [out, in], bias [out].
-struct Linear: Sendable {
-    let weight: Tensor
-    let bias: Tensor?
-
-    var outFeatures: Int { weight.shape[0] }
-
-    /// x [rows, in] -> [rows, out], one GEMM (weight read transposed by flag).
-    func callAsFunction(_ x: Tensor) -> Tensor { linear(x, weight: weight, bias: bias) }
-}
-
-/// `nn.LayerNorm` over the last axis (biased variance), eps 1e-6 in every DINOv2 checkpoint.
-struct LayerNorm: Sendable {
-    let weight: Tensor
-    let bias: Tensor
-    let eps: Float
-
-    func callAsFunction(_ x: Tensor) -> Tensor { layerNorm(x, weight: weight, bias: bias, eps: eps) }
-}
 
 /// LayerScale (Touvron et al., CaiT): a learned per-channel gain on a residual branch.
 struct LayerScale: Sendable {

@@ -296,3 +296,17 @@ public struct SafeTensors: Sendable {
 @inline(__always) func floatFromBFloat16Bits(_ b: UInt16) -> Float {
     Float(bitPattern: UInt32(b) << 16)
 }
+
+/// A safetensors file as a source of model weights, keys as stored (a model with several key layouts
+/// wraps it in its own source that renames).
+extension SafeTensors: TensorSource {
+    public func tensor(_ key: String, shape expected: [Int]) throws -> Tensor {
+        guard let entry = entry(key) else { throw RAGSegIOError(path: path, message: "missing tensor '\(key)'") }
+        guard entry.shape == expected else {
+            throw RAGSegIOError(path: path, message: "tensor '\(key)' has shape \(entry.shape), expected \(expected)")
+        }
+        return try tensor(key)
+    }
+
+    public func shape(_ key: String) -> [Int]? { entry(key)?.shape }
+}

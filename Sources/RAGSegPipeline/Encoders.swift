@@ -51,25 +51,23 @@ public struct DINOv2RetrievalEncoder: RetrievalEncoder, Sendable {
 }
 
 /// SAM 2 support encoding: image encoder on the support image, then the memory path on its mask
-/// (what the official video predictor stores for a conditioning frame; see SAM2MemoryModel.encodeSupport).
+/// (what the official video predictor stores for a conditioning frame; see SAM2Model.encodeSupport).
 public final class SAM2SupportEncoder: SupportEncoder, @unchecked Sendable {
     public let model: ModelIdentity
-    public let imageEncoder: SAM2ImageEncoder
-    public let memoryModel: SAM2MemoryModel
+    public let sam2: SAM2Model
     /// Multi-label cases call encodeSupport once per label with the same image: keep the last image's
     /// features so the (expensive) image encoder runs once per case, not once per label.
     private let lastFeatures = Mutex<(image: PNGImage, features: SAM2FrameFeatures)?>(nil)
 
-    public init(imageEncoder: SAM2ImageEncoder, memoryModel: SAM2MemoryModel, model: ModelIdentity) {
-        self.imageEncoder = imageEncoder
-        self.memoryModel = memoryModel
+    public init(sam2: SAM2Model, model: ModelIdentity) {
+        self.sam2 = sam2
         self.model = model
     }
 
-    public var imageSize: Int { memoryModel.config.imageSize }
+    public var imageSize: Int { sam2.config.imageSize }
 
     public var memoryShape: MemoryShape {
-        let c = memoryModel.config
+        let c = sam2.config
         return MemoryShape(channels: c.memoryDim, height: c.featureSize, width: c.featureSize, pointerDimension: c.hiddenDim)
     }
 
@@ -81,7 +79,7 @@ public final class SAM2SupportEncoder: SupportEncoder, @unchecked Sendable {
     public func features(_ image: PNGImage, name: String = "image") throws -> SAM2FrameFeatures {
         if let cached = lastFeatures.withLock({ $0 }), cached.image == image { return cached.features }
         let pixels = try SAM2Preprocess.imageTensor(image, size: imageSize, name: name)
-        let f = SAM2FrameFeatures(imageEncoder.encode(pixels))
+        let f = sam2.encode(pixels)
         lastFeatures.withLock { $0 = (image, f) }
         return f
     }
@@ -90,6 +88,6 @@ public final class SAM2SupportEncoder: SupportEncoder, @unchecked Sendable {
         precondition(mask.count == image.width * image.height, "mask has \(mask.count) pixels for a \(image.width)x\(image.height) image")
         let f = try features(image)
         let binary = Tensor(shape: [image.height, image.width], data: mask.map { $0 != 0 ? 1 : 0 })
-        return try memoryModel.encodeSupport(f, mask: memoryModel.resizeMask(binary))
+        return try sam2.encodeSupport(f, mask: sam2.resizeMask(binary))
     }
 }

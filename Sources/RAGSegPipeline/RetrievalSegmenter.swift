@@ -152,7 +152,7 @@ public final class RetrievalSegmenter: @unchecked Sendable {
         }
         clock.mark("load")
 
-        let result = try support.memoryModel.segment(targetFeatures, supports: memories,
+        let result = try support.sam2.segment(targetFeatures, supports: memories,
                                                      outputSize: (height: image.height, width: image.width), prompt: prompt,
                                                      stageDone: { clock.mark($0) })
         clock.finish()

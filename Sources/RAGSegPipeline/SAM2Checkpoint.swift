@@ -1,16 +1,14 @@
-// Opening a SAM 2 checkpoint for RAGSeg: the image encoder and the memory path from one safetensors
-// file (official or Hugging Face key layout).
+// Opening a SAM 2 checkpoint for RAGSeg: the whole model from one safetensors file (official or Hugging
+// Face key layout), identified for banks by the file's SHA-256.
 import Foundation
 import RAGSegIO
 import SAM2
 import SupportBank
 
 public enum SAM2Checkpoint {
-    /// The SAM 2 half of RAGSeg for `path` (see SupportSegmenter.init(path:) for how the size is found),
-    /// identified for banks by the file's SHA-256.
+    /// The SAM 2 half of RAGSeg for `path` (see `SAM2Model(checkpoint:)` for how the size is found).
     public static func supportEncoder(path: String) throws -> SAM2SupportEncoder {
-        let segmenter = try SupportSegmenter(path: path)
-        return SAM2SupportEncoder(imageEncoder: segmenter.encoder, memoryModel: segmenter.model,
-                                  model: try weightsIdentity(path, name: "sam2", variant: segmenter.encoder.config.name))
+        let model = try SAM2Model(checkpoint: path)
+        return SAM2SupportEncoder(sam2: model, model: try weightsIdentity(path, name: "sam2", variant: model.config.name))
     }
 }

@@ -1,7 +1,9 @@
-// Hyper-parameters of the SAM 2 image encoder (Hiera trunk + FPN neck), one entry per published size.
+// Hyper-parameters of a whole SAM 2 model: the image encoder (Hiera trunk + FPN neck), one entry per
+// published size, and the memory path (memory encoder and attention, prompt encoder, mask decoder).
 // Source: sam2/configs/sam2{,.1}/sam2{,.1}_hiera_{t,s,b+,l}.yaml plus the Hiera defaults they rely on
-// (design note sam2.md §3.3, §12). The trunk and neck are identical in SAM 2.0 and SAM 2.1: the
-// releases differ only outside the image encoder, so one table serves both.
+// (docs/sam2.md, image encoder). The trunk and neck are identical in SAM 2.0 and SAM 2.1, and every size
+// shares the memory path's widths: the releases differ only in two memory-path flags, so one table of
+// sizes serves both.
 
 /// Which SAM 2 release a checkpoint belongs to. The image encoder is the same in both.
 public enum SAM2Version: String, Sendable, CaseIterable {
@@ -9,7 +11,7 @@ public enum SAM2Version: String, Sendable, CaseIterable {
     case sam2_1 = "2.1"
 }
 
-public struct SAM2ImageEncoderConfig: Sendable, Equatable, Codable, CustomStringConvertible {
+public struct SAM2Config: Sendable, Equatable, Codable, CustomStringConvertible {
     /// "tiny", "small", "base_plus", "large" (or "custom" for test models).
     public var name: String
     /// Channels after the patch embedding (stage 1); doubled at every later stage.
@@ -26,18 +28,35 @@ public struct SAM2ImageEncoderConfig: Sendable, Equatable, Codable, CustomString
     public var positionEmbeddingBackgroundSize: [Int]
     /// Number of stage transitions that 2x2 max-pool the queries (3 in every published model).
     public var qPoolStages: Int
-    /// Channels of every FPN level.
+    /// Channels of every FPN level, which is also the width of the memory-attention tokens and the mask
+    /// decoder (d_model, `hiddenDim`).
     public var neckDim: Int
     /// FPN levels (0 = finest) that receive the top-down (nearest x2) path; the others are lateral only.
     public var fpnTopDownLevels: [Int]
     /// Coarsest FPN levels dropped after the top-down pass (the 32x32 level is still computed).
     public var scalp: Int
-    /// Square input resolution the model is run at.
+    /// Square input resolution the model is run at; the memory-attention grid is imageSize / 16.
     public var imageSize: Int
+
+    // Memory path. Every published SAM 2 / 2.1 size shares these (memory 64, 7 memory slots, 16 pointers);
+    // the tests use a shrunken model of the same structure.
+
+    /// Channels of a stored memory (memory-encoder output); a pointer becomes hiddenDim / memoryDim tokens.
+    public var memoryDim: Int
+    /// Temporal memory slots (`num_maskmem`); conditioning frames use the last row of `maskmem_tpos_enc`.
+    public var memorySlots: Int
+    /// `max_obj_ptrs_in_encoder`: caps the pointer-distance normalisation (M = min(frames, 16)).
+    public var maxObjectPointers: Int
+    /// SAM 2.1 projects a temporal sine PE onto every pointer token; SAM 2.0 uses zeros.
+    public var pointerTemporalEncoding: Bool
+    /// SAM 2.1 adds `no_obj_embed_spatial` to the memory of an empty frame; SAM 2.0 has no such embedding.
+    public var noObjectSpatialEmbedding: Bool
 
     public init(name: String, embedDim: Int, numHeads: Int, stages: [Int], globalAttentionBlocks: [Int],
                 windowSpec: [Int], positionEmbeddingBackgroundSize: [Int], qPoolStages: Int = 3,
-                neckDim: Int = 256, fpnTopDownLevels: [Int] = [2, 3], scalp: Int = 1, imageSize: Int = 1024) {
+                neckDim: Int = 256, fpnTopDownLevels: [Int] = [2, 3], scalp: Int = 1, imageSize: Int = 1024,
+                memoryDim: Int = 64, memorySlots: Int = 7, maxObjectPointers: Int = 16,
+                pointerTemporalEncoding: Bool = true, noObjectSpatialEmbedding: Bool = true) {
         self.name = name
         self.embedDim = embedDim
         self.numHeads = numHeads
@@ -50,30 +69,74 @@ public struct SAM2ImageEncoderConfig: Sendable, Equatable, Codable, CustomString
         self.fpnTopDownLevels = fpnTopDownLevels
         self.scalp = scalp
         self.imageSize = imageSize
+        self.memoryDim = memoryDim
+        self.memorySlots = memorySlots
+        self.maxObjectPointers = maxObjectPointers
+        self.pointerTemporalEncoding = pointerTemporalEncoding
+        self.noObjectSpatialEmbedding = noObjectSpatialEmbedding
     }
 
-    public static let tiny = SAM2ImageEncoderConfig(
+    /// A model description (`<weights>.json`) names the image encoder only; the memory path's fields
+    /// default to the published values until the weights' shapes set them.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try c.decode(String.self, forKey: .name), embedDim: try c.decode(Int.self, forKey: .embedDim),
+                  numHeads: try c.decode(Int.self, forKey: .numHeads), stages: try c.decode([Int].self, forKey: .stages),
+                  globalAttentionBlocks: try c.decode([Int].self, forKey: .globalAttentionBlocks),
+                  windowSpec: try c.decode([Int].self, forKey: .windowSpec),
+                  positionEmbeddingBackgroundSize: try c.decode([Int].self, forKey: .positionEmbeddingBackgroundSize),
+                  qPoolStages: try c.decode(Int.self, forKey: .qPoolStages), neckDim: try c.decode(Int.self, forKey: .neckDim),
+                  fpnTopDownLevels: try c.decode([Int].self, forKey: .fpnTopDownLevels), scalp: try c.decode(Int.self, forKey: .scalp),
+                  imageSize: try c.decode(Int.self, forKey: .imageSize))
+        memoryDim = try c.decodeIfPresent(Int.self, forKey: .memoryDim) ?? memoryDim
+        memorySlots = try c.decodeIfPresent(Int.self, forKey: .memorySlots) ?? memorySlots
+        maxObjectPointers = try c.decodeIfPresent(Int.self, forKey: .maxObjectPointers) ?? maxObjectPointers
+        pointerTemporalEncoding = try c.decodeIfPresent(Bool.self, forKey: .pointerTemporalEncoding) ?? pointerTemporalEncoding
+        noObjectSpatialEmbedding = try c.decodeIfPresent(Bool.self, forKey: .noObjectSpatialEmbedding) ?? noObjectSpatialEmbedding
+    }
+
+    public static let tiny = SAM2Config(
         name: "tiny", embedDim: 96, numHeads: 1, stages: [1, 2, 7, 2], globalAttentionBlocks: [5, 7, 9],
         windowSpec: [8, 4, 14, 7], positionEmbeddingBackgroundSize: [7, 7])
-    public static let small = SAM2ImageEncoderConfig(
+    public static let small = SAM2Config(
         name: "small", embedDim: 96, numHeads: 1, stages: [1, 2, 11, 2], globalAttentionBlocks: [7, 10, 13],
         windowSpec: [8, 4, 14, 7], positionEmbeddingBackgroundSize: [7, 7])
     /// b+ keeps Hiera's defaults for everything but width and heads (background PE 14x14).
-    public static let basePlus = SAM2ImageEncoderConfig(
+    public static let basePlus = SAM2Config(
         name: "base_plus", embedDim: 112, numHeads: 2, stages: [2, 3, 16, 3], globalAttentionBlocks: [12, 16, 20],
         windowSpec: [8, 4, 14, 7], positionEmbeddingBackgroundSize: [14, 14])
-    public static let large = SAM2ImageEncoderConfig(
+    public static let large = SAM2Config(
         name: "large", embedDim: 144, numHeads: 2, stages: [2, 6, 36, 4], globalAttentionBlocks: [23, 33, 43],
         windowSpec: [8, 4, 16, 8], positionEmbeddingBackgroundSize: [7, 7])
 
-    /// The four published sizes (same for SAM 2.0 and SAM 2.1).
-    public static let published: [SAM2ImageEncoderConfig] = [tiny, small, basePlus, large]
+    /// The four published sizes, as SAM 2.1 (SAM 2.0: `version(.sam2)`).
+    public static let published: [SAM2Config] = [tiny, small, basePlus, large]
 
-    public static func named(_ name: String) -> SAM2ImageEncoderConfig? {
+    public static func named(_ name: String) -> SAM2Config? {
         published.first { $0.name == name }
     }
 
+    /// This size as the given release: SAM 2.0 has no pointer temporal PE and no occlusion embedding.
+    public func version(_ version: SAM2Version) -> SAM2Config {
+        var c = self
+        c.pointerTemporalEncoding = version == .sam2_1
+        c.noObjectSpatialEmbedding = version == .sam2_1
+        return c
+    }
+
     // MARK: Derived layout
+
+    /// Width of the image features, the memory-attention tokens and the decoder (d_model): the neck's.
+    public var hiddenDim: Int {
+        get { neckDim }
+        set { neckDim = newValue }
+    }
+    /// Side of the top-level feature map (backbone stride 16).
+    public var featureSize: Int { imageSize / 16 }
+    /// Side of the decoder's low-resolution masks (4x the feature map).
+    public var lowResolutionSize: Int { featureSize * 4 }
+    /// Tokens per pointer.
+    public var tokensPerPointer: Int { hiddenDim / memoryDim }
 
     public var depth: Int { stages.reduce(0, +) }
     /// Global index of the last block of each stage.
@@ -118,7 +181,7 @@ public struct SAM2ImageEncoderConfig: Sendable, Equatable, Codable, CustomString
 
     /// FLOPs of `forward_image` at `imageSize` (FLOP = 2 MAC; convs, linears and attention matmuls,
     /// padded window tokens included as the reference computes them; norms/activations excluded) —
-    /// the convention of sam2.md §15, so GFLOP/s figures compare with the reference's.
+    /// the usual convention, so GFLOP/s figures compare with the reference's.
     public var flops: (patchEmbed: Double, blocks: [Double], neck: Double, highResolution: Double, total: Double) {
         var side = imageSize / 4
         let patch = 2.0 * Double(side * side) * Double(embedDim * 3 * 49)

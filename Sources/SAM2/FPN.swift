@@ -1,4 +1,4 @@
-// FPN neck of the SAM 2 image encoder (`FpnNeck`; sam2.md §4.1): a 1x1 lateral conv per trunk stage
+// FPN neck of the SAM 2 image encoder (`image_encoder.py FpnNeck`): a 1x1 lateral conv per trunk stage
 // and a nearest x2 top-down path into the levels listed in `fpnTopDownLevels` (sum fusion).
 // Works channels-last: a 1x1 conv on [H, W, C] tokens is a single Linear.
 import TensorCore
@@ -6,15 +6,14 @@ import TensorCore
 public struct FpnNeck: Sendable {
     /// Lateral 1x1 convs as Linear weights [neckDim, C], indexed like the official `convs`
     /// (convs[0] goes with the coarsest stage).
-    let laterals: [(weight: Tensor, bias: Tensor)]
+    let laterals: [Linear]
     let topDownLevels: Set<Int>
 
-    init(weights: some SAM2TensorSource, config: SAM2ImageEncoderConfig) throws {
+    /// `scope`: the neck's parameters (`image_encoder.neck`).
+    init(_ scope: WeightScope, config: SAM2Config) throws {
         let channels = Array(config.stageDims.reversed())  // backbone_channel_list, coarse -> fine
         laterals = try channels.enumerated().map { j, c in
-            let w = try weights.tensor("image_encoder.neck.convs.\(j).conv.weight", shape: [config.neckDim, c, 1, 1])
-            let b = try weights.tensor("image_encoder.neck.convs.\(j).conv.bias", shape: [config.neckDim])
-            return (w.reshaped([config.neckDim, c]), b)
+            try Linear(pointwiseConv: scope["convs"][j]["conv"], input: c, output: config.neckDim)
         }
         topDownLevels = Set(config.fpnTopDownLevels)
     }
@@ -27,7 +26,7 @@ public struct FpnNeck: Sendable {
         var levels = [Tensor?](repeating: nil, count: stages.count)
         var previous: Tensor? = nil
         for i in stride(from: n, through: 0, by: -1) {
-            var lateral = linear(stages[i], weight: laterals[n - i].weight, bias: laterals[n - i].bias)
+            var lateral = laterals[n - i](stages[i])
             if topDownLevels.contains(i), let coarser = previous {
                 addNearestUpsampled2x(into: &lateral, from: coarser)
             }

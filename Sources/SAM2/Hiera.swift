@@ -1,56 +1,46 @@
-// Hiera ("HieraDet") trunk of the SAM 2 image encoder (design note sam2.md §3).
+// Hiera ("HieraDet") trunk of the SAM 2 image encoder (`sam2/modeling/backbones/hieradet.py Hiera`).
 // Tokens stay channels-last, [H, W, C], so every Linear is one GEMM over all tokens and windows are
 // plain row copies. Windowed attention runs all windows as one batch through `attention`.
 import TensorCore
 
 /// One MultiScaleBlock: pre-norm windowed (or global) attention with optional query pooling, then an MLP.
 struct HieraBlock: Sendable {
-    let layout: SAM2ImageEncoderConfig.Block
-    let norm1: (weight: Tensor, bias: Tensor)
+    let layout: SAM2Config.Block
+    let norm1: LayerNorm, norm2: LayerNorm
     // The fused qkv Linear is split at load time into three Linears so q, k and v come out contiguous.
-    let query: (weight: Tensor, bias: Tensor)
-    let key: (weight: Tensor, bias: Tensor)
-    let value: (weight: Tensor, bias: Tensor)
-    let attentionOutput: (weight: Tensor, bias: Tensor)
-    let norm2: (weight: Tensor, bias: Tensor)
-    let mlpIn: (weight: Tensor, bias: Tensor)
-    let mlpOut: (weight: Tensor, bias: Tensor)
+    let query: Linear, key: Linear, value: Linear
+    let attentionOutput: Linear
+    /// MLP = Linear(d -> 4d), GELU, Linear(4d -> d).
+    let mlpIn: Linear, mlpOut: Linear
     /// Shortcut projection of the first block of a stage (width change).
-    let shortcutProjection: (weight: Tensor, bias: Tensor)?
+    let shortcutProjection: Linear?
 
-    init(weights: some SAM2TensorSource, prefix: String, layout: SAM2ImageEncoderConfig.Block) throws {
+    /// `scope`: this block's parameters (`image_encoder.trunk.blocks.i`).
+    init(_ scope: WeightScope, layout: SAM2Config.Block) throws {
         self.layout = layout
         let dIn = layout.dimIn, dOut = layout.dimOut
-        func pair(_ name: String, _ shape: [Int]) throws -> (weight: Tensor, bias: Tensor) {
-            (try weights.tensor("\(prefix).\(name).weight", shape: shape),
-             try weights.tensor("\(prefix).\(name).bias", shape: [shape[0]]))
-        }
-        norm1 = try pair("norm1", [dIn])
-        let qkv = try pair("attn.qkv", [3 * dOut, dIn])
-        func part(_ i: Int) -> (weight: Tensor, bias: Tensor) {
-            (sliced(qkv.weight, axis: 0, range: i * dOut ..< (i + 1) * dOut),
-             sliced(qkv.bias, axis: 0, range: i * dOut ..< (i + 1) * dOut))
-        }
-        query = part(0)
-        key = part(1)
-        value = part(2)
-        attentionOutput = try pair("attn.proj", [dOut, dOut])
-        norm2 = try pair("norm2", [dOut])
-        mlpIn = try pair("mlp.layers.0", [4 * dOut, dOut])
-        mlpOut = try pair("mlp.layers.1", [dOut, 4 * dOut])
-        shortcutProjection = dIn != dOut ? try pair("proj", [dOut, dIn]) : nil
+        norm1 = try LayerNorm(scope["norm1"], dim: dIn, eps: 1e-6)
+        let qkv = try Linear(scope["attn.qkv"], input: dIn, output: 3 * dOut)
+        query = qkv.outputs(0..<dOut)
+        key = qkv.outputs(dOut..<(2 * dOut))
+        value = qkv.outputs((2 * dOut)..<(3 * dOut))
+        attentionOutput = try Linear(scope["attn.proj"], input: dOut, output: dOut)
+        norm2 = try LayerNorm(scope["norm2"], dim: dOut, eps: 1e-6)
+        mlpIn = try Linear(scope["mlp.layers.0"], input: dOut, output: 4 * dOut)
+        mlpOut = try Linear(scope["mlp.layers.1"], input: 4 * dOut, output: dOut)
+        shortcutProjection = dIn != dOut ? try Linear(scope["proj"], input: dIn, output: dOut) : nil
     }
 
     /// x: [H, W, dimIn] -> [H', W', dimOut] (H' = H/2 with query pooling).
     func callAsFunction(_ x: Tensor) -> Tensor {
         let height = x.dim(0), width = x.dim(1)
         let window = layout.window
-        let normed = layerNorm(x, weight: norm1.weight, bias: norm1.bias, eps: 1e-6)
+        let normed = norm1(x)
 
         // The shortcut of a width-changing block is the projected *normalized* input, max-pooled.
         var shortcut = x
         if let projection = shortcutProjection {
-            shortcut = linear(normed, weight: projection.weight, bias: projection.bias)
+            shortcut = projection(normed)
             if layout.qPool { shortcut = maxPool2x2ChannelsLast(shortcut) }
         }
         let outHeight = shortcut.dim(0), outWidth = shortcut.dim(1)
@@ -60,9 +50,9 @@ struct HieraBlock: Sendable {
         let tokens = window > 0
             ? windowPartition(normed, window: window)
             : normed.reshaped([1, height * width, layout.dimIn])
-        var q = linear(tokens, weight: query.weight, bias: query.bias)
-        let k = linear(tokens, weight: key.weight, bias: key.bias)
-        let v = linear(tokens, weight: value.weight, bias: value.bias)
+        var q = query(tokens)
+        let k = key(tokens)
+        let v = value(tokens)
         if layout.qPool {
             // Pool the queries on each window's own grid (or the whole map for a global block).
             q = window > 0
@@ -70,7 +60,7 @@ struct HieraBlock: Sendable {
                 : maxPool2x2Grid(q, rows: height, columns: width)
         }
         let attended = attention(query: q, key: k, value: v, heads: layout.heads)
-        let projected = linear(attended, weight: attentionOutput.weight, bias: attentionOutput.bias)
+        let projected = attentionOutput(attended)
 
         var out: Tensor
         if window > 0 {
@@ -88,9 +78,8 @@ struct HieraBlock: Sendable {
     /// x += MLP(LN2(x)) with MLP = Linear(d -> 4d), GELU, Linear(4d -> d), a chunk of tokens at a time
     /// (TensorCore's `addFeedForward`).
     func addMLP(into x: inout Tensor) {
-        let normed = layerNorm(x, weight: norm2.weight, bias: norm2.bias, eps: 1e-6)
-        addFeedForward(into: &x, input: normed, hiddenWeight: mlpIn.weight, hiddenBias: mlpIn.bias,
-                       outputWeight: mlpOut.weight, outputBias: mlpOut.bias, activation: .gelu)
+        addFeedForward(into: &x, input: norm2(x), hiddenWeight: mlpIn.weight, hiddenBias: mlpIn.bias!,
+                       outputWeight: mlpOut.weight, outputBias: mlpOut.bias!, activation: .gelu)
     }
 }
 
@@ -105,27 +94,26 @@ public struct HieraOutput: Sendable {
 }
 
 public struct Hiera: Sendable {
-    public let config: SAM2ImageEncoderConfig
-    let patchWeight: Tensor
-    let patchBias: Tensor
+    public let config: SAM2Config
+    /// `patch_embed.proj`: 7x7 stride-4 convolution.
+    let patchEmbed: Conv2d
     let backgroundEmbedding: Tensor  // [1, C0, bh, bw]
     let windowEmbedding: Tensor      // [1, C0, w0, w0]
     let blocks: [HieraBlock]
     /// Position embedding for the configured image size, [h, w, C0] (input-independent, built at load).
     let positionEmbedding: Tensor
 
-    init(weights: some SAM2TensorSource, config: SAM2ImageEncoderConfig) throws {
+    /// `scope`: the trunk's parameters (`image_encoder.trunk`).
+    init(_ scope: WeightScope, config: SAM2Config) throws {
         self.config = config
         let c0 = config.embedDim
-        let prefix = "image_encoder.trunk"
-        patchWeight = try weights.tensor("\(prefix).patch_embed.proj.weight", shape: [c0, 3, 7, 7])
-        patchBias = try weights.tensor("\(prefix).patch_embed.proj.bias", shape: [c0])
+        patchEmbed = try Conv2d(scope["patch_embed.proj"], input: 3, output: c0, kernel: 7, stride: 4, padding: 3)
         let bkg = config.positionEmbeddingBackgroundSize
-        backgroundEmbedding = try weights.tensor("\(prefix).pos_embed", shape: [1, c0, bkg[0], bkg[1]])
+        backgroundEmbedding = try scope.tensor("pos_embed", shape: [1, c0, bkg[0], bkg[1]])
         let w0 = config.windowSpec[0]
-        windowEmbedding = try weights.tensor("\(prefix).pos_embed_window", shape: [1, c0, w0, w0])
+        windowEmbedding = try scope.tensor("pos_embed_window", shape: [1, c0, w0, w0])
         blocks = try config.blocks.enumerated().map { i, layout in
-            try HieraBlock(weights: weights, prefix: "\(prefix).blocks.\(i)", layout: layout)
+            try HieraBlock(scope["blocks"][i], layout: layout)
         }
         let grid = config.imageSize / 4
         positionEmbedding = Hiera.positionEmbedding(background: backgroundEmbedding, window: windowEmbedding,
@@ -154,7 +142,7 @@ public struct Hiera: Sendable {
 
     /// image: [3, H, W] normalized. Returns the stage outputs (and, when asked, the intermediates).
     public func callAsFunction(_ image: Tensor, keepIntermediates: Bool = false) -> HieraOutput {
-        let embeddedCHW = conv2d(image, weight: patchWeight, bias: patchBias, stride: 4, padding: 3)
+        let embeddedCHW = patchEmbed(image)
         let h = embeddedCHW.dim(1), w = embeddedCHW.dim(2)
         var x = permuted(embeddedCHW, [1, 2, 0])
         if h == config.imageSize / 4 && w == config.imageSize / 4 {

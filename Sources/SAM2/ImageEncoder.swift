@@ -1,4 +1,4 @@
-// The SAM 2 image encoder as the rest of the model consumes it (`forward_image`; sam2.md §3-§4.3):
+// The SAM 2 image encoder as the rest of the model consumes it (`sam2_base.py SAM2Base.forward_image`):
 // Hiera trunk -> FPN neck (scalp drops the coarsest level) -> sine PEs, and the mask decoder's
 // conv_s0/conv_s1 applied once to the two high-resolution levels.
 import RAGSegIO
@@ -32,40 +32,32 @@ public struct SAM2ImageEncoderTrace: Sendable {
 }
 
 public struct SAM2ImageEncoder: Sendable {
-    public let config: SAM2ImageEncoderConfig
+    public let config: SAM2Config
     public let trunk: Hiera
     public let neck: FpnNeck
-    let highResolution0: (weight: Tensor, bias: Tensor)
-    let highResolution1: (weight: Tensor, bias: Tensor)
+    /// The mask decoder's conv_s0 / conv_s1 (1x1 convs, run as Linears on channels-last levels).
+    let highResolution0: Linear
+    let highResolution1: Linear
     /// Sine PEs for the configured image size, finest first (input-independent).
     let positionEncodings: [Tensor]
 
-    /// Loads the encoder; without `config` the size is inferred from the tensor shapes.
-    public init(weights: SAM2Weights, config: SAM2ImageEncoderConfig? = nil) throws {
-        try self.init(source: weights, config: config ?? weights.inferImageEncoderConfig())
+    /// Loads the encoder alone from a checkpoint; without `config` the size is inferred from the tensor shapes.
+    public init(weights: SAM2Weights, config: SAM2Config? = nil) throws {
+        try self.init(weights.scope, config: config ?? weights.inferImageEncoderConfig())
     }
 
-    /// Builds the encoder from any tensor source (a checkpoint, or random weights for benchmarks).
-    public init(source weights: some SAM2TensorSource, config: SAM2ImageEncoderConfig) throws {
+    /// Builds the encoder from the whole model's parameters (a checkpoint, or random weights for benchmarks).
+    public init(_ model: WeightScope, config: SAM2Config) throws {
         self.config = config
-        trunk = try Hiera(weights: weights, config: config)
-        neck = try FpnNeck(weights: weights, config: config)
+        trunk = try Hiera(model["image_encoder.trunk"], config: config)
+        neck = try FpnNeck(model["image_encoder.neck"], config: config)
         let d = config.neckDim
-        func conv(_ name: String, _ out: Int) throws -> (weight: Tensor, bias: Tensor) {
-            (try weights.tensor("sam_mask_decoder.\(name).weight", shape: [out, d, 1, 1]).reshaped([out, d]),
-             try weights.tensor("sam_mask_decoder.\(name).bias", shape: [out]))
-        }
-        highResolution0 = try conv("conv_s0", d / 8)
-        highResolution1 = try conv("conv_s1", d / 4)
+        highResolution0 = try Linear(pointwiseConv: model["sam_mask_decoder.conv_s0"], input: d, output: d / 8)
+        highResolution1 = try Linear(pointwiseConv: model["sam_mask_decoder.conv_s1"], input: d, output: d / 4)
         positionEncodings = (0..<config.stages.count).map { level in
             let side = config.imageSize / (4 << level)
             return SinePositionEncoding.encoding(channels: d, height: side, width: side)
         }
-    }
-
-    /// Convenience: open a safetensors file (either key layout) and infer the size.
-    public init(path: String) throws {
-        try self.init(weights: SAM2Weights(path: path))
     }
 
     /// image: [3, H, W] normalized (see `SAM2Preprocess`), H and W multiples of 32
@@ -83,8 +75,8 @@ public struct SAM2ImageEncoder: Sendable {
         let hiera = trunk(image, keepIntermediates: keepIntermediates)
         let levels = neck(hiera.stages)  // channels-last, finest first
         let toCHW = { (t: Tensor) in permuted(t, [2, 0, 1]) }
-        let s0 = linear(levels[0], weight: highResolution0.weight, bias: highResolution0.bias)
-        let s1 = linear(levels[1], weight: highResolution1.weight, bias: highResolution1.bias)
+        let s0 = highResolution0(levels[0])
+        let s1 = highResolution1(levels[1])
         let kept = levels.count - config.scalp
         let encodings = levels.indices.map { i -> Tensor in
             let h = levels[i].dim(0), w = levels[i].dim(1)

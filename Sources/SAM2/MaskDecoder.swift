@@ -1,4 +1,4 @@
-// SAM 2 mask decoder (sam2.md §9): output tokens [object score, IoU, 4 masks] + prompt tokens go through
+// SAM 2 mask decoder (`mask_decoder.py MaskDecoder`): output tokens [object score, IoU, 4 masks] + prompt tokens go through
 // the two-way transformer with the image embedding; the image side is upscaled 4x (two 2x2 transposed
 // convs fused with the high-resolution FPN features) and each mask token's hypernetwork MLP turns it
 // into a per-pixel linear classifier. Heads: IoU (sigmoid), object score; plus the object-pointer MLP.
@@ -44,31 +44,31 @@ public struct MaskDecoder: Sendable {
     let transformer: TwoWayTransformer
     /// Learned output tokens in the order the transformer sees them: object score, IoU, 4 mask tokens [6, d].
     let outputTokens: Tensor
-    let upscale1: (weight: Tensor, bias: Tensor)
-    let upscaleNorm: Norm
-    let upscale2: (weight: Tensor, bias: Tensor)
+    let upscale1: ConvTranspose2x2
+    let upscaleNorm: LayerNorm
+    let upscale2: ConvTranspose2x2
     let hypernetworks: [MLP]
     let iouHead: MLP
     let objectScoreHead: MLP
 
-    init(_ w: SAM2MemoryWeights, config: SAM2MemoryConfig) throws {
-        let d = config.hiddenDim, p = "sam_mask_decoder"
+    /// `scope`: `sam_mask_decoder`.
+    init(_ scope: WeightScope, config: SAM2Config) throws {
+        let d = config.hiddenDim
         dim = d
-        transformer = try TwoWayTransformer(w, p + ".transformer", dim: d)
+        transformer = try TwoWayTransformer(scope["transformer"], dim: d)
         outputTokens = concatenated([
-            try w.tensor(p + ".obj_score_token.weight", shape: [1, d]),
-            try w.tensor(p + ".iou_token.weight", shape: [1, d]),
-            try w.tensor(p + ".mask_tokens.weight", shape: [4, d]),
+            try scope.tensor("obj_score_token.weight", shape: [1, d]),
+            try scope.tensor("iou_token.weight", shape: [1, d]),
+            try scope.tensor("mask_tokens.weight", shape: [4, d]),
         ], axis: 0)
-        upscale1 = (try w.tensor(p + ".output_upscaling.0.weight", shape: [d, d / 4, 2, 2]),
-                    try w.tensor(p + ".output_upscaling.0.bias", shape: [d / 4]))
-        upscaleNorm = try Norm(w, p + ".output_upscaling.1", dim: d / 4, eps: 1e-6)
-        upscale2 = (try w.tensor(p + ".output_upscaling.3.weight", shape: [d / 4, d / 8, 2, 2]),
-                    try w.tensor(p + ".output_upscaling.3.bias", shape: [d / 8]))
-        hypernetworks = try (0..<4).map { try MLP(w, "\(p).output_hypernetworks_mlps.\($0)", dims: [d, d, d, d / 8]) }
-        let iouHidden = try w.shape(p + ".iou_prediction_head.layers.0.weight").first ?? 256
-        iouHead = try MLP(w, p + ".iou_prediction_head", dims: [d, iouHidden, iouHidden, 4], sigmoidOutput: true)
-        objectScoreHead = try MLP(w, p + ".pred_obj_score_head", dims: [d, d, d, 1])
+        let upscaling = scope["output_upscaling"]
+        upscale1 = try ConvTranspose2x2(upscaling[0], input: d, output: d / 4)
+        upscaleNorm = try LayerNorm(upscaling[1], dim: d / 4, eps: 1e-6)
+        upscale2 = try ConvTranspose2x2(upscaling[3], input: d / 4, output: d / 8)
+        hypernetworks = try (0..<4).map { try MLP(scope["output_hypernetworks_mlps"][$0], dims: [d, d, d, d / 8]) }
+        let iouHidden = scope.shape("iou_prediction_head.layers.0.weight")?.first ?? 256
+        iouHead = try MLP(scope["iou_prediction_head"], dims: [d, iouHidden, iouHidden, 4], sigmoidOutput: true)
+        objectScoreHead = try MLP(scope["pred_obj_score_head"], dims: [d, d, d, 1])
     }
 
     /// image: [d, g, g] (pix_feat_with_mem, or raw features for a support); imagePE: dense PE [d, g, g];
@@ -81,11 +81,11 @@ public struct MaskDecoder: Sendable {
         let (hs, src) = transformer(tokens: tokensIn, image: tokenRows(add(image, dense)), imagePE: tokenRows(imagePE))
 
         // Upscaling: ConvT -> + conv_s1(L1) -> LN2d -> GELU -> ConvT -> + conv_s0(L0) -> GELU.
-        var u = convTranspose2x2(featureMap(src, height: g, width: g), weight: upscale1.weight, bias: upscale1.bias)
+        var u = upscale1(featureMap(src, height: g, width: g))
         addInPlace(&u, highResolution1)
         u = upscaleNorm.channels(u)
         geluInPlace(&u)
-        u = convTranspose2x2(u, weight: upscale2.weight, bias: upscale2.bias)
+        u = upscale2(u)
         addInPlace(&u, highResolution0)
         geluInPlace(&u)
 

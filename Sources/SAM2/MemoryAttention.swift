@@ -1,4 +1,4 @@
-// SAM 2 memory attention (sam2.md §7): 4 pre-norm layers over the target's tokens, each with RoPE
+// SAM 2 memory attention (`memory_attention.py MemoryAttention`): 4 pre-norm layers over the target's tokens, each with RoPE
 // self-attention, RoPE cross-attention to the memory bank (spatial memories rotated, pointer tokens not),
 // and a ReLU FFN; then a final LayerNorm. Attention itself is TensorCore's query-blocked `attention`,
 // so the score matrix is never materialized and memory stays bounded for large k.
@@ -11,11 +11,11 @@ struct RoPEAttention: Sendable {
     let valueProjection: Linear
     let outputProjection: Linear
 
-    init(_ w: SAM2MemoryWeights, _ prefix: String, dim: Int, keyValueInput: Int) throws {
-        queryProjection = try Linear(w, prefix + ".q_proj", input: dim, output: dim)
-        keyProjection = try Linear(w, prefix + ".k_proj", input: keyValueInput, output: dim)
-        valueProjection = try Linear(w, prefix + ".v_proj", input: keyValueInput, output: dim)
-        outputProjection = try Linear(w, prefix + ".out_proj", input: dim, output: dim)
+    init(_ scope: WeightScope, dim: Int, keyValueInput: Int) throws {
+        queryProjection = try Linear(scope["q_proj"], input: dim, output: dim)
+        keyProjection = try Linear(scope["k_proj"], input: keyValueInput, output: dim)
+        valueProjection = try Linear(scope["v_proj"], input: keyValueInput, output: dim)
+        outputProjection = try Linear(scope["out_proj"], input: dim, output: dim)
     }
 
     /// residual += attention output. query [Nq, dim] (one token per grid cell); key/value inputs [Nk, kvIn].
@@ -47,7 +47,7 @@ struct AxialRoPE: Sendable {
     init(dim: Int, gridWidth: Int, gridHeight: Int) {
         cells = gridWidth * gridHeight
         pairs = dim / 2
-        (cosines, sines) = MemoryPositionEncoding.axialRoPE(dim: dim, width: gridWidth, height: gridHeight)
+        (cosines, sines) = SinePositionEncoding.axialRoPE(dim: dim, width: gridWidth, height: gridHeight)
     }
 
     /// Rotates channel pairs (2m, 2m+1) of x [N, dim] in place as complex numbers.
@@ -79,19 +79,20 @@ struct AxialRoPE: Sendable {
 struct MemoryAttentionLayer: Sendable {
     let selfAttention: RoPEAttention
     let crossAttention: RoPEAttention
-    let norm1: Norm, norm2: Norm, norm3: Norm
+    let norm1: LayerNorm, norm2: LayerNorm, norm3: LayerNorm
     let linear1: Linear, linear2: Linear
 
-    init(_ w: SAM2MemoryWeights, _ prefix: String, config: SAM2MemoryConfig) throws {
+    /// `scope`: one `memory_attention.layers.i`.
+    init(_ scope: WeightScope, config: SAM2Config) throws {
         let d = config.hiddenDim
-        selfAttention = try RoPEAttention(w, prefix + ".self_attn", dim: d, keyValueInput: d)
-        crossAttention = try RoPEAttention(w, prefix + ".cross_attn_image", dim: d, keyValueInput: config.memoryDim)
-        norm1 = try Norm(w, prefix + ".norm1", dim: d, eps: 1e-5)
-        norm2 = try Norm(w, prefix + ".norm2", dim: d, eps: 1e-5)
-        norm3 = try Norm(w, prefix + ".norm3", dim: d, eps: 1e-5)
-        let ffn = try w.shape(prefix + ".linear1.weight").first ?? 2048
-        linear1 = try Linear(w, prefix + ".linear1", input: d, output: ffn)
-        linear2 = try Linear(w, prefix + ".linear2", input: ffn, output: d)
+        selfAttention = try RoPEAttention(scope["self_attn"], dim: d, keyValueInput: d)
+        crossAttention = try RoPEAttention(scope["cross_attn_image"], dim: d, keyValueInput: config.memoryDim)
+        norm1 = try LayerNorm(scope["norm1"], dim: d, eps: 1e-5)
+        norm2 = try LayerNorm(scope["norm2"], dim: d, eps: 1e-5)
+        norm3 = try LayerNorm(scope["norm3"], dim: d, eps: 1e-5)
+        let ffn = scope.shape("linear1.weight")?.first ?? 2048
+        linear1 = try Linear(scope["linear1"], input: d, output: ffn)
+        linear2 = try Linear(scope["linear2"], input: ffn, output: d)
     }
 
     /// x [N, d]; memoryKeys = memory + memory PE, memoryValues = memory, both [T, memDim].
@@ -110,20 +111,17 @@ struct MemoryAttentionLayer: Sendable {
 
 public struct MemoryAttention: Sendable {
     let layers: [MemoryAttentionLayer]
-    let finalNorm: Norm
+    let finalNorm: LayerNorm
     let rope: AxialRoPE
-    let config: SAM2MemoryConfig
+    let config: SAM2Config
 
-    init(_ w: SAM2MemoryWeights, config: SAM2MemoryConfig) throws {
-        var layers: [MemoryAttentionLayer] = []
-        while w.contains("memory_attention.layers.\(layers.count).norm1.weight") {
-            layers.append(try MemoryAttentionLayer(w, "memory_attention.layers.\(layers.count)", config: config))
+    /// `scope`: `memory_attention`.
+    init(_ scope: WeightScope, config: SAM2Config) throws {
+        let layerScopes = scope["layers"]
+        layers = try (0..<layerScopes.moduleCount(probe: "norm1.weight")).map {
+            try MemoryAttentionLayer(layerScopes[$0], config: config)
         }
-        guard !layers.isEmpty else {
-            throw SAM2MemoryWeightsError(path: w.path, message: "missing tensor 'memory_attention.layers.0.norm1.weight'")
-        }
-        self.layers = layers
-        finalNorm = try Norm(w, "memory_attention.norm", dim: config.hiddenDim, eps: 1e-5)
+        finalNorm = try LayerNorm(scope["norm"], dim: config.hiddenDim, eps: 1e-5)
         rope = AxialRoPE(dim: config.hiddenDim, gridWidth: config.featureSize, gridHeight: config.featureSize)
         self.config = config
     }

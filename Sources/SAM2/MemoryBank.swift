@@ -1,4 +1,4 @@
-// Memory-bank assembly (`_prepare_memory_conditioned_features`, sam2.md §6) for the retrieval case:
+// Memory-bank assembly (`sam2_base.py _prepare_memory_conditioned_features`) for the retrieval case:
 // supports are conditioning frames 0..k-1, the target is frame k of a (k+1)-frame "video".
 // memory = [support memories (h·w tokens each) | k pointers split into hidden/memDim tokens each]
 // PE     = [sine PE(memDim) + maskmem_tpos_enc[last] per support | obj_ptr_tpos_proj(sine1D(distance/(M-1)))]
@@ -12,19 +12,20 @@ public struct MemoryBankInputs: Sendable {
 }
 
 public struct MemoryBank: Sendable {
-    let config: SAM2MemoryConfig
+    let config: SAM2Config
     /// Sine PE of one memory + the conditioning-frame temporal row, as tokens [h·w, memDim].
     let spatialPosition: Tensor
     /// `obj_ptr_tpos_proj` (hidden -> memDim); nil for SAM 2.0 (pointer PE = 0).
     let pointerTemporalProjection: Linear?
 
-    init(_ w: SAM2MemoryWeights, config: SAM2MemoryConfig) throws {
+    /// `model`: the whole model's parameters (`maskmem_tpos_enc` and `obj_ptr_tpos_proj` are top-level).
+    init(_ model: WeightScope, config: SAM2Config) throws {
         self.config = config
         let m = config.memoryDim, g = config.featureSize
-        let tpos = try w.tensor("maskmem_tpos_enc", shape: [config.memorySlots, 1, 1, m])
+        let tpos = try model.tensor("maskmem_tpos_enc", shape: [config.memorySlots, 1, 1, m])
         // Conditioning frames use t_pos = 0 -> row num_maskmem − 1.
         let row = sliced(tpos.reshaped([config.memorySlots, m]), axis: 0, range: (config.memorySlots - 1)..<config.memorySlots)
-        var pos = tokenRows(MemoryPositionEncoding.sine(channels: m, height: g, width: g))
+        var pos = tokenRows(SinePositionEncoding.encoding(channels: m, height: g, width: g))
         pos.withUnsafeMutableBufferPointer { p in
             row.withUnsafeBufferPointer { r in
                 for n in 0..<(g * g) { for c in 0..<m { p[n * m + c] += r[c] } }
@@ -32,7 +33,7 @@ public struct MemoryBank: Sendable {
         }
         spatialPosition = pos
         pointerTemporalProjection = config.pointerTemporalEncoding
-            ? try Linear(w, "obj_ptr_tpos_proj", input: config.hiddenDim, output: m) : nil
+            ? try Linear(model["obj_ptr_tpos_proj"], input: config.hiddenDim, output: m) : nil
     }
 
     /// The positional encodings of the pointer tokens for `count` supports at frames 0..count-1 and the
@@ -44,7 +45,7 @@ public struct MemoryBank: Sendable {
         let maxPointers = min(k + 1, config.maxObjectPointers)
         let denominator = Float(maxPointers - 1)
         let distances = (0..<k).map { Float(k - $0) / denominator }
-        let perPointer = projection(MemoryPositionEncoding.sine1D(distances, dim: config.hiddenDim))  // [k, m]
+        let perPointer = projection(SinePositionEncoding.sine1D(distances, dim: config.hiddenDim))  // [k, m]
         return Tensor(shape: [k * per, m]) { out in
             perPointer.withUnsafeBufferPointer { src in
                 for i in 0..<k { for t in 0..<per { for c in 0..<m { out[(i * per + t) * m + c] = src[i * m + c] } } }

@@ -5,15 +5,15 @@ import RAGSegIO
 
 public enum SAM2ModelDescription {
     public struct Sidecar: Codable, Sendable {
-        public var imageEncoder: SAM2ImageEncoderConfig
+        public var imageEncoder: SAM2Config
     }
 
     /// `sam2.safetensors` -> `sam2.safetensors.json`.
     public static func sidecarPath(for weights: String) -> String { weights + ".json" }
 
     /// The image encoder configuration for the checkpoint at `path`: the sidecar's when there is one,
-    /// else inferred from the tensor shapes.
-    public static func imageEncoderConfig(path: String, weights: SAM2Weights) throws -> SAM2ImageEncoderConfig {
+    /// else inferred from the tensor shapes. (The memory path's fields are SAM2Weights.inferConfig's.)
+    public static func imageEncoderConfig(path: String, weights: SAM2Weights) throws -> SAM2Config {
         let sidecar = sidecarPath(for: path)
         guard FileManager.default.fileExists(atPath: sidecar) else { return try weights.inferImageEncoderConfig() }
         do {

@@ -1,4 +1,4 @@
-// SAM 2 prompt encoder (sam2.md §8): sparse tokens for points/boxes (random-Fourier PE + learned
+// SAM 2 prompt encoder (`prompt_encoder.py PromptEncoder`): sparse tokens for points/boxes (random-Fourier PE + learned
 // per-label embeddings), a dense embedding from a low-resolution mask prompt (or the learned
 // no-mask embedding), and the dense image PE the decoder uses as key positions.
 import Foundation
@@ -47,26 +47,29 @@ public struct PromptEncoder: Sendable {
     let pointEmbeddings: [Tensor]
     let notAPoint: Tensor
     let noMask: Tensor
-    let maskDownscaling: (conv1: Conv, norm1: Norm, conv2: Conv, norm2: Norm, conv3: Conv)
+    /// `mask_downscaling`: conv 2x2 s2, LN2d, GELU, conv 2x2 s2, LN2d, GELU, conv 1x1.
+    let maskConvs: [Conv2d]
+    let maskNorms: [LayerNorm]
     /// The dense image PE [embedDim, grid, grid] (input-independent, computed once).
     public let imagePositionEncoding: Tensor
 
-    init(_ w: SAM2MemoryWeights, config: SAM2MemoryConfig) throws {
-        let d = config.hiddenDim, p = "sam_prompt_encoder"
+    /// `scope`: `sam_prompt_encoder`.
+    init(_ scope: WeightScope, config: SAM2Config) throws {
+        let d = config.hiddenDim
         embedDim = d
         imageSize = config.imageSize
         gridSize = config.featureSize
-        gaussian = try w.tensor(p + ".pe_layer.positional_encoding_gaussian_matrix", shape: [2, d / 2])
-        pointEmbeddings = try (0..<4).map { try w.tensor("\(p).point_embeddings.\($0).weight", shape: [1, d]).reshaped([d]) }
-        notAPoint = try w.tensor(p + ".not_a_point_embed.weight", shape: [1, d]).reshaped([d])
-        noMask = try w.tensor(p + ".no_mask_embed.weight", shape: [1, d]).reshaped([d])
-        let hidden = try w.shape(p + ".mask_downscaling.3.weight").first ?? 16
-        maskDownscaling = (
-            try Conv(w, p + ".mask_downscaling.0", input: 1, output: hidden / 4, kernel: 2, stride: 2),
-            try Norm(w, p + ".mask_downscaling.1", dim: hidden / 4, eps: 1e-6),
-            try Conv(w, p + ".mask_downscaling.3", input: hidden / 4, output: hidden, kernel: 2, stride: 2),
-            try Norm(w, p + ".mask_downscaling.4", dim: hidden, eps: 1e-6),
-            try Conv(w, p + ".mask_downscaling.6", input: hidden, output: d, kernel: 1))
+        gaussian = try scope.tensor("pe_layer.positional_encoding_gaussian_matrix", shape: [2, d / 2])
+        pointEmbeddings = try (0..<4).map { try scope["point_embeddings"][$0].tensor("weight", shape: [1, d]).reshaped([d]) }
+        notAPoint = try scope.tensor("not_a_point_embed.weight", shape: [1, d]).reshaped([d])
+        noMask = try scope.tensor("no_mask_embed.weight", shape: [1, d]).reshaped([d])
+        let downscaling = scope["mask_downscaling"]
+        let hidden = downscaling.shape("3.weight")?.first ?? 16  // absent: the read below names it
+        maskConvs = [try Conv2d(downscaling[0], input: 1, output: hidden / 4, kernel: 2, stride: 2),
+                     try Conv2d(downscaling[3], input: hidden / 4, output: hidden, kernel: 2, stride: 2),
+                     try Conv2d(downscaling[6], input: hidden, output: d, kernel: 1)]
+        maskNorms = [try LayerNorm(downscaling[1], dim: hidden / 4, eps: 1e-6),
+                     try LayerNorm(downscaling[4], dim: hidden, eps: 1e-6)]
         // Grid cell (i, j) sits at ((j + 0.5)/g, (i + 0.5)/g), x first.
         let g = config.featureSize
         var coords: [(Float, Float)] = []
@@ -146,11 +149,10 @@ public struct PromptEncoder: Sendable {
                 }
             }
         }
-        let m = maskDownscaling
-        var x = m.norm1.channels(m.conv1(mask))
+        var x = maskNorms[0].channels(maskConvs[0](mask))
         geluInPlace(&x)
-        x = m.norm2.channels(m.conv2(x))
+        x = maskNorms[1].channels(maskConvs[1](x))
         geluInPlace(&x)
-        return m.conv3(x)
+        return maskConvs[2](x)
     }
 }

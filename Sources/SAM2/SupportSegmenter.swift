@@ -1,8 +1,7 @@
 // The whole few-shot path from files, as `ragseg segment` runs it: support image + GT mask PNGs ->
-// SupportMemory (once per support), target PNG -> image encoder -> memory attention over the supports ->
-// prompt-free decoding (optionally refined by clicks/box, Prompt.swift) -> mask at the target's own size.
-// Kept in the library (not the command) so the retrieval command (`ragseg segment --index`, supports from
-// a bank) and the tests share the target path.
+// SupportMemory (once per support), target PNG -> `SAM2Model` (image encoder, then its target path:
+// memory attention over the supports, prompt-free decoding optionally refined by clicks/box) -> mask at
+// the target's own size, with the stages timed. Files and timing only: the model math is SAM2Model's.
 import Dispatch
 import Foundation
 import RAGSegIO
@@ -44,32 +43,16 @@ public struct TargetSegmentation: Sendable {
 }
 
 public struct SupportSegmenter: Sendable {
-    public let encoder: SAM2ImageEncoder
-    public let model: SAM2MemoryModel
+    public let model: SAM2Model
     public var imageSize: Int { model.config.imageSize }
 
-    /// Both halves must run at the same input size and width.
-    public init(encoder: SAM2ImageEncoder, model: SAM2MemoryModel) throws {
-        guard encoder.config.imageSize == model.config.imageSize, encoder.config.neckDim == model.config.hiddenDim else {
-            throw SupportSegmenterError("image encoder (size \(encoder.config.imageSize), width \(encoder.config.neckDim)) and memory path (size \(model.config.imageSize), width \(model.config.hiddenDim)) disagree")
-        }
-        self.encoder = encoder
+    public init(model: SAM2Model) {
         self.model = model
     }
 
-    /// Opens one SAM 2 checkpoint (official or Hugging Face safetensors) for both halves. The image
-    /// encoder comes from SAM2ModelDescription (published sizes from the shapes, at 1024; others from a
-    /// `<weights>.json` sidecar); `imageSize` overrides the input size.
+    /// Opens one SAM 2 checkpoint; see `SAM2Model(checkpoint:imageSize:)`.
     public init(path: String, imageSize: Int? = nil) throws {
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw SupportSegmenterError("\(path): SAM 2 weights file does not exist")
-        }
-        let weights = try SAM2Weights(path: path)
-        var config = try SAM2ModelDescription.imageEncoderConfig(path: path, weights: weights)
-        if let imageSize { config.imageSize = imageSize }
-        let model = try SAM2MemoryModel(path: path, imageSize: config.imageSize)
-        config.neckDim = model.config.hiddenDim
-        try self.init(encoder: SAM2ImageEncoder(weights: weights, config: config), model: model)
+        self.init(model: try SAM2Model(checkpoint: path, imageSize: imageSize))
     }
 
     // MARK: Files
@@ -122,7 +105,7 @@ public struct SupportSegmenter: Sendable {
 
     /// Preprocess + image encoder.
     public func features(_ image: PNGImage, name: String) throws -> SAM2FrameFeatures {
-        SAM2FrameFeatures(encoder.encode(try SAM2Preprocess.imageTensor(image, size: imageSize, name: name)))
+        model.encode(try SAM2Preprocess.imageTensor(image, size: imageSize, name: name))
     }
 
     /// Encodes one support: its image through the encoder, its mask resized to the model size as
@@ -154,15 +137,9 @@ public struct SupportSegmenter: Sendable {
         }
         let f = try features(image, name: name)
         timings.imageEncode = lap()
-        try model.check(f, "target")
-        let bank = try model.memoryBank.assemble(supports)
-        let conditioned = model.conditionedFeatures(f, bank: bank)
-        timings.memoryAttention = lap()
-        var result = model.decodeTarget(conditioned, f, outputSize: (image.height, image.width)).result
-        if let prompt, !prompt.isEmpty {
-            result = try model.refine(conditioned, f, previous: result, prompt: prompt, outputSize: (image.height, image.width)).result
+        let result = try model.segment(f, supports: supports, outputSize: (image.height, image.width), prompt: prompt) { stage in
+            if stage == "attend" { timings.memoryAttention = lap() } else { timings.decode = lap() }
         }
-        timings.decode = lap()
         return TargetSegmentation(segmentation: result, height: image.height, width: image.width, timings: timings)
     }
 

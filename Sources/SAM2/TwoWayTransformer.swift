@@ -1,4 +1,4 @@
-// SAM's two-way transformer (sam2.md §9.2): prompt/output tokens and image tokens attend to each other.
+// SAM's two-way transformer (`transformer.py TwoWayTransformer`): prompt/output tokens and image tokens attend to each other.
 // Per layer: token self-attention, tokens->image cross-attention, token MLP, image->tokens cross-attention;
 // then a final tokens->image attention. Post-norm (LayerNorm eps 1e-5 after every residual).
 import TensorCore
@@ -8,12 +8,12 @@ struct DecoderAttention: Sendable {
     let query: Linear, key: Linear, value: Linear, output: Linear
     let heads: Int
 
-    init(_ w: SAM2MemoryWeights, _ prefix: String, dim: Int, heads: Int) throws {
-        let internalDim = try w.shape(prefix + ".q_proj.weight").first ?? dim
-        query = try Linear(w, prefix + ".q_proj", input: dim, output: internalDim)
-        key = try Linear(w, prefix + ".k_proj", input: dim, output: internalDim)
-        value = try Linear(w, prefix + ".v_proj", input: dim, output: internalDim)
-        output = try Linear(w, prefix + ".out_proj", input: internalDim, output: dim)
+    init(_ scope: WeightScope, dim: Int, heads: Int) throws {
+        let internalDim = scope.shape("q_proj.weight")?.first ?? dim
+        query = try Linear(scope["q_proj"], input: dim, output: internalDim)
+        key = try Linear(scope["k_proj"], input: dim, output: internalDim)
+        value = try Linear(scope["v_proj"], input: dim, output: internalDim)
+        output = try Linear(scope["out_proj"], input: internalDim, output: dim)
         self.heads = heads
     }
 
@@ -27,20 +27,20 @@ struct TwoWayAttentionBlock: Sendable {
     let tokenToImage: DecoderAttention
     let imageToToken: DecoderAttention
     let mlp: MLP
-    let norm1: Norm, norm2: Norm, norm3: Norm, norm4: Norm
+    let norm1: LayerNorm, norm2: LayerNorm, norm3: LayerNorm, norm4: LayerNorm
     /// The first layer replaces the tokens by their self-attention (no residual, no PE).
     let skipFirstLayerPE: Bool
 
-    init(_ w: SAM2MemoryWeights, _ prefix: String, dim: Int, heads: Int, skipFirstLayerPE: Bool) throws {
-        selfAttention = try DecoderAttention(w, prefix + ".self_attn", dim: dim, heads: heads)
-        tokenToImage = try DecoderAttention(w, prefix + ".cross_attn_token_to_image", dim: dim, heads: heads)
-        imageToToken = try DecoderAttention(w, prefix + ".cross_attn_image_to_token", dim: dim, heads: heads)
-        let hidden = try w.shape(prefix + ".mlp.layers.0.weight").first ?? 2048
-        mlp = try MLP(w, prefix + ".mlp", dims: [dim, hidden, dim])
-        norm1 = try Norm(w, prefix + ".norm1", dim: dim, eps: 1e-5)
-        norm2 = try Norm(w, prefix + ".norm2", dim: dim, eps: 1e-5)
-        norm3 = try Norm(w, prefix + ".norm3", dim: dim, eps: 1e-5)
-        norm4 = try Norm(w, prefix + ".norm4", dim: dim, eps: 1e-5)
+    init(_ scope: WeightScope, dim: Int, heads: Int, skipFirstLayerPE: Bool) throws {
+        selfAttention = try DecoderAttention(scope["self_attn"], dim: dim, heads: heads)
+        tokenToImage = try DecoderAttention(scope["cross_attn_token_to_image"], dim: dim, heads: heads)
+        imageToToken = try DecoderAttention(scope["cross_attn_image_to_token"], dim: dim, heads: heads)
+        let hidden = scope.shape("mlp.layers.0.weight")?.first ?? 2048
+        mlp = try MLP(scope["mlp"], dims: [dim, hidden, dim])
+        norm1 = try LayerNorm(scope["norm1"], dim: dim, eps: 1e-5)
+        norm2 = try LayerNorm(scope["norm2"], dim: dim, eps: 1e-5)
+        norm3 = try LayerNorm(scope["norm3"], dim: dim, eps: 1e-5)
+        norm4 = try LayerNorm(scope["norm4"], dim: dim, eps: 1e-5)
         self.skipFirstLayerPE = skipFirstLayerPE
     }
 
@@ -64,20 +64,16 @@ struct TwoWayAttentionBlock: Sendable {
 public struct TwoWayTransformer: Sendable {
     let layers: [TwoWayAttentionBlock]
     let finalAttention: DecoderAttention
-    let finalNorm: Norm
+    let finalNorm: LayerNorm
 
-    init(_ w: SAM2MemoryWeights, _ prefix: String, dim: Int, heads: Int = 8) throws {
-        var layers: [TwoWayAttentionBlock] = []
-        while w.contains("\(prefix).layers.\(layers.count).norm1.weight") {
-            layers.append(try TwoWayAttentionBlock(w, "\(prefix).layers.\(layers.count)", dim: dim, heads: heads,
-                                                   skipFirstLayerPE: layers.isEmpty))
+    /// `scope`: `sam_mask_decoder.transformer`.
+    init(_ scope: WeightScope, dim: Int, heads: Int = 8) throws {
+        let layerScopes = scope["layers"]
+        layers = try (0..<layerScopes.moduleCount(probe: "norm1.weight")).map { i in
+            try TwoWayAttentionBlock(layerScopes[i], dim: dim, heads: heads, skipFirstLayerPE: i == 0)
         }
-        guard !layers.isEmpty else {
-            throw SAM2MemoryWeightsError(path: w.path, message: "missing tensor '\(prefix).layers.0.norm1.weight'")
-        }
-        self.layers = layers
-        finalAttention = try DecoderAttention(w, prefix + ".final_attn_token_to_image", dim: dim, heads: heads)
-        finalNorm = try Norm(w, prefix + ".norm_final_attn", dim: dim, eps: 1e-5)
+        finalAttention = try DecoderAttention(scope["final_attn_token_to_image"], dim: dim, heads: heads)
+        finalNorm = try LayerNorm(scope["norm_final_attn"], dim: dim, eps: 1e-5)
     }
 
     /// tokens [T, d] (also their PE); image [N, d] with PE [N, d]. Returns (tokens, image) after the transformer.

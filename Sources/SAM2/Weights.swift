@@ -1,8 +1,6 @@
-// SAM 2 checkpoints as safetensors, in either of the two published key layouts (sam2.md §13):
-//  - official: the `model` dict of `sam2{,.1}_hiera_*.pt`, keys unchanged (tools/convert_sam2_checkpoint.py);
-//  - Hugging Face: `facebook/sam2{,.1}-hiera-*` (`vision_encoder.backbone.…`, `mask_decoder.…`).
-// Code asks for tensors by their official name; the HF name is derived by the same renames
-// transformers' converter applies. Shapes are identical in both layouts (no transposes, no splits).
+// A SAM 2 checkpoint as safetensors, in either published key layout (see HuggingFaceKeys.swift): opened
+// once, read through `scope` by official names, and the model's configuration inferred from its shapes.
+// Every loading problem is a RAGSegIOError naming the file and the tensor.
 import Foundation
 import RAGSegIO
 import TensorCore
@@ -12,23 +10,21 @@ public enum SAM2KeyLayout: String, Sendable {
     case huggingFace = "hugging-face"
 }
 
-/// Where model code gets its parameters: by official key, with the shape it expects.
-public protocol SAM2TensorSource {
-    func tensor(_ key: String, shape: [Int]) throws -> Tensor
-}
-
-public struct SAM2Weights: SAM2TensorSource {
-    public let path: String
+public struct SAM2Weights: TensorSource, Sendable {
     public let file: SafeTensors
     public let layout: SAM2KeyLayout
+    public var path: String { file.path }
 
-    /// Opens a safetensors file and detects its key layout from the patch-embedding key.
+    /// Opens a safetensors file and detects its key layout from a key every SAM 2 file has (the patch
+    /// embedding), or, for a file holding only the memory path, its temporal encoding.
     public init(path: String) throws {
-        self.path = path
-        self.file = try SafeTensors(path: path)
-        if file.contains("image_encoder.trunk.patch_embed.proj.weight") {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw RAGSegIOError(path: path, message: "SAM 2 weights file does not exist")
+        }
+        file = try SafeTensors(path: path)
+        if file.contains("image_encoder.trunk.patch_embed.proj.weight") || file.contains("maskmem_tpos_enc") {
             layout = .official
-        } else if file.contains("vision_encoder.backbone.patch_embed.projection.weight") {
+        } else if file.contains("vision_encoder.backbone.patch_embed.projection.weight") || file.contains("memory_temporal_positional_encoding") {
             layout = .huggingFace
         } else {
             throw RAGSegIOError(path: path, message:
@@ -36,49 +32,83 @@ public struct SAM2Weights: SAM2TensorSource {
         }
     }
 
-    /// The key under which this file stores the tensor whose official name is `key`.
-    public func storedName(_ key: String) -> String {
-        layout == .official ? key : SAM2Weights.huggingFaceName(key)
-    }
+    /// The whole model's parameters by official name.
+    public var scope: WeightScope { WeightScope(self) }
 
-    /// Official key -> Hugging Face key, for the image-encoder part (trunk, neck, conv_s0/conv_s1).
-    /// Order matters: it is the converter's substring-rename order (sam2.md §13.2).
-    public static func huggingFaceName(_ key: String) -> String {
-        var k = key
-        k = k.replacingOccurrences(of: "sam_mask_decoder", with: "mask_decoder")
-        k = k.replacingOccurrences(of: "image_encoder.neck", with: "vision_encoder.neck")
-        k = k.replacingOccurrences(of: "image_encoder", with: "vision_encoder.backbone")
-        k = k.replacingOccurrences(of: "patch_embed.proj", with: "patch_embed.projection")
-        k = k.replacingOccurrences(of: ".norm", with: ".layer_norm")
-        k = k.replacingOccurrences(of: "trunk.", with: "")
-        k = k.replacingOccurrences(of: "mlp.layers.0.", with: "mlp.proj_in.")
-        k = k.replacingOccurrences(of: "mlp.layers.1.", with: "mlp.proj_out.")
-        if k.hasPrefix("vision_encoder.neck.convs.") {
-            k = k.replacingOccurrences(of: ".conv.", with: ".")
+    /// Where this file stores the tensor whose official name is `key` (a row of a stacked tensor in some cases).
+    func stored(_ key: String) -> (name: String, row: Int?) {
+        guard layout == .huggingFace else { return (key, nil) }
+        var (name, row) = Self.huggingFaceName(key)
+        // Hugging Face ties the prompt encoder's Fourier matrix to a top-level copy; a file may keep either.
+        let tiedCopy = "shared_image_embedding.positional_embedding"
+        if name == "prompt_encoder.shared_embedding.positional_embedding", !file.contains(name), file.contains(tiedCopy) {
+            name = tiedCopy
         }
-        return k
+        return (name, row)
     }
 
-    public func contains(_ key: String) -> Bool { file.contains(storedName(key)) }
+    /// The key under which this file stores the tensor whose official name is `key`.
+    public func storedName(_ key: String) -> String { stored(key).name }
+
+    public func contains(_ key: String) -> Bool { shape(key) != nil }
 
     /// Shape of a tensor by official name, nil when absent.
-    public func shape(_ key: String) -> [Int]? { file.entry(storedName(key))?.shape }
+    public func shape(_ key: String) -> [Int]? {
+        let (name, row) = stored(key)
+        guard let shape = file.entry(name)?.shape else { return nil }
+        return row == nil ? shape : [1] + shape.dropFirst()
+    }
 
-    /// Loads a tensor by official name; a missing tensor or another shape is an error naming both.
+    /// Loads a tensor by official name; a missing tensor or another shape is an error naming it.
     public func tensor(_ key: String, shape expected: [Int]) throws -> Tensor {
-        let name = storedName(key)
+        let (name, row) = stored(key)
+        let shown = name == key ? "'\(key)'" : "'\(name)' (official '\(key)')"
         guard let entry = file.entry(name) else {
-            throw RAGSegIOError(path: path, message: "missing tensor '\(name)' (\(layout.rawValue) key layout)")
+            throw RAGSegIOError(path: path, message: "missing tensor \(shown) (\(layout.rawValue) key layout, expected shape \(expected))")
+        }
+        if let row {  // one row of a stacked [rows, ...] tensor
+            guard entry.shape.count == expected.count, entry.shape.count >= 1, row < entry.shape[0],
+                  Array(entry.shape.dropFirst()) == Array(expected.dropFirst()), expected.first == 1 else {
+                throw RAGSegIOError(path: path, message: "tensor \(shown) has shape \(entry.shape), expected row \(row) of shape \(expected)")
+            }
+            return sliced(try file.tensor(name), axis: 0, range: row..<(row + 1))
         }
         guard entry.shape == expected else {
-            throw RAGSegIOError(path: path, message:
-                "tensor '\(name)' has shape \(entry.shape), expected \(expected)")
+            throw RAGSegIOError(path: path, message: "tensor \(shown) has shape \(entry.shape), expected \(expected)")
         }
         return try file.tensor(name)
     }
 
-    /// Infers the encoder configuration from this file's tensor shapes (see the static form).
-    public func inferImageEncoderConfig() throws -> SAM2ImageEncoderConfig {
+    // MARK: Configuration
+
+    /// The whole model's configuration: the image encoder from the `<weights>.json` sidecar when there is one
+    /// (`SAM2ModelDescription`), else from the shapes (published sizes only); the memory path's widths and
+    /// versions from the shapes. `imageSize` overrides the input size (1024 for every release).
+    public func inferConfig(imageSize: Int? = nil) throws -> SAM2Config {
+        var config = try SAM2ModelDescription.imageEncoderConfig(path: path, weights: self)
+        if let imageSize { config.imageSize = imageSize }
+        let tpos = try shapeOrMissing("maskmem_tpos_enc")
+        let pointer = try shapeOrMissing("no_obj_ptr")
+        guard tpos.count == 4, pointer.count == 2 else {
+            throw RAGSegIOError(path: path, message: "unexpected shapes maskmem_tpos_enc \(tpos), no_obj_ptr \(pointer)")
+        }
+        config.hiddenDim = pointer[1]
+        config.memoryDim = tpos[3]
+        config.memorySlots = tpos[0]
+        config.pointerTemporalEncoding = contains("obj_ptr_tpos_proj.weight")
+        config.noObjectSpatialEmbedding = contains("no_obj_embed_spatial")
+        return config
+    }
+
+    func shapeOrMissing(_ key: String) throws -> [Int] {
+        guard let shape = shape(key) else {
+            throw RAGSegIOError(path: path, message: "missing tensor '\(storedName(key))' (\(layout.rawValue) key layout)")
+        }
+        return shape
+    }
+
+    /// Infers the image encoder's configuration from this file's tensor shapes (see the static form).
+    public func inferImageEncoderConfig() throws -> SAM2Config {
         do {
             return try SAM2Weights.inferImageEncoderConfig(shapeOf: { shape($0) })
         } catch let error as ConfigInferenceError {
@@ -88,13 +118,16 @@ public struct SAM2Weights: SAM2TensorSource {
 
     struct ConfigInferenceError: Error { var message: String }
 
-    /// Infers the encoder configuration from tensor shapes (looked up by official name): width and
+    /// Infers the image encoder's configuration from tensor shapes (looked up by official name): width and
     /// blocks per stage come from the tensors, the rest (heads, windows, global blocks — invisible in
     /// shapes) from the published size they identify. A layout matching no published size is an error.
-    static func inferImageEncoderConfig(shapeOf: (String) -> [Int]?) throws -> SAM2ImageEncoderConfig {
+    static func inferImageEncoderConfig(shapeOf: (String) -> [Int]?) throws -> SAM2Config {
         let patch = "image_encoder.trunk.patch_embed.proj.weight"
-        guard let patchShape = shapeOf(patch), patchShape.count == 4 else {
-            throw ConfigInferenceError(message: "missing or malformed tensor '\(patch)' ({layout} key layout)")
+        guard let patchShape = shapeOf(patch) else {
+            throw ConfigInferenceError(message: "missing tensor '\(patch)' ({layout} key layout)")
+        }
+        guard patchShape.count == 4 else {
+            throw ConfigInferenceError(message: "tensor '\(patch)' has shape \(patchShape), expected [embed_dim, 3, 7, 7] ({layout} key layout)")
         }
         let embedDim = patchShape[0]
         var stages: [Int] = []
@@ -113,7 +146,7 @@ public struct SAM2Weights: SAM2TensorSource {
         guard block > 0 else {
             throw ConfigInferenceError(message: "no Hiera blocks found (tensor 'image_encoder.trunk.blocks.0.attn.qkv.weight' missing)")
         }
-        guard var config = SAM2ImageEncoderConfig.published.first(where: { $0.embedDim == embedDim && $0.stages == stages }) else {
+        guard var config = SAM2Config.published.first(where: { $0.embedDim == embedDim && $0.stages == stages }) else {
             throw ConfigInferenceError(message:
                 "Hiera layout embed_dim \(embedDim), stages \(stages) matches no published SAM 2 size (tiny, small, base_plus, large)")
         }
@@ -124,46 +157,5 @@ public struct SAM2Weights: SAM2TensorSource {
             config.neckDim = neck[0]
         }
         return config
-    }
-}
-
-/// Deterministic pseudo-random parameters of the right shapes, for benchmarks without a checkpoint
-/// (timing does not depend on the values). Norm weights near 1, other tensors ~ U(-1, 1)/sqrt(fan_in).
-public struct SAM2RandomWeights: SAM2TensorSource {
-    public var seed: UInt64
-    public init(seed: UInt64 = 0) { self.seed = seed }
-
-    public func tensor(_ key: String, shape: [Int]) throws -> Tensor {
-        // SplitMix64 seeded by the key, so every tensor is reproducible on its own.
-        var state = seed ^ key.utf8.reduce(UInt64(1469598103934665603)) { ($0 ^ UInt64($1)) &* 1099511628211 }
-        func next() -> Float {
-            state &+= 0x9E3779B97F4A7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
-            z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
-            z ^= z >> 31
-            return Float(z >> 40) / Float(1 << 24) * 2 - 1
-        }
-        let isNormWeight = key.contains("norm") && key.hasSuffix(".weight")
-        let fanIn = shape.count > 1 ? shape.dropFirst().reduce(1, *) : 1
-        let scale = key.hasSuffix(".bias") ? 0.1 : 1 / Float(fanIn).squareRoot()
-        return Tensor(shape: shape) { out in
-            for i in 0..<out.count { out[i] = isNormWeight ? 1 + 0.1 * next() : scale * next() }
-        }
-    }
-
-    /// A [3, size, size] tensor of N(0,1)-like values (sum of uniforms), a stand-in for a normalized image.
-    public func randomImage(size: Int) -> Tensor {
-        var state = seed &+ 0x51_7CC1_B727_220A
-        return Tensor(shape: [3, size, size]) { out in
-            for i in 0..<out.count {
-                var sum: Float = 0
-                for _ in 0..<4 {
-                    state = state &* 6364136223846793005 &+ 1442695040888963407
-                    sum += Float(state >> 40) / Float(1 << 24)
-                }
-                out[i] = (sum - 2) * 1.732
-            }
-        }
     }
 }

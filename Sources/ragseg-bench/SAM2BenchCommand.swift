@@ -48,10 +48,10 @@ struct SAM2BenchCommand: ParsableCommand {
         print(String(format: "threads %d; sgemm 2048^3: %.1f GFLOP/s", threads, sgemm))
         print("size       GFLOP   swift s  swift cpu   GFLOP/s  %sgemm  torch s  torch cpu  ratio  cpu ratio")
         for name in sizes {
-            guard let config = SAM2ImageEncoderConfig.named(name) else {
+            guard let config = SAM2Config.named(name) else {
                 throw ValidationError("unknown size '\(name)' (tiny, small, base_plus, large)")
             }
-            let encoder = try SAM2ImageEncoder(source: SAM2RandomWeights(seed: 1), config: config)
+            let encoder = try SAM2ImageEncoder(SAM2RandomWeights(seed: 1).scope, config: config)
             let image = SAM2RandomWeights(seed: 2).randomImage(size: config.imageSize)
             for _ in 0..<warmup { _ = encoder.encode(image) }
             let start = Date(), cpuStart = processCPUSeconds()

@@ -57,7 +57,7 @@ struct SegmentBenchCommand: ParsableCommand {
             let r = try body()
             return (r, Seconds(wall: now() - start, cpu: processCPUSeconds() - cpu))
         }
-        _ = segmenter.encoder.encode(image(99))  // warm-up
+        _ = segmenter.model.imageEncoder.encode(image(99))  // warm-up
 
         // Supports: a centred disc of varying radius each (nonempty masks take the full path).
         var supports: [SupportMemory] = [], supportSeconds: [Seconds] = []
@@ -67,12 +67,12 @@ struct SegmentBenchCommand: ParsableCommand {
                 for y in 0..<s { for x in 0..<s { p[y * s + x] = (y - c) * (y - c) + (x - c) * (x - c) < r * r ? 1 : 0 } }
             }
             let (memory, seconds) = try time {
-                try model.encodeSupport(SAM2FrameFeatures(segmenter.encoder.encode(image(UInt64(j)))), mask: mask)
+                try model.encodeSupport(SAM2FrameFeatures(segmenter.model.imageEncoder.encode(image(UInt64(j)))), mask: mask)
             }
             supports.append(memory)
             supportSeconds.append(seconds)
         }
-        let (target, imageSeconds) = time { SAM2FrameFeatures(segmenter.encoder.encode(image(1000))) }
+        let (target, imageSeconds) = time { SAM2FrameFeatures(segmenter.model.imageEncoder.encode(image(1000))) }
 
         print(BLASKernels.summary)
         print("threads \(threads); image \(s)x\(s); target image encode \(fmt(imageSeconds.wall)) s; support encode each: "

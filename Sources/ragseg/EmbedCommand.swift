@@ -114,6 +114,6 @@ struct Embed: ParsableCommand {
             }
             return (0..<batch).map { sliced(t.reshaped([batch, 3, h, w]), axis: 0, range: $0..<($0 + 1)).reshaped([3, h, w]) }
         }
-        return [DINOv2Preprocessing.pixels(try PNG.read(path), size: size)]
+        return [try DINOv2Preprocessing.pixels(try PNG.read(path), size: size, name: path)]
     }
 }

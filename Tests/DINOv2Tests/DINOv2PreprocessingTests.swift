@@ -14,7 +14,7 @@ final class DINOv2PreprocessingTests: XCTestCase {
         let image = try PNG.read(DINOv2ParityTests.fixture("preprocess_\(name).png"))
         XCTAssertEqual(image.channels, channels)
         XCTAssertEqual(image.bitDepth, bitDepth)
-        let ours = DINOv2Preprocessing.pixels(image, size: 56)
+        let ours = try DINOv2Preprocessing.pixels(image, size: 56)
         let expected = try NPY.read(DINOv2ParityTests.fixture("preprocess_\(name)_56.npy"))
         let error = DINOv2ParityTests.relativeError(ours, expected)
         print("DINOv2 preprocessing \(name): rel err \(error)")

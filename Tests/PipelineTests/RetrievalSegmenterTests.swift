@@ -71,7 +71,7 @@ final class RetrievalSegmenterTests: XCTestCase {
             let image = try PNG.read(hit.record.image), mask = try PNG.read(hit.record.mask)
             return try support.encodeSupport(image: image, mask: mask.pixels.map { $0 != 0 ? 1 : 0 })
         }
-        let direct = try support.memoryModel.segment(try support.features(target), supports: supports,
+        let direct = try support.sam2.segment(try support.features(target), supports: supports,
                                                      outputSize: (height: height, width: width))
         XCTAssertEqual(result.segmentation.logits.data, direct.logits.data)
         XCTAssertEqual(result.segmentation.iou, direct.iou)
@@ -110,7 +110,7 @@ final class RetrievalSegmenterTests: XCTestCase {
         XCTAssertEqual(result.retrievedReport.map { $0["hasLabel"] as? Bool },
                        result.supports.map { !emptied.contains($0.record.mask) })
         XCTAssertEqual(result.retrievedSummary.components(separatedBy: "(empty)").count - 1, 2)
-        let direct = try SupportSegmenter(encoder: support.imageEncoder, model: support.memoryModel)
+        let direct = SupportSegmenter(model: support.sam2)
         let supports = try result.supports.map { try direct.encodeSupport(imagePath: $0.record.image, maskPath: $0.record.mask) }
         XCTAssertEqual(supports.map(\.isEmpty), result.supports.map { emptied.contains($0.record.mask) })
         let expected = try direct.segment(target, name: "target", supports: supports).segmentation
@@ -134,7 +134,7 @@ final class RetrievalSegmenterTests: XCTestCase {
         let prompted = try segmenter.segment(target, name: "target", k: 3, prompt: prompt)
         XCTAssertEqual(prompted.supports.map(\.id), plain.supports.map(\.id), "the prompt does not change the retrieval")
         let memories = try plain.supports.map { hit -> SupportMemory in try XCTUnwrap(try bank.memory(hit.id, label: 1)) }
-        let model = support.memoryModel, features = try support.features(target)
+        let model = support.sam2, features = try support.features(target)
         let direct = try model.segment(features, supports: memories, outputSize: (height: height, width: width), prompt: prompt)
         XCTAssertTrue(prompted.segmentation.logits.data == direct.logits.data, "retrieval path == memory model with the same supports")
         XCTAssertEqual(prompted.segmentation.iou, direct.iou)
@@ -170,7 +170,7 @@ final class RetrievalSegmenterTests: XCTestCase {
 
     func testBankBuiltWithOtherWeightsIsRefused() throws {
         let bank = try makeBank()
-        let other = SAM2SupportEncoder(imageEncoder: support.imageEncoder, memoryModel: support.memoryModel,
+        let other = SAM2SupportEncoder(sam2: support.sam2,
                                        model: ModelIdentity(name: "sam2", variant: "fixture", sha256: String(repeating: "0", count: 64)))
         XCTAssertThrowsError(try RetrievalSegmenter(bank: bank, retrieval: retrieval, support: other)) { error in
             XCTAssertTrue("\(error)".contains("sam2"), "\(error)")
@@ -182,7 +182,7 @@ final class SAM2CheckpointTests: XCTestCase {
     /// The sidecar describes the fixture trunk exactly as the memory-path parity test builds it.
     func testSidecarGivesTheFixtureConfiguration() throws {
         let encoder = try FixtureModels.supportEncoder()
-        XCTAssertEqual(encoder.imageEncoder.config, FixtureModels.sam2EncoderConfig(hiddenDim: 64))
+        XCTAssertEqual(encoder.sam2.config, FixtureModels.sam2Config(hiddenDim: 64, memoryDim: 16))
         XCTAssertEqual(encoder.imageSize, 128)
         XCTAssertEqual(encoder.model.variant, "memory-path fixture")
     }

@@ -15,12 +15,13 @@ public enum FixtureModels {
     public static let sam2 = testsDirectory.appendingPathComponent("SAM2Tests/Fixtures/memory/weights.safetensors").path
     public static let sam2ImageSize = 128
 
-    /// The fixture script's shrunken Hiera (tools/make_sam2_memory_fixtures.py): not a published size,
-    /// so it cannot be inferred from the shapes.
-    public static func sam2EncoderConfig(hiddenDim: Int) -> SAM2ImageEncoderConfig {
-        SAM2ImageEncoderConfig(
+    /// The fixture script's model (tools/make_sam2_memory_fixtures.py): a shrunken Hiera, not a published
+    /// size, so it cannot be inferred from the shapes; a 16-channel memory.
+    public static func sam2Config(hiddenDim: Int, memoryDim: Int) -> SAM2Config {
+        SAM2Config(
             name: "memory-path fixture", embedDim: 8, numHeads: 1, stages: [1, 1, 2, 1], globalAttentionBlocks: [3],
-            windowSpec: [8, 4, 14, 7], positionEmbeddingBackgroundSize: [7, 7], neckDim: hiddenDim, imageSize: sam2ImageSize)
+            windowSpec: [8, 4, 14, 7], positionEmbeddingBackgroundSize: [7, 7], neckDim: hiddenDim, imageSize: sam2ImageSize,
+            memoryDim: memoryDim)
     }
 
     public static func retrievalEncoder() throws -> DINOv2RetrievalEncoder {

@@ -5,19 +5,19 @@ import XCTest
 
 final class ConfigTests: XCTestCase {
     func testTinyBlockLayoutMatchesTheReferenceTable() {
-        let blocks = SAM2ImageEncoderConfig.tiny.blocks
+        let blocks = SAM2Config.tiny.blocks
         XCTAssertEqual(blocks.count, 12)
         XCTAssertEqual(blocks.map(\.window), [8, 8, 4, 4, 14, 0, 14, 0, 14, 0, 14, 7])
         XCTAssertEqual(blocks.map(\.heads), [1, 2, 2, 4, 4, 4, 4, 4, 4, 4, 8, 8])
         XCTAssertEqual(blocks.indices.filter { blocks[$0].qPool }, [1, 3, 10])
         XCTAssertEqual(blocks.map(\.dimOut), [96, 192, 192, 384, 384, 384, 384, 384, 384, 384, 768, 768])
         XCTAssertEqual(blocks[1].dimIn, 96)
-        XCTAssertEqual(SAM2ImageEncoderConfig.tiny.stageEnds, [0, 2, 9, 11])
+        XCTAssertEqual(SAM2Config.tiny.stageEnds, [0, 2, 9, 11])
     }
 
     func testQPoolBlocksOfEverySize() {
         let expected: [String: [Int]] = ["tiny": [1, 3, 10], "small": [1, 3, 14], "base_plus": [2, 5, 21], "large": [2, 8, 44]]
-        for config in SAM2ImageEncoderConfig.published {
+        for config in SAM2Config.published {
             let b = config.blocks
             XCTAssertEqual(b.indices.filter { b[$0].qPool }, expected[config.name], config.name)
             XCTAssertEqual(b.last!.dimOut, config.embedDim * 8, config.name)
@@ -64,14 +64,14 @@ final class ConfigTests: XCTestCase {
             ("image_encoder.neck.convs.0.conv.weight", "vision_encoder.neck.convs.0.weight"),
             ("sam_mask_decoder.conv_s0.weight", "mask_decoder.conv_s0.weight"),
         ]
-        for (official, hf) in pairs { XCTAssertEqual(SAM2Weights.huggingFaceName(official), hf) }
+        for (official, hf) in pairs { XCTAssertEqual(SAM2Weights.huggingFaceName(official).name, hf) }
     }
 }
 
 /// FLOP counts against the ones measured with torch.utils.flop_counter on the official modules (sam2.md §15).
 final class FLOPTests: XCTestCase {
     func testTinyMatchesMeasuredCounts() {
-        let f = SAM2ImageEncoderConfig.tiny.flops
+        let f = SAM2Config.tiny.flops
         let measured = [16.1, 21.3, 14.7, 20.6, 16.9, 40.3, 16.9, 40.3, 16.9, 40.3, 22.9, 15.6]
         for (i, g) in f.blocks.enumerated() { XCTAssertEqual(g / 1e9, measured[i], accuracy: 0.051, "block \(i)") }
         XCTAssertEqual(f.patchEmbed / 1e9, 1.85, accuracy: 0.01)
@@ -81,8 +81,8 @@ final class FLOPTests: XCTestCase {
     }
 
     func testOtherSizesMatchMeasuredTotals() {
-        XCTAssertEqual(SAM2ImageEncoderConfig.small.flops.total / 1e9, 360.1, accuracy: 0.2)
-        XCTAssertEqual(SAM2ImageEncoderConfig.basePlus.flops.total / 1e9, 646.8, accuracy: 0.2)
-        XCTAssertEqual(SAM2ImageEncoderConfig.large.flops.total / 1e9, 1822.8, accuracy: 0.3)
+        XCTAssertEqual(SAM2Config.small.flops.total / 1e9, 360.1, accuracy: 0.2)
+        XCTAssertEqual(SAM2Config.basePlus.flops.total / 1e9, 646.8, accuracy: 0.2)
+        XCTAssertEqual(SAM2Config.large.flops.total / 1e9, 1822.8, accuracy: 0.3)
     }
 }

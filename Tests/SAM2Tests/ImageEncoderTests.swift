@@ -8,7 +8,7 @@ import TensorCore
 import XCTest
 @testable import SAM2
 
-let fixtureConfig = SAM2ImageEncoderConfig(
+let fixtureConfig = SAM2Config(
     name: "fixture", embedDim: 8, numHeads: 1, stages: [1, 2, 3, 2], globalAttentionBlocks: [5],
     windowSpec: [8, 4, 6, 3], positionEmbeddingBackgroundSize: [5, 5], neckDim: 32, imageSize: 128)
 

@@ -19,15 +19,15 @@ struct MemoryPathChecks {
     func fixture(_ name: String) throws -> String {
         if let directory { return directory + "/" + name }
         guard let url = Bundle.module.url(forResource: "Fixtures/memory/\(name)", withExtension: nil) else {
-            throw SAM2MemoryPathError(message: "missing fixture \(name)")
+            throw SAM2InputError(message: "missing fixture \(name)")
         }
         return url.path
     }
 
     func load(_ name: String) throws -> Tensor { try NPY.read(fixture(name + ".npy")) }
 
-    func model() throws -> SAM2MemoryModel {
-        try SAM2MemoryModel(path: fixture("weights.safetensors"), imageSize: imageSize)
+    func model() throws -> SAM2Model {
+        try SAM2Model(checkpoint: fixture("weights.safetensors"), imageSize: imageSize)
     }
 
     func features(image i: Int) throws -> SAM2FrameFeatures {
@@ -183,7 +183,7 @@ struct MemoryPathChecks {
         }
         // Sine PE of the memory tokens alone (k = 1 file: PE without the temporal row).
         let pe = try load("memory_pos")
-        let ours = MemoryPositionEncoding.sine(channels: pe.dim(0), height: pe.dim(1), width: pe.dim(2))
+        let ours = SinePositionEncoding.encoding(channels: pe.dim(0), height: pe.dim(1), width: pe.dim(2))
         assertClose(ours, pe, relative: 1e-5, "memory sine PE")
     }
 
@@ -316,7 +316,7 @@ struct MemoryPathChecks {
             XCTAssertEqual(multimask.count, 1, name)
             XCTAssertEqual(prompt.usesMultimask, multimask.first == 1, "\(name): multimask")
             let previous = m.decodeTarget(conditioned, target, outputSize: outputSize).result
-            let prior = SAM2MemoryModel.refinementMaskPrompt(previous: previous)
+            let prior = SAM2Model.refinementMaskPrompt(previous: previous)
             assertClose(prior, try load("refine_\(name)_mask_input"), "\(name): mask prompt (previous logits, clamped)")
             let (raw, result) = try m.refine(conditioned, target, previous: previous, prompt: prompt, outputSize: outputSize)
             XCTAssertEqual(result.masks.dim(0), multimask.first == 1 ? 3 : 1, "\(name): candidate masks")
@@ -359,11 +359,11 @@ struct MemoryPathChecks {
 
     /// SAM 2.0 behaviour (no pointer temporal PE, no occlusion embedding) with the same weights.
     func checkSAM2_0BehaviourMatchesReference() throws {
-        let w = try SAM2MemoryWeights(path: fixture("weights.safetensors"))
+        let w = try SAM2Weights(path: fixture("weights.safetensors"))
         var config = try w.inferConfig(imageSize: imageSize)
         config.pointerTemporalEncoding = false
         config.noObjectSpatialEmbedding = false
-        let m = try SAM2MemoryModel(weights: w, config: config)
+        let m = try SAM2Model(weights: w, config: config)
         let ours = try m.encodeSupport(try features(image: 2), mask: try groundTruth(2))
         assertBF16Close(ours, try load("sam2_0_k3_support2_memory_bf16"), "SAM 2.0 empty support")
         // Downstream stages start from the reference's memories, as in the SAM 2.1 checks: our own differ
@@ -386,7 +386,7 @@ struct MemoryPathChecks {
     /// the one the fixture script builds: embed 8, stages 1-1-2-1, global block 3, tiny's windows).
     func checkPipelineFromPixelsMatchesReference() throws {
         let m = try model()
-        let encoderConfig = SAM2ImageEncoderConfig(
+        let encoderConfig = SAM2Config(
             name: "memory-path fixture", embedDim: 8, numHeads: 1, stages: [1, 1, 2, 1], globalAttentionBlocks: [3],
             windowSpec: [8, 4, 14, 7], positionEmbeddingBackgroundSize: [7, 7], neckDim: m.config.hiddenDim, imageSize: imageSize)
         let encoder = try SAM2ImageEncoder(weights: SAM2Weights(path: fixture("weights.safetensors")), config: encoderConfig)
@@ -439,7 +439,7 @@ struct MemoryPathChecks {
         var renamed: [(String, Tensor)] = []
         for row in table {
             XCTAssertEqual(row.count, 3)
-            let (name, r) = SAM2MemoryWeights.huggingFaceName(row[0])
+            let (name, r) = SAM2Weights.huggingFaceName(row[0])
             XCTAssertEqual(name, row[1], "HF name of \(row[0])")
             XCTAssertEqual(r ?? -1, Int(row[2]), "HF row of \(row[0])")
             let t = try official.tensor(row[0])
@@ -448,11 +448,19 @@ struct MemoryPathChecks {
         for (name, rows) in stacked {
             renamed.append((name, concatenated(rows.sorted { $0.0 < $1.0 }.map { $0.1 }, axis: 0)))
         }
+        // The image encoder and conv_s0/conv_s1 (not in the table; the encoder fixture checks their names)
+        // complete the model, and the sidecar describes its shrunken trunk.
+        let tabled = Set(table.map { $0[0] })
+        for name in official.names where !tabled.contains(name) {
+            renamed.append((SAM2Weights.huggingFaceName(name).name, try official.tensor(name)))
+        }
         let path = NSTemporaryDirectory() + "memory-path-hf-\(getpid()).safetensors"
         defer { try? FileManager.default.removeItem(atPath: path) }
         try SafeTensors.write(renamed, to: path)
-        let hf = try SAM2MemoryModel(path: path, imageSize: imageSize)
-        XCTAssertEqual(try SAM2MemoryWeights(path: path).layout, .huggingFace)
+        try FileManager.default.copyItem(atPath: fixture("weights.safetensors.json"), toPath: path + ".json")
+        defer { try? FileManager.default.removeItem(atPath: path + ".json") }
+        let hf = try SAM2Model(checkpoint: path, imageSize: imageSize)
+        XCTAssertEqual(try SAM2Weights(path: path).layout, .huggingFace)
         let m = try model()
         let supports = try (0..<2).map { try m.encodeSupport(try features(image: $0), mask: try groundTruth($0)) }
         let hfSupports = try (0..<2).map { try hf.encodeSupport(try features(image: $0), mask: try groundTruth($0)) }
@@ -469,7 +477,7 @@ struct MemoryPathChecks {
         XCTAssertTrue(renamed.contains { $0.0 == fourier })
         let tied = renamed.map { ($0.0 == fourier ? "shared_image_embedding.positional_embedding" : $0.0, $0.1) }
         try SafeTensors.write(tied, to: path)
-        let hfTied = try SAM2MemoryModel(path: path, imageSize: imageSize)
+        let hfTied = try SAM2Model(checkpoint: path, imageSize: imageSize)
         XCTAssertEqual(m.promptEncoder.sparseEmbeddings(points: prompt), hfTied.promptEncoder.sparseEmbeddings(points: prompt))
         XCTAssertEqual(m.promptEncoder.imagePositionEncoding, hfTied.promptEncoder.imagePositionEncoding)
     }
@@ -482,14 +490,14 @@ struct MemoryPathChecks {
         wrong.vision = Tensor(zeros: [64, 4, 4])
         XCTAssertThrowsError(try m.segment(wrong, supports: try referenceSupports(k: 1), outputSize: (10, 10)))
         XCTAssertThrowsError(try m.encodeSupport(target, mask: Tensor(zeros: [64, 64])))
-        XCTAssertThrowsError(try SAM2MemoryModel(path: "/nonexistent/sam2.safetensors")) { error in
+        XCTAssertThrowsError(try SAM2Model(checkpoint: "/nonexistent/sam2.safetensors")) { error in
             XCTAssertTrue("\(error)".contains("/nonexistent/sam2.safetensors"))
         }
         // A checkpoint missing a memory-path tensor names it.
         let path = NSTemporaryDirectory() + "memory-path-missing-\(getpid()).safetensors"
         defer { try? FileManager.default.removeItem(atPath: path) }
         try SafeTensors.write([("maskmem_tpos_enc", Tensor(zeros: [7, 1, 1, 16])), ("no_obj_ptr", Tensor(zeros: [1, 64]))], to: path)
-        XCTAssertThrowsError(try SAM2MemoryModel(path: path, imageSize: 128)) { error in
+        XCTAssertThrowsError(try SAM2Model(checkpoint: path, imageSize: 128)) { error in
             XCTAssertTrue("\(error)".contains("missing tensor"), "\(error)")
         }
     }

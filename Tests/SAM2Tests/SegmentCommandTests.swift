@@ -27,14 +27,9 @@ final class SegmentCommandTests: XCTestCase {
     func path(_ name: String) -> String { directory + "/" + name }
 
     /// The fixture checkpoint's shrunken trunk cannot be inferred from its shapes (it matches no published
-    /// size), so the encoder gets the configuration the fixture script builds.
+    /// size); its sidecar weights.safetensors.json gives the configuration the fixture script builds.
     func segmenter() throws -> SupportSegmenter {
-        let m = try checks.model()
-        let config = SAM2ImageEncoderConfig(
-            name: "memory-path fixture", embedDim: 8, numHeads: 1, stages: [1, 1, 2, 1], globalAttentionBlocks: [3],
-            windowSpec: [8, 4, 14, 7], positionEmbeddingBackgroundSize: [7, 7], neckDim: m.config.hiddenDim, imageSize: 128)
-        let encoder = try SAM2ImageEncoder(weights: SAM2Weights(path: checks.fixture("weights.safetensors")), config: config)
-        return try SupportSegmenter(encoder: encoder, model: m)
+        SupportSegmenter(model: try checks.model())
     }
 
     /// Fixture image i (uint8 [128, 128, 3]) as an RGB PNG.
