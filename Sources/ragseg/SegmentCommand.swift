@@ -21,8 +21,8 @@ struct SegmentCommand: ParsableCommand {
             a 0/255 mask and a multi-label bank a label map (pixel = the label with the highest positive \
             logit, 0 elsewhere). --overlay also writes DIR/<stem>_overlay.png (outline + retrieved case ids).
             Each --support IMG=MASK is a support image and its ground-truth mask, both PNG and of the same \
-            size. A mask pixel is foreground when nonzero (0/1 and 0/255 masks both work; RGB masks: any \
-            channel; alpha ignored). An all-zero mask is allowed (SAM 2's no-object memory). Supports are \
+            size. A mask pixel is foreground when its gray value is nonzero (0/1 and 0/255 masks both work; \
+            16-bit gray kept; alpha ignored; palette masks by palette index; RGB only when gray, R = G = B). An all-zero mask is allowed (SAM 2's no-object memory). Supports are \
             frames 0..k-1 in the given order, the first being the most similar; they are encoded once per run.
             For each TARGET, DIR/<target-stem>.png is written at the target's size: 0 = background, \
             foreground = 255 (or 1 with --mask-values 1); foreground is where SAM 2's logit is > 0.
