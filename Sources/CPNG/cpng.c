@@ -80,7 +80,7 @@ typedef struct {
 static const unsigned char png_signature[8] = {137, 80, 78, 71, 13, 10, 26, 10};
 
 /* All libpng work for decoding; returns through longjmp on any libpng error. */
-static int decode_inner(decode_state *state, memory_reader *reader, ragseg_png_image *out,
+static int decode_inner(decode_state *state, memory_reader *reader, int options, ragseg_png_image *out,
                         char *message, size_t capacity) {
     png_structp png = state->png;
     png_infop info = state->info;
@@ -95,9 +95,15 @@ static int decode_inner(decode_state *state, memory_reader *reader, ragseg_png_i
     png_get_IHDR(png, info, &width, &height, &bit_depth, &color_type, &interlace, NULL, NULL);
 
     /* Normalize to 8/16-bit gray, gray+alpha, RGB or RGBA, keeping raw sample values (no gamma). */
-    if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
-    if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-    if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+    int keep_samples = (options & RAGSEG_PNG_KEEP_SAMPLES) != 0;
+    if (keep_samples) {
+        /* Palette indices and low-depth gray values, one byte each, unscaled; tRNS is not turned into alpha. */
+        if (bit_depth < 8) png_set_packing(png);
+    } else {
+        if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+        if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+        if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+    }
     if (bit_depth == 16) {
         const uint16_t probe = 1;
         if (*(const uint8_t *)&probe == 1) png_set_swap(png);  /* PNG is big-endian; host is little */
@@ -146,6 +152,11 @@ static int decode_inner(decode_state *state, memory_reader *reader, ragseg_png_i
 
 int ragseg_png_decode(const uint8_t *data, size_t size, ragseg_png_image *out,
                       char *message, size_t message_capacity) {
+    return ragseg_png_decode_options(data, size, 0, out, message, message_capacity);
+}
+
+int ragseg_png_decode_options(const uint8_t *data, size_t size, int options, ragseg_png_image *out,
+                              char *message, size_t message_capacity) {
     set_message(message, message_capacity, "");
     memset(out, 0, sizeof *out);
     if (data == NULL || size < 8 || memcmp(data, png_signature, 8) != 0) {
@@ -166,7 +177,7 @@ int ragseg_png_decode(const uint8_t *data, size_t size, ragseg_png_image *out,
         set_message(message, message_capacity, "cannot create libpng info struct");
         return RAGSEG_PNG_NO_MEMORY;
     }
-    state.status = decode_inner(&state, &reader, out, message, message_capacity);
+    state.status = decode_inner(&state, &reader, options, out, message, message_capacity);
     png_destroy_read_struct(&state.png, &state.info, NULL);
     free(state.rows);
     if (state.status == RAGSEG_PNG_OK) {

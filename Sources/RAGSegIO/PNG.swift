@@ -73,11 +73,17 @@ public enum PNG {
 
     /// Decodes PNG bytes; `name` identifies the source in errors (a path, an upload name).
     public static func read(data: [UInt8], name: String) throws -> PNGImage {
+        try decode(data, name: name, options: 0)
+    }
+
+    /// Decodes PNG bytes with `ragseg_png_decode_options` flags (RAGSEG_PNG_KEEP_SAMPLES: palette indices
+    /// and unscaled low-depth gray, what MaskReader reads label values from).
+    static func decode(_ data: [UInt8], name: String, options: Int32) throws -> PNGImage {
         var image = ragseg_png_image()
         var message = [CChar](repeating: 0, count: 256)
         let status = data.withUnsafeBufferPointer { bytes in
             message.withUnsafeMutableBufferPointer { text in
-                ragseg_png_decode(bytes.baseAddress, bytes.count, &image, text.baseAddress, text.count)
+                ragseg_png_decode_options(bytes.baseAddress, bytes.count, options, &image, text.baseAddress, text.count)
             }
         }
         guard status == Int32(RAGSEG_PNG_OK), let raw = image.pixels else {

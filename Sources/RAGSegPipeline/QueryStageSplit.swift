@@ -9,6 +9,10 @@ public struct QueryStageSplit: Sendable {
         seconds = Dictionary(stages.map { ($0.stage, $0.seconds) }, uniquingKeysWith: { a, _ in a })
     }
 
+    public init(_ stages: [(stage: QueryStage, seconds: Double)]) {
+        self.init(stages.map { ($0.stage.rawValue, $0.seconds) })
+    }
+
     public subscript(_ stage: String) -> Double { seconds[stage] ?? 0 }
 
     public var total: Double { self["total"] }

@@ -14,32 +14,46 @@ public struct RetrievalSegmenterError: Error, CustomStringConvertible, Sendable 
     public var description: String { "\(path): \(message)" }
 }
 
+/// The timed stages of one query, in the order they run; the raw values are the keys of the JSON reports.
+public enum QueryStage: String, CaseIterable, Codable, CodingKey, Sendable {
+    /// DINOv2 embedding of the target.
+    case embed
+    /// SAM 2 image encoder on the target.
+    case encode
+    /// FAISS top-k (+ record filtering).
+    case search
+    /// The k memories read from LMDB.
+    case load
+    /// Memory-bank assembly + memory attention.
+    case attend
+    /// Mask decoder (+ refinement with a prompt) + resize to the image.
+    case decode
+    /// The whole call.
+    case total
+
+    /// The stage SAM2MemoryModel.segment names when it reports one done ("attend", "decode").
+    init(memoryModelStage name: String) {
+        guard let stage = QueryStage(rawValue: name) else { preconditionFailure("SAM 2 reported an unknown stage '\(name)'") }
+        self = stage
+    }
+}
+
 /// One target's result: what was retrieved, what SAM 2 made of it, and where the time went.
 public struct RetrievalSegmentation: Sendable {
     /// Retrieved cases in support order (most similar first), with their cosine similarities.
     public var supports: [SearchHit]
     public var label: Int
     public var segmentation: SAM2Segmentation
-    /// Wall seconds per stage, in `stageOrder`: embed = DINOv2 embedding of the target; encode = SAM 2 image
-    /// encoder on the target; search = FAISS top-k (+ record filtering); load = the k memories read from LMDB;
-    /// attend = memory-bank assembly + memory attention; decode = mask decoder (+ refinement with a prompt) +
-    /// resize to the image; total = the whole call.
-    public var timings: [(stage: String, seconds: Double)]
+    /// Wall seconds per stage, in `stageOrder` (`QueryStage` says what each one covers).
+    public var timings: [(stage: QueryStage, seconds: Double)]
     /// Process CPU seconds (all threads) of the same stages: a steadier measure of the work than wall time
     /// on a shared machine.
-    public var cpuTimings: [(stage: String, seconds: Double)]
+    public var cpuTimings: [(stage: QueryStage, seconds: Double)]
 
-    public static let stageOrder = ["embed", "encode", "search", "load", "attend", "decode", "total"]
+    public static let stageOrder = QueryStage.allCases
 
     /// Binary mask at the input size: logits > 0.
     public var mask: [Bool] { segmentation.logits.data.map { $0 > 0 } }
-
-    /// The retrieved cases for JSON reports: id, similarity, image, and whether the case's mask has the
-    /// label (false: its empty-mask memory was the support).
-    public var retrievedReport: [[String: Any]] {
-        supports.map { ["id": Int($0.id), "similarity": Double($0.score), "image": $0.record.image,
-                        "hasLabel": $0.record.labels.contains(label)] }
-    }
 
     /// The retrieved ids for log lines, "#3 #8(empty)": (empty) marks an empty-mask memory.
     public var retrievedSummary: String {
@@ -59,12 +73,12 @@ public func processCPUSeconds() -> Double {
 
 /// Wall and process-CPU time per stage of one call: `mark(stage)` closes the stage that began at the last mark.
 struct StageClock {
-    private(set) var wall: [(stage: String, seconds: Double)] = []
-    private(set) var cpu: [(stage: String, seconds: Double)] = []
+    private(set) var wall: [(stage: QueryStage, seconds: Double)] = []
+    private(set) var cpu: [(stage: QueryStage, seconds: Double)] = []
     private let start = DispatchTime.now(), startCPU = processCPUSeconds()
     private var last = DispatchTime.now(), lastCPU = processCPUSeconds()
 
-    mutating func mark(_ stage: String) {
+    mutating func mark(_ stage: QueryStage) {
         let cpuNow = processCPUSeconds()
         wall.append((stage, seconds(since: last)))
         cpu.append((stage, cpuNow - lastCPU))
@@ -73,8 +87,8 @@ struct StageClock {
     }
 
     mutating func finish() {
-        wall.append(("total", seconds(since: start)))
-        cpu.append(("total", processCPUSeconds() - startCPU))
+        wall.append((.total, seconds(since: start)))
+        cpu.append((.total, processCPUSeconds() - startCPU))
     }
 }
 
@@ -117,9 +131,9 @@ public final class RetrievalSegmenter: @unchecked Sendable {
         // they took 228 ms longer than in sequence with OpenBLAS's threads, and with one worker pool Dispatch
         // serializes nested parallel loops, so the encoder ran on one core (+650 ms).
         let query = try retrieval.embed(image)
-        clock.mark("embed")
+        clock.mark(.embed)
         let targetFeatures = try support.features(image, name: name)
-        clock.mark("encode")
+        clock.mark(.encode)
 
         // Over-fetch so that excluded cases and cases with no memory for this label can be skipped.
         func usable(_ record: CaseRecord) -> Bool {
@@ -137,7 +151,7 @@ public final class RetrievalSegmenter: @unchecked Sendable {
             fetch = min(cases, fetch * 2 + 8)
         }
         hits = Array(hits.prefix(k))
-        clock.mark("search")
+        clock.mark(.search)
         guard !hits.isEmpty else {
             let which = positiveOnly ? "has label \(label)" : "has label \(label) or an empty-mask memory"
             throw RetrievalSegmenterError(path: bank.path, message: "no case in the bank \(which) (after excluding \(excluding.count))")
@@ -150,11 +164,11 @@ public final class RetrievalSegmenter: @unchecked Sendable {
             }
             return stored
         }
-        clock.mark("load")
+        clock.mark(.load)
 
         let result = try support.sam2.segment(targetFeatures, supports: memories,
                                                      outputSize: (height: image.height, width: image.width), prompt: prompt,
-                                                     stageDone: { clock.mark($0) })
+                                                     stageDone: { clock.mark(QueryStage(memoryModelStage: $0)) })
         clock.finish()
         return RetrievalSegmentation(
             supports: hits, label: label, segmentation: result,

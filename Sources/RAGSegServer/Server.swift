@@ -184,86 +184,79 @@ public final class SegmentationServer: Sendable {
         ])
     }
 
-    /// Label numbers (1...L) for a `label` query value: a name, or "all"/absent for every label.
-    func labels(_ value: Substring?) throws -> [Int] {
-        let names = bank.metadata.labels
-        guard let value, value != "all" else { return Array(1...names.count) }
-        guard let i = names.firstIndex(of: String(value)) else {
-            throw ServerError(.badRequest, "unknown label '\(value)'; the bank's labels are: \(names.joined(separator: ", ")) (or 'all')")
+    /// A query the bank cannot answer, in the endpoint's terms (its URL parameters).
+    static func message(_ error: SegmentationQueryError) -> String {
+        switch error {
+        case .unknownLabel(let name, let labels):
+            return "unknown label '\(name)'; the bank's labels are: \(labels.joined(separator: ", ")) (or 'all')"
+        case .promptNeedsOneLabel(let labels):
+            return "point/box refine one label; the bank has labels \(labels.joined(separator: ", ")): add label=NAME"
+        case .labelMapTooSmall(let labelCount):
+            return "the bank has \(labelCount) labels, more than an 8-bit label map holds (\(MaskComposition.maxLabelInMap)): ask for one label with label=NAME"
         }
-        return [i + 1]
     }
 
     func segment(_ request: Request) async throws -> Response {
-        let query = request.uri.queryParameters
+        let parameters = request.uri.queryParameters
         var k = configuration.k
-        if let value = query["k"] {
+        if let value = parameters["k"] {
             guard let n = Int(value), (1...ServerConfiguration.maxK).contains(n) else {
                 throw ServerError(.badRequest, "k must be an integer in 1...\(ServerConfiguration.maxK), got '\(value)'")
             }
             k = n
         }
-        let labels = try labels(query["label"])
         var positiveOnly = false
-        if let value = query["positive_only"] {
+        if let value = parameters["positive_only"] {
             guard let flag = ["0": false, "false": false, "1": true, "true": true][String(value)] else {
                 throw ServerError(.badRequest, "positive_only must be 0/1 or false/true, got '\(value)'")
             }
             positiveOnly = flag
         }
-        if labels.count > 1 && labels.max()! > MaskComposition.maxLabelInMap {
-            throw ServerError(.badRequest, "the bank has \(bank.metadata.labels.count) labels, more than an 8-bit label map holds (\(MaskComposition.maxLabelInMap)): ask for one label with label=NAME")
-        }
-        let format = query["format"].map(String.init) ?? "png"
+        let format = parameters["format"].map(String.init) ?? "png"
         guard format == "png" || format == "json" else {
             throw ServerError(.badRequest, "format must be png or json, got '\(format)'")
         }
         let prompt: SAM2Prompt
         do {
-            prompt = try SAM2Prompt.parse(points: query[values: "point"].map(String.init), boxes: query[values: "box"].map(String.init))
+            prompt = try SAM2Prompt.parse(points: parameters[values: "point"].map(String.init), boxes: parameters[values: "box"].map(String.init))
         } catch let error as SAM2PromptError {
             throw ServerError(.badRequest, error.message)
         }
-        if !prompt.isEmpty && labels.count > 1 {
-            throw ServerError(.badRequest, "point/box refine one label; the bank has labels \(bank.metadata.labels.joined(separator: ", ")): add label=NAME")
+        let query: SegmentationQuery
+        do {
+            query = try SegmentationQuery(bankLabels: bank.metadata.labels, selection: LabelSelection(parameters["label"].map(String.init)), k: k,
+                                          positiveOnly: positiveOnly, prompt: prompt)
+        } catch let error as SegmentationQueryError {
+            throw ServerError(.badRequest, Self.message(error))
         }
         let image = try decodePNG(try await body(request), role: "image")
         do { try prompt.validate(width: image.width, height: image.height) } catch let error as SAM2PromptError {
             throw ServerError(.badRequest, error.message)
         }
-        let segmenter = self.segmenter, chosenK = k, onlyPositive = positiveOnly
+        let segmenter = self.segmenter
         let queued = DispatchTime.now()
-        let (results, waited) = try await worker.run { () throws -> ([RetrievalSegmentation], Double) in
+        let (result, waited) = try await worker.run { () throws -> (SegmentationQueryResult, Double) in
             let waited = Double(DispatchTime.now().uptimeNanoseconds - queued.uptimeNanoseconds) / 1e9
             do {
-                return (try labels.map { try segmenter.segment(image, name: "upload", k: chosenK, label: $0, positiveOnly: onlyPositive, prompt: prompt) }, waited)
+                return (try query.run(image, name: "upload", segmenter: segmenter), waited)
             } catch let error as RetrievalSegmenterError {
                 throw ServerError(.unprocessableContent, error.message)
             }
         }
 
-        let pixels = MaskComposition.mask(logits: results.map(\.segmentation.logits.data), labels: labels, foreground: 255)
+        let mask = result.composedMask!
         if format == "png" {
-            let png = PNG.encodeGray8(pixels, width: image.width, height: image.height)
-            let ids = Array(Set(results.flatMap { $0.supports.map(\.id) })).sorted().map(String.init).joined(separator: ",")
+            let png = PNG.encodeGray8(mask, width: image.width, height: image.height)
+            let ids = result.retrievedIDs.map(String.init).joined(separator: ",")
             return Response(status: .ok, headers: [.contentType: "image/png", HTTPFields.Element.Name("X-RAGSeg-Retrieved")!: ids],
                             body: ResponseBody(byteBuffer: ByteBuffer(bytes: png)))
         }
-        let names = bank.metadata.labels
-        var reply: [String: Any] = [
-            "width": image.width, "height": image.height, "k": k, "queueSeconds": waited,
-            "foregroundPixels": pixels.filter { $0 != 0 }.count,
-            "labels": zip(labels, results).map { l, r -> [String: Any] in
-                let s = r.segmentation
-                return ["label": names[l - 1],
-                        "retrieved": r.retrievedReport,
-                        "iou": s.iou.map(Double.init), "chosen": s.chosen, "objectScore": Double(s.objectScore),
-                        "foregroundPixels": r.mask.filter { $0 }.count,
-                        "seconds": Dictionary(uniqueKeysWithValues: r.timings.map { ($0.stage, $0.seconds) })]
-            },
-        ]
-        if !prompt.isEmpty { reply["prompt"] = prompt.reportObject }
-        return jsonResponse(reply)
+        var report = result.report
+        report.k = k
+        report.queueSeconds = waited
+        report.foregroundPixels = mask.filter { $0 != 0 }.count
+        return Response(status: .ok, headers: [.contentType: "application/json"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: try QueryReport.json(report, pretty: false))))
     }
 
     /// Stores the uploaded pair under the uploads directory (named by the SHA-256 of both uploads, fsync'ed

@@ -65,19 +65,11 @@ public struct SupportSegmenter: Sendable {
         return try PNG.read(path)
     }
 
-    /// A mask PNG as {0,1} floats [H, W]: a pixel is foreground when any colour channel is nonzero
-    /// (so 0/1 and 0/255 masks both work; an alpha channel is ignored).
-    public static func binaryMask(_ png: PNGImage) -> Tensor {
-        let colours = png.channels >= 3 ? 3 : 1, n = png.width * png.height, c = png.channels
-        return Tensor(shape: [png.height, png.width]) { out in
-            png.pixels.withUnsafeBufferPointer { src in
-                for p in 0..<n {
-                    var on = false
-                    for k in 0..<colours where src[p * c + k] != 0 { on = true }
-                    out[p] = on ? 1 : 0
-                }
-            }
-        }
+    /// A support mask file as {0,1} floats [H, W]: the object is every nonzero value under the one mask
+    /// rule (RAGSegIO.MaskReader, one label), the same mask `ragseg index add` reads from the file.
+    public static func binaryMask(_ path: String) throws -> Tensor {
+        let mask = try MaskReader.read(path, labelCount: 1)
+        return Tensor(shape: [mask.height, mask.width], data: mask.labels.map(Float.init))
     }
 
     /// A support's image and mask, decoded and checked against each other (no model needed).
@@ -98,7 +90,7 @@ public struct SupportSegmenter: Sendable {
             throw SupportSegmenterError(
                 "support mask \(maskPath) is \(maskPNG.width)x\(maskPNG.height) but its image \(imagePath) is \(image.width)x\(image.height) (width x height); they must match")
         }
-        return SupportInput(imagePath: imagePath, maskPath: maskPath, image: image, mask: binaryMask(maskPNG))
+        return SupportInput(imagePath: imagePath, maskPath: maskPath, image: image, mask: try binaryMask(maskPath))
     }
 
     // MARK: Model

@@ -21,8 +21,8 @@ struct SegmentCommand: ParsableCommand {
             a 0/255 mask and a multi-label bank a label map (pixel = the label with the highest positive \
             logit, 0 elsewhere). --overlay also writes DIR/<stem>_overlay.png (outline + retrieved case ids).
             Each --support IMG=MASK is a support image and its ground-truth mask, both PNG and of the same \
-            size. A mask pixel is foreground when nonzero (0/1 and 0/255 masks both work; RGB masks: any \
-            channel; alpha ignored). An all-zero mask is allowed (SAM 2's no-object memory). Supports are \
+            size. A mask pixel is foreground when its gray value is nonzero (0/1 and 0/255 masks both work; \
+            16-bit gray kept; alpha ignored; palette masks by palette index; RGB only when gray, R = G = B). An all-zero mask is allowed (SAM 2's no-object memory). Supports are \
             frames 0..k-1 in the given order, the first being the most similar; they are encoded once per run.
             For each TARGET, DIR/<target-stem>.png is written at the target's size: 0 = background, \
             foreground = 255 (or 1 with --mask-values 1); foreground is where SAM 2's logit is > 0.
@@ -238,7 +238,7 @@ struct SegmentCommand: ParsableCommand {
         }
     }
 
-    /// `--index`: retrieval-augmented segmentation from a support bank (RAGSegPipeline.RetrievalSegmenter).
+    /// `--index`: retrieval-augmented segmentation from a support bank (RAGSegPipeline.SegmentationQuery).
     func runFromBank() throws {
         for t in targets where !FileManager.default.fileExists(atPath: t) {
             throw SupportSegmenterError("\(t): target image file does not exist")
@@ -247,24 +247,17 @@ struct SegmentCommand: ParsableCommand {
         try checkPrompt(prompt)
         let bank = try SupportBank.open(at: resolveBankPath(index!), readOnly: true)
         let names = bank.metadata.labels
-        let labels: [Int]
-        if label == "all" {
-            labels = Array(1...names.count)
-        } else if let i = names.firstIndex(of: label) {
-            labels = [i + 1]
-        } else {
-            throw ValidationError("bank \(bank.path) has no label '\(label)' (labels: \(names.joined(separator: ", ")))")
-        }
-        if !prompt.isEmpty && labels.count > 1 {
-            throw ValidationError("--point/--box refine one label; bank \(bank.path) has labels \(names.joined(separator: ", ")): pick one with --label")
-        }
-        if labels.count > 1 && !maskPerLabel && labels.max()! > MaskComposition.maxLabelInMap {
-            throw ValidationError("bank \(bank.path) has \(names.count) labels, more than an 8-bit label map holds (\(MaskComposition.maxLabelInMap)): use --mask-per-label, or pick labels with --label")
+        let query: SegmentationQuery
+        do {
+            query = try SegmentationQuery(bankLabels: names, selection: LabelSelection(label), k: k,
+                                          positiveOnly: positiveOnly, prompt: prompt, maskPerLabel: maskPerLabel)
+        } catch let error as SegmentationQueryError {
+            throw ValidationError(Self.message(error, bank: bank.path))
         }
         if maskPerLabel {
-            let files = labels.map { Self.fileSafe(names[$0 - 1]) }
+            let files = query.labels.map { Self.fileSafe(names[$0 - 1]) }
             guard Set(files).count == files.count else {
-                throw ValidationError("--mask-per-label: labels \(labels.map { names[$0 - 1] }.joined(separator: ", ")) do not give distinct file names (\(files.joined(separator: ", ")))")
+                throw ValidationError("--mask-per-label: labels \(query.labels.map { names[$0 - 1] }.joined(separator: ", ")) do not give distinct file names (\(files.joined(separator: ", ")))")
             }
         }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
@@ -272,52 +265,36 @@ struct SegmentCommand: ParsableCommand {
         let segmenter = try BankModels.segmenter(for: bank, dinov2: dinov2, sam2: modelPath)
         let loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - loadStart.uptimeNanoseconds) / 1e9
         var lowResolution: [Tensor] = []
-        var targetReports: [[String: Any]] = []
+        var targetReports: [QueryReport] = []
         for target in targets {
             let image = try SupportSegmenter.readPNG(target, role: "target")
-            let results = try labels.map { try segmenter.segment(image, name: target, k: k, label: $0, positiveOnly: positiveOnly, prompt: prompt) }
-            var outPath = (out as NSString).appendingPathComponent(Self.stem(target) + ".png")
-            var perLabelPaths: [String: String] = [:]
-            // Foreground of the overlay: any label's mask (the label map's nonzero pixels are the same set).
-            var foreground = [Bool](repeating: false, count: image.width * image.height)
-            if maskPerLabel {
-                for (l, r) in zip(labels, results) {
-                    let mask = r.mask
+            let result = try query.run(image, name: target, segmenter: segmenter, foreground: UInt8(maskValues))
+            var report = result.report
+            report.file = target
+            let outPath: String
+            if let labelMasks = result.labelMasks {
+                var perLabelPaths: [String: String] = [:]
+                for (l, mask) in zip(result.labels, labelMasks) {
                     let path = (out as NSString).appendingPathComponent(Self.stem(target) + "_" + Self.fileSafe(names[l - 1]) + ".png")
-                    try PNG.writeGray8(mask.map { $0 ? UInt8(maskValues) : 0 }, width: image.width, height: image.height, to: path)
+                    try PNG.writeGray8(mask, width: image.width, height: image.height, to: path)
                     perLabelPaths[names[l - 1]] = path
-                    for i in foreground.indices where mask[i] { foreground[i] = true }
                 }
-                outPath = labels.map { perLabelPaths[names[$0 - 1]]! }.joined(separator: ", ")
+                outPath = result.labels.map { perLabelPaths[names[$0 - 1]]! }.joined(separator: ", ")
+                report.masks = perLabelPaths
             } else {
-                let pixels = MaskComposition.mask(logits: results.map(\.segmentation.logits.data), labels: labels,
-                                                  foreground: UInt8(maskValues))
-                try PNG.writeGray8(pixels, width: image.width, height: image.height, to: outPath)
-                foreground = pixels.map { $0 != 0 }
+                outPath = (out as NSString).appendingPathComponent(Self.stem(target) + ".png")
+                try PNG.writeGray8(result.composedMask!, width: image.width, height: image.height, to: outPath)
+                report.mask = outPath
             }
             if overlay {
-                let ids = Array(Set(results.flatMap { $0.supports.map(\.id) })).sorted().map { "#\($0)" }
-                let rgb = Overlay.render(image, mask: foreground, caption: ids.joined(separator: " "))
+                let rgb = Overlay.render(image, mask: result.covered, caption: result.retrievedIDs.map { "#\($0)" }.joined(separator: " "))
                 try PNG.writeRGB8(rgb, width: image.width, height: image.height,
                                   to: (out as NSString).appendingPathComponent(Self.stem(target) + "_overlay.png"))
             }
-            lowResolution.append(contentsOf: results.map(\.segmentation.lowResolutionLogits))
-            var report: [String: Any] = [
-                "file": target, "width": image.width, "height": image.height,
-                "labels": zip(labels, results).map { l, r -> [String: Any] in
-                    let s = r.segmentation
-                    return ["label": names[l - 1], "retrieved": r.retrievedReport,
-                            "iou": s.iou.map(Double.init), "chosen": s.chosen, "objectScore": Double(s.objectScore),
-                            "foregroundPixels": r.mask.filter { $0 }.count,
-                            "seconds": Dictionary(uniqueKeysWithValues: r.timings.map { ($0.stage, $0.seconds) })]
-                },
-            ]
-            if maskPerLabel { report["masks"] = perLabelPaths } else { report["mask"] = outPath }
-            if maskPerLabel { report["masks"] = perLabelPaths } else { report["mask"] = outPath }
-            if !prompt.isEmpty { report["prompt"] = prompt.reportObject }
+            lowResolution.append(contentsOf: result.segmentations.map(\.segmentation.lowResolutionLogits))
             targetReports.append(report)
             if !json {
-                for (l, r) in zip(labels, results) {
+                for (l, r) in zip(result.labels, result.segmentations) {
                     let s = r.segmentation
                     FileHandle.standardError.write(Data(String(
                         format: "segment: %@ [%@] -> %@ (retrieved %@; object score %.3f, IoU %.3f, %.2f s)\n",
@@ -333,9 +310,28 @@ struct SegmentCommand: ParsableCommand {
             try NPY.write(stacked, to: logits)
         }
         if json {
-            let report: [String: Any] = ["modelLoadSeconds": loadSeconds, "k": k, "bank": bank.path, "targets": targetReports]
-            let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
-            FileHandle.standardOutput.write(data + Data("\n".utf8))
+            let report = BankSegmentReport(modelLoadSeconds: loadSeconds, k: k, bank: bank.path, targets: targetReports)
+            FileHandle.standardOutput.write(try QueryReport.json(report, pretty: true) + Data("\n".utf8))
         }
     }
+
+    /// A query the bank cannot answer, in this command's terms (its options).
+    static func message(_ error: SegmentationQueryError, bank: String) -> String {
+        switch error {
+        case .unknownLabel(let name, let labels):
+            return "bank \(bank) has no label '\(name)' (labels: \(labels.joined(separator: ", ")))"
+        case .promptNeedsOneLabel(let labels):
+            return "--point/--box refine one label; bank \(bank) has labels \(labels.joined(separator: ", ")): pick one with --label"
+        case .labelMapTooSmall(let labelCount):
+            return "bank \(bank) has \(labelCount) labels, more than an 8-bit label map holds (\(MaskComposition.maxLabelInMap)): use --mask-per-label, or pick labels with --label"
+        }
+    }
+}
+
+/// `segment --index --json`: the run, then one `QueryReport` per target (in argument order).
+struct BankSegmentReport: Encodable {
+    var modelLoadSeconds: Double
+    var k: Int
+    var bank: String
+    var targets: [QueryReport]
 }

@@ -107,7 +107,7 @@ final class RetrievalSegmenterTests: XCTestCase {
 
         let result = try segmenter.segment(target, name: "target", k: 6)
         XCTAssertEqual(Set(result.supports.map(\.record.image)), Set(sources.prefix(6).map(\.image)), "k = 6 retrieves every case")
-        XCTAssertEqual(result.retrievedReport.map { $0["hasLabel"] as? Bool },
+        XCTAssertEqual(LabelReport(label: "object", result: result).retrieved.map(\.hasLabel),
                        result.supports.map { !emptied.contains($0.record.mask) })
         XCTAssertEqual(result.retrievedSummary.components(separatedBy: "(empty)").count - 1, 2)
         let direct = SupportSegmenter(model: support.sam2)

@@ -45,6 +45,18 @@ typedef struct {
 int ragseg_png_decode(const uint8_t *data, size_t size, ragseg_png_image *out,
                       char *message, size_t message_capacity);
 
+/* Options of ragseg_png_decode_options. */
+enum {
+    /* The stored samples rather than the colours they stand for: a palette image gives its palette indices
+       (one channel), gray under 8 bits its values unscaled (0...2^depth - 1), and tRNS adds no alpha
+       channel. Other layouts decode as without it. What a mask's label values are read from. */
+    RAGSEG_PNG_KEEP_SAMPLES = 1
+};
+
+/* ragseg_png_decode with options (a bitwise OR of the flags above; 0 = ragseg_png_decode). */
+int ragseg_png_decode_options(const uint8_t *data, size_t size, int options, ragseg_png_image *out,
+                              char *message, size_t message_capacity);
+
 /*
  * Encodes 8-bit gray (channels 1) or RGB (channels 3) pixels, row-major interleaved, into a PNG in
  * memory. On RAGSEG_PNG_OK, *out_data (length *out_size) must be released with ragseg_png_free.

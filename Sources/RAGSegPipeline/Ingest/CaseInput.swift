@@ -110,26 +110,10 @@ public enum CaseLoader {
         guard image.width == mask.width, image.height == mask.height else {
             throw BankError.input(source.mask, "mask is \(mask.width)x\(mask.height) but image \(source.image) is \(image.width)x\(image.height)")
         }
-        let n = mask.width * mask.height
-        var labelMap = [UInt16](repeating: 0, count: n)
-        var present = Set<Int>()
-        let c = mask.channels
-        try mask.pixels.withUnsafeBufferPointer { p in
-            for i in 0..<n {
-                let v = p[i * c]
-                if c >= 3 && (p[i * c + 1] != v || p[i * c + 2] != v) {
-                    throw BankError.input(source.mask, "mask is a color image (pixel \(i % mask.width),\(i / mask.width) is not gray); masks must be gray label maps")
-                }
-                if labelCount == 1 {
-                    labelMap[i] = v != 0 ? 1 : 0
-                } else {
-                    guard Int(v) <= labelCount else {
-                        throw BankError.input(source.mask, "mask value \(v) at pixel \(i % mask.width),\(i / mask.width) is not a declared label (0...\(labelCount))")
-                    }
-                    labelMap[i] = v
-                }
-                if labelMap[i] != 0 { present.insert(Int(labelMap[i])) }
-            }
+        // The label values by the one mask rule (RAGSegIO.MaskReader); the decoded PNG above is the content identity.
+        let maskLabels: LabelMask
+        do { maskLabels = try MaskReader.read(source.mask, labelCount: labelCount) } catch let error as RAGSegIOError {
+            throw BankError.input(source.mask, error.message)
         }
         // Content identity: decoded pixels and their layout, so re-encoded but identical files match.
         var hash = SHA256()
@@ -141,7 +125,7 @@ public enum CaseLoader {
             hash.update(header)
             img.pixels.withUnsafeBytes { hash.update($0) }
         }
-        return LoadedCase(source: source, image: image, labelMap: labelMap, labels: present.sorted(), contentHash: hash.finalize(),
+        return LoadedCase(source: source, image: image, labelMap: maskLabels.labels, labels: maskLabels.presentLabels, contentHash: hash.finalize(),
                           labelCount: labelCount)
     }
 
