@@ -80,8 +80,8 @@ typedef struct {
 static const unsigned char png_signature[8] = {137, 80, 78, 71, 13, 10, 26, 10};
 
 /* All libpng work for decoding; returns through longjmp on any libpng error. */
-static int decode_inner(decode_state *state, memory_reader *reader, int options, ragseg_png_image *out,
-                        char *message, size_t capacity) {
+static int decode_inner(decode_state *state, memory_reader *reader, int options, uint64_t max_pixels,
+                        ragseg_png_image *out, char *message, size_t capacity) {
     png_structp png = state->png;
     png_infop info = state->info;
     if (setjmp(png_jmpbuf(png))) return RAGSEG_PNG_ERROR;  /* message already stored by on_error */
@@ -93,6 +93,12 @@ static int decode_inner(decode_state *state, memory_reader *reader, int options,
     png_uint_32 width = 0, height = 0;
     int bit_depth = 0, color_type = 0, interlace = 0;
     png_get_IHDR(png, info, &width, &height, &bit_depth, &color_type, &interlace, NULL, NULL);
+    if ((uint64_t)width * (uint64_t)height > max_pixels) {
+        out->width = width;
+        out->height = height;
+        set_message(message, capacity, "over the pixel limit");
+        return RAGSEG_PNG_OVER_PIXEL_LIMIT;
+    }
 
     /* Normalize to 8/16-bit gray, gray+alpha, RGB or RGBA, keeping raw sample values (no gamma). */
     int keep_samples = (options & RAGSEG_PNG_KEEP_SAMPLES) != 0;
@@ -150,12 +156,12 @@ static int decode_inner(decode_state *state, memory_reader *reader, int options,
     return RAGSEG_PNG_OK;
 }
 
-int ragseg_png_decode(const uint8_t *data, size_t size, ragseg_png_image *out,
+int ragseg_png_decode(const uint8_t *data, size_t size, uint64_t max_pixels, ragseg_png_image *out,
                       char *message, size_t message_capacity) {
-    return ragseg_png_decode_options(data, size, 0, out, message, message_capacity);
+    return ragseg_png_decode_options(data, size, 0, max_pixels, out, message, message_capacity);
 }
 
-int ragseg_png_decode_options(const uint8_t *data, size_t size, int options, ragseg_png_image *out,
+int ragseg_png_decode_options(const uint8_t *data, size_t size, int options, uint64_t max_pixels, ragseg_png_image *out,
                               char *message, size_t message_capacity) {
     set_message(message, message_capacity, "");
     memset(out, 0, sizeof *out);
@@ -177,14 +183,19 @@ int ragseg_png_decode_options(const uint8_t *data, size_t size, int options, rag
         set_message(message, message_capacity, "cannot create libpng info struct");
         return RAGSEG_PNG_NO_MEMORY;
     }
-    state.status = decode_inner(&state, &reader, options, out, message, message_capacity);
+    state.status = decode_inner(&state, &reader, options, max_pixels, out, message, message_capacity);
     png_destroy_read_struct(&state.png, &state.info, NULL);
     free(state.rows);
     if (state.status == RAGSEG_PNG_OK) {
         out->pixels = state.pixels;
     } else {
         free(state.pixels);
+        uint32_t width = out->width, height = out->height;
         memset(out, 0, sizeof *out);
+        if (state.status == RAGSEG_PNG_OVER_PIXEL_LIMIT) {
+            out->width = width;
+            out->height = height;
+        }
     }
     return state.status;
 }

@@ -1,5 +1,11 @@
 // PNG reading and writing through libpng (Sources/CPNG keeps libpng's longjmp error handling in C).
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import CPNG
+import Synchronization
 import TensorCore
 
 /// A decoded PNG. Samples are raw (no gamma or color management), row-major and interleaved:
@@ -66,12 +72,38 @@ public struct PNGImage: Sendable, Equatable {
 }
 
 public enum PNG {
+    /// The largest image (width x height) decoded unless raised: a PNG of a few hundred kilobytes can
+    /// declare a 16000x16000 canvas, which decodes to gigabytes. 2^25 pixels is 5792x5792.
+    public static let defaultMaxPixels = 1 << 25
+    /// The environment variable that sets the limit for a whole process (every command, the server's
+    /// decoder included); a command's `--max-pixels` option overrides it.
+    public static let maxPixelsVariable = "RAGSEG_MAX_PIXELS"
+
+    private static let maxPixelsOverride = Mutex<Int?>(nil)
+
+    /// Sets the limit for this process (a command's `--max-pixels`); nil returns to the environment
+    /// variable or the default.
+    public static func setMaxPixels(_ limit: Int?) {
+        maxPixelsOverride.withLock { $0 = limit }
+    }
+
+    /// The limit `read` applies: `setMaxPixels`, else RAGSEG_MAX_PIXELS, else `defaultMaxPixels`.
+    public static func maxPixels() throws -> Int {
+        if let limit = maxPixelsOverride.withLock({ $0 }) { return limit }
+        guard let text = getenv(maxPixelsVariable).map({ String(cString: $0) }) else { return defaultMaxPixels }
+        guard let limit = Int(text), limit > 0 else {
+            throw RAGSegIOError(path: maxPixelsVariable, message: "must be a positive number of pixels, got '\(text)'")
+        }
+        return limit
+    }
+
     /// Reads and decodes a PNG file.
     public static func read(_ path: String) throws -> PNGImage {
         try read(data: try readFileBytes(path), name: path)
     }
 
-    /// Decodes PNG bytes; `name` identifies the source in errors (a path, an upload name).
+    /// Decodes PNG bytes; `name` identifies the source in errors (a path, an upload name). Images over
+    /// `maxPixels()` are refused before their pixels are allocated.
     public static func read(data: [UInt8], name: String) throws -> PNGImage {
         try decode(data, name: name, options: 0)
     }
@@ -79,12 +111,17 @@ public enum PNG {
     /// Decodes PNG bytes with `ragseg_png_decode_options` flags (RAGSEG_PNG_KEEP_SAMPLES: palette indices
     /// and unscaled low-depth gray, what MaskReader reads label values from).
     static func decode(_ data: [UInt8], name: String, options: Int32) throws -> PNGImage {
+        let limit = try maxPixels()
         var image = ragseg_png_image()
         var message = [CChar](repeating: 0, count: 256)
         let status = data.withUnsafeBufferPointer { bytes in
             message.withUnsafeMutableBufferPointer { text in
-                ragseg_png_decode_options(bytes.baseAddress, bytes.count, options, &image, text.baseAddress, text.count)
+                ragseg_png_decode_options(bytes.baseAddress, bytes.count, options, UInt64(limit), &image, text.baseAddress, text.count)
             }
+        }
+        if status == Int32(RAGSEG_PNG_OVER_PIXEL_LIMIT) {
+            let pixels = Int(image.width) * Int(image.height)
+            throw RAGSegIOError(path: name, message: "image is \(image.width)x\(image.height) (\(pixels) pixels), over the limit of \(limit) pixels; raise it with --max-pixels N or \(maxPixelsVariable)=N")
         }
         guard status == Int32(RAGSEG_PNG_OK), let raw = image.pixels else {
             let reason = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }

@@ -150,7 +150,7 @@ public final class SegmentationServer: Sendable {
     }
 
     /// Largest image (width x height) decoded: a small PNG can declare a huge canvas.
-    public static let maxImagePixels = 1 << 25
+    public static let maxImagePixels = PNG.defaultMaxPixels
 
     func decodePNG(_ bytes: [UInt8], role: String) throws -> PNGImage {
         guard !bytes.isEmpty else { throw ServerError(.badRequest, "\(role): empty body; send PNG bytes") }

@@ -42,6 +42,8 @@ struct Embed: ParsableCommand {
     @Option(help: "Threads for BLAS and the parallel loops (default: all cores).")
     var threads: Int?
 
+    @OptionGroup var pixelLimit: PixelLimitOptions
+
     func validate() throws {
         guard size > 0, size % 14 == 0 else { throw ValidationError("--size must be a positive multiple of 14, got \(size)") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }

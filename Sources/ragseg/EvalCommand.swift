@@ -26,6 +26,7 @@ struct Eval: ParsableCommand {
     var positiveOnly = false
     @Option(help: "Per-case CSV output.") var csv = "eval.csv"
     @Flag(help: "No per-case lines (summary only).") var quiet = false
+    @OptionGroup var pixelLimit: PixelLimitOptions
 
     func validate() throws {
         guard leaveOneOut != (images != nil || masks != nil) else {

@@ -180,6 +180,7 @@ struct IndexAdd: ParsableCommand {
     @Option(help: "Cases per committed transaction.") var batch = 16
     @Flag(help: "No progress output.") var quiet = false
     @Option(help: .hidden) var mapSizeMib: Int?  // tests: a tiny map provokes MDB_MAP_FULL
+    @OptionGroup var pixelLimit: PixelLimitOptions
 
     func validate() throws {
         let given = [images != nil || masks != nil, dataset != nil, list != nil].filter { $0 }.count
@@ -325,6 +326,11 @@ struct IndexSearch: ParsableCommand {
     @Argument(help: "Query image (PNG).") var image: String
     @Option(name: .customLong("k"), help: "Number of neighbours.") var k = 5
     @OptionGroup var models: ModelOptions
+    @OptionGroup var pixelLimit: PixelLimitOptions
+
+    func validate() throws {
+        guard k >= 1 else { throw ValidationError("--k must be at least 1") }
+    }
 
     func run() throws {
         let bank = try SupportBank.open(at: resolveBankPath(path), readOnly: true)

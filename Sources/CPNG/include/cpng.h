@@ -21,7 +21,8 @@ enum {
     RAGSEG_PNG_ERROR = 1,        /* libpng rejected the data (message says why) */
     RAGSEG_PNG_TOO_LARGE = 2,    /* dimensions or byte size over the limits below */
     RAGSEG_PNG_NO_MEMORY = 3,
-    RAGSEG_PNG_BAD_ARGUMENT = 4  /* encoder called with invalid sizes/channels */
+    RAGSEG_PNG_BAD_ARGUMENT = 4, /* encoder called with invalid sizes/channels */
+    RAGSEG_PNG_OVER_PIXEL_LIMIT = 5 /* width x height over the caller's max_pixels (out->width/height say the size) */
 };
 
 /* Largest image we decode: 65535 on a side and 1 << 31 bytes of decoded pixels. */
@@ -40,9 +41,11 @@ typedef struct {
 /*
  * Decodes a whole PNG from memory. On RAGSEG_PNG_OK, out->pixels must be released with
  * ragseg_png_free. On failure, out->pixels is NULL and message (capacity message_capacity, always
- * NUL-terminated) holds libpng's reason.
+ * NUL-terminated) holds libpng's reason. An image of more than max_pixels (width x height, from the
+ * header) is refused with RAGSEG_PNG_OVER_PIXEL_LIMIT before its pixels are allocated: a small file
+ * can declare a huge canvas.
  */
-int ragseg_png_decode(const uint8_t *data, size_t size, ragseg_png_image *out,
+int ragseg_png_decode(const uint8_t *data, size_t size, uint64_t max_pixels, ragseg_png_image *out,
                       char *message, size_t message_capacity);
 
 /* Options of ragseg_png_decode_options. */
@@ -54,7 +57,7 @@ enum {
 };
 
 /* ragseg_png_decode with options (a bitwise OR of the flags above; 0 = ragseg_png_decode). */
-int ragseg_png_decode_options(const uint8_t *data, size_t size, int options, ragseg_png_image *out,
+int ragseg_png_decode_options(const uint8_t *data, size_t size, int options, uint64_t max_pixels, ragseg_png_image *out,
                               char *message, size_t message_capacity);
 
 /*
