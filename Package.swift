@@ -27,6 +27,8 @@ let package = Package(
         // System libraries (Debian: libopenblas-dev, liblmdb-dev).
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CLMDB", path: "Sources/CLMDB"),
+        // zlib (Debian: zlib1g-dev) for .nii.gz.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // libpng behind a C shim: libpng reports errors by longjmp, which Swift cannot catch.
         .target(name: "CPNG", path: "Sources/CPNG", linkerSettings: [.linkedLibrary("png16")]),
         // Debian's libfaiss.a ships no C API: a small C++ wrapper with an exception-safe extern "C" surface.
@@ -40,7 +42,7 @@ let package = Package(
         // GELU, exp/softmax, sigmoid, SiLU compiled per instruction-set level (AVX-512/AVX2/SSE2), picked at run time.
         .target(name: "CKernels", path: "Sources/CKernels", exclude: ["kernels.inc"], cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "TensorCore", dependencies: ["CBLAS", "CKernels"], swiftSettings: fastMath),
-        .target(name: "RAGSegIO", dependencies: ["TensorCore", "CPNG"], swiftSettings: fastMath),
+        .target(name: "RAGSegIO", dependencies: ["TensorCore", "CPNG", "CZlib"], swiftSettings: fastMath),
         .target(name: "DINOv2", dependencies: ["TensorCore", "RAGSegIO"], swiftSettings: fastMath),
         .target(name: "SAM2", dependencies: ["TensorCore", "RAGSegIO"], swiftSettings: fastMath),
         .target(name: "Evaluation", swiftSettings: fastMath),
@@ -90,6 +92,8 @@ let package = Package(
             "RAGSegServer", "RAGSegPipeline", "SupportBank", "SAM2", "DINOv2", "RAGSegIO", "TensorCore",
         ]),
         .testTarget(name: "SupportBankTests", dependencies: ["SupportBank", "SAM2", "TensorCore", "RAGSegIO", "RAGSegTestSupport"]),
+        // NIfTI reading/writing against nibabel's and libnifti's files, orientation, slicing, windows.
+        .testTarget(name: "VolumeTests", dependencies: ["RAGSegIO", "TensorCore"], resources: [.copy("Fixtures")]),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages RAGSeg builds against, when missing (idempotent; apt-get update first).
 set -euo pipefail
-pkgs=(liblmdb-dev libopenblas-dev libfaiss-dev libpng-dev)
+pkgs=(liblmdb-dev libopenblas-dev libfaiss-dev libpng-dev zlib1g-dev)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

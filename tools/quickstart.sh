@@ -109,6 +109,8 @@ echo "== Dice of the held-out images"
 $RAGSEG eval --index "$OUT/bank" --k "$K" \
     --images "$OUT/heldout/images" --masks "$OUT/heldout/masks" --csv "$OUT/eval.csv"
 echo "== masks and overlays in $OUT/masks/, per-case scores in $OUT/eval.csv"
+echo "== volumes: a small synthetic CT-like NIfTI dataset in nnU-Net layout (imagesTr/, labelsTr/, dataset.json)"
+$RAGSEG sample-data --3d "$OUT/volumes" --cases 4 --size 64 --slices 16
 if [ -z "$REAL" ]; then
     echo "== reminder: NO REAL WEIGHTS were used; the Dice scores above are NOT meaningful (see the message above)"
 fi

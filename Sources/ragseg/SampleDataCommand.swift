@@ -33,10 +33,28 @@ struct SampleData: ParsableCommand {
         discussion: "Like the slices of a scan that miss the organ. The other cases are the same as without the option."))
     var emptyEvery = 0
 
+    @Flag(name: .customLong("3d"), help: ArgumentHelp(
+        "Write 3-D CT-like volumes in nnU-Net v2 layout instead of PNGs.",
+        discussion: """
+            OUT_DIR/imagesTr/case_NNN_0000.nii.gz (int16 HU: air, a soft-tissue body, an "organ" ellipsoid with a \
+            "lesion" sphere), OUT_DIR/labelsTr/case_NNN.nii.gz (uint8: 0 background, 1 organ, 2 lesion) and \
+            OUT_DIR/dataset.json (channel 0 "CT"). Voxels are 1.5 x 1.5 x 3 mm, --size x 7/8 --size x --slices, \
+            stored permuted and flipped (posterior, left, superior) so readers must honour the affine.
+            """))
+    var threeD = false
+
+    @Option(help: "With --3d: slices per volume (4...512).")
+    var slices = 24
+
     func validate() throws {
         guard (1...10000).contains(cases) else { throw ValidationError("--cases must be in 1...10000, got \(cases)") }
         guard (32...4096).contains(size) else { throw ValidationError("--size must be in 32...4096, got \(size)") }
         guard emptyEvery >= 0 else { throw ValidationError("--empty-every must be 0 (none) or positive, got \(emptyEvery)") }
+        if threeD {
+            guard size <= 512 else { throw ValidationError("--size must be in 32...512 with --3d, got \(size)") }
+            guard (4...512).contains(slices) else { throw ValidationError("--slices must be in 4...512, got \(slices)") }
+            guard emptyEvery == 0 else { throw ValidationError("--empty-every applies to 2-D cases only, not with --3d") }
+        }
     }
 
     func run() throws {
@@ -45,7 +63,7 @@ struct SampleData: ParsableCommand {
         if fm.fileExists(atPath: out, isDirectory: &isDirectory), !isDirectory.boolValue {
             throw RAGSegIOError(path: out, message: "exists and is not a folder")
         }
-        let folders = ["images", "masks"].map { (out as NSString).appendingPathComponent($0) }
+        let folders = (threeD ? ["imagesTr", "labelsTr"] : ["images", "masks"]).map { (out as NSString).appendingPathComponent($0) }
         for folder in folders {
             if fm.fileExists(atPath: folder, isDirectory: &isDirectory) {
                 guard isDirectory.boolValue else { throw RAGSegIOError(path: folder, message: "exists and is not a folder") }
@@ -60,6 +78,7 @@ struct SampleData: ParsableCommand {
                 throw RAGSegIOError(path: folder, message: "cannot create the folder: \(error.localizedDescription)")
             }
         }
+        if threeD { return try writeVolumes(imagesFolder: folders[0], labelsFolder: folders[1]) }
         var rng = SeededRandom(state: seed)
         for i in 0..<cases {
             let empty = emptyEvery > 0 && (i + 1) % emptyEvery == 0
@@ -70,6 +89,25 @@ struct SampleData: ParsableCommand {
         }
         let empties = emptyEvery > 0 ? cases / emptyEvery : 0
         print("wrote \(cases) synthetic cases (\(size)x\(size), seed \(seed)\(empties > 0 ? ", \(empties) without an object" : "")) to \(out)")
+    }
+
+    /// The --3d dataset: cases from SyntheticVolumes (deterministic by seed), then dataset.json.
+    func writeVolumes(imagesFolder: String, labelsFolder: String) throws {
+        for i in 0..<cases {
+            let c = SyntheticVolumes.makeCase(index: i, size: size, slices: slices, seed: seed)
+            let id = SyntheticVolumes.caseID(i)
+            try NIfTI.write(c.image, to: (imagesFolder as NSString).appendingPathComponent(NnUNetDataset.imageFileName(caseID: id)))
+            try NIfTI.write(c.labels, to: (labelsFolder as NSString).appendingPathComponent(id + ".nii.gz"))
+        }
+        let datasetPath = (out as NSString).appendingPathComponent("dataset.json")
+        do {
+            try Data(SyntheticVolumes.datasetJSON(cases: cases).utf8).write(to: URL(fileURLWithPath: datasetPath))
+        } catch {
+            throw RAGSegIOError(path: datasetPath, message: "cannot write: \(error.localizedDescription)")
+        }
+        let shape = SyntheticVolumes.shape(size: size, slices: slices)
+        print("wrote \(cases) synthetic CT-like volumes (\(shape.map(String.init).joined(separator: "x")) voxels of 1.5x1.5x3 mm, seed \(seed)) "
+            + "in nnU-Net layout to \(out)")
     }
 
     /// One case: the image and its 0/255 mask, row-major `size * size` bytes each. Without the object the
