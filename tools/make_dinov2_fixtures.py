@@ -6,7 +6,7 @@ safetensors, numpy. Optional: the official facebookresearch/dinov2 source (--off
 that contains the `dinov2` package) to cross-check the torch-hub key layout we write. CI never runs this.
 
 The reference is Hugging Face transformers (what users download as `facebook/dinov2-*`):
-  plain models    -> Dinov2Model, position table resampled by size, bicubic, no antialias (notes variant C)
+  plain models    -> Dinov2Model, position table resampled by size, bicubic, no antialias (docs/dinov2.md#position-table-resampling, variant C)
   register models -> Dinov2WithRegistersModel, by size, bicubic, antialias (variant D)
 
 Modes
@@ -51,7 +51,7 @@ from transformers import Dinov2Config, Dinov2Model, Dinov2WithRegistersConfig, D
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-# Published sizes (design notes, table 1): hidden, depth, heads, swiglu.
+# Published sizes (docs/dinov2.md#published-sizes): hidden, depth, heads, swiglu.
 FULL_CONFIGS = {
     "S": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, use_swiglu_ffn=False),
     "B": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, use_swiglu_ffn=False),

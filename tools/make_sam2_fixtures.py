@@ -96,7 +96,7 @@ def randomize(model, gen):
 
 
 def hf_key(k):
-    """Official key -> Hugging Face key (the trunk/neck/conv_s subset of the rename rules, sam2.md §13.2)."""
+    """Official key -> Hugging Face key (the trunk/neck/conv_s subset of the rename rules, docs/sam2.md#rename-rules)."""
     k = k.replace("sam_mask_decoder", "mask_decoder")
     k = k.replace("image_encoder.neck", "vision_encoder.neck")
     k = k.replace("image_encoder", "vision_encoder.backbone")

@@ -6,7 +6,7 @@ check) and the official `sam2` package
 (see tools/requirements.txt). Never needed by CI: the tests only read the committed output.
 Run:  /tmp/refenv/bin/python tools/make_sam2_memory_fixtures.py
 
-What it does (design note sam2.md §17): builds the official SAM2VideoPredictor from the sam2.1 tiny
+What it does (docs/sam2.md#reference-runs): builds the official SAM2VideoPredictor from the sam2.1 tiny
 YAML with a SHRUNKEN but structurally identical configuration (image 128 -> 8x8 features, d_model 64,
 mem_dim 16 so a pointer still splits into 4 tokens, small Hiera trunk, smaller MLPs), gives every
 parameter random non-trivial values (norm weights, layer scales, temporal encodings, no-object
@@ -137,7 +137,7 @@ def randomize(model, gen):
 
 
 def hf_name(key):
-    """Official state-dict name -> Hugging Face `Sam2VideoModel` name (sam2.md §13.2), memory path only.
+    """Official state-dict name -> Hugging Face `Sam2VideoModel` name (docs/sam2.md#rename-rules), memory path only.
     Returns (name, row): row >= 0 when the official tensor is one row of a stacked HF tensor."""
     import re
     exact = {"maskmem_tpos_enc": "memory_temporal_positional_encoding", "no_obj_ptr": "no_object_pointer",
@@ -470,7 +470,7 @@ def main():
             print(f"heads {name}: score {out[6].item():+.4f}, ious {[round(v, 4) for v in out[2][0].tolist()]}")
 
     # k = 20 > 15 supports (images/masks 0..2 repeated): the pointer distances are normalized by
-    # min(k + 1, 16) - 1 = 15, so they exceed 1 (sam2.md §6.3).
+    # min(k + 1, 16) - 1 = 15, so they exceed 1 (docs/sam2.md#storage).
     with torch.no_grad():
         state, ev, final = run_case(20)
     a = [e[1] for e in ev if e[0] == "attention"][0]

@@ -2,7 +2,7 @@ import Foundation
 import RAGSegIO
 import TensorCore
 
-/// The two key layouts DINOv2 weights come in (design notes §6).
+/// The two key layouts DINOv2 weights come in (docs/dinov2.md#checkpoint-key-layouts).
 public enum DINOv2KeyLayout: Sendable, Equatable {
     /// Hugging Face hub files (`facebook/dinov2-*`): `embeddings.*`, `encoder.layer.i.*`, `layernorm.*`;
     /// q/k/v stored separately. `prefix` is "dinov2." etc. for classification checkpoints, else "".

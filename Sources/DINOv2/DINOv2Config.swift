@@ -12,7 +12,7 @@ public struct DINOv2Config: Sendable, Equatable {
         case swiGLU(hidden: Int)
     }
 
-    /// How the trained position table is resampled to another patch grid (design notes §3.4).
+    /// How the trained position table is resampled to another patch grid (docs/dinov2.md#position-table-resampling).
     public enum PositionResampling: Sendable, Equatable {
         /// transformers' `Dinov2Model`: bicubic by output size, no antialias (variant C).
         case bicubic

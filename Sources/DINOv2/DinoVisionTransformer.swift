@@ -7,7 +7,7 @@ import TensorCore
 ///
 /// Forward pass = patch embedding, [CLS + pos, registers, patches + pos], `depth` pre-norm blocks, final
 /// LayerNorm on every token. Matches transformers' `Dinov2Model` / `Dinov2WithRegistersModel`
-/// `last_hidden_state` (design notes §3-§5). Several images go through one forward as one [N·T, D] matrix,
+/// `last_hidden_state` (docs/dinov2.md#architecture). Several images go through one forward as one [N·T, D] matrix,
 /// so every linear layer is a single GEMM over the whole batch.
 public struct DINOv2Model: Sendable {
     public let config: DINOv2Config
@@ -123,7 +123,7 @@ public struct DINOv2Model: Sendable {
         }
     }
 
-    /// Token assembly (notes §3.3): [CLS + pos₀, registers (no position), patch + pos] per image -> [N·T, D].
+    /// Token assembly: [CLS + pos₀, registers (no position), patch + pos] per image -> [N·T, D].
     private func embed(_ pixels: Tensor, grid: (rows: Int, columns: Int), pixelHeight: Int, pixelWidth: Int) -> Tensor {
         let n = pixels.shape[0], d = config.hiddenSize
         let patches = grid.rows * grid.columns, r = config.registers, t = 1 + r + patches

@@ -1,6 +1,6 @@
 import TensorCore
 
-/// The learned position table and its resampling to the input's patch grid (design notes §3.4, variants C/D).
+/// The learned position table and its resampling to the input's patch grid (docs/dinov2.md#position-table-resampling).
 struct PositionEmbedding: Sendable {
     /// [1 + M·M, D]: row 0 belongs to CLS, rows 1... to an M x M grid in row-major order.
     let table: Tensor

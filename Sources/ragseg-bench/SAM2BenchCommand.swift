@@ -15,7 +15,7 @@ struct SAM2BenchCommand: ParsableCommand {
             For the PyTorch side run first (same thread count):
               python tools/bench_sam2_torch.py --sizes tiny,base_plus --threads 2 --out torch_sam2.json
             then: ragseg-bench sam2 --sizes tiny base_plus --threads 2 --reference torch_sam2.json
-            GFLOP counts follow sam2.md §15 (convs, linears, attention matmuls; padded window tokens included).
+            GFLOP counts follow docs/sam2.md (convs, linears, attention matmuls; padded window tokens included).
             """)
 
     @Option(parsing: .upToNextOption, help: "Model sizes: tiny, small, base_plus, large.")

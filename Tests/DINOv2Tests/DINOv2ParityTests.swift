@@ -117,7 +117,7 @@ final class DINOv2ParityTests: XCTestCase {
         XCTAssertEqual(DINOv2Config.giant.feedForward, .swiGLU(hidden: 4096))
         XCTAssertEqual(DINOv2Config.small.headDim, 64)
         XCTAssertEqual(DINOv2Config.published["vitb14_reg"]?.registers, 4)
-        // Notes §7: ViT-S/14 at 224² is 6.12 GMAC, ViT-B/14 23.16 GMAC.
+        // docs/dinov2.md#flop-counts: ViT-S/14 at 224² is 6.12 GMAC, ViT-B/14 23.16 GMAC.
         XCTAssertEqual(DINOv2Config.small.flops(height: 224, width: 224) / 2e9, 6.12, accuracy: 0.01)
         XCTAssertEqual(DINOv2Config.base.flops(height: 224, width: 224) / 2e9, 23.16, accuracy: 0.01)
     }

@@ -57,12 +57,11 @@ final class MaskPathsTests: XCTestCase {
     /// with each other and with the plain 0/255 gray mask for 0/1, 16-bit, gray+alpha, RGB and palette masks.
     func testBothPathsGiveTheSameSupportMemory() throws {
         let encoder = try FixtureModels.supportEncoder()
-        let direct = try SupportSegmenter(encoder: encoder.imageEncoder, model: encoder.memoryModel)
-        func viaSupport(_ name: String) throws -> BankMemory {
-            let memory = try direct.encodeSupport(imagePath: image, maskPath: mask(name))
-            return BankMemory(memory: memory.memoryBits, objectPointer: memory.pointer)
+        let direct = SupportSegmenter(model: encoder.sam2)
+        func viaSupport(_ name: String) throws -> SupportMemory {
+            try direct.encodeSupport(imagePath: image, maskPath: mask(name))
         }
-        func viaIndexAdd(_ name: String) throws -> BankMemory {
+        func viaIndexAdd(_ name: String) throws -> SupportMemory {
             let loaded = try CaseLoader.load(CaseSource(image: image, mask: mask(name)), labelCount: 1)
             let prepared = try CaseLoader.prepare(loaded, retrieval: StandInRetrievalEncoder(variant: .vits14), support: encoder)
             XCTAssertEqual(prepared.memories.map { $0.label }, [1], name)

@@ -1,4 +1,4 @@
-// Block layout and size inference against the tables of the design note (sam2.md §3.3, §12),
+// Block layout and size inference against the tables of docs/sam2.md#published-variants,
 // which were read off the official code, not computed by this package.
 import XCTest
 @testable import SAM2
@@ -27,7 +27,7 @@ final class ConfigTests: XCTestCase {
         }
     }
 
-    /// Shapes as the official checkpoints hold them (sam2.md §12-§13): width and blocks per stage.
+    /// Shapes as the official checkpoints hold them (docs/sam2.md#published-variants): width and blocks per stage.
     func testSizeInferenceFromShapes() throws {
         let cases: [(name: String, c0: Int, stages: [Int], bkg: Int)] = [
             ("tiny", 96, [1, 2, 7, 2], 7), ("small", 96, [1, 2, 11, 2], 7),
@@ -68,7 +68,7 @@ final class ConfigTests: XCTestCase {
     }
 }
 
-/// FLOP counts against the ones measured with torch.utils.flop_counter on the official modules (sam2.md §15).
+/// FLOP counts against the ones measured with torch.utils.flop_counter (docs/sam2.md#flop-counts).
 final class FLOPTests: XCTestCase {
     func testTinyMatchesMeasuredCounts() {
         let f = SAM2Config.tiny.flops

@@ -1,5 +1,6 @@
 import CLMDB
 import Foundation
+import RAGSegTestSupport
 import XCTest
 import RAGSegIO
 @testable import SupportBank

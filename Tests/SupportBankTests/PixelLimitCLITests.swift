@@ -1,4 +1,5 @@
 import Foundation
+import RAGSegTestSupport
 import XCTest
 import RAGSegIO
 @testable import SupportBank
