@@ -2,6 +2,7 @@
 // bytes on disk per case. Synthetic data; a benchmark, not a test.
 import ArgumentParser
 import Foundation
+import RAGSegIO
 import RAGSegPipeline
 import SAM2
 @_spi(Benchmark) import SupportBank

@@ -1,5 +1,5 @@
 // The `ragseg` executable that `swift build --build-tests` builds next to the test bundles, run as a child
-// process (for suites outside SupportBankTests, which has its own runner).
+// process; also the runner for other child processes the tests start.
 import Dispatch
 import Foundation
 
@@ -40,6 +40,11 @@ public enum RagsegBinary {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try path())
         process.arguments = arguments
+        return try runToCompletion(process)
+    }
+
+    /// Runs a configured process (any executable) to completion, collecting its output.
+    public static func runToCompletion(_ process: Process) throws -> Result {
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

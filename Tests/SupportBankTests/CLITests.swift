@@ -4,57 +4,18 @@ import RAGSegIO
 import RAGSegTestSupport
 @testable import SupportBank
 
-/// The `ragseg` executable built next to the test bundle (`swift build --build-tests` builds both).
+/// The `ragseg` executable built next to the test bundle; a missing one skips the test.
 func ragsegExecutable() throws -> String {
-    var candidates = [URL]()
-    for bundle in Bundle.allBundles + [Bundle.main] {
-        candidates.append(bundle.bundleURL.deletingLastPathComponent())
-        candidates.append(bundle.bundleURL)
-    }
-    candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
-    for dir in candidates {
-        var d = dir
-        for _ in 0..<4 {
-            let path = d.appendingPathComponent("ragseg").path
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
-               FileManager.default.isExecutableFile(atPath: path) { return path }
-            d = d.deletingLastPathComponent()
-        }
-    }
-    throw XCTSkip("ragseg executable not found next to the test bundle: build it (tools/test.sh builds everything)")
+    do { return try RagsegBinary.path() } catch let error as RagsegBinary.NotFound { throw XCTSkip(error.description) }
 }
 
-struct RunResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-}
+typealias RunResult = RagsegBinary.Result
 
 /// Runs ragseg to completion.
-func runRagseg(_ arguments: [String]) throws -> RunResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: try ragsegExecutable())
-    process.arguments = arguments
-    return try runToCompletion(process)
-}
+func runRagseg(_ arguments: [String]) throws -> RunResult { try RagsegBinary.run(arguments) }
 
 /// Runs a configured process to completion, collecting its output.
-func runToCompletion(_ process: Process) throws -> RunResult {
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    // Drain both pipes concurrently so a chatty child never blocks on a full pipe.
-    nonisolated(unsafe) var errData = Data()
-    let group = DispatchGroup()
-    DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    group.wait()
-    process.waitUntilExit()
-    return RunResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                     stderr: String(decoding: errData, as: UTF8.self))
-}
+func runToCompletion(_ process: Process) throws -> RunResult { try RagsegBinary.runToCompletion(process) }
 
 final class CLITests: XCTestCase {
     func testCommandsEndToEnd() throws {

@@ -41,7 +41,7 @@ public enum SyntheticVolumes {
 
     /// Case `index` of the dataset with `seed`: the same arguments give the same bytes.
     public static func makeCase(index: Int, size: Int, slices: Int, seed: UInt64) -> Case {
-        var rng = SplitMix64(seed: seed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(index + 1))
+        var rng = SeededRandom(state: seed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(index + 1))
         let shape = Self.shape(size: size, slices: slices)
         let affine = Self.affine(shape: shape)
         // World extents (mm) of the volume, centred on 0: x from axis 1, y from axis 0, z from axis 2.
@@ -78,7 +78,7 @@ public enum SyntheticVolumes {
                     } else {
                         value = -1000
                     }
-                    value += 12 * rng.gaussian()
+                    value += 12 * rng.normal()
                     hu[n] = Int16(max(-1024, min(3071, value.rounded())))
                     labels[n] = label
                     n += 1
@@ -132,31 +132,5 @@ public enum SyntheticVolumes {
     public static func caseID(_ index: Int) -> String {
         let digits = String(index)
         return "case_" + String(repeating: "0", count: max(0, 3 - digits.count)) + digits
-    }
-}
-
-/// SplitMix64: a tiny deterministic generator (same seed, same numbers on every platform).
-struct SplitMix64 {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1) with 53 random bits.
-    mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-
-    mutating func uniform(_ low: Double, _ high: Double) -> Double { low + (high - low) * unit() }
-
-    /// Standard normal (Box-Muller).
-    mutating func gaussian() -> Double {
-        let u = max(unit(), Double.leastNonzeroMagnitude)
-        return (-2 * log(u)).squareRoot() * cos(2 * Double.pi * unit())
     }
 }

@@ -18,10 +18,19 @@ public struct SeededRandom: Sendable {
     /// Uniform in [0, 1).
     public mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
 
+    /// Uniform in [0, 1) with 53 random bits.
+    public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+
+    /// Uniform in [low, high).
+    public mutating func uniform(_ low: Double, _ high: Double) -> Double { low + (high - low) * unit() }
+
     /// Standard normal (Box-Muller).
-    public mutating func gaussian() -> Float {
-        let u1 = max(Double(next() >> 11) / Double(1 << 53), 1e-300)
-        let u2 = Double(next() >> 11) / Double(1 << 53)
-        return Float((-2 * log(u1)).squareRoot() * cos(2 * .pi * u2))
+    public mutating func normal() -> Double {
+        let u1 = max(unit(), 1e-300)
+        let u2 = unit()
+        return (-2 * log(u1)).squareRoot() * cos(2 * .pi * u2)
     }
+
+    /// Standard normal (Box-Muller), as Float.
+    public mutating func gaussian() -> Float { Float(normal()) }
 }
