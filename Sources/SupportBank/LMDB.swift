@@ -294,7 +294,11 @@ enum LMDBDataFile {
         guard fd >= 0 else { return }  // unreadable: LMDB's open reports why
         defer { close(fd) }
         let meta = try readMeta(fd: fd, size: size, directory: directory)
-        try requireSize(directory: directory, size: size, usedBytes: meta.usedBytes)
+        // The size compared is taken after the meta page was read: a writer in another process may have grown the
+        // file and committed since the first stat, and LMDB writes a transaction's pages before its meta page.
+        var now = stat()
+        try requireSize(directory: directory, size: fstat(fd, &now) == 0 ? Int(now.st_size) : size,
+                        usedBytes: meta.usedBytes)
     }
 
     /// Reads both meta pages and returns the one LMDB will use.
