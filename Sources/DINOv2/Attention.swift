@@ -15,13 +15,14 @@ struct Attention: Sendable {
         // Split the fused rows into three [N, T, D] tensors (O(T·D) copies next to O(T·D²) GEMMs).
         var parts = [Tensor]()
         for part in 0..<3 {
-            parts.append(Tensor(shape: [images, tokens, d]) { out in
-                fused.withUnsafeBufferPointer { src in
-                    for r in 0..<rows {
-                        (out.baseAddress! + r * d).update(from: src.baseAddress! + r * 3 * d + part * d, count: d)
+            parts.append(
+                Tensor(shape: [images, tokens, d]) { out in
+                    fused.withUnsafeBufferPointer { src in
+                        for r in 0..<rows {
+                            (out.baseAddress! + r * d).update(from: src.baseAddress! + r * 3 * d + part * d, count: d)
+                        }
                     }
-                }
-            })
+                })
         }
         let mixed = attention(query: parts[0], key: parts[1], value: parts[2], heads: heads)
         return projection(mixed.reshaped([rows, d]))

@@ -16,7 +16,8 @@ public struct DINOv2Config: Sendable, Equatable {
     public enum PositionResampling: Sendable, Equatable {
         /// transformers' `Dinov2Model`: bicubic by output size, no antialias (variant C).
         case bicubic
-        /// transformers' `Dinov2WithRegistersModel` (= official `_reg` models): bicubic by size, antialiased (variant D).
+        /// transformers' `Dinov2WithRegistersModel` (= official `_reg` models): bicubic by size, antialiased (variant
+        /// D).
         case bicubicAntialiased
     }
 
@@ -34,9 +35,11 @@ public struct DINOv2Config: Sendable, Equatable {
 
     public var headDim: Int { hiddenSize / heads }
 
-    public init(hiddenSize: Int, depth: Int, heads: Int, feedForward: FeedForward, registers: Int = 0,
-                patchSize: Int = 14, positionGrid: Int = 37, layerNormEps: Float = 1e-6,
-                positionResampling: PositionResampling? = nil) {
+    public init(
+        hiddenSize: Int, depth: Int, heads: Int, feedForward: FeedForward, registers: Int = 0,
+        patchSize: Int = 14, positionGrid: Int = 37, layerNormEps: Float = 1e-6,
+        positionResampling: PositionResampling? = nil
+    ) {
         self.hiddenSize = hiddenSize
         self.depth = depth
         self.heads = heads
@@ -56,8 +59,9 @@ public struct DINOv2Config: Sendable, Equatable {
     public static let small = DINOv2Config(hiddenSize: 384, depth: 12, heads: 6, feedForward: .mlp(hidden: 1536))
     public static let base = DINOv2Config(hiddenSize: 768, depth: 12, heads: 12, feedForward: .mlp(hidden: 3072))
     public static let large = DINOv2Config(hiddenSize: 1024, depth: 24, heads: 16, feedForward: .mlp(hidden: 4096))
-    public static let giant = DINOv2Config(hiddenSize: 1536, depth: 40, heads: 24,
-                                           feedForward: .swiGLU(hidden: swiGLUHidden(mlpHidden: 4 * 1536)))
+    public static let giant = DINOv2Config(
+        hiddenSize: 1536, depth: 40, heads: 24,
+        feedForward: .swiGLU(hidden: swiGLUHidden(mlpHidden: 4 * 1536)))
 
     /// The same backbone with 4 registers (facebook/dinov2-with-registers-*).
     public func withRegisters(_ count: Int = 4) -> DINOv2Config {
@@ -132,11 +136,15 @@ extension DINOv2Config {
         let swiGLU = json["use_swiglu_ffn"] as? Bool ?? false
         let imageSize = try int("image_size")
         let patch = try int("patch_size")
-        guard patch > 0, imageSize % patch == 0 else { throw fail("image_size \(imageSize) is not a multiple of patch_size \(patch)") }
+        guard patch > 0, imageSize % patch == 0 else {
+            throw fail("image_size \(imageSize) is not a multiple of patch_size \(patch)")
+        }
         let registers = modelType == "dinov2_with_registers" ? try int("num_register_tokens", default: 4) : 0
         let eps = (json["layer_norm_eps"] as? NSNumber)?.floatValue ?? 1e-6
-        self.init(hiddenSize: hidden, depth: try int("num_hidden_layers"), heads: heads,
-                  feedForward: swiGLU ? .swiGLU(hidden: DINOv2Config.swiGLUHidden(mlpHidden: mlpHidden)) : .mlp(hidden: mlpHidden),
-                  registers: registers, patchSize: patch, positionGrid: imageSize / patch, layerNormEps: eps)
+        self.init(
+            hiddenSize: hidden, depth: try int("num_hidden_layers"), heads: heads,
+            feedForward: swiGLU
+                ? .swiGLU(hidden: DINOv2Config.swiGLUHidden(mlpHidden: mlpHidden)) : .mlp(hidden: mlpHidden),
+            registers: registers, patchSize: patch, positionGrid: imageSize / patch, layerNormEps: eps)
     }
 }

@@ -13,7 +13,7 @@ public struct DINOv2Model: Sendable {
     public let config: DINOv2Config
     public let keyLayout: DINOv2KeyLayout
     let patchEmbed: PatchEmbed
-    let clsToken: Tensor        // [D]
+    let clsToken: Tensor  // [D]
     let registerTokens: Tensor  // [R, D]
     let position: PositionEmbedding
     let blocks: [Block]
@@ -28,7 +28,8 @@ public struct DINOv2Model: Sendable {
             file = (path as NSString).appendingPathComponent("model.safetensors")
         }
         let loader = try CheckpointLoader(file: try SafeTensors(path: file))
-        let configPath = ((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent("config.json")
+        let configPath = ((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent(
+            "config.json")
         let config: DINOv2Config
         if let explicitConfig {
             config = explicitConfig
@@ -45,16 +46,21 @@ public struct DINOv2Model: Sendable {
         let p = c.patchSize
         config = c
         keyLayout = loader.layout
-        patchEmbed = PatchEmbed(weight: try loader.tensor(loader.patchName + ".weight", [d, 3, p, p]),
-                                bias: try loader.tensor(loader.patchName + ".bias", [d]))
+        patchEmbed = PatchEmbed(
+            weight: try loader.tensor(loader.patchName + ".weight", [d, 3, p, p]),
+            bias: try loader.tensor(loader.patchName + ".bias", [d]))
         clsToken = try loader.tensor(loader.clsTokenName, [d])
-        registerTokens = c.registers > 0 ? try loader.tensor(loader.registerTokensName, [c.registers, d]) : Tensor(zeros: [0, d])
-        position = PositionEmbedding(table: try loader.tensor(loader.positionName, [1 + c.positionGrid * c.positionGrid, d]),
-                                     grid: c.positionGrid, resampling: c.positionResampling)
+        registerTokens =
+            c.registers > 0 ? try loader.tensor(loader.registerTokensName, [c.registers, d]) : Tensor(zeros: [0, d])
+        position = PositionEmbedding(
+            table: try loader.tensor(loader.positionName, [1 + c.positionGrid * c.positionGrid, d]),
+            grid: c.positionGrid, resampling: c.positionResampling)
         blocks = try (0..<c.depth).map { try loader.block($0, c) }
         let extra = loader.blockName(c.depth) + "norm1.weight"
         if loader.file.contains(extra) {
-            throw RAGSegIOError(path: loader.file.path, message: "checkpoint has more blocks than the configured depth \(c.depth) ('\(extra)')")
+            throw RAGSegIOError(
+                path: loader.file.path,
+                message: "checkpoint has more blocks than the configured depth \(c.depth) ('\(extra)')")
         }
         norm = try loader.layerNorm(loader.finalNormName, c)
     }
@@ -106,7 +112,8 @@ public struct DINOv2Model: Sendable {
         }
         let h = x4.shape[2], w = x4.shape[3], p = config.patchSize
         guard h > 0, w > 0, h % p == 0, w % p == 0 else {
-            throw RAGSegIOError(path: name, message: "input size \(h)x\(w) is not a positive multiple of the patch size \(p)")
+            throw RAGSegIOError(
+                path: name, message: "input size \(h)x\(w) is not a positive multiple of the patch size \(p)")
         }
         return x4
     }
@@ -128,7 +135,8 @@ public struct DINOv2Model: Sendable {
         let n = pixels.shape[0], d = config.hiddenSize
         let patches = grid.rows * grid.columns, r = config.registers, t = 1 + r + patches
         let patchTokens = patchEmbed(pixels)  // [N·Np, D]
-        let pos = position.rows(gridRows: grid.rows, gridColumns: grid.columns, pixelHeight: pixelHeight, pixelWidth: pixelWidth)
+        let pos = position.rows(
+            gridRows: grid.rows, gridColumns: grid.columns, pixelHeight: pixelHeight, pixelWidth: pixelWidth)
         return Tensor(shape: [n * t, d]) { out in
             patchTokens.withUnsafeBufferPointer { pt in
                 pos.withUnsafeBufferPointer { ps in
@@ -141,7 +149,8 @@ public struct DINOv2Model: Sendable {
                                 if r > 0 { (base + d).update(from: reg.baseAddress!, count: r * d) }
                                 for k in 0..<patches {
                                     let dst = base + (1 + r + k) * d
-                                    let src = pt.baseAddress! + (image * patches + k) * d, pr = ps.baseAddress! + (1 + k) * d
+                                    let src = pt.baseAddress! + (image * patches + k) * d,
+                                        pr = ps.baseAddress! + (1 + k) * d
                                     for j in 0..<d { dst[j] = src[j] + pr[j] }
                                 }
                             }

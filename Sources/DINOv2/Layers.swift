@@ -8,7 +8,9 @@ struct LayerScale: Sendable {
     /// residual += gamma ⊙ branch, fused into one pass over [rows, D] (the branch is never scaled in a copy).
     func addScaled(_ branch: Tensor, to residual: inout Tensor) {
         let d = gamma.count
-        precondition(branch.shape == residual.shape && residual.dim(-1) == d, "LayerScale shapes \(branch.shape) / \(residual.shape)")
+        precondition(
+            branch.shape == residual.shape && residual.dim(-1) == d,
+            "LayerScale shapes \(branch.shape) / \(residual.shape)")
         let rows = residual.count / d
         gamma.withUnsafeBufferPointer { g in
             branch.withUnsafeBufferPointer { b in

@@ -17,8 +17,9 @@ struct PositionEmbedding: Sendable {
         if gridRows * gridColumns == grid * grid && pixelHeight == pixelWidth { return table }
         let patchTable = sliced(table, axis: 0, range: 1..<(1 + grid * grid)).reshaped([grid, grid, d])
         let channelsFirst = permuted(patchTable, [2, 0, 1])
-        let resampled = interpolate(channelsFirst, size: (height: gridRows, width: gridColumns), mode: .bicubic,
-                                    antialias: resampling == .bicubicAntialiased)
+        let resampled = interpolate(
+            channelsFirst, size: (height: gridRows, width: gridColumns), mode: .bicubic,
+            antialias: resampling == .bicubicAntialiased)
         let tokenMajor = permuted(resampled, [1, 2, 0]).reshaped([gridRows * gridColumns, d])
         return concatenated([sliced(table, axis: 0, range: 0..<1), tokenMajor], axis: 0)
     }

@@ -12,6 +12,7 @@ public enum DINOv2Preprocessing {
     /// [3, size, size] normalized pixels for `image`; a malformed image is an error naming `name`.
     public static func pixels(_ image: PNGImage, size: Int, name: String = "image") throws -> Tensor {
         let unit = try ImageNetNormalization.unitPlanes(image, name: name)
-        return ImageNetNormalization.normalized(interpolate(unit, size: (height: size, width: size), mode: .bicubic, antialias: true))
+        return ImageNetNormalization.normalized(
+            interpolate(unit, size: (height: size, width: size), mode: .bicubic, antialias: true))
     }
 }

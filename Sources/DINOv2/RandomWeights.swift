@@ -21,25 +21,33 @@ extension DINOv2Model {
         }
         let d = c.hiddenSize, p = c.patchSize
         func linear(_ out: Int, _ inFeatures: Int) -> Linear {
-            Linear(weight: random([out, inFeatures], std: 1 / Float(inFeatures).squareRoot()), bias: random([out], std: 0.1))
+            Linear(
+                weight: random([out, inFeatures], std: 1 / Float(inFeatures).squareRoot()),
+                bias: random([out], std: 0.1))
         }
-        func randomNorm() -> LayerNorm { LayerNorm(weight: random([d], std: 0.2, mean: 1), bias: random([d], std: 0.1), eps: c.layerNormEps) }
+        func randomNorm() -> LayerNorm {
+            LayerNorm(weight: random([d], std: 0.2, mean: 1), bias: random([d], std: 0.1), eps: c.layerNormEps)
+        }
         config = c
         keyLayout = .huggingFace(prefix: "")
-        patchEmbed = PatchEmbed(weight: random([d, 3, p, p], std: 1 / Float(3 * p * p).squareRoot()), bias: random([d], std: 0.1))
+        patchEmbed = PatchEmbed(
+            weight: random([d, 3, p, p], std: 1 / Float(3 * p * p).squareRoot()), bias: random([d], std: 0.1))
         clsToken = random([d], std: 0.5)
         registerTokens = random([c.registers, d], std: 0.5)
-        position = PositionEmbedding(table: random([1 + c.positionGrid * c.positionGrid, d], std: 0.5),
-                                     grid: c.positionGrid, resampling: c.positionResampling)
+        position = PositionEmbedding(
+            table: random([1 + c.positionGrid * c.positionGrid, d], std: 0.5),
+            grid: c.positionGrid, resampling: c.positionResampling)
         blocks = (0..<c.depth).map { _ in
             let feedForward: FeedForward
             switch c.feedForward {
             case .mlp(let h): feedForward = .mlp(Mlp(fc1: linear(h, d), fc2: linear(d, h)))
             case .swiGLU(let h): feedForward = .swiGLU(SwiGLUFFN(w12: linear(2 * h, d), w3: linear(d, h)))
             }
-            return Block(norm1: randomNorm(), attention: Attention(qkv: linear(3 * d, d), projection: linear(d, d), heads: c.heads),
-                         layerScale1: LayerScale(gamma: random([d], std: 0.3, mean: 0.6)), norm2: randomNorm(),
-                         feedForward: feedForward, layerScale2: LayerScale(gamma: random([d], std: 0.3, mean: 0.6)))
+            return Block(
+                norm1: randomNorm(),
+                attention: Attention(qkv: linear(3 * d, d), projection: linear(d, d), heads: c.heads),
+                layerScale1: LayerScale(gamma: random([d], std: 0.3, mean: 0.6)), norm2: randomNorm(),
+                feedForward: feedForward, layerScale2: LayerScale(gamma: random([d], std: 0.3, mean: 0.6)))
         }
         norm = randomNorm()
     }

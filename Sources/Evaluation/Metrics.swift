@@ -7,8 +7,9 @@ public struct BinaryMask: Sendable, Equatable {
     public var pixels: [Bool]
 
     public init(width: Int, height: Int, pixels: [Bool]) {
-        precondition(width >= 0 && height >= 0 && pixels.count == width * height,
-                     "mask of \(width)x\(height) needs \(width * height) pixels, got \(pixels.count)")
+        precondition(
+            width >= 0 && height >= 0 && pixels.count == width * height,
+            "mask of \(width)x\(height) needs \(width * height) pixels, got \(pixels.count)")
         self.width = width
         self.height = height
         self.pixels = pixels
@@ -39,10 +40,13 @@ public struct SegmentationScores: Sendable, Equatable {
 /// 4-connected background neighbour or on the image edge, Euclidean distances from each surface pixel
 /// of one mask to the nearest surface pixel of the other, both directions pooled, 95th percentile with
 /// linear interpolation (NumPy's default). `spacing` is the pixel size (row, column).
-public func segmentationScores(prediction: BinaryMask, truth: BinaryMask,
-                               spacing: (row: Double, column: Double) = (1, 1)) -> SegmentationScores {
-    precondition(prediction.width == truth.width && prediction.height == truth.height,
-                 "prediction \(prediction.width)x\(prediction.height) vs truth \(truth.width)x\(truth.height)")
+public func segmentationScores(
+    prediction: BinaryMask, truth: BinaryMask,
+    spacing: (row: Double, column: Double) = (1, 1)
+) -> SegmentationScores {
+    precondition(
+        prediction.width == truth.width && prediction.height == truth.height,
+        "prediction \(prediction.width)x\(prediction.height) vs truth \(truth.width)x\(truth.height)")
     var intersection = 0, predicted = 0, actual = 0
     for i in 0..<prediction.pixels.count {
         let p = prediction.pixels[i], t = truth.pixels[i]
@@ -69,7 +73,8 @@ func surface(of mask: BinaryMask) -> [Bool] {
     var border = [Bool](repeating: false, count: w * h)
     for y in 0..<h {
         for x in 0..<w where mask.pixels[y * w + x] {
-            let interior = x > 0 && x < w - 1 && y > 0 && y < h - 1
+            let interior =
+                x > 0 && x < w - 1 && y > 0 && y < h - 1
                 && mask.pixels[y * w + x - 1] && mask.pixels[y * w + x + 1]
                 && mask.pixels[(y - 1) * w + x] && mask.pixels[(y + 1) * w + x]
             border[y * w + x] = !interior
@@ -79,11 +84,14 @@ func surface(of mask: BinaryMask) -> [Bool] {
 }
 
 /// Distances from each surface pixel of `source` to the nearest surface pixel of `target`.
-func surfaceDistances(from source: BinaryMask, to target: BinaryMask,
-                      spacing: (row: Double, column: Double)) -> [Double] {
+func surfaceDistances(
+    from source: BinaryMask, to target: BinaryMask,
+    spacing: (row: Double, column: Double)
+) -> [Double] {
     let targetSurface = surface(of: target)
-    let squared = squaredDistanceTransform(features: targetSurface, width: target.width, height: target.height,
-                                           spacing: spacing)
+    let squared = squaredDistanceTransform(
+        features: targetSurface, width: target.width, height: target.height,
+        spacing: spacing)
     let sourceSurface = surface(of: source)
     var distances: [Double] = []
     for i in 0..<sourceSurface.count where sourceSurface[i] { distances.append(squared[i].squareRoot()) }
@@ -92,8 +100,10 @@ func surfaceDistances(from source: BinaryMask, to target: BinaryMask,
 
 /// Exact squared Euclidean distance to the nearest `true` pixel (Felzenszwalb & Huttenlocher's
 /// separable lower-envelope algorithm: columns, then rows; O(pixels)).
-func squaredDistanceTransform(features: [Bool], width w: Int, height h: Int,
-                              spacing: (row: Double, column: Double)) -> [Double] {
+func squaredDistanceTransform(
+    features: [Bool], width w: Int, height h: Int,
+    spacing: (row: Double, column: Double)
+) -> [Double] {
     let infinity = Double.greatestFiniteMagnitude
     var grid = features.map { $0 ? 0.0 : infinity }
     var line = [Double](repeating: 0, count: max(w, h))
@@ -115,8 +125,8 @@ func squaredDistanceTransform(features: [Bool], width w: Int, height h: Int,
 /// 1-D squared distance transform: out[q] = min_p f[p] + (step·(q − p))².
 private func lowerEnvelope(_ f: [Double], count n: Int, step: Double, into out: inout [Double]) {
     let infinity = Double.greatestFiniteMagnitude
-    var sites = [Int](repeating: 0, count: n)        // parabola apexes in the envelope
-    var bounds = [Double](repeating: 0, count: n + 1) // where each parabola starts
+    var sites = [Int](repeating: 0, count: n)  // parabola apexes in the envelope
+    var bounds = [Double](repeating: 0, count: n + 1)  // where each parabola starts
     var k = -1
     let s2 = step * step
     for q in 0..<n where f[q] < infinity {
@@ -128,10 +138,13 @@ private func lowerEnvelope(_ f: [Double], count n: Int, step: Double, into out: 
         }
         k += 1
         sites[k] = q
-        bounds[k] = k == 0 ? -infinity : {
-            let p = sites[k - 1]
-            return ((f[q] + s2 * Double(q * q)) - (f[p] + s2 * Double(p * p))) / (2 * s2 * Double(q - p))
-        }()
+        bounds[k] =
+            k == 0
+            ? -infinity
+            : {
+                let p = sites[k - 1]
+                return ((f[q] + s2 * Double(q * q)) - (f[p] + s2 * Double(p * p))) / (2 * s2 * Double(q - p))
+            }()
         bounds[k + 1] = infinity
     }
     if k < 0 {  // no feature on this line

@@ -25,7 +25,9 @@ public enum ImageNetNormalization {
         }
         let pixels = image.width * image.height
         guard image.pixels.count == pixels * image.channels else {
-            throw RAGSegIOError(path: name, message: "pixel buffer holds \(image.pixels.count) values, expected \(pixels * image.channels)")
+            throw RAGSegIOError(
+                path: name,
+                message: "pixel buffer holds \(image.pixels.count) values, expected \(pixels * image.channels)")
         }
         let maxValue = Float((1 << image.bitDepth) - 1)
         return Tensor(shape: [planes, image.height, image.width]) { out in
@@ -42,7 +44,9 @@ public enum ImageNetNormalization {
     /// [1 or 3, H, W] in [0, 1] -> [3, H, W] of (value − mean) / std per channel (one plane is gray,
     /// used for all three channels).
     public static func normalized(_ planes: Tensor) -> Tensor {
-        precondition(planes.rank == 3 && (planes.dim(0) == 1 || planes.dim(0) == 3), "ImageNet normalization needs [1 or 3, H, W], got \(planes.shape)")
+        precondition(
+            planes.rank == 3 && (planes.dim(0) == 1 || planes.dim(0) == 3),
+            "ImageNet normalization needs [1 or 3, H, W], got \(planes.shape)")
         let height = planes.dim(1), width = planes.dim(2), plane = height * width
         let isGray = planes.dim(0) == 1
         return Tensor(shape: [3, height, width]) { out in

@@ -56,7 +56,14 @@ public enum MaskReader {
             for i in 0..<n {
                 let v = p[i * c]
                 if c >= 3 && (p[i * c + 1] != v || p[i * c + 2] != v) {
-                    throw RAGSegIOError(path: name, message: "mask is a color image (pixel \(i % png.width),\(i / png.width) is RGB \(v),\(p[i * c + 1]),\(p[i * c + 2]), not gray); masks must be gray label maps")
+                    throw RAGSegIOError(
+                        path: name,
+                        message:
+                            """
+                            mask is a color image (pixel \(i % png.width),\(i / png.width) is RGB \
+                            \(v),\(p[i * c + 1]),\(p[i * c + 2]), not gray); masks must be gray label maps
+                            """
+                    )
                 }
                 values[i] = v
             }
@@ -68,7 +75,14 @@ public enum MaskReader {
     static func labels(_ values: [UInt16], width: Int, labelCount: Int, name: String) throws -> [UInt16] {
         if labelCount == 1 { return values.map { $0 != 0 ? 1 : 0 } }
         if let i = values.firstIndex(where: { Int($0) > labelCount }) {
-            throw RAGSegIOError(path: name, message: "mask value \(values[i]) at pixel \(i % width),\(i / width) is not a declared label (0...\(labelCount))")
+            throw RAGSegIOError(
+                path: name,
+                message:
+                    """
+                    mask value \(values[i]) at pixel \(i % width),\(i / width) is not a declared label \
+                    (0...\(labelCount))
+                    """
+            )
         }
         return values
     }

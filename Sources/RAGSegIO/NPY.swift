@@ -85,7 +85,12 @@ public enum NPY {
             throw fail("unsupported .npy format version \(major).\(bytes[7])")
         }
         guard headerLength <= bytes.count - headerStart else {
-            throw fail("header claims \(headerLength) bytes but the file has only \(bytes.count - headerStart) after the prefix (truncated)")
+            throw fail(
+                """
+                header claims \(headerLength) bytes but the file has only \(bytes.count - headerStart) after the \
+                prefix (truncated)
+                """
+            )
         }
         let headerText = String(decoding: bytes[headerStart..<(headerStart + headerLength)], as: UTF8.self)
         guard case .dict(let header)? = try? PythonLiteral.parse(headerText) else {
@@ -95,12 +100,18 @@ public enum NPY {
         guard let descr = Descr(rawValue: descrText) else {
             throw fail("unsupported dtype '\(descrText)' (supported: <f4 <f8 |u1 <i8 <i4 |b1, little-endian)")
         }
-        guard case .bool(let fortranOrder)? = header["fortran_order"] else { throw fail("header has no 'fortran_order' flag") }
-        guard !fortranOrder else { throw fail("Fortran-order arrays are not supported (save with np.ascontiguousarray)") }
+        guard case .bool(let fortranOrder)? = header["fortran_order"] else {
+            throw fail("header has no 'fortran_order' flag")
+        }
+        guard !fortranOrder else {
+            throw fail("Fortran-order arrays are not supported (save with np.ascontiguousarray)")
+        }
         guard case .tuple(let dims)? = header["shape"] else { throw fail("header has no 'shape' tuple") }
         var shape: [Int] = []
         for dim in dims {
-            guard case .int(let d) = dim, d >= 0 else { throw fail("shape \(headerText) has a non-integer or negative dimension") }
+            guard case .int(let d) = dim, d >= 0 else {
+                throw fail("shape \(headerText) has a non-integer or negative dimension")
+            }
             shape.append(d)
         }
         guard let count = checkedElementCount(shape), let byteCount = checkedProduct(count, descr.byteSize) else {
@@ -109,28 +120,57 @@ public enum NPY {
         let dataStart = headerStart + headerLength
         let available = bytes.count - dataStart
         guard available == byteCount else {
-            throw fail("shape \(shape) of \(descrText) needs \(byteCount) data bytes but the file has \(available)\(available < byteCount ? " (truncated)" : "")")
+            throw fail(
+                """
+                shape \(shape) of \(descrText) needs \(byteCount) data bytes but the file has \
+                \(available)\(available < byteCount ? " (truncated)" : "")
+                """
+            )
         }
 
         return bytes.withUnsafeBytes { raw -> NPYArray in
             let source = raw.baseAddress! + dataStart
             switch descr {
             case .float32:
-                return NPYArray(shape: shape, values: .float32((0..<count).map {
-                    Float(bitPattern: UInt32(littleEndian: source.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }))
+                return NPYArray(
+                    shape: shape,
+                    values: .float32(
+                        (0..<count).map {
+                            Float(
+                                bitPattern: UInt32(
+                                    littleEndian: source.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
+                        }))
             case .float64:
-                return NPYArray(shape: shape, values: .float32((0..<count).map {
-                    Float(Double(bitPattern: UInt64(littleEndian: source.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self)))) }))
+                return NPYArray(
+                    shape: shape,
+                    values: .float32(
+                        (0..<count).map {
+                            Float(
+                                Double(
+                                    bitPattern: UInt64(
+                                        littleEndian: source.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self))))
+                        }))
             case .uint8:
-                return NPYArray(shape: shape, values: .uint8(Array(UnsafeRawBufferPointer(start: source, count: count))))
+                return NPYArray(
+                    shape: shape, values: .uint8(Array(UnsafeRawBufferPointer(start: source, count: count))))
             case .bool:
-                return NPYArray(shape: shape, values: .uint8((0..<count).map { source.load(fromByteOffset: $0, as: UInt8.self) != 0 ? 1 : 0 }))
+                return NPYArray(
+                    shape: shape,
+                    values: .uint8((0..<count).map { source.load(fromByteOffset: $0, as: UInt8.self) != 0 ? 1 : 0 }))
             case .int64:
-                return NPYArray(shape: shape, values: .int64((0..<count).map {
-                    Int64(littleEndian: source.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)) }))
+                return NPYArray(
+                    shape: shape,
+                    values: .int64(
+                        (0..<count).map {
+                            Int64(littleEndian: source.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))
+                        }))
             case .int32:
-                return NPYArray(shape: shape, values: .int64((0..<count).map {
-                    Int64(Int32(littleEndian: source.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self))) }))
+                return NPYArray(
+                    shape: shape,
+                    values: .int64(
+                        (0..<count).map {
+                            Int64(Int32(littleEndian: source.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)))
+                        }))
             }
         }
     }
@@ -266,7 +306,9 @@ enum PythonLiteral: Equatable {
             default:
                 var word = ""
                 while position < scalars.count,
-                      scalars[position].properties.isAlphabetic || ("0"..."9").contains(scalars[position]) || scalars[position] == "-" || scalars[position] == "_" {
+                    scalars[position].properties.isAlphabetic || ("0"..."9").contains(scalars[position])
+                        || scalars[position] == "-" || scalars[position] == "_"
+                {
                     word.unicodeScalars.append(scalars[position])
                     position += 1
                 }

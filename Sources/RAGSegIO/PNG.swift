@@ -116,16 +116,25 @@ public enum PNG {
         var message = [CChar](repeating: 0, count: 256)
         let status = data.withUnsafeBufferPointer { bytes in
             message.withUnsafeMutableBufferPointer { text in
-                ragseg_png_decode_options(bytes.baseAddress, bytes.count, options, UInt64(limit), &image, text.baseAddress, text.count)
+                ragseg_png_decode_options(
+                    bytes.baseAddress, bytes.count, options, UInt64(limit), &image, text.baseAddress, text.count)
             }
         }
         if status == Int32(RAGSEG_PNG_OVER_PIXEL_LIMIT) {
             let pixels = Int(image.width) * Int(image.height)
-            throw RAGSegIOError(path: name, message: "image is \(image.width)x\(image.height) (\(pixels) pixels), over the limit of \(limit) pixels; raise it with --max-pixels N or \(maxPixelsVariable)=N")
+            throw RAGSegIOError(
+                path: name,
+                message:
+                    """
+                    image is \(image.width)x\(image.height) (\(pixels) pixels), over the limit of \(limit) pixels; \
+                    raise it with --max-pixels N or \(maxPixelsVariable)=N
+                    """
+            )
         }
         guard status == Int32(RAGSEG_PNG_OK), let raw = image.pixels else {
             let reason = message.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-            throw RAGSegIOError(path: name, message: "cannot decode PNG: \(reason.isEmpty ? "error \(status)" : reason)")
+            throw RAGSegIOError(
+                path: name, message: "cannot decode PNG: \(reason.isEmpty ? "error \(status)" : reason)")
         }
         defer { ragseg_png_free(raw) }
         let width = Int(image.width), height = Int(image.height), channels = Int(image.channels)
@@ -143,7 +152,8 @@ public enum PNG {
                 initialized = count
             }
         }
-        return PNGImage(width: width, height: height, channels: channels, bitDepth: Int(image.bit_depth), pixels: pixels)
+        return PNGImage(
+            width: width, height: height, channels: channels, bitDepth: Int(image.bit_depth), pixels: pixels)
     }
 
     /// Writes 8-bit grayscale pixels (row-major, `width * height` bytes) as a PNG file, atomically.
@@ -178,17 +188,27 @@ public enum PNG {
     static func encode8(_ pixels: [UInt8], width: Int, height: Int, channels: Int, name: String) throws -> [UInt8] {
         let limit = Int(RAGSEG_PNG_MAX_DIMENSION)
         guard (1...limit).contains(width), (1...limit).contains(height) else {
-            throw RAGSegIOError(path: name, message: "cannot write a \(width)x\(height) PNG (sizes must be 1...\(limit))")
+            throw RAGSegIOError(
+                path: name, message: "cannot write a \(width)x\(height) PNG (sizes must be 1...\(limit))")
         }
         guard pixels.count == width * height * channels else {
-            throw RAGSegIOError(path: name, message: "\(width)x\(height) with \(channels) channel(s) needs \(width * height * channels) bytes, got \(pixels.count)")
+            throw RAGSegIOError(
+                path: name,
+                message:
+                    """
+                    \(width)x\(height) with \(channels) channel(s) needs \(width * height * channels) bytes, got \
+                    \(pixels.count)
+                    """
+            )
         }
         var output: UnsafeMutablePointer<UInt8>?
         var size = 0
         var message = [CChar](repeating: 0, count: 256)
         let status = pixels.withUnsafeBufferPointer { p in
             message.withUnsafeMutableBufferPointer { text in
-                ragseg_png_encode8(p.baseAddress, UInt32(width), UInt32(height), Int32(channels), &output, &size, text.baseAddress, text.count)
+                ragseg_png_encode8(
+                    p.baseAddress, UInt32(width), UInt32(height), Int32(channels), &output, &size, text.baseAddress,
+                    text.count)
             }
         }
         guard status == Int32(RAGSEG_PNG_OK), let output else {

@@ -23,11 +23,14 @@ private final class MappedFile: @unchecked Sendable {
         guard fd >= 0 else { throw RAGSegIOError(path: path, message: "cannot open: \(lastErrnoMessage())") }
         defer { close(fd) }  // the mapping stays valid after close
         var info = stat()
-        guard fstat(fd, &info) == 0 else { throw RAGSegIOError(path: path, message: "cannot stat: \(lastErrnoMessage())") }
+        guard fstat(fd, &info) == 0 else {
+            throw RAGSegIOError(path: path, message: "cannot stat: \(lastErrnoMessage())")
+        }
         guard (info.st_mode & S_IFMT) == S_IFREG else { throw RAGSegIOError(path: path, message: "not a regular file") }
         let size = Int(info.st_size)
         guard size >= 8 else {
-            throw RAGSegIOError(path: path, message: "file is \(size) bytes, too short for a safetensors header (8-byte length prefix)")
+            throw RAGSegIOError(
+                path: path, message: "file is \(size) bytes, too short for a safetensors header (8-byte length prefix)")
         }
         guard let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), mapped != MAP_FAILED else {
             throw RAGSegIOError(path: path, message: "mmap failed: \(lastErrnoMessage())")
@@ -85,7 +88,12 @@ public struct SafeTensors: Sendable {
         let headerLength = UInt64(littleEndian: file.base.loadUnaligned(as: UInt64.self))
         let available = file.size - 8
         guard headerLength <= UInt64(available) else {
-            throw fail("header claims \(headerLength) bytes but only \(available) bytes follow the length prefix (truncated or not a safetensors file)")
+            throw fail(
+                """
+                header claims \(headerLength) bytes but only \(available) bytes follow the length prefix (truncated or \
+                not a safetensors file)
+                """
+            )
         }
         let headerBytes = Int(headerLength)
         guard headerBytes <= SafeTensors.maxHeaderBytes else {
@@ -110,22 +118,35 @@ public struct SafeTensors: Sendable {
             if name == "__metadata__" {
                 guard let map = value as? [String: Any] else { throw fail("__metadata__ is not a JSON object") }
                 for (key, item) in map {
-                    guard let text = item as? String else { throw fail("__metadata__ value for '\(key)' is not a string") }
+                    guard let text = item as? String else {
+                        throw fail("__metadata__ value for '\(key)' is not a string")
+                    }
                     metadata[key] = text
                 }
                 continue
             }
-            guard let fields = value as? [String: Any] else { throw fail("tensor '\(name)': header entry is not a JSON object") }
-            guard let dtypeName = fields["dtype"] as? String else { throw fail("tensor '\(name)': missing or non-string \"dtype\"") }
+            guard let fields = value as? [String: Any] else {
+                throw fail("tensor '\(name)': header entry is not a JSON object")
+            }
+            guard let dtypeName = fields["dtype"] as? String else {
+                throw fail("tensor '\(name)': missing or non-string \"dtype\"")
+            }
             guard let dtype = DType(rawValue: dtypeName) else {
-                throw fail("tensor '\(name)': unknown dtype '\(dtypeName)' (known: \(DType.allCases.map(\.rawValue).joined(separator: ", ")))")
+                throw fail(
+                    """
+                    tensor '\(name)': unknown dtype '\(dtypeName)' (known: \
+                    \(DType.allCases.map(\.rawValue).joined(separator: ", ")))
+                    """
+                )
             }
             guard let shapeValues = fields["shape"] as? [Any],
-                  let shape = SafeTensors.integers(shapeValues), shape.allSatisfy({ $0 >= 0 }) else {
+                let shape = SafeTensors.integers(shapeValues), shape.allSatisfy({ $0 >= 0 })
+            else {
                 throw fail("tensor '\(name)': \"shape\" is not a list of non-negative integers")
             }
             guard let offsetValues = fields["data_offsets"] as? [Any],
-                  let offsets = SafeTensors.integers(offsetValues), offsets.count == 2 else {
+                let offsets = SafeTensors.integers(offsetValues), offsets.count == 2
+            else {
                 throw fail("tensor '\(name)': \"data_offsets\" is not a pair of integers")
             }
             let (begin, end) = (offsets[0], offsets[1])
@@ -133,15 +154,26 @@ public struct SafeTensors: Sendable {
                 throw fail("tensor '\(name)': data_offsets [\(begin), \(end)] are not an increasing non-negative range")
             }
             guard end <= dataSize else {
-                throw fail("tensor '\(name)': data_offsets [\(begin), \(end)] run past the end of the data area (\(dataSize) bytes; file truncated?)")
+                throw fail(
+                    """
+                    tensor '\(name)': data_offsets [\(begin), \(end)] run past the end of the data area (\(dataSize) \
+                    bytes; file truncated?)
+                    """
+                )
             }
             guard let count = checkedElementCount(shape), let bytes = checkedProduct(count, dtype.byteSize) else {
                 throw fail("tensor '\(name)': shape \(shape) is too large")
             }
             guard bytes == end - begin else {
-                throw fail("tensor '\(name)' claims \(describeShape(shape)) \(dtype.rawValue) (\(bytes) bytes) but its data range is \(end - begin) bytes")
+                throw fail(
+                    """
+                    tensor '\(name)' claims \(describeShape(shape)) \(dtype.rawValue) (\(bytes) bytes) but its data \
+                    range is \(end - begin) bytes
+                    """
+                )
             }
-            entries[name] = Entry(dtype: dtype, shape: shape, count: count, begin: dataStart + begin, end: dataStart + end)
+            entries[name] = Entry(
+                dtype: dtype, shape: shape, count: count, begin: dataStart + begin, end: dataStart + end)
         }
 
         // Ranges must not overlap (each byte belongs to at most one tensor). Empty tensors own no bytes.
@@ -194,23 +226,46 @@ public struct SafeTensors: Sendable {
                 // Little-endian host (x86-64, arm64): the bytes are already our floats.
                 UnsafeMutableRawPointer(dst).copyMemory(from: source, byteCount: n * 4)
             case .f16:
-                for i in 0..<n { dst[i] = floatFromHalfBits(UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+                for i in 0..<n {
+                    dst[i] = floatFromHalfBits(
+                        UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                }
             case .bf16:
-                for i in 0..<n { dst[i] = floatFromBFloat16Bits(UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+                for i in 0..<n {
+                    dst[i] = floatFromBFloat16Bits(
+                        UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                }
             case .f64:
-                for i in 0..<n { dst[i] = Float(Double(bitPattern: UInt64(littleEndian: source.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))) }
+                for i in 0..<n {
+                    dst[i] = Float(
+                        Double(
+                            bitPattern: UInt64(
+                                littleEndian: source.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
+                }
             case .i64:
-                for i in 0..<n { dst[i] = Float(Int64(littleEndian: source.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))) }
+                for i in 0..<n {
+                    dst[i] = Float(Int64(littleEndian: source.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)))
+                }
             case .u64:
-                for i in 0..<n { dst[i] = Float(UInt64(littleEndian: source.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))) }
+                for i in 0..<n {
+                    dst[i] = Float(UInt64(littleEndian: source.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))
+                }
             case .i32:
-                for i in 0..<n { dst[i] = Float(Int32(littleEndian: source.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))) }
+                for i in 0..<n {
+                    dst[i] = Float(Int32(littleEndian: source.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)))
+                }
             case .u32:
-                for i in 0..<n { dst[i] = Float(UInt32(littleEndian: source.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+                for i in 0..<n {
+                    dst[i] = Float(UInt32(littleEndian: source.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                }
             case .i16:
-                for i in 0..<n { dst[i] = Float(Int16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self))) }
+                for i in 0..<n {
+                    dst[i] = Float(Int16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self)))
+                }
             case .u16:
-                for i in 0..<n { dst[i] = Float(UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+                for i in 0..<n {
+                    dst[i] = Float(UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                }
             case .i8:
                 for i in 0..<n { dst[i] = Float(source.load(fromByteOffset: i, as: Int8.self)) }
             case .u8:
@@ -236,7 +291,10 @@ public struct SafeTensors: Sendable {
         for (index, (name, tensor)) in sorted.enumerated() {
             let bytes = tensor.count * 4
             if index > 0 { header += "," }
-            header += "\(jsonString(name)):{\"dtype\":\"F32\",\"shape\":[\(tensor.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}"
+            let shape = tensor.shape.map(String.init).joined(separator: ",")
+            header +=
+                "\(jsonString(name)):{\"dtype\":\"F32\",\"shape\":[\(shape)],"
+                + "\"data_offsets\":[\(offset),\(offset + bytes)]}"
             offset += bytes
         }
         header += "}"
@@ -268,7 +326,9 @@ public struct SafeTensors: Sendable {
             case "\t": out += "\\t"
             default:
                 if scalar.value < 0x20 {
-                    out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
+                    out +=
+                        "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
+                        + String(scalar.value, radix: 16)
                 } else {
                     out.unicodeScalars.append(scalar)
                 }

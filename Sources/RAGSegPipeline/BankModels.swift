@@ -10,16 +10,22 @@ public enum BankModels {
     }
 
     /// Weight files for `bank`: explicit ones win; missing ones come from the bank's record.
-    public static func paths(for bank: SupportBank, dinov2: String?, sam2: String?) throws -> (dinov2: String, sam2: String) {
+    public static func paths(for bank: SupportBank, dinov2: String?, sam2: String?) throws -> (
+        dinov2: String, sam2: String
+    ) {
         let recorded = bank.metadata.weightsPaths ?? [:]
         guard let d = dinov2 ?? recorded["dinov2"], let s = sam2 ?? recorded["sam2"] else {
-            throw BankError.bank(bank.path, "records no weight files (created with --stand-in or by an older version): give --dinov2 and --sam2")
+            throw BankError.bank(
+                bank.path,
+                "records no weight files (created with --stand-in or by an older version): give --dinov2 and --sam2")
         }
         return (d, s)
     }
 
     /// Loads both encoders; `RetrievalSegmenter` and `requireModels` check them against the bank.
-    public static func encoders(for bank: SupportBank, dinov2: String?, sam2: String?) throws -> (DINOv2RetrievalEncoder, SAM2SupportEncoder) {
+    public static func encoders(for bank: SupportBank, dinov2: String?, sam2: String?) throws -> (
+        DINOv2RetrievalEncoder, SAM2SupportEncoder
+    ) {
         let p = try paths(for: bank, dinov2: dinov2, sam2: sam2)
         return (try DINOv2RetrievalEncoder(path: p.dinov2), try SAM2Checkpoint.supportEncoder(path: p.sam2))
     }

@@ -1,4 +1,5 @@
-// The real models behind the encoder protocols of ingest (Ingest/CaseInput.swift): DINOv2 for retrieval embeddings, SAM 2
+// The real models behind the encoder protocols of ingest (Ingest/CaseInput.swift): DINOv2 for retrieval embeddings, SAM
+// 2
 // (image encoder + memory encoder) for support memories.
 import Foundation
 import DINOv2
@@ -22,7 +23,13 @@ public struct DINOv2RetrievalEncoder: RetrievalEncoder, Sendable {
 
     public var dimension: Int { network.config.hiddenSize }
     public var preprocessing: [String: String] {
-        ["retrieval": "DINOv2: RGB (gray replicated), \(inputSize)x\(inputSize) antialiased bicubic (torch F.interpolate), ImageNet mean/std"]
+        [
+            "retrieval":
+                """
+            DINOv2: RGB (gray replicated), \(inputSize)x\(inputSize) antialiased bicubic (torch F.interpolate), \
+            ImageNet mean/std
+            """
+        ]
     }
 
     public init(network: DINOv2Model, model: ModelIdentity, inputSize: Int = 224) {
@@ -40,9 +47,11 @@ public struct DINOv2RetrievalEncoder: RetrievalEncoder, Sendable {
             file = (path as NSString).appendingPathComponent("model.safetensors")
         }
         let c = network.config
-        let variant = DINOv2Config.published.first { $0.value == c }?.key
+        let variant =
+            DINOv2Config.published.first { $0.value == c }?.key
             ?? "custom-d\(c.hiddenSize)-l\(c.depth)-r\(c.registers)"
-        self.init(network: network, model: try weightsIdentity(file, name: "dinov2", variant: variant), inputSize: inputSize)
+        self.init(
+            network: network, model: try weightsIdentity(file, name: "dinov2", variant: variant), inputSize: inputSize)
     }
 
     public func embed(_ image: PNGImage) throws -> [Float] {
@@ -68,11 +77,18 @@ public final class SAM2SupportEncoder: SupportEncoder, @unchecked Sendable {
 
     public var memoryShape: MemoryShape {
         let c = sam2.config
-        return MemoryShape(channels: c.memoryDim, height: c.featureSize, width: c.featureSize, pointerDimension: c.hiddenDim)
+        return MemoryShape(
+            channels: c.memoryDim, height: c.featureSize, width: c.featureSize, pointerDimension: c.hiddenDim)
     }
 
     public var preprocessing: [String: String] {
-        ["support": "SAM 2: RGB (gray replicated), \(imageSize)x\(imageSize) antialiased bilinear, ImageNet mean/std; masks: antialiased bilinear + >= 0.5"]
+        [
+            "support":
+                """
+            SAM 2: RGB (gray replicated), \(imageSize)x\(imageSize) antialiased bilinear, ImageNet mean/std; \
+            masks: antialiased bilinear + >= 0.5
+            """
+        ]
     }
 
     /// Image features at the model's input size.
@@ -85,7 +101,9 @@ public final class SAM2SupportEncoder: SupportEncoder, @unchecked Sendable {
     }
 
     public func encodeSupport(image: PNGImage, mask: [UInt8]) throws -> SupportMemory {
-        precondition(mask.count == image.width * image.height, "mask has \(mask.count) pixels for a \(image.width)x\(image.height) image")
+        precondition(
+            mask.count == image.width * image.height,
+            "mask has \(mask.count) pixels for a \(image.width)x\(image.height) image")
         let f = try features(image)
         let binary = Tensor(shape: [image.height, image.width], data: mask.map { $0 != 0 ? 1 : 0 })
         return try sam2.encodeSupport(f, mask: sam2.resizeMask(binary))

@@ -18,21 +18,29 @@ public struct EvaluationRow: Sendable {
 
 public enum EvaluationRun {
     /// Every bank case queried against the rest of the bank (its own id excluded from retrieval).
-    public static func leaveOneOut(_ segmenter: RetrievalSegmenter, k: Int, positiveOnly: Bool = false,
-                                   progress: (Int, Int) -> Void = { _, _ in }) throws -> [EvaluationRow] {
+    public static func leaveOneOut(
+        _ segmenter: RetrievalSegmenter, k: Int, positiveOnly: Bool = false,
+        progress: (Int, Int) -> Void = { _, _ in }
+    ) throws -> [EvaluationRow] {
         let records = try segmenter.bank.allRecords()
-        return try evaluate(segmenter, cases: records.map { (CaseSource(image: $0.image, mask: $0.mask), Set([$0.id])) },
-                            k: k, positiveOnly: positiveOnly, progress: progress)
+        return try evaluate(
+            segmenter, cases: records.map { (CaseSource(image: $0.image, mask: $0.mask), Set([$0.id])) },
+            k: k, positiveOnly: positiveOnly, progress: progress)
     }
 
     /// Held-out image/mask pairs (none of them is excluded from retrieval: they are not in the bank).
-    public static func heldOut(_ segmenter: RetrievalSegmenter, sources: [CaseSource], k: Int, positiveOnly: Bool = false,
-                               progress: (Int, Int) -> Void = { _, _ in }) throws -> [EvaluationRow] {
-        try evaluate(segmenter, cases: sources.map { ($0, Set<UInt64>()) }, k: k, positiveOnly: positiveOnly, progress: progress)
+    public static func heldOut(
+        _ segmenter: RetrievalSegmenter, sources: [CaseSource], k: Int, positiveOnly: Bool = false,
+        progress: (Int, Int) -> Void = { _, _ in }
+    ) throws -> [EvaluationRow] {
+        try evaluate(
+            segmenter, cases: sources.map { ($0, Set<UInt64>()) }, k: k, positiveOnly: positiveOnly, progress: progress)
     }
 
-    static func evaluate(_ segmenter: RetrievalSegmenter, cases: [(CaseSource, Set<UInt64>)], k: Int, positiveOnly: Bool,
-                         progress: (Int, Int) -> Void) throws -> [EvaluationRow] {
+    static func evaluate(
+        _ segmenter: RetrievalSegmenter, cases: [(CaseSource, Set<UInt64>)], k: Int, positiveOnly: Bool,
+        progress: (Int, Int) -> Void
+    ) throws -> [EvaluationRow] {
         let labels = segmenter.bank.metadata.labels
         var rows: [EvaluationRow] = []
         for (n, (source, excluded)) in cases.enumerated() {
@@ -40,14 +48,17 @@ public enum EvaluationRun {
             let loaded = try CaseLoader.load(source, labelCount: labels.count)
             let w = loaded.image.width, h = loaded.image.height
             for label in 1...labels.count {
-                let result = try segmenter.segment(loaded.image, name: source.image, k: k, label: label, positiveOnly: positiveOnly, excluding: excluded)
+                let result = try segmenter.segment(
+                    loaded.image, name: source.image, k: k, label: label, positiveOnly: positiveOnly,
+                    excluding: excluded)
                 let truth = BinaryMask(width: w, height: h, pixels: loaded.labelMap.map { Int($0) == label })
                 let prediction = BinaryMask(width: w, height: h, pixels: result.mask)
-                rows.append(EvaluationRow(
-                    image: source.image, mask: source.mask, label: label, labelName: labels[label - 1],
-                    scores: segmentationScores(prediction: prediction, truth: truth),
-                    retrieved: result.supports.map { ($0.id, $0.score) },
-                    seconds: result.timings.last?.seconds ?? 0))
+                rows.append(
+                    EvaluationRow(
+                        image: source.image, mask: source.mask, label: label, labelName: labels[label - 1],
+                        scores: segmentationScores(prediction: prediction, truth: truth),
+                        retrieved: result.supports.map { ($0.id, $0.score) },
+                        seconds: result.timings.last?.seconds ?? 0))
             }
             progress(n + 1, cases.count)
         }
@@ -60,16 +71,21 @@ public enum EvaluationRun {
         var out = "image,mask,label,label_name,dice,iou,hd95,retrieved_ids,similarities,seconds\n"
         for r in rows {
             let hd95 = r.scores.hd95.map { String($0) } ?? ""
-            out += [quoted(r.image), quoted(r.mask), String(r.label), quoted(r.labelName), String(r.scores.dice),
+            out +=
+                [
+                    quoted(r.image), quoted(r.mask), String(r.label), quoted(r.labelName), String(r.scores.dice),
                     String(r.scores.iou), hd95, quoted(r.retrieved.map { String($0.id) }.joined(separator: " ")),
                     quoted(r.retrieved.map { String(format: "%.4f", $0.score) }.joined(separator: " ")),
-                    String(format: "%.3f", r.seconds)].joined(separator: ",") + "\n"
+                    String(format: "%.3f", r.seconds),
+                ].joined(separator: ",") + "\n"
         }
         return out
     }
 
     /// Mean and median of Dice, IoU and HD95 (over the cases where it is defined) per label.
-    public static func summaries(_ rows: [EvaluationRow]) -> [(label: String, dice: Summary?, iou: Summary?, hd95: Summary?)] {
+    public static func summaries(_ rows: [EvaluationRow]) -> [(
+        label: String, dice: Summary?, iou: Summary?, hd95: Summary?
+    )] {
         var order: [String] = []
         var byLabel: [String: [EvaluationRow]] = [:]
         for r in rows {
@@ -78,7 +94,10 @@ public enum EvaluationRun {
         }
         return order.map { name in
             let rs = byLabel[name]!
-            return (name, Summary(rs.map(\.scores.dice)), Summary(rs.map(\.scores.iou)), Summary(rs.compactMap(\.scores.hd95)))
+            return (
+                name, Summary(rs.map(\.scores.dice)), Summary(rs.map(\.scores.iou)),
+                Summary(rs.compactMap(\.scores.hd95))
+            )
         }
     }
 }

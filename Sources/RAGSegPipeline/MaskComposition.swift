@@ -16,7 +16,8 @@ public enum MaskComposition {
             for i in 0..<n where logits[0][i] > 0 { pixels[i] = foreground }
             return pixels
         }
-        precondition(labels.allSatisfy { (1...maxLabelInMap).contains($0) }, "label map labels must be 1...\(maxLabelInMap)")
+        precondition(
+            labels.allSatisfy { (1...maxLabelInMap).contains($0) }, "label map labels must be 1...\(maxLabelInMap)")
         var best = [Float](repeating: 0, count: n)
         for (values, label) in zip(logits, labels) {
             for i in 0..<n where values[i] > best[i] {

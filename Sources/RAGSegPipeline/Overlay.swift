@@ -19,7 +19,8 @@ public enum Overlay {
         }
         for y in 0..<h {
             for x in 0..<w where mask[y * w + x] {
-                let edge = x == 0 || y == 0 || x == w - 1 || y == h - 1
+                let edge =
+                    x == 0 || y == 0 || x == w - 1 || y == h - 1
                     || !mask[y * w + x - 1] || !mask[y * w + x + 1] || !mask[(y - 1) * w + x] || !mask[(y + 1) * w + x]
                 if edge { setPixel(&rgb, w, x, y, (255, 230, 0)) }
             }

@@ -54,8 +54,11 @@ public struct LabelReport: Codable, Sendable, Equatable {
     public init(label: String, result r: RetrievalSegmentation) {
         let s = r.segmentation
         self.label = label
-        retrieved = r.supports.map { RetrievedCase(id: $0.id, similarity: Double($0.score), image: $0.record.image,
-                                                   hasLabel: $0.record.labels.contains(r.label)) }
+        retrieved = r.supports.map {
+            RetrievedCase(
+                id: $0.id, similarity: Double($0.score), image: $0.record.image,
+                hasLabel: $0.record.labels.contains(r.label))
+        }
         iou = s.iou.map(Double.init)
         chosen = s.chosen
         objectScore = Double(s.objectScore)
@@ -85,7 +88,8 @@ public struct StageSeconds: Codable, Sendable, Equatable {
 
     public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: QueryStage.self)
-        seconds = try Dictionary(uniqueKeysWithValues: container.allKeys.map { ($0, try container.decode(Double.self, forKey: $0)) })
+        seconds = try Dictionary(
+            uniqueKeysWithValues: container.allKeys.map { ($0, try container.decode(Double.self, forKey: $0)) })
     }
 
     public func encode(to encoder: Encoder) throws {

@@ -33,7 +33,9 @@ public enum QueryStage: String, CaseIterable, Codable, CodingKey, Sendable {
 
     /// The stage SAM2MemoryModel.segment names when it reports one done ("attend", "decode").
     init(memoryModelStage name: String) {
-        guard let stage = QueryStage(rawValue: name) else { preconditionFailure("SAM 2 reported an unknown stage '\(name)'") }
+        guard let stage = QueryStage(rawValue: name) else {
+            preconditionFailure("SAM 2 reported an unknown stage '\(name)'")
+        }
         self = stage
     }
 }
@@ -62,7 +64,9 @@ public struct RetrievalSegmentation: Sendable {
 }
 
 /// Seconds elapsed since `t`.
-func seconds(since t: DispatchTime) -> Double { Double(DispatchTime.now().uptimeNanoseconds - t.uptimeNanoseconds) / 1e9 }
+func seconds(since t: DispatchTime) -> Double {
+    Double(DispatchTime.now().uptimeNanoseconds - t.uptimeNanoseconds) / 1e9
+}
 
 /// CPU seconds this process has used so far, all threads together.
 public func processCPUSeconds() -> Double {
@@ -101,7 +105,10 @@ public final class RetrievalSegmenter: @unchecked Sendable {
     public init(bank: SupportBank, retrieval: DINOv2RetrievalEncoder, support: SAM2SupportEncoder) throws {
         try bank.requireModels(retrieval: retrieval.model, support: support.model)
         guard bank.metadata.memoryShape == support.memoryShape else {
-            throw RetrievalSegmenterError(path: bank.path, message: "bank stores \(bank.metadata.memoryShape) memories, the SAM 2 model makes \(support.memoryShape)")
+            throw RetrievalSegmenterError(
+                path: bank.path,
+                message:
+                    "bank stores \(bank.metadata.memoryShape) memories, the SAM 2 model makes \(support.memoryShape)")
         }
         self.bank = bank
         self.retrieval = retrieval
@@ -115,8 +122,10 @@ public final class RetrievalSegmenter: @unchecked Sendable {
     /// the labels they have.) Cases in `excluding` are never retrieved (leave-one-out evaluation). A
     /// non-empty `prompt` (clicks/box in the image's pixel coordinates) refines the memory-conditioned
     /// result (SAM2/Prompt.swift).
-    public func segment(_ image: PNGImage, name: String, k: Int, label: Int = 1, positiveOnly: Bool = false,
-                        excluding: Set<UInt64> = [], prompt: SAM2Prompt? = nil) throws -> RetrievalSegmentation {
+    public func segment(
+        _ image: PNGImage, name: String, k: Int, label: Int = 1, positiveOnly: Bool = false,
+        excluding: Set<UInt64> = [], prompt: SAM2Prompt? = nil
+    ) throws -> RetrievalSegmentation {
         guard k > 0 else { throw RetrievalSegmenterError(path: name, message: "k must be at least 1") }
         if let prompt, !prompt.isEmpty {
             do { try prompt.validate(width: image.width, height: image.height) } catch let error as SAM2PromptError {
@@ -154,21 +163,25 @@ public final class RetrievalSegmenter: @unchecked Sendable {
         clock.mark(.search)
         guard !hits.isEmpty else {
             let which = positiveOnly ? "has label \(label)" : "has label \(label) or an empty-mask memory"
-            throw RetrievalSegmenterError(path: bank.path, message: "no case in the bank \(which) (after excluding \(excluding.count))")
+            throw RetrievalSegmenterError(
+                path: bank.path, message: "no case in the bank \(which) (after excluding \(excluding.count))")
         }
 
         let memories = try hits.map { hit -> SupportMemory in
             guard let stored = try bank.supportMemory(for: hit.record, label: label) else {
                 let what = hit.record.labels.contains(label) ? "lists label \(label)" : "records an empty-mask memory"
-                throw RetrievalSegmenterError(path: bank.path, message: "case \(hit.id) \(what) but has no stored memory for it (run `ragseg index verify`)")
+                throw RetrievalSegmenterError(
+                    path: bank.path,
+                    message: "case \(hit.id) \(what) but has no stored memory for it (run `ragseg index verify`)")
             }
             return stored
         }
         clock.mark(.load)
 
-        let result = try support.sam2.segment(targetFeatures, supports: memories,
-                                                     outputSize: (height: image.height, width: image.width), prompt: prompt,
-                                                     stageDone: { clock.mark(QueryStage(memoryModelStage: $0)) })
+        let result = try support.sam2.segment(
+            targetFeatures, supports: memories,
+            outputSize: (height: image.height, width: image.width), prompt: prompt,
+            stageDone: { clock.mark(QueryStage(memoryModelStage: $0)) })
         clock.finish()
         return RetrievalSegmentation(
             supports: hits, label: label, segmentation: result,

@@ -44,13 +44,17 @@ public struct SegmentationQuery: Sendable {
 
     /// Resolves `selection` against the bank's labels and checks, in this order, that the label exists,
     /// that a prompt goes with one label, and that a label map (without `maskPerLabel`) fits 8 bits.
-    public init(bankLabels: [String], selection: LabelSelection, k: Int, positiveOnly: Bool = false,
-                prompt: SAM2Prompt = SAM2Prompt(), maskPerLabel: Bool = false) throws {
+    public init(
+        bankLabels: [String], selection: LabelSelection, k: Int, positiveOnly: Bool = false,
+        prompt: SAM2Prompt = SAM2Prompt(), maskPerLabel: Bool = false
+    ) throws {
         switch selection {
         case .all:
             labels = Array(1...bankLabels.count)
         case .named(let name):
-            guard let i = bankLabels.firstIndex(of: name) else { throw SegmentationQueryError.unknownLabel(name, labels: bankLabels) }
+            guard let i = bankLabels.firstIndex(of: name) else {
+                throw SegmentationQueryError.unknownLabel(name, labels: bankLabels)
+            }
             labels = [i + 1]
         }
         if !prompt.isEmpty && labels.count > 1 { throw SegmentationQueryError.promptNeedsOneLabel(labels: bankLabels) }
@@ -69,7 +73,9 @@ public struct SegmentationQuery: Sendable {
 
     /// Segments every selected label of `image` (`name` identifies it in errors) and composes the masks;
     /// `foreground` is the value of a binary mask's object pixels (a label map holds label numbers).
-    public func run(_ image: PNGImage, name: String, segmenter: RetrievalSegmenter, foreground: UInt8 = 255) throws -> SegmentationQueryResult {
+    public func run(_ image: PNGImage, name: String, segmenter: RetrievalSegmenter, foreground: UInt8 = 255) throws
+        -> SegmentationQueryResult
+    {
         let results = try labels.map {
             try segmenter.segment(image, name: name, k: k, label: $0, positiveOnly: positiveOnly, prompt: prompt)
         }
@@ -79,10 +85,12 @@ public struct SegmentationQuery: Sendable {
             labelMasks = masks.map { mask in mask.map { $0 ? foreground : 0 } }
         } else {
             // A label map only when it is written: over 255 labels it cannot be made.
-            composed = MaskComposition.mask(logits: results.map(\.segmentation.logits.data), labels: labels, foreground: foreground)
+            composed = MaskComposition.mask(
+                logits: results.map(\.segmentation.logits.data), labels: labels, foreground: foreground)
         }
         // The label map's nonzero pixels are the union of the label masks.
-        let covered = composed.map { map in map.map { $0 != 0 } }
+        let covered =
+            composed.map { map in map.map { $0 != 0 } }
             ?? masks.dropFirst().reduce(masks[0]) { union, mask in zip(union, mask).map { $0 || $1 } }
         let report = QueryReport(
             width: image.width, height: image.height,

@@ -17,7 +17,8 @@ final class ExpectContinueHandler: ChannelInboundHandler, RemovableChannelHandle
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .head(let request) = unwrapInboundIn(data),
-           let expect = request.headerFields[.expect], expect.lowercased() == "100-continue" {
+            let expect = request.headerFields[.expect], expect.lowercased() == "100-continue"
+        {
             let length = request.headerFields[.contentLength].flatMap { Int($0) }
             if length.map({ $0 <= maxBodyBytes }) ?? true {
                 context.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil)

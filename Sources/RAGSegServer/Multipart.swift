@@ -64,12 +64,15 @@ public enum Multipart {
     static func fieldName(_ headers: String) -> String? {
         for line in headers.split(separator: "\r\n") {
             guard let colon = line.firstIndex(of: ":"),
-                  line[..<colon].strippingBlanks().lowercased() == "content-disposition" else { continue }
+                line[..<colon].strippingBlanks().lowercased() == "content-disposition"
+            else { continue }
             for field in line[line.index(after: colon)...].split(separator: ";") {
                 let f = field.strippingBlanks()
                 guard f.lowercased().hasPrefix("name=") else { continue }
                 var value = Substring(f.dropFirst(5))
-                if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = value.dropFirst().dropLast() }
+                if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") {
+                    value = value.dropFirst().dropLast()
+                }
                 return String(value)
             }
         }
@@ -78,7 +81,9 @@ public enum Multipart {
 
     /// First index of `needle` in `haystack` at or after `start`.
     static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
-        guard !needle.isEmpty, haystack.count >= needle.count, start <= haystack.count - needle.count else { return nil }
+        guard !needle.isEmpty, haystack.count >= needle.count, start <= haystack.count - needle.count else {
+            return nil
+        }
         return haystack.withUnsafeBufferPointer { h in
             needle.withUnsafeBufferPointer { n in
                 let first = n[0], last = h.count - n.count

@@ -4,7 +4,7 @@
 // Endpoints (all JSON errors read {"error": "..."}):
 //   GET  /health                      -> 200 {"status":"ok"}
 //   GET  /info                        -> 200 bank counts, labels, models, limits
-//   POST /segment?k=N&label=NAME&format=png|json[&positive_only=1][&point=x,y[,l]...][&box=x0,y0,x1,y1]   body: PNG bytes
+// POST /segment?k=N&label=NAME&format=png|json[&positive_only=1][&point=x,y[,l]...][&box=x0,y0,x1,y1]   body: PNG bytes
 //        -> 200 image/png mask (0/255; a label map 0...L for label=all on a multi-label bank), or JSON;
 //           points/box (image pixels) refine the memory-conditioned result of one label (SAM2/Prompt.swift)
 //   POST /cases                       body: multipart/form-data with parts "image" and "mask" (PNG)
@@ -34,8 +34,10 @@ public struct ServerConfiguration: Sendable {
     /// Largest `k` a request may ask for.
     public static let maxK = 64
 
-    public init(host: String = "127.0.0.1", port: Int = 8080, k: Int = 4, maxUploadBytes: Int = 64 << 20,
-                uploadsDirectory: String) {
+    public init(
+        host: String = "127.0.0.1", port: Int = 8080, k: Int = 4, maxUploadBytes: Int = 64 << 20,
+        uploadsDirectory: String
+    ) {
         self.host = host
         self.port = port
         self.k = k
@@ -62,8 +64,9 @@ public struct ServerError: HTTPResponseError, CustomStringConvertible {
 
 func jsonResponse(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
     let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-    return Response(status: status, headers: [.contentType: "application/json"],
-                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    return Response(
+        status: status, headers: [.contentType: "application/json"],
+        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
 }
 
 /// Runs blocking model and bank work one item at a time, off Swift's cooperative thread pool.
@@ -93,8 +96,11 @@ public final class SegmentationServer: Sendable {
         guard (1...ServerConfiguration.maxK).contains(configuration.k) else {
             throw ServerError(.badRequest, "k must be in 1...\(ServerConfiguration.maxK), got \(configuration.k)")
         }
-        guard configuration.maxUploadBytes > 0 else { throw ServerError(.badRequest, "the upload limit must be positive") }
-        try FileManager.default.createDirectory(atPath: configuration.uploadsDirectory, withIntermediateDirectories: true)
+        guard configuration.maxUploadBytes > 0 else {
+            throw ServerError(.badRequest, "the upload limit must be positive")
+        }
+        try FileManager.default.createDirectory(
+            atPath: configuration.uploadsDirectory, withIntermediateDirectories: true)
         self.segmenter = segmenter
         self.configuration = configuration
     }
@@ -102,16 +108,21 @@ public final class SegmentationServer: Sendable {
     /// Serves until SIGTERM/SIGINT (the given signals) or `shutdown()`: the listener closes, requests in
     /// flight finish (an add's transaction commits), queued model work drains, and the FAISS index is
     /// checkpointed. `onRunning` gets the bound port (useful with port 0).
-    public func run(gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint],
-                    onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    public func run(
+        gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint],
+        onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) async throws {
         let port = configuration.port, limit = configuration.maxUploadBytes
         let app = Application(
             router: makeRouter(),
-            server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler(maxBodyBytes: limit)])),
+            server: .http1(
+                configuration: .init(additionalChannelHandlers: [ExpectContinueHandler(maxBodyBytes: limit)])),
             configuration: .init(address: .hostname(configuration.host, port: port), serverName: "ragseg"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) })
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: gracefulShutdownSignals,
-                                                      logger: app.logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [app], gracefulShutdownSignals: gracefulShutdownSignals,
+                logger: app.logger))
         self.group.withLock { $0 = group }
         defer { self.group.withLock { $0 = nil } }
         try await group.run()
@@ -138,7 +149,8 @@ public final class SegmentationServer: Sendable {
     /// The request body, at most `maxUploadBytes` (413 beyond, before reading it when Content-Length says so).
     func body(_ request: Request) async throws -> [UInt8] {
         let limit = configuration.maxUploadBytes
-        let tooLarge = ServerError(.contentTooLarge, "request body exceeds the server's limit of \(limit) bytes (--max-upload-mib)")
+        let tooLarge = ServerError(
+            .contentTooLarge, "request body exceeds the server's limit of \(limit) bytes (--max-upload-mib)")
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit { throw tooLarge }
         var request = request
         do {
@@ -160,7 +172,9 @@ public final class SegmentationServer: Sendable {
             let width = u32(16), height = u32(20)
             let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
             guard !overflow, pixels <= Self.maxImagePixels else {
-                throw ServerError(.badRequest, "\(role) is \(width)x\(height); the server decodes at most \(Self.maxImagePixels) pixels")
+                throw ServerError(
+                    .badRequest,
+                    "\(role) is \(width)x\(height); the server decodes at most \(Self.maxImagePixels) pixels")
             }
         }
         do { return try PNG.read(data: bytes, name: role) } catch {
@@ -192,7 +206,11 @@ public final class SegmentationServer: Sendable {
         case .promptNeedsOneLabel(let labels):
             return "point/box refine one label; the bank has labels \(labels.joined(separator: ", ")): add label=NAME"
         case .labelMapTooSmall(let labelCount):
-            return "the bank has \(labelCount) labels, more than an 8-bit label map holds (\(MaskComposition.maxLabelInMap)): ask for one label with label=NAME"
+            return
+                """
+                the bank has \(labelCount) labels, more than an 8-bit label map holds \
+                (\(MaskComposition.maxLabelInMap)): ask for one label with label=NAME
+                """
         }
     }
 
@@ -201,7 +219,8 @@ public final class SegmentationServer: Sendable {
         var k = configuration.k
         if let value = parameters["k"] {
             guard let n = Int(value), (1...ServerConfiguration.maxK).contains(n) else {
-                throw ServerError(.badRequest, "k must be an integer in 1...\(ServerConfiguration.maxK), got '\(value)'")
+                throw ServerError(
+                    .badRequest, "k must be an integer in 1...\(ServerConfiguration.maxK), got '\(value)'")
             }
             k = n
         }
@@ -218,14 +237,16 @@ public final class SegmentationServer: Sendable {
         }
         let prompt: SAM2Prompt
         do {
-            prompt = try SAM2Prompt.parse(points: parameters[values: "point"].map(String.init), boxes: parameters[values: "box"].map(String.init))
+            prompt = try SAM2Prompt.parse(
+                points: parameters[values: "point"].map(String.init), boxes: parameters[values: "box"].map(String.init))
         } catch let error as SAM2PromptError {
             throw ServerError(.badRequest, error.message)
         }
         let query: SegmentationQuery
         do {
-            query = try SegmentationQuery(bankLabels: bank.metadata.labels, selection: LabelSelection(parameters["label"].map(String.init)), k: k,
-                                          positiveOnly: positiveOnly, prompt: prompt)
+            query = try SegmentationQuery(
+                bankLabels: bank.metadata.labels, selection: LabelSelection(parameters["label"].map(String.init)), k: k,
+                positiveOnly: positiveOnly, prompt: prompt)
         } catch let error as SegmentationQueryError {
             throw ServerError(.badRequest, Self.message(error))
         }
@@ -248,26 +269,32 @@ public final class SegmentationServer: Sendable {
         if format == "png" {
             let png = PNG.encodeGray8(mask, width: image.width, height: image.height)
             let ids = result.retrievedIDs.map(String.init).joined(separator: ",")
-            return Response(status: .ok, headers: [.contentType: "image/png", HTTPFields.Element.Name("X-RAGSeg-Retrieved")!: ids],
-                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: png)))
+            return Response(
+                status: .ok, headers: [.contentType: "image/png", HTTPFields.Element.Name("X-RAGSeg-Retrieved")!: ids],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: png)))
         }
         var report = result.report
         report.k = k
         report.queueSeconds = waited
         report.foregroundPixels = mask.filter { $0 != 0 }.count
-        return Response(status: .ok, headers: [.contentType: "application/json"],
-                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: try QueryReport.json(report, pretty: false))))
+        return Response(
+            status: .ok, headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: try QueryReport.json(report, pretty: false))))
     }
 
     /// Stores the uploaded pair under the uploads directory (named by the SHA-256 of both uploads, fsync'ed
     /// before the bank refers to them), then encodes and adds it as `ragseg index add` would.
     func addCase(_ request: Request) async throws -> Response {
         let usage = "POST /cases expects multipart/form-data with PNG parts named 'image' and 'mask'"
-        guard let contentType = request.headers[.contentType], let boundary = Multipart.boundary(contentType: contentType) else {
+        guard let contentType = request.headers[.contentType],
+            let boundary = Multipart.boundary(contentType: contentType)
+        else {
             throw ServerError(.unsupportedMediaType, usage)
         }
         let parts: [String: [UInt8]]
-        do { parts = try Multipart.parse(try await body(request), boundary: boundary) } catch let error as MultipartError {
+        do { parts = try Multipart.parse(try await body(request), boundary: boundary) } catch let error
+            as MultipartError
+        {
             throw ServerError(.badRequest, "\(error.message); \(usage)")
         }
         guard let imageBytes = parts["image"], let maskBytes = parts["mask"] else {
@@ -275,7 +302,8 @@ public final class SegmentationServer: Sendable {
         }
         let image = try decodePNG(imageBytes, role: "image"), mask = try decodePNG(maskBytes, role: "mask")
         guard image.width == mask.width, image.height == mask.height else {
-            throw ServerError(.badRequest, "mask is \(mask.width)x\(mask.height) but the image is \(image.width)x\(image.height)")
+            throw ServerError(
+                .badRequest, "mask is \(mask.width)x\(mask.height) but the image is \(image.width)x\(image.height)")
         }
 
         var hash = SHA256()
@@ -285,19 +313,23 @@ public final class SegmentationServer: Sendable {
         }
         let stem = String(hexString(hash.finalize()).prefix(32))
         let directory = configuration.uploadsDirectory
-        let source = CaseSource(image: (directory as NSString).appendingPathComponent("\(stem)_image.png"),
-                                mask: (directory as NSString).appendingPathComponent("\(stem)_mask.png"))
+        let source = CaseSource(
+            image: (directory as NSString).appendingPathComponent("\(stem)_image.png"),
+            mask: (directory as NSString).appendingPathComponent("\(stem)_mask.png"))
         let segmenter = self.segmenter
         let labelCount = bank.metadata.labels.count
         let outcome = try await worker.run { () throws -> AddOutcome in
-            let existed = FileManager.default.fileExists(atPath: source.image) && FileManager.default.fileExists(atPath: source.mask)
+            let existed =
+                FileManager.default.fileExists(atPath: source.image)
+                && FileManager.default.fileExists(atPath: source.mask)
             do {
                 if !existed {
                     try Self.writeDurably(imageBytes, to: source.image)
                     try Self.writeDurably(maskBytes, to: source.mask)
                 }
                 let loaded = try CaseLoader.load(source, labelCount: labelCount)
-                let prepared = try CaseLoader.prepare(loaded, retrieval: segmenter.retrieval, support: segmenter.support)
+                let prepared = try CaseLoader.prepare(
+                    loaded, retrieval: segmenter.retrieval, support: segmenter.support)
                 let outcome = try segmenter.bank.add([prepared])[0]
                 try segmenter.bank.checkpoint(force: false)
                 if case .duplicate = outcome, !existed {
@@ -317,9 +349,11 @@ public final class SegmentationServer: Sendable {
         }
         let record = try bank.record(outcome.id)
         let names = bank.metadata.labels
-        var reply: [String: Any] = ["id": Int(outcome.id), "image": record?.image ?? source.image, "mask": record?.mask ?? source.mask,
-                                    "labels": (record?.labels ?? []).map { names[$0 - 1] },
-                                    "emptyMaskMemory": record?.emptyMaskMemory ?? false]
+        var reply: [String: Any] = [
+            "id": Int(outcome.id), "image": record?.image ?? source.image, "mask": record?.mask ?? source.mask,
+            "labels": (record?.labels ?? []).map { names[$0 - 1] },
+            "emptyMaskMemory": record?.emptyMaskMemory ?? false,
+        ]
         switch outcome {
         case .added:
             addedCount.withLock { $0 += 1 }

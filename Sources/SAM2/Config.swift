@@ -52,11 +52,13 @@ public struct SAM2Config: Sendable, Equatable, Codable, CustomStringConvertible 
     /// SAM 2.1 adds `no_obj_embed_spatial` to the memory of an empty frame; SAM 2.0 has no such embedding.
     public var noObjectSpatialEmbedding: Bool
 
-    public init(name: String, embedDim: Int, numHeads: Int, stages: [Int], globalAttentionBlocks: [Int],
-                windowSpec: [Int], positionEmbeddingBackgroundSize: [Int], qPoolStages: Int = 3,
-                neckDim: Int = 256, fpnTopDownLevels: [Int] = [2, 3], scalp: Int = 1, imageSize: Int = 1024,
-                memoryDim: Int = 64, memorySlots: Int = 7, maxObjectPointers: Int = 16,
-                pointerTemporalEncoding: Bool = true, noObjectSpatialEmbedding: Bool = true) {
+    public init(
+        name: String, embedDim: Int, numHeads: Int, stages: [Int], globalAttentionBlocks: [Int],
+        windowSpec: [Int], positionEmbeddingBackgroundSize: [Int], qPoolStages: Int = 3,
+        neckDim: Int = 256, fpnTopDownLevels: [Int] = [2, 3], scalp: Int = 1, imageSize: Int = 1024,
+        memoryDim: Int = 64, memorySlots: Int = 7, maxObjectPointers: Int = 16,
+        pointerTemporalEncoding: Bool = true, noObjectSpatialEmbedding: Bool = true
+    ) {
         self.name = name
         self.embedDim = embedDim
         self.numHeads = numHeads
@@ -80,19 +82,24 @@ public struct SAM2Config: Sendable, Equatable, Codable, CustomStringConvertible 
     /// default to the published values until the weights' shapes set them.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(name: try c.decode(String.self, forKey: .name), embedDim: try c.decode(Int.self, forKey: .embedDim),
-                  numHeads: try c.decode(Int.self, forKey: .numHeads), stages: try c.decode([Int].self, forKey: .stages),
-                  globalAttentionBlocks: try c.decode([Int].self, forKey: .globalAttentionBlocks),
-                  windowSpec: try c.decode([Int].self, forKey: .windowSpec),
-                  positionEmbeddingBackgroundSize: try c.decode([Int].self, forKey: .positionEmbeddingBackgroundSize),
-                  qPoolStages: try c.decode(Int.self, forKey: .qPoolStages), neckDim: try c.decode(Int.self, forKey: .neckDim),
-                  fpnTopDownLevels: try c.decode([Int].self, forKey: .fpnTopDownLevels), scalp: try c.decode(Int.self, forKey: .scalp),
-                  imageSize: try c.decode(Int.self, forKey: .imageSize))
+        self.init(
+            name: try c.decode(String.self, forKey: .name), embedDim: try c.decode(Int.self, forKey: .embedDim),
+            numHeads: try c.decode(Int.self, forKey: .numHeads), stages: try c.decode([Int].self, forKey: .stages),
+            globalAttentionBlocks: try c.decode([Int].self, forKey: .globalAttentionBlocks),
+            windowSpec: try c.decode([Int].self, forKey: .windowSpec),
+            positionEmbeddingBackgroundSize: try c.decode([Int].self, forKey: .positionEmbeddingBackgroundSize),
+            qPoolStages: try c.decode(Int.self, forKey: .qPoolStages),
+            neckDim: try c.decode(Int.self, forKey: .neckDim),
+            fpnTopDownLevels: try c.decode([Int].self, forKey: .fpnTopDownLevels),
+            scalp: try c.decode(Int.self, forKey: .scalp),
+            imageSize: try c.decode(Int.self, forKey: .imageSize))
         memoryDim = try c.decodeIfPresent(Int.self, forKey: .memoryDim) ?? memoryDim
         memorySlots = try c.decodeIfPresent(Int.self, forKey: .memorySlots) ?? memorySlots
         maxObjectPointers = try c.decodeIfPresent(Int.self, forKey: .maxObjectPointers) ?? maxObjectPointers
-        pointerTemporalEncoding = try c.decodeIfPresent(Bool.self, forKey: .pointerTemporalEncoding) ?? pointerTemporalEncoding
-        noObjectSpatialEmbedding = try c.decodeIfPresent(Bool.self, forKey: .noObjectSpatialEmbedding) ?? noObjectSpatialEmbedding
+        pointerTemporalEncoding =
+            try c.decodeIfPresent(Bool.self, forKey: .pointerTemporalEncoding) ?? pointerTemporalEncoding
+        noObjectSpatialEmbedding =
+            try c.decodeIfPresent(Bool.self, forKey: .noObjectSpatialEmbedding) ?? noObjectSpatialEmbedding
     }
 
     public static let tiny = SAM2Config(
@@ -173,7 +180,8 @@ public struct SAM2Config: Sendable, Equatable, Codable, CustomStringConvertible 
                 heads *= 2
                 stage += 1
             }
-            result.append(Block(dimIn: dim, dimOut: dimOut, heads: heads, window: window, qPool: qPoolBlocks.contains(i)))
+            result.append(
+                Block(dimIn: dim, dimOut: dimOut, heads: heads, window: window, qPool: qPoolBlocks.contains(i)))
             dim = dimOut
         }
         return result
@@ -195,11 +203,11 @@ public struct SAM2Config: Sendable, Equatable, Codable, CustomStringConvertible 
             let queriesPerGroup = b.qPool ? keysPerGroup / 4 : keysPerGroup
             let outSide = b.qPool ? side / 2 : side
             let outTokens = Double(outSide * outSide)
-            var f = 2 * groups * keysPerGroup * dIn * 3 * dOut            // qkv on (padded) windows
-            f += 2 * 2 * groups * queriesPerGroup * keysPerGroup * dOut    // scores and weighted values
-            f += 2 * groups * queriesPerGroup * dOut * dOut                // attn.proj
-            if b.dimIn != b.dimOut { f += 2 * tokens * dIn * dOut }         // shortcut proj
-            f += 2 * 2 * outTokens * dOut * 4 * dOut                       // MLP
+            var f = 2 * groups * keysPerGroup * dIn * 3 * dOut  // qkv on (padded) windows
+            f += 2 * 2 * groups * queriesPerGroup * keysPerGroup * dOut  // scores and weighted values
+            f += 2 * groups * queriesPerGroup * dOut * dOut  // attn.proj
+            if b.dimIn != b.dimOut { f += 2 * tokens * dIn * dOut }  // shortcut proj
+            f += 2 * 2 * outTokens * dOut * 4 * dOut  // MLP
             perBlock.append(f)
             side = outSide
         }
@@ -216,6 +224,9 @@ public struct SAM2Config: Sendable, Equatable, Codable, CustomStringConvertible 
     }
 
     public var description: String {
-        "\(name): embed \(embedDim), heads \(numHeads), stages \(stages), global \(globalAttentionBlocks), windows \(windowSpec), bkg \(positionEmbeddingBackgroundSize)"
+        """
+        \(name): embed \(embedDim), heads \(numHeads), stages \(stages), global \(globalAttentionBlocks), windows \
+        \(windowSpec), bkg \(positionEmbeddingBackgroundSize)
+        """
     }
 }

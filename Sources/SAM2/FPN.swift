@@ -41,8 +41,9 @@ public struct FpnNeck: Sendable {
 func addNearestUpsampled2x(into target: inout Tensor, from source: Tensor) {
     let height = target.dim(0), width = target.dim(1), channels = target.dim(2)
     let sourceWidth = source.dim(1)
-    precondition(source.dim(0) * 2 == height && sourceWidth * 2 == width && source.dim(2) == channels,
-                 "nearest x2: \(source.shape) does not double to \(target.shape)")
+    precondition(
+        source.dim(0) * 2 == height && sourceWidth * 2 == width && source.dim(2) == channels,
+        "nearest x2: \(source.shape) does not double to \(target.shape)")
     source.withUnsafeBufferPointer { src in
         target.withUnsafeMutableBufferPointer { dst in
             for y in 0..<height {

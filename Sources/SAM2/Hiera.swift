@@ -47,7 +47,8 @@ struct HieraBlock: Sendable {
 
         // Windows are cut from the normalized map, zero-padded at the bottom/right: padded tokens
         // become q/k/v = bias and take part in attention as keys/values, as in the reference.
-        let tokens = window > 0
+        let tokens =
+            window > 0
             ? windowPartition(normed, window: window)
             : normed.reshaped([1, height * width, layout.dimIn])
         var q = query(tokens)
@@ -55,7 +56,8 @@ struct HieraBlock: Sendable {
         let v = value(tokens)
         if layout.qPool {
             // Pool the queries on each window's own grid (or the whole map for a global block).
-            q = window > 0
+            q =
+                window > 0
                 ? maxPool2x2Grid(q, rows: window, columns: window)
                 : maxPool2x2Grid(q, rows: height, columns: width)
         }
@@ -78,8 +80,9 @@ struct HieraBlock: Sendable {
     /// x += MLP(LN2(x)) with MLP = Linear(d -> 4d), GELU, Linear(4d -> d), a chunk of tokens at a time
     /// (TensorCore's `addFeedForward`).
     func addMLP(into x: inout Tensor) {
-        addFeedForward(into: &x, input: norm2(x), hiddenWeight: mlpIn.weight, hiddenBias: mlpIn.bias!,
-                       outputWeight: mlpOut.weight, outputBias: mlpOut.bias!, activation: .gelu)
+        addFeedForward(
+            into: &x, input: norm2(x), hiddenWeight: mlpIn.weight, hiddenBias: mlpIn.bias!,
+            outputWeight: mlpOut.weight, outputBias: mlpOut.bias!, activation: .gelu)
     }
 }
 
@@ -98,7 +101,7 @@ public struct Hiera: Sendable {
     /// `patch_embed.proj`: 7x7 stride-4 convolution.
     let patchEmbed: Conv2d
     let backgroundEmbedding: Tensor  // [1, C0, bh, bw]
-    let windowEmbedding: Tensor      // [1, C0, w0, w0]
+    let windowEmbedding: Tensor  // [1, C0, w0, w0]
     let blocks: [HieraBlock]
     /// Position embedding for the configured image size, [h, w, C0] (input-independent, built at load).
     let positionEmbedding: Tensor
@@ -116,16 +119,18 @@ public struct Hiera: Sendable {
             try HieraBlock(scope["blocks"][i], layout: layout)
         }
         let grid = config.imageSize / 4
-        positionEmbedding = Hiera.positionEmbedding(background: backgroundEmbedding, window: windowEmbedding,
-                                                    height: grid, width: grid)
+        positionEmbedding = Hiera.positionEmbedding(
+            background: backgroundEmbedding, window: windowEmbedding,
+            height: grid, width: grid)
     }
 
     /// bicubic_resize(pos_embed -> h x w) + pos_embed_window tiled, as [h, w, C0].
     static func positionEmbedding(background: Tensor, window: Tensor, height: Int, width: Int) -> Tensor {
         var pe = interpolate(background, size: (height: height, width: width), mode: .bicubic)
         let channels = window.dim(1), tile = window.dim(2)
-        precondition(height % tile == 0 && width % tile == 0,
-                     "token grid \(height)x\(width) is not a multiple of the \(tile)x\(tile) window position table")
+        precondition(
+            height % tile == 0 && width % tile == 0,
+            "token grid \(height)x\(width) is not a multiple of the \(tile)x\(tile) window position table")
         window.withUnsafeBufferPointer { win in
             pe.withUnsafeMutableBufferPointer { out in
                 for c in 0..<channels {
@@ -148,8 +153,11 @@ public struct Hiera: Sendable {
         if h == config.imageSize / 4 && w == config.imageSize / 4 {
             addInPlace(&x, positionEmbedding)
         } else {
-            addInPlace(&x, Hiera.positionEmbedding(background: backgroundEmbedding, window: windowEmbedding,
-                                                   height: h, width: w))
+            addInPlace(
+                &x,
+                Hiera.positionEmbedding(
+                    background: backgroundEmbedding, window: windowEmbedding,
+                    height: h, width: w))
         }
         var output = HieraOutput(embedded: keepIntermediates ? x : nil, blocks: [], stages: [])
         let ends = Set(config.stageEnds)
@@ -197,9 +205,11 @@ func windowPartition(_ x: Tensor, window: Int) -> Tensor {
 func windowUnpartition(_ windows: Tensor, window: Int, height: Int, width: Int, adding residual: Tensor) -> Tensor {
     let channels = windows.dim(2)
     let columns = (width + window - 1) / window
-    precondition(windows.dim(0) == ((height + window - 1) / window) * columns && windows.dim(1) == window * window,
-                 "window grid mismatch: \(windows.shape) for \(height)x\(width) with window \(window)")
-    precondition(residual.shape == [height, width, channels], "residual \(residual.shape) for \(height)x\(width)x\(channels)")
+    precondition(
+        windows.dim(0) == ((height + window - 1) / window) * columns && windows.dim(1) == window * window,
+        "window grid mismatch: \(windows.shape) for \(height)x\(width) with window \(window)")
+    precondition(
+        residual.shape == [height, width, channels], "residual \(residual.shape) for \(height)x\(width)x\(channels)")
     return Tensor(shape: [height, width, channels]) { dst in
         windows.withUnsafeBufferPointer { src in
             residual.withUnsafeBufferPointer { res in

@@ -16,9 +16,11 @@ extension SAM2Weights {
     /// The image encoder (trunk, neck): the converter's substring renames, in its order.
     static func imageEncoderName(_ key: String) -> String {
         var k = key
-        for (from, to) in [("image_encoder.neck", "vision_encoder.neck"), ("image_encoder", "vision_encoder.backbone"),
-                           ("patch_embed.proj", "patch_embed.projection"), (".norm", ".layer_norm"), ("trunk.", ""),
-                           ("mlp.layers.0.", "mlp.proj_in."), ("mlp.layers.1.", "mlp.proj_out.")] {
+        for (from, to) in [
+            ("image_encoder.neck", "vision_encoder.neck"), ("image_encoder", "vision_encoder.backbone"),
+            ("patch_embed.proj", "patch_embed.projection"), (".norm", ".layer_norm"), ("trunk.", ""),
+            ("mlp.layers.0.", "mlp.proj_in."), ("mlp.layers.1.", "mlp.proj_out."),
+        ] {
             k = k.replacingOccurrences(of: from, with: to)
         }
         if k.hasPrefix("vision_encoder.neck.convs.") {
@@ -32,7 +34,8 @@ extension SAM2Weights {
         "maskmem_tpos_enc": "memory_temporal_positional_encoding", "no_obj_ptr": "no_object_pointer",
         "no_obj_embed_spatial": "occlusion_spatial_embedding_parameter", "no_mem_embed": "no_memory_embedding",
         "no_mem_pos_enc": "no_memory_positional_encoding",
-        "sam_prompt_encoder.pe_layer.positional_encoding_gaussian_matrix": "prompt_encoder.shared_embedding.positional_embedding",
+        "sam_prompt_encoder.pe_layer.positional_encoding_gaussian_matrix":
+            "prompt_encoder.shared_embedding.positional_embedding",
     ]
 
     /// Module renames, one path component at a time.
@@ -58,7 +61,8 @@ extension SAM2Weights {
             let parent = i > 0 ? parts[i - 1] : ""
             let grand = i > 1 ? parts[i - 2] : ""
             // 3-layer MLP heads: layers.{0,1,2} -> proj_in, layers.0, proj_out.
-            let threeLayer = ["obj_ptr_proj", "iou_prediction_head", "pred_obj_score_head"].contains(parent)
+            let threeLayer =
+                ["obj_ptr_proj", "iou_prediction_head", "pred_obj_score_head"].contains(parent)
                 || grand == "output_hypernetworks_mlps"
             if parts[i] == "layers", threeLayer, let n = Int(parts[i + 1]) {
                 let name = ["proj_in", "layers.0", "proj_out"][n]
@@ -70,7 +74,9 @@ extension SAM2Weights {
                 break
             }
             if parts[i] == "encoder", parent == "mask_downsampler", let n = Int(parts[i + 1]) {
-                parts.replaceSubrange(i...(i + 1), with: n == 12 ? ["final_conv"] : ["layers", "\(n / 3)", n % 3 == 0 ? "conv" : "layer_norm"])
+                parts.replaceSubrange(
+                    i...(i + 1),
+                    with: n == 12 ? ["final_conv"] : ["layers", "\(n / 3)", n % 3 == 0 ? "conv" : "layer_norm"])
                 break
             }
             if parts[i] == "mask_downscaling", let n = Int(parts[i + 1]) {

@@ -1,4 +1,5 @@
-// SAM 2 mask decoder (`mask_decoder.py MaskDecoder`): output tokens [object score, IoU, 4 masks] + prompt tokens go through
+// SAM 2 mask decoder (`mask_decoder.py MaskDecoder`): output tokens [object score, IoU, 4 masks] + prompt tokens go
+// through
 // the two-way transformer with the image embedding; the image side is upscaled 4x (two 2x2 transposed
 // convs fused with the high-resolution FPN features) and each mask token's hypernetwork MLP turns it
 // into a per-pixel linear classifier. Heads: IoU (sigmoid), object score; plus the object-pointer MLP.
@@ -20,7 +21,9 @@ extension MaskDecoderOutput {
     /// The single-mask output with `dynamic_multimask_via_stability` (what the video predictor's builder
     /// enables): mask 0 if its stability #(logit > δ)/#(logit > −δ) reaches the threshold, else the
     /// argmax-IoU multimask output. Returns (index into `masks`, logits [4g, 4g], IoU).
-    public func singleMask(stabilityDelta: Float = 0.05, stabilityThreshold: Float = 0.98) -> (index: Int, logits: Tensor, iou: Float) {
+    public func singleMask(stabilityDelta: Float = 0.05, stabilityThreshold: Float = 0.98) -> (
+        index: Int, logits: Tensor, iou: Float
+    ) {
         let side = masks.dim(1), n = side * side
         var inner = 0, union = 0
         masks.withUnsafeBufferPointer { m in
@@ -56,11 +59,12 @@ public struct MaskDecoder: Sendable {
         let d = config.hiddenDim
         dim = d
         transformer = try TwoWayTransformer(scope["transformer"], dim: d)
-        outputTokens = concatenated([
-            try scope.tensor("obj_score_token.weight", shape: [1, d]),
-            try scope.tensor("iou_token.weight", shape: [1, d]),
-            try scope.tensor("mask_tokens.weight", shape: [4, d]),
-        ], axis: 0)
+        outputTokens = concatenated(
+            [
+                try scope.tensor("obj_score_token.weight", shape: [1, d]),
+                try scope.tensor("iou_token.weight", shape: [1, d]),
+                try scope.tensor("mask_tokens.weight", shape: [4, d]),
+            ], axis: 0)
         let upscaling = scope["output_upscaling"]
         upscale1 = try ConvTranspose2x2(upscaling[0], input: d, output: d / 4)
         upscaleNorm = try LayerNorm(upscaling[1], dim: d / 4, eps: 1e-6)
@@ -74,8 +78,10 @@ public struct MaskDecoder: Sendable {
     /// image: [d, g, g] (pix_feat_with_mem, or raw features for a support); imagePE: dense PE [d, g, g];
     /// sparse: prompt tokens [N, d]; dense: dense prompt [d, g, g];
     /// highResolution0/1: conv_s0(L0) [d/8, 4g, 4g], conv_s1(L1) [d/4, 2g, 2g].
-    public func callAsFunction(image: Tensor, imagePE: Tensor, sparse: Tensor, dense: Tensor,
-                               highResolution0: Tensor, highResolution1: Tensor) -> MaskDecoderOutput {
+    public func callAsFunction(
+        image: Tensor, imagePE: Tensor, sparse: Tensor, dense: Tensor,
+        highResolution0: Tensor, highResolution1: Tensor
+    ) -> MaskDecoderOutput {
         let g = image.dim(1)
         let tokensIn = concatenated([outputTokens, sparse], axis: 0)
         let (hs, src) = transformer(tokens: tokensIn, image: tokenRows(add(image, dense)), imagePE: tokenRows(imagePE))
@@ -90,7 +96,8 @@ public struct MaskDecoder: Sendable {
         geluInPlace(&u)
 
         let maskTokens = sliced(hs, axis: 0, range: 2..<6)
-        let hyper = concatenated((0..<4).map { i in hypernetworks[i](sliced(maskTokens, axis: 0, range: i..<(i + 1))) }, axis: 0)
+        let hyper = concatenated(
+            (0..<4).map { i in hypernetworks[i](sliced(maskTokens, axis: 0, range: i..<(i + 1))) }, axis: 0)
         let side = u.dim(1)
         let masks = matmul(hyper, u.reshaped([u.dim(0), side * side])).reshaped([4, side, side])
         let iou = iouHead(sliced(hs, axis: 0, range: 1..<2)).data

@@ -1,4 +1,5 @@
-// SAM 2 memory attention (`memory_attention.py MemoryAttention`): 4 pre-norm layers over the target's tokens, each with RoPE
+// SAM 2 memory attention (`memory_attention.py MemoryAttention`): 4 pre-norm layers over the target's tokens, each with
+// RoPE
 // self-attention, RoPE cross-attention to the memory bank (spatial memories rotated, pointer tokens not),
 // and a ReLU FFN; then a final LayerNorm. Attention itself is TensorCore's query-blocked `attention`,
 // so the score matrix is never materialized and memory stays bounded for large k.
@@ -20,7 +21,9 @@ struct RoPEAttention: Sendable {
 
     /// residual += attention output. query [Nq, dim] (one token per grid cell); key/value inputs [Nk, kvIn].
     /// The first Nk − unrotatedKeys keys must be whole copies of the grid (RoPE angles repeat per memory frame).
-    func add(query: Tensor, key: Tensor, value: Tensor, unrotatedKeys: Int, rope: AxialRoPE, into residual: inout Tensor) {
+    func add(
+        query: Tensor, key: Tensor, value: Tensor, unrotatedKeys: Int, rope: AxialRoPE, into residual: inout Tensor
+    ) {
         var q = queryProjection(query)
         var k = keyProjection(key)
         rope.rotate(&q, rows: 0..<q.dim(0))
@@ -52,7 +55,9 @@ struct AxialRoPE: Sendable {
 
     /// Rotates channel pairs (2m, 2m+1) of x [N, dim] in place as complex numbers.
     func rotate(_ x: inout Tensor, rows: Range<Int>) {
-        precondition(rows.count % cells == 0, "RoPE: \(rows.count) rotated tokens are not a whole number of \(cells)-token grids")
+        precondition(
+            rows.count % cells == 0, "RoPE: \(rows.count) rotated tokens are not a whole number of \(cells)-token grids"
+        )
         let dim = x.dim(1), pairs = pairs
         precondition(dim == 2 * pairs, "RoPE: tokens have \(dim) channels, tables are for \(2 * pairs)")
         x.withUnsafeMutableBufferPointer { xb in
@@ -96,15 +101,19 @@ struct MemoryAttentionLayer: Sendable {
     }
 
     /// x [N, d]; memoryKeys = memory + memory PE, memoryValues = memory, both [T, memDim].
-    func callAsFunction(_ x: Tensor, memoryKeys: Tensor, memoryValues: Tensor, pointerTokens: Int, rope: AxialRoPE) -> Tensor {
+    func callAsFunction(_ x: Tensor, memoryKeys: Tensor, memoryValues: Tensor, pointerTokens: Int, rope: AxialRoPE)
+        -> Tensor
+    {
         var x = x
         var y = norm1(x)
         selfAttention.add(query: y, key: y, value: y, unrotatedKeys: 0, rope: rope, into: &x)
         y = norm2(x)
-        crossAttention.add(query: y, key: memoryKeys, value: memoryValues, unrotatedKeys: pointerTokens, rope: rope, into: &x)
+        crossAttention.add(
+            query: y, key: memoryKeys, value: memoryValues, unrotatedKeys: pointerTokens, rope: rope, into: &x)
         // x += linear2(relu(linear1(norm3(x)))), a chunk of tokens at a time.
-        addFeedForward(into: &x, input: norm3(x), hiddenWeight: linear1.weight, hiddenBias: linear1.bias!,
-                       outputWeight: linear2.weight, outputBias: linear2.bias!, activation: .relu)
+        addFeedForward(
+            into: &x, input: norm3(x), hiddenWeight: linear1.weight, hiddenBias: linear1.bias!,
+            outputWeight: linear2.weight, outputBias: linear2.bias!, activation: .relu)
         return x
     }
 }
@@ -129,8 +138,10 @@ public struct MemoryAttention: Sendable {
     /// features: target top-level features [hidden, h, w]; positionEncoding: their sine PE (same shape);
     /// memory/memoryPosition: [T, memDim] as assembled by `MemoryBank`; the last `pointerTokens` rows are
     /// object-pointer tokens (not rotated). Returns pix_feat_with_mem [hidden, h, w].
-    public func callAsFunction(features: Tensor, positionEncoding: Tensor, memory: Tensor, memoryPosition: Tensor,
-                               pointerTokens: Int) -> Tensor {
+    public func callAsFunction(
+        features: Tensor, positionEncoding: Tensor, memory: Tensor, memoryPosition: Tensor,
+        pointerTokens: Int
+    ) -> Tensor {
         let h = features.dim(1), w = features.dim(2)
         precondition(h * w == rope.cells, "memory attention built for a \(config.featureSize)² grid, got \(h)x\(w)")
         var x = tokenRows(features)

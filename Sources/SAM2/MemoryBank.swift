@@ -24,7 +24,8 @@ public struct MemoryBank: Sendable {
         let m = config.memoryDim, g = config.featureSize
         let tpos = try model.tensor("maskmem_tpos_enc", shape: [config.memorySlots, 1, 1, m])
         // Conditioning frames use t_pos = 0 -> row num_maskmem − 1.
-        let row = sliced(tpos.reshaped([config.memorySlots, m]), axis: 0, range: (config.memorySlots - 1)..<config.memorySlots)
+        let row = sliced(
+            tpos.reshaped([config.memorySlots, m]), axis: 0, range: (config.memorySlots - 1)..<config.memorySlots)
         var pos = tokenRows(SinePositionEncoding.encoding(channels: m, height: g, width: g))
         pos.withUnsafeMutableBufferPointer { p in
             row.withUnsafeBufferPointer { r in
@@ -32,7 +33,8 @@ public struct MemoryBank: Sendable {
             }
         }
         spatialPosition = pos
-        pointerTemporalProjection = config.pointerTemporalEncoding
+        pointerTemporalProjection =
+            config.pointerTemporalEncoding
             ? try Linear(model["obj_ptr_tpos_proj"], input: config.hiddenDim, output: m) : nil
     }
 
@@ -59,9 +61,16 @@ public struct MemoryBank: Sendable {
         guard !supports.isEmpty else {
             throw SupportMemoryError(name: "memory bank", message: "at least one support is needed")
         }
-        for (i, s) in supports.enumerated() where s.channels != m || s.height != g || s.width != g || s.pointer.count != d {
-            throw SupportMemoryError(name: "support \(i)", message:
-                "memory \(s.channels)x\(s.height)x\(s.width) with a \(s.pointer.count)-d pointer does not fit this model (\(m)x\(g)x\(g), \(d)-d)")
+        for (i, s) in supports.enumerated()
+        where s.channels != m || s.height != g || s.width != g || s.pointer.count != d {
+            throw SupportMemoryError(
+                name: "support \(i)",
+                message:
+                    """
+                    memory \(s.channels)x\(s.height)x\(s.width) with a \(s.pointer.count)-d pointer does not fit this \
+                    model (\(m)x\(g)x\(g), \(d)-d)
+                    """
+            )
         }
         let k = supports.count, per = config.tokensPerPointer
         let total = k * hw + k * per

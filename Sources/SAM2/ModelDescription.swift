@@ -17,7 +17,8 @@ public enum SAM2ModelDescription {
         let sidecar = sidecarPath(for: path)
         guard FileManager.default.fileExists(atPath: sidecar) else { return try weights.inferImageEncoderConfig() }
         do {
-            return try JSONDecoder().decode(Sidecar.self, from: Data(contentsOf: URL(fileURLWithPath: sidecar))).imageEncoder
+            return try JSONDecoder().decode(Sidecar.self, from: Data(contentsOf: URL(fileURLWithPath: sidecar)))
+                .imageEncoder
         } catch {
             throw RAGSegIOError(path: sidecar, message: "not a valid SAM 2 model description: \(error)")
         }

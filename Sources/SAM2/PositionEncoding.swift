@@ -37,7 +37,8 @@ public enum SinePositionEncoding {
         }
     }
 
-    /// `get_1d_sine_pe(u, dim)`: [sin(u / t_j) for j < dim/2, cos(u / t_j) for j < dim/2], t_j = 10000^(2⌊j/2⌋/(dim/2)).
+    /// `get_1d_sine_pe(u, dim)`: [sin(u / t_j) for j < dim/2, cos(u / t_j) for j < dim/2], t_j =
+    /// 10000^(2⌊j/2⌋/(dim/2)).
     static func sine1D(_ positions: [Float], dim: Int) -> Tensor {
         let half = dim / 2
         let dimT = (0..<half).map { j in powf(10000, Float(2 * (j / 2)) / Float(half)) }

@@ -20,9 +20,11 @@ public enum SAM2Preprocess {
         try imageTensor(image, height: size, width: size, name: name)
     }
 
-    public static func imageTensor(_ image: PNGImage, height: Int, width: Int, name: String = "image") throws -> Tensor {
+    public static func imageTensor(_ image: PNGImage, height: Int, width: Int, name: String = "image") throws -> Tensor
+    {
         let unit = try ImageNetNormalization.unitPlanes(image, name: name)
-        let resized = (image.height == height && image.width == width)
+        let resized =
+            (image.height == height && image.width == width)
             ? unit
             : interpolate(unit, size: (height: height, width: width), mode: .bilinear, antialias: true)
         return ImageNetNormalization.normalized(resized)

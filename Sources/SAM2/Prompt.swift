@@ -63,19 +63,30 @@ public struct SAM2Prompt: Sendable, Equatable {
         let w = Float(width), h = Float(height)
         for p in points {
             guard p.label == 0 || p.label == 1 else {
-                throw SAM2PromptError("point \(Self.format(p.x)),\(Self.format(p.y)) has label \(p.label); use 1 (positive) or 0 (negative)")
+                throw SAM2PromptError(
+                    """
+                    point \(Self.format(p.x)),\(Self.format(p.y)) has label \(p.label); use 1 (positive) or 0 (negative)
+                    """
+                )
             }
             guard p.x.isFinite, p.y.isFinite, p.x >= 0, p.x < w, p.y >= 0, p.y < h else {
-                throw SAM2PromptError("point \(Self.format(p.x)),\(Self.format(p.y)) lies outside the \(width)x\(height) image (x in 0..<\(width), y in 0..<\(height))")
+                throw SAM2PromptError(
+                    """
+                    point \(Self.format(p.x)),\(Self.format(p.y)) lies outside the \(width)x\(height) image (x in \
+                    0..<\(width), y in 0..<\(height))
+                    """
+                )
             }
         }
         if let b = box {
             let text = "box \([b.x0, b.y0, b.x1, b.y1].map(Self.format).joined(separator: ","))"
             guard [b.x0, b.y0, b.x1, b.y1].allSatisfy(\.isFinite), b.x0 >= 0, b.y0 >= 0, b.x1 <= w, b.y1 <= h else {
-                throw SAM2PromptError("\(text) lies outside the \(width)x\(height) image (x in 0...\(width), y in 0...\(height))")
+                throw SAM2PromptError(
+                    "\(text) lies outside the \(width)x\(height) image (x in 0...\(width), y in 0...\(height))")
             }
             guard b.x0 < b.x1, b.y0 < b.y1 else {
-                throw SAM2PromptError("\(text) is empty or reversed; give x0,y0,x1,y1 with x0 < x1 and y0 < y1 (top-left, bottom-right)")
+                throw SAM2PromptError(
+                    "\(text) is empty or reversed; give x0,y0,x1,y1 with x0 < x1 and y0 < y1 (top-left, bottom-right)")
             }
         }
     }

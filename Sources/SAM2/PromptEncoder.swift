@@ -60,16 +60,22 @@ public struct PromptEncoder: Sendable {
         imageSize = config.imageSize
         gridSize = config.featureSize
         gaussian = try scope.tensor("pe_layer.positional_encoding_gaussian_matrix", shape: [2, d / 2])
-        pointEmbeddings = try (0..<4).map { try scope["point_embeddings"][$0].tensor("weight", shape: [1, d]).reshaped([d]) }
+        pointEmbeddings = try (0..<4).map {
+            try scope["point_embeddings"][$0].tensor("weight", shape: [1, d]).reshaped([d])
+        }
         notAPoint = try scope.tensor("not_a_point_embed.weight", shape: [1, d]).reshaped([d])
         noMask = try scope.tensor("no_mask_embed.weight", shape: [1, d]).reshaped([d])
         let downscaling = scope["mask_downscaling"]
         let hidden = downscaling.shape("3.weight")?.first ?? 16  // absent: the read below names it
-        maskConvs = [try Conv2d(downscaling[0], input: 1, output: hidden / 4, kernel: 2, stride: 2),
-                     try Conv2d(downscaling[3], input: hidden / 4, output: hidden, kernel: 2, stride: 2),
-                     try Conv2d(downscaling[6], input: hidden, output: d, kernel: 1)]
-        maskNorms = [try LayerNorm(downscaling[1], dim: hidden / 4, eps: 1e-6),
-                     try LayerNorm(downscaling[4], dim: hidden, eps: 1e-6)]
+        maskConvs = [
+            try Conv2d(downscaling[0], input: 1, output: hidden / 4, kernel: 2, stride: 2),
+            try Conv2d(downscaling[3], input: hidden / 4, output: hidden, kernel: 2, stride: 2),
+            try Conv2d(downscaling[6], input: hidden, output: d, kernel: 1),
+        ]
+        maskNorms = [
+            try LayerNorm(downscaling[1], dim: hidden / 4, eps: 1e-6),
+            try LayerNorm(downscaling[4], dim: hidden, eps: 1e-6),
+        ]
         // Grid cell (i, j) sits at ((j + 0.5)/g, (i + 0.5)/g), x first.
         let g = config.featureSize
         var coords: [(Float, Float)] = []
@@ -98,7 +104,8 @@ public struct PromptEncoder: Sendable {
 
     func encodeCoordinates(_ points: [(Float, Float)]) -> Tensor {
         // +0.5: pixel centres; then normalized by the model input size.
-        Self.fourier(points.map { (($0.0 + 0.5) / Float(imageSize), ($0.1 + 0.5) / Float(imageSize)) }, gaussian: gaussian)
+        Self.fourier(
+            points.map { (($0.0 + 0.5) / Float(imageSize), ($0.1 + 0.5) / Float(imageSize)) }, gaussian: gaussian)
     }
 
     /// Sparse prompt tokens [N, d]: the points (plus one padding point when there is no box), then the

@@ -8,8 +8,9 @@ extension SAM2Model {
 
     /// pix_feat_with_mem for the target given the assembled bank.
     public func conditionedFeatures(_ f: SAM2FrameFeatures, bank: MemoryBankInputs) -> Tensor {
-        memoryAttention(features: f.vision, positionEncoding: targetPosition, memory: bank.memory,
-                        memoryPosition: bank.position, pointerTokens: bank.pointerTokens)
+        memoryAttention(
+            features: f.vision, positionEncoding: targetPosition, memory: bank.memory,
+            memoryPosition: bank.position, pointerTokens: bank.pointerTokens)
     }
 
     /// Prompt-free multimask decoding of conditioned features (`_forward_sam_heads`, multimask output).
@@ -26,19 +27,23 @@ extension SAM2Model {
     /// - points: model-input pixel coordinates; a box is passed as its two corners (`SAM2Point.corners`),
     ///   as the video predictor does. No points = the prompt-free padding tokens.
     /// - maskPrompt: mask logits [4g, 4g] (other sizes are resized, antialiased bilinear) or nil.
-    public func decode(_ image: Tensor, _ f: SAM2FrameFeatures, points: [SAM2Point] = [], maskPrompt: Tensor? = nil,
-                       multimask: Bool, outputSize: (height: Int, width: Int)) -> (raw: MaskDecoderOutput, result: SAM2Segmentation)
-    {
+    public func decode(
+        _ image: Tensor, _ f: SAM2FrameFeatures, points: [SAM2Point] = [], maskPrompt: Tensor? = nil,
+        multimask: Bool, outputSize: (height: Int, width: Int)
+    ) -> (raw: MaskDecoderOutput, result: SAM2Segmentation) {
         var dense = promptEncoder.denseEmbeddings(mask: nil)
         if let maskPrompt {
             let low = config.lowResolutionSize
             var m = maskPrompt.reshaped([1, maskPrompt.dim(-2), maskPrompt.dim(-1)])
-            if m.dim(1) != low || m.dim(2) != low { m = interpolate(m, size: (low, low), mode: .bilinear, antialias: true) }
+            if m.dim(1) != low || m.dim(2) != low {
+                m = interpolate(m, size: (low, low), mode: .bilinear, antialias: true)
+            }
             dense = promptEncoder.denseEmbeddings(mask: m)
         }
-        let raw = maskDecoder(image: image, imagePE: promptEncoder.imagePositionEncoding,
-                              sparse: promptEncoder.sparseEmbeddings(points: points), dense: dense,
-                              highResolution0: f.highResolution0, highResolution1: f.highResolution1)
+        let raw = maskDecoder(
+            image: image, imagePE: promptEncoder.imagePositionEncoding,
+            sparse: promptEncoder.sparseEmbeddings(points: points), dense: dense,
+            highResolution0: f.highResolution0, highResolution1: f.highResolution1)
         let present = raw.objectScore > 0
         var masks: Tensor, iou: [Float], chosen = 0, token: Int
         if multimask {
@@ -57,9 +62,13 @@ extension SAM2Model {
         let pointer = gatedPointer(sliced(raw.maskTokens, axis: 0, range: token..<(token + 1)), present: present)
         let logits = interpolate(low, size: outputSize, mode: .bilinear)
         let side = low.dim(1)
-        return (raw, SAM2Segmentation(masks: masks, iou: iou, chosen: chosen, objectScore: raw.objectScore,
-                                      lowResolutionLogits: low.reshaped([side, side]), pointer: pointer,
-                                      logits: logits.reshaped([outputSize.height, outputSize.width])))
+        return (
+            raw,
+            SAM2Segmentation(
+                masks: masks, iou: iou, chosen: chosen, objectScore: raw.objectScore,
+                lowResolutionLogits: low.reshaped([side, side]), pointer: pointer,
+                logits: logits.reshaped([outputSize.height, outputSize.width]))
+        )
     }
 
     /// Refines a prompt-free target result with clicks/a box, as the official predictor does when
@@ -67,15 +76,19 @@ extension SAM2Model {
     /// same conditioned features, the previous low-res logits clamped to ±32 as the mask prompt, box
     /// corners then clicks scaled from the original size (`outputSize`) to the model input, multimask
     /// output iff exactly one point in all. `previous` is `decodeTarget(conditioned, f, ...)`'s result.
-    public func refine(_ conditioned: Tensor, _ f: SAM2FrameFeatures, previous: SAM2Segmentation, prompt: SAM2Prompt,
-                       outputSize: (height: Int, width: Int)) throws -> (raw: MaskDecoderOutput, result: SAM2Segmentation)
-    {
+    public func refine(
+        _ conditioned: Tensor, _ f: SAM2FrameFeatures, previous: SAM2Segmentation, prompt: SAM2Prompt,
+        outputSize: (height: Int, width: Int)
+    ) throws -> (raw: MaskDecoderOutput, result: SAM2Segmentation) {
         guard !prompt.isEmpty else { throw SAM2PromptError("the prompt has no point and no box") }
         try prompt.validate(width: outputSize.width, height: outputSize.height)
-        return decode(conditioned, f, points: prompt.modelPoints(imageSize: config.imageSize, width: outputSize.width,
-                                                                 height: outputSize.height),
-                      maskPrompt: Self.refinementMaskPrompt(previous: previous), multimask: prompt.usesMultimask,
-                      outputSize: outputSize)
+        return decode(
+            conditioned, f,
+            points: prompt.modelPoints(
+                imageSize: config.imageSize, width: outputSize.width,
+                height: outputSize.height),
+            maskPrompt: Self.refinementMaskPrompt(previous: previous), multimask: prompt.usesMultimask,
+            outputSize: outputSize)
     }
 
     /// The mask prompt of a refinement: the previous low-res logits clamped to ±32 (prev_sam_mask_logits;
@@ -92,8 +105,10 @@ extension SAM2Model {
     /// by it (`refine`); the memory attention runs once. `stageDone` is called as each stage ends, with its
     /// name: "attend" (memory-bank assembly + memory attention), then "decode" (decoding, refinement, resize);
     /// callers that time stages read their clocks there.
-    public func segment(_ target: SAM2FrameFeatures, supports: [SupportMemory], outputSize: (height: Int, width: Int),
-                        prompt: SAM2Prompt? = nil, stageDone: (String) -> Void = { _ in }) throws -> SAM2Segmentation {
+    public func segment(
+        _ target: SAM2FrameFeatures, supports: [SupportMemory], outputSize: (height: Int, width: Int),
+        prompt: SAM2Prompt? = nil, stageDone: (String) -> Void = { _ in }
+    ) throws -> SAM2Segmentation {
         try check(target, "target")
         guard outputSize.height > 0, outputSize.width > 0 else {
             throw SAM2InputError(message: "output size \(outputSize.height)x\(outputSize.width) is empty")

@@ -29,8 +29,9 @@ public struct SAM2FrameFeatures: Sendable {
 extension SAM2FrameFeatures {
     /// The parts of the image encoder's output that the memory path consumes.
     public init(_ features: SAM2ImageFeatures) {
-        self.init(highResolution0: features.highResolution0, highResolution1: features.highResolution1,
-                  vision: features.visionFeatures)
+        self.init(
+            highResolution0: features.highResolution0, highResolution1: features.highResolution1,
+            vision: features.visionFeatures)
     }
 }
 
@@ -87,8 +88,14 @@ public struct SAM2Model: Sendable {
     /// Builds the model from an opened checkpoint and a configuration (e.g. `weights.inferConfig()`, changed).
     public init(weights: SAM2Weights, config: SAM2Config) throws {
         guard config.memoryDim > 0, config.hiddenDim % config.memoryDim == 0, config.imageSize % 16 == 0 else {
-            throw RAGSegIOError(path: weights.path, message:
-                "unsupported dimensions hidden \(config.hiddenDim), memory \(config.memoryDim), image \(config.imageSize)")
+            throw RAGSegIOError(
+                path: weights.path,
+                message:
+                    """
+                    unsupported dimensions hidden \(config.hiddenDim), memory \(config.memoryDim), image \
+                    \(config.imageSize)
+                    """
+            )
         }
         try self.init(weights.scope, config: config)
     }
@@ -105,10 +112,12 @@ public struct SAM2Model: Sendable {
         maskDecoder = try MaskDecoder(model["sam_mask_decoder"], config: config)
         pointerProjection = try MLP(model["obj_ptr_proj"], dims: [d, d, d, d])
         noObjectPointer = try model.tensor("no_obj_ptr", shape: [1, d]).reshaped([d])
-        noObjectSpatial = config.noObjectSpatialEmbedding
+        noObjectSpatial =
+            config.noObjectSpatialEmbedding
             ? try model.tensor("no_obj_embed_spatial", shape: [1, config.memoryDim]).reshaped([config.memoryDim]) : nil
         maskDownsample = try Conv2d(model["mask_downsample"], input: 1, output: 1, kernel: 4, stride: 4)
-        targetPosition = SinePositionEncoding.encoding(channels: d, height: config.featureSize, width: config.featureSize)
+        targetPosition = SinePositionEncoding.encoding(
+            channels: d, height: config.featureSize, width: config.featureSize)
     }
 
     /// Image features of a normalized [3, S, S] image (see `SAM2Preprocess`), as the memory path takes them.
@@ -142,12 +151,15 @@ public struct SAM2Model: Sendable {
     /// The pointer of a support (`_use_mask_as_output`): decoder on the raw features with the GT as a dense
     /// mask prompt, single-mask token 0, then gated by the decoder's object score.
     /// Returns the decoder output and the pointer before the GT-emptiness gating.
-    public func supportDecoderPointer(_ f: SAM2FrameFeatures, groundTruth mask: Tensor) -> (decoder: MaskDecoderOutput, pointer: [Float], maskPrompt: Tensor) {
+    public func supportDecoderPointer(_ f: SAM2FrameFeatures, groundTruth mask: Tensor) -> (
+        decoder: MaskDecoderOutput, pointer: [Float], maskPrompt: Tensor
+    ) {
         let s = config.imageSize
         let prompt = maskDownsample(mask.reshaped([1, s, s]))
-        let out = maskDecoder(image: f.vision, imagePE: promptEncoder.imagePositionEncoding,
-                              sparse: promptEncoder.emptySparseEmbeddings, dense: promptEncoder.denseEmbeddings(mask: prompt),
-                              highResolution0: f.highResolution0, highResolution1: f.highResolution1)
+        let out = maskDecoder(
+            image: f.vision, imagePE: promptEncoder.imagePositionEncoding,
+            sparse: promptEncoder.emptySparseEmbeddings, dense: promptEncoder.denseEmbeddings(mask: prompt),
+            highResolution0: f.highResolution0, highResolution1: f.highResolution1)
         let token = sliced(out.maskTokens, axis: 0, range: 0..<1)
         return (out, gatedPointer(token, present: out.objectScore > 0), prompt)
     }
@@ -164,7 +176,9 @@ public struct SAM2Model: Sendable {
     }
 
     /// `encodeSupport` plus the memory before bf16 rounding (for parity tests).
-    public func encodeSupportFP32(_ f: SAM2FrameFeatures, mask: Tensor) throws -> (support: SupportMemory, memory: Tensor) {
+    public func encodeSupportFP32(_ f: SAM2FrameFeatures, mask: Tensor) throws -> (
+        support: SupportMemory, memory: Tensor
+    ) {
         try check(f, "support")
         let s = config.imageSize
         guard mask.count == s * s, mask.shape.suffix(2) == [s, s] else {

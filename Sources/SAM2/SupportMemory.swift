@@ -25,7 +25,9 @@ public struct SupportMemory: Sendable, Equatable {
     public let isEmpty: Bool
 
     public init(channels: Int, height: Int, width: Int, memoryBits: [UInt16], pointer: [Float], isEmpty: Bool) {
-        precondition(memoryBits.count == channels * height * width, "SupportMemory: \(memoryBits.count) values for \(channels)x\(height)x\(width)")
+        precondition(
+            memoryBits.count == channels * height * width,
+            "SupportMemory: \(memoryBits.count) values for \(channels)x\(height)x\(width)")
         self.channels = channels
         self.height = height
         self.width = width
@@ -37,8 +39,9 @@ public struct SupportMemory: Sendable, Equatable {
     /// Rounds an fp32 memory [C, H, W] to bfloat16 (round-to-nearest-even, what `.to(torch.bfloat16)` does).
     public init(memory: Tensor, pointer: [Float], isEmpty: Bool) {
         precondition(memory.rank == 3, "SupportMemory: memory must be [C, H, W], got \(memory.shape)")
-        self.init(channels: memory.dim(0), height: memory.dim(1), width: memory.dim(2),
-                  memoryBits: memory.data.map(bfloat16Bits), pointer: pointer, isEmpty: isEmpty)
+        self.init(
+            channels: memory.dim(0), height: memory.dim(1), width: memory.dim(2),
+            memoryBits: memory.data.map(bfloat16Bits), pointer: pointer, isEmpty: isEmpty)
     }
 
     /// The memory as fp32 [C, H, W] (exactly the bf16 values).

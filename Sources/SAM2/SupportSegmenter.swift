@@ -88,7 +88,11 @@ public struct SupportSegmenter: Sendable {
         let maskPNG = try readPNG(maskPath, role: "support mask")
         guard maskPNG.width == image.width, maskPNG.height == image.height else {
             throw SupportSegmenterError(
-                "support mask \(maskPath) is \(maskPNG.width)x\(maskPNG.height) but its image \(imagePath) is \(image.width)x\(image.height) (width x height); they must match")
+                """
+                support mask \(maskPath) is \(maskPNG.width)x\(maskPNG.height) but its image \(imagePath) is \
+                \(image.width)x\(image.height) (width x height); they must match
+                """
+            )
         }
         return SupportInput(imagePath: imagePath, maskPath: maskPath, image: image, mask: try binaryMask(maskPath))
     }
@@ -113,7 +117,9 @@ public struct SupportSegmenter: Sendable {
 
     /// Segments one target image given the encoded supports (frame order = array order, most similar first).
     /// A non-empty `prompt` (clicks/box in the image's pixel coordinates) refines the result (Prompt.swift).
-    public func segment(_ image: PNGImage, name: String, supports: [SupportMemory], prompt: SAM2Prompt? = nil) throws -> TargetSegmentation {
+    public func segment(_ image: PNGImage, name: String, supports: [SupportMemory], prompt: SAM2Prompt? = nil) throws
+        -> TargetSegmentation
+    {
         guard !supports.isEmpty else { throw SupportSegmenterError("\(name): at least one support is needed") }
         if let prompt, !prompt.isEmpty {
             do { try prompt.validate(width: image.width, height: image.height) } catch let error as SAM2PromptError {
@@ -129,7 +135,8 @@ public struct SupportSegmenter: Sendable {
         }
         let f = try features(image, name: name)
         timings.imageEncode = lap()
-        let result = try model.segment(f, supports: supports, outputSize: (image.height, image.width), prompt: prompt) { stage in
+        let result = try model.segment(f, supports: supports, outputSize: (image.height, image.width), prompt: prompt) {
+            stage in
             if stage == "attend" { timings.memoryAttention = lap() } else { timings.decode = lap() }
         }
         return TargetSegmentation(segmentation: result, height: image.height, width: image.width, timings: timings)
@@ -141,10 +148,13 @@ public struct SupportSegmenter: Sendable {
         precondition(!results.isEmpty, "lowResolutionLogits: no results")
         if results.count == 1 { return results[0].segmentation.lowResolutionLogits }
         let shape = results[0].segmentation.lowResolutionLogits.shape
-        return Tensor(shape: [results.count] + shape, data: results.flatMap { $0.segmentation.lowResolutionLogits.data })
+        return Tensor(
+            shape: [results.count] + shape, data: results.flatMap { $0.segmentation.lowResolutionLogits.data })
     }
 
-    public func segment(targetPath: String, supports: [SupportMemory], prompt: SAM2Prompt? = nil) throws -> TargetSegmentation {
+    public func segment(targetPath: String, supports: [SupportMemory], prompt: SAM2Prompt? = nil) throws
+        -> TargetSegmentation
+    {
         let start = DispatchTime.now().uptimeNanoseconds
         let png = try Self.readPNG(targetPath, role: "target image")
         var r = try segment(png, name: targetPath, supports: supports, prompt: prompt)

@@ -1,4 +1,5 @@
-// SAM's two-way transformer (`transformer.py TwoWayTransformer`): prompt/output tokens and image tokens attend to each other.
+// SAM's two-way transformer (`transformer.py TwoWayTransformer`): prompt/output tokens and image tokens attend to each
+// other.
 // Per layer: token self-attention, tokens->image cross-attention, token MLP, image->tokens cross-attention;
 // then a final tokens->image attention. Post-norm (LayerNorm eps 1e-5 after every residual).
 import TensorCore

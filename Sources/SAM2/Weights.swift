@@ -24,11 +24,19 @@ public struct SAM2Weights: TensorSource, Sendable {
         file = try SafeTensors(path: path)
         if file.contains("image_encoder.trunk.patch_embed.proj.weight") || file.contains("maskmem_tpos_enc") {
             layout = .official
-        } else if file.contains("vision_encoder.backbone.patch_embed.projection.weight") || file.contains("memory_temporal_positional_encoding") {
+        } else if file.contains("vision_encoder.backbone.patch_embed.projection.weight")
+            || file.contains("memory_temporal_positional_encoding")
+        {
             layout = .huggingFace
         } else {
-            throw RAGSegIOError(path: path, message:
-                "not a SAM 2 checkpoint: found neither 'image_encoder.trunk.patch_embed.proj.weight' (official layout) nor 'vision_encoder.backbone.patch_embed.projection.weight' (Hugging Face layout)")
+            throw RAGSegIOError(
+                path: path,
+                message:
+                    """
+                    not a SAM 2 checkpoint: found neither 'image_encoder.trunk.patch_embed.proj.weight' (official \
+                    layout) nor 'vision_encoder.backbone.patch_embed.projection.weight' (Hugging Face layout)
+                    """
+            )
         }
     }
 
@@ -41,7 +49,8 @@ public struct SAM2Weights: TensorSource, Sendable {
         var (name, row) = Self.huggingFaceName(key)
         // Hugging Face ties the prompt encoder's Fourier matrix to a top-level copy; a file may keep either.
         let tiedCopy = "shared_image_embedding.positional_embedding"
-        if name == "prompt_encoder.shared_embedding.positional_embedding", !file.contains(name), file.contains(tiedCopy) {
+        if name == "prompt_encoder.shared_embedding.positional_embedding", !file.contains(name), file.contains(tiedCopy)
+        {
             name = tiedCopy
         }
         return (name, row)
@@ -64,12 +73,17 @@ public struct SAM2Weights: TensorSource, Sendable {
         let (name, row) = stored(key)
         let shown = name == key ? "'\(key)'" : "'\(name)' (official '\(key)')"
         guard let entry = file.entry(name) else {
-            throw RAGSegIOError(path: path, message: "missing tensor \(shown) (\(layout.rawValue) key layout, expected shape \(expected))")
+            throw RAGSegIOError(
+                path: path,
+                message: "missing tensor \(shown) (\(layout.rawValue) key layout, expected shape \(expected))")
         }
         if let row {  // one row of a stacked [rows, ...] tensor
             guard entry.shape.count == expected.count, entry.shape.count >= 1, row < entry.shape[0],
-                  Array(entry.shape.dropFirst()) == Array(expected.dropFirst()), expected.first == 1 else {
-                throw RAGSegIOError(path: path, message: "tensor \(shown) has shape \(entry.shape), expected row \(row) of shape \(expected)")
+                Array(entry.shape.dropFirst()) == Array(expected.dropFirst()), expected.first == 1
+            else {
+                throw RAGSegIOError(
+                    path: path,
+                    message: "tensor \(shown) has shape \(entry.shape), expected row \(row) of shape \(expected)")
             }
             return sliced(try file.tensor(name), axis: 0, range: row..<(row + 1))
         }
@@ -90,7 +104,8 @@ public struct SAM2Weights: TensorSource, Sendable {
         let tpos = try shapeOrMissing("maskmem_tpos_enc")
         let pointer = try shapeOrMissing("no_obj_ptr")
         guard tpos.count == 4, pointer.count == 2 else {
-            throw RAGSegIOError(path: path, message: "unexpected shapes maskmem_tpos_enc \(tpos), no_obj_ptr \(pointer)")
+            throw RAGSegIOError(
+                path: path, message: "unexpected shapes maskmem_tpos_enc \(tpos), no_obj_ptr \(pointer)")
         }
         config.hiddenDim = pointer[1]
         config.memoryDim = tpos[3]
@@ -102,7 +117,8 @@ public struct SAM2Weights: TensorSource, Sendable {
 
     func shapeOrMissing(_ key: String) throws -> [Int] {
         guard let shape = shape(key) else {
-            throw RAGSegIOError(path: path, message: "missing tensor '\(storedName(key))' (\(layout.rawValue) key layout)")
+            throw RAGSegIOError(
+                path: path, message: "missing tensor '\(storedName(key))' (\(layout.rawValue) key layout)")
         }
         return shape
     }
@@ -112,7 +128,8 @@ public struct SAM2Weights: TensorSource, Sendable {
         do {
             return try SAM2Weights.inferImageEncoderConfig(shapeOf: { shape($0) })
         } catch let error as ConfigInferenceError {
-            throw RAGSegIOError(path: path, message: error.message.replacingOccurrences(of: "{layout}", with: layout.rawValue))
+            throw RAGSegIOError(
+                path: path, message: error.message.replacingOccurrences(of: "{layout}", with: layout.rawValue))
         }
     }
 
@@ -127,7 +144,9 @@ public struct SAM2Weights: TensorSource, Sendable {
             throw ConfigInferenceError(message: "missing tensor '\(patch)' ({layout} key layout)")
         }
         guard patchShape.count == 4 else {
-            throw ConfigInferenceError(message: "tensor '\(patch)' has shape \(patchShape), expected [embed_dim, 3, 7, 7] ({layout} key layout)")
+            throw ConfigInferenceError(
+                message:
+                    "tensor '\(patch)' has shape \(patchShape), expected [embed_dim, 3, 7, 7] ({layout} key layout)")
         }
         let embedDim = patchShape[0]
         var stages: [Int] = []
@@ -135,7 +154,13 @@ public struct SAM2Weights: TensorSource, Sendable {
         var block = 0
         while let qkv = shapeOf("image_encoder.trunk.blocks.\(block).attn.qkv.weight") {
             guard qkv.count == 2, qkv[0] % 3 == 0 else {
-                throw ConfigInferenceError(message: "tensor 'image_encoder.trunk.blocks.\(block).attn.qkv.weight' has shape \(qkv), expected [3*dim_out, dim_in]")
+                throw ConfigInferenceError(
+                    message:
+                        """
+                        tensor 'image_encoder.trunk.blocks.\(block).attn.qkv.weight' has shape \(qkv), expected \
+                        [3*dim_out, dim_in]
+                        """
+                )
             }
             let dimOut = qkv[0] / 3
             if block == 0 || dimOut != currentDim { stages.append(0) }
@@ -144,11 +169,17 @@ public struct SAM2Weights: TensorSource, Sendable {
             block += 1
         }
         guard block > 0 else {
-            throw ConfigInferenceError(message: "no Hiera blocks found (tensor 'image_encoder.trunk.blocks.0.attn.qkv.weight' missing)")
+            throw ConfigInferenceError(
+                message: "no Hiera blocks found (tensor 'image_encoder.trunk.blocks.0.attn.qkv.weight' missing)")
         }
         guard var config = SAM2Config.published.first(where: { $0.embedDim == embedDim && $0.stages == stages }) else {
-            throw ConfigInferenceError(message:
-                "Hiera layout embed_dim \(embedDim), stages \(stages) matches no published SAM 2 size (tiny, small, base_plus, large)")
+            throw ConfigInferenceError(
+                message:
+                    """
+                    Hiera layout embed_dim \(embedDim), stages \(stages) matches no published SAM 2 size (tiny, small, \
+                    base_plus, large)
+                    """
+            )
         }
         if let bkg = shapeOf("image_encoder.trunk.pos_embed"), bkg.count == 4 {
             config.positionEmbeddingBackgroundSize = [bkg[2], bkg[3]]

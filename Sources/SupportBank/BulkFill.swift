@@ -32,11 +32,13 @@ extension SupportBank {
                 let id = nextID
                 nextID += 1
                 let hash = SHA256.hash(Array("benchmark fill \(metadata.uuid) \(id)".utf8))
-                let record = CaseRecord(id: id, image: "benchmark/\(id).png", mask: "benchmark/\(id)_mask.png",
-                                        contentHash: hexString(hash), width: 512, height: 512, labels: [1], added: now)
+                let record = CaseRecord(
+                    id: id, image: "benchmark/\(id).png", mask: "benchmark/\(id)_mask.png",
+                    contentHash: hexString(hash), width: 512, height: 512, labels: [1], added: now)
                 try txn.put(cases, key: Codec.key(id), value: Array(try encoder.encode(record)))
-                try txn.put(embeddings, key: Codec.key(id),
-                            value: Codec.encodeEmbedding(Array(normalizedVectors[(row * dimension)..<((row + 1) * dimension)])))
+                try txn.put(
+                    embeddings, key: Codec.key(id),
+                    value: Codec.encodeEmbedding(Array(normalizedVectors[(row * dimension)..<((row + 1) * dimension)])))
                 try txn.put(memories, key: Codec.memoryKey(id, label: 1), value: placeholder)
                 try txn.put(hashes, key: hash, value: Codec.key(id))
                 seq += 1

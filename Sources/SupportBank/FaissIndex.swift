@@ -85,7 +85,9 @@ public final class FaissIndex: @unchecked Sendable {
     public func add(_ vectors: [Float], ids: [Int64]) throws {
         precondition(vectors.count == ids.count * dimension, "vectors/ids mismatch")
         if ids.isEmpty { return }
-        guard cfaiss_add_with_ids(handle, Int64(ids.count), vectors, ids) == 0 else { throw FaissError.last("add to index") }
+        guard cfaiss_add_with_ids(handle, Int64(ids.count), vectors, ids) == 0 else {
+            throw FaissError.last("add to index")
+        }
     }
 
     /// Removes ids; returns how many were present. Throws for HNSW.

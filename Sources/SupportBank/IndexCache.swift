@@ -32,8 +32,13 @@ extension SupportBank {
                 let latest = try env.read { try currentSeq($0) }
                 if header.bank != metadata.uuid {
                     problem = "index file belongs to another bank"
-                } else if header.dimension != metadata.embeddingDimension || loaded.dimension != metadata.embeddingDimension {
-                    problem = "index file dimension \(loaded.dimension) differs from the bank's \(metadata.embeddingDimension)"
+                } else if header.dimension != metadata.embeddingDimension
+                    || loaded.dimension != metadata.embeddingDimension
+                {
+                    problem =
+                        """
+                        index file dimension \(loaded.dimension) differs from the bank's \(metadata.embeddingDimension)
+                        """
                 } else if header.seq > latest || loaded.count != header.count {
                     problem = "index file is ahead of LMDB or inconsistent"
                 } else {
@@ -53,7 +58,9 @@ extension SupportBank {
             if !readOnly { try? saveIndex() }
         } else {
             try env.read { txn in try catchUp(in: txn) }
-            if indexSeq != savedSeq { indexRepair = "index file was \(indexSeq - (savedSeq ?? 0)) journal entries stale: replayed" }
+            if indexSeq != savedSeq {
+                indexRepair = "index file was \(indexSeq - (savedSeq ?? 0)) journal entries stale: replayed"
+            }
         }
     }
 
@@ -97,7 +104,9 @@ extension SupportBank {
         var firstError: Error?
         try txn.forEach(embeddings) { key, value in
             guard let v = Codec.decodeEmbedding(value, dimension: dimension) else {
-                firstError = BankError.bank(path, "embedding of case \(Codec.id(fromKey: key)) is corrupt (checksum); run `ragseg index verify`")
+                firstError = BankError.bank(
+                    path, "embedding of case \(Codec.id(fromKey: key)) is corrupt (checksum); run `ragseg index verify`"
+                )
                 return false
             }
             ids.append(Int64(Codec.id(fromKey: key)))
@@ -140,7 +149,8 @@ extension SupportBank {
             try txn.withValue(embeddings, key: Codec.key(id)) { raw in
                 guard let raw else { return }
                 guard let v = Codec.decodeEmbedding(raw, dimension: dimension) else {
-                    throw BankError.bank(path, "embedding of case \(id) is corrupt (checksum); run `ragseg index verify`")
+                    throw BankError.bank(
+                        path, "embedding of case \(id) is corrupt (checksum); run `ragseg index verify`")
                 }
                 ids.append(Int64(id))
                 vectors += v
@@ -152,9 +162,10 @@ extension SupportBank {
     }
 
     private func saveIndex() throws {
-        let header = IndexFileHeader(bank: metadata.uuid, seq: indexSeq, lmdbTransaction: env.lastTransactionID,
-                                     count: index.count, kind: indexBuiltKind, builtCount: indexBuiltCount,
-                                     dimension: metadata.embeddingDimension)
+        let header = IndexFileHeader(
+            bank: metadata.uuid, seq: indexSeq, lmdbTransaction: env.lastTransactionID,
+            count: index.count, kind: indexBuiltKind, builtCount: indexBuiltCount,
+            dimension: metadata.embeddingDimension)
         try index.write(to: indexFilePath, userData: Array(try JSONEncoder.sorted.encode(header)))
         savedSeq = indexSeq
     }
@@ -188,8 +199,11 @@ extension SupportBank {
             if needsRebuild(liveCount: try txn.count(embeddings)) { try rebuildIndex(in: txn) }
         }
         let lag = indexSeq - (savedSeq ?? 0)
-        if savedSeq == nil || (lag > 0 && (force || lag >= UInt64(SupportBank.checkpointInterval)
-                || index.count * metadata.embeddingDimension * 4 <= SupportBank.cheapCheckpointBytes)) {
+        if savedSeq == nil
+            || (lag > 0
+                && (force || lag >= UInt64(SupportBank.checkpointInterval)
+                    || index.count * metadata.embeddingDimension * 4 <= SupportBank.cheapCheckpointBytes))
+        {
             try saveIndex()
         }
     }

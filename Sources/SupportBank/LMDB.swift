@@ -34,14 +34,26 @@ public struct LMDBError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         let text = String(cString: mdb_strerror(code))
         if isMapFull {
-            return "\(operation): the bank's LMDB map is full (\(text)); nothing from this batch was written. Reopen with a larger map size."
+            return
+                """
+                \(operation): the bank's LMDB map is full (\(text)); nothing from this batch was written. Reopen with \
+                a larger map size.
+                """
         }
         if isDiskFull {
             let free = freeBytes.map { "\($0) bytes free there" } ?? "free space unknown"
-            return "\(operation): the disk is full (\(text); \(free)); nothing from this batch was written. Free some space (or move the bank) and re-run: an add resumes where it stopped."
+            return
+                """
+                \(operation): the disk is full (\(text); \(free)); nothing from this batch was written. Free some \
+                space (or move the bank) and re-run: an add resumes where it stopped.
+                """
         }
         if code == EIO, let freeBytes {
-            return "\(operation): \(text) with \(freeBytes) bytes free, so the disk is failing rather than full; nothing from this batch was written."
+            return
+                """
+                \(operation): \(text) with \(freeBytes) bytes free, so the disk is failing rather than full; nothing \
+                from this batch was written.
+                """
         }
         return "\(operation): \(text)"
     }
@@ -148,14 +160,17 @@ public final class LMDBEnvironment: @unchecked Sendable {
         }
         // mdb_txn_commit frees the transaction whether or not it succeeds.
         let rc = mdb_txn_commit(txn)
-        if rc != 0 { throw withWriteContext(LMDBError(code: rc, operation: "commit to \(path)"), operation: "commit to \(path)") }
+        if rc != 0 {
+            throw withWriteContext(LMDBError(code: rc, operation: "commit to \(path)"), operation: "commit to \(path)")
+        }
         return result
     }
 
     /// A full map or disk, or an I/O error, gets the environment's path and the disk's free space.
     private func withWriteContext(_ error: Error, operation: String) -> Error {
         guard let failure = error as? LMDBError,
-              [MDB_MAP_FULL, ENOSPC, EDQUOT, EIO].contains(failure.code) else { return error }
+            [MDB_MAP_FULL, ENOSPC, EDQUOT, EIO].contains(failure.code)
+        else { return error }
         var fs = statvfs()
         let free = statvfs(path, &fs) == 0 ? Int(fs.f_bavail) * Int(fs.f_frsize) : nil
         return LMDBError(code: failure.code, operation: operation, freeBytes: free)
@@ -177,7 +192,9 @@ public struct LMDBTransaction {
 
     /// Calls body with the stored bytes of key (nil when absent). The bytes point into the map and
     /// are valid only inside body.
-    public func withValue<T>(_ db: LMDBDatabase, key: [UInt8], _ body: (UnsafeRawBufferPointer?) throws -> T) throws -> T {
+    public func withValue<T>(_ db: LMDBDatabase, key: [UInt8], _ body: (UnsafeRawBufferPointer?) throws -> T) throws
+        -> T
+    {
         var k = MDB_val()
         var v = MDB_val()
         let rc: Int32 = key.withUnsafeBytes { keyBytes in
@@ -230,8 +247,10 @@ public struct LMDBTransaction {
 
     /// Visits entries in key order from the first key >= `from` (or the first key); body returns
     /// false to stop. The buffers point into the map and are valid only during the call.
-    public func forEach(_ db: LMDBDatabase, from: [UInt8]? = nil,
-                        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool) throws {
+    public func forEach(
+        _ db: LMDBDatabase, from: [UInt8]? = nil,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
         var cursor: OpaquePointer?
         try lmdbCheck(mdb_cursor_open(txn, db.dbi, &cursor), "mdb_cursor_open")
         defer { mdb_cursor_close(cursor) }
@@ -240,15 +259,17 @@ public struct LMDBTransaction {
         var rc: Int32
         if let from {
             rc = from.withUnsafeBytes { startBytes in
-                k = MDB_val(mv_size: startBytes.count, mv_data: UnsafeMutableRawPointer(mutating: startBytes.baseAddress))
+                k = MDB_val(
+                    mv_size: startBytes.count, mv_data: UnsafeMutableRawPointer(mutating: startBytes.baseAddress))
                 return mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE)
             }
         } else {
             rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST)
         }
         while rc == 0 {
-            let keep = try body(UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size),
-                                UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+            let keep = try body(
+                UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size),
+                UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
             if !keep { return }
             rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)
         }
@@ -286,7 +307,13 @@ enum LMDBDataFile {
         var info = stat()
         guard stat(file, &info) == 0 else { return }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw BankError.bank(directory, "data.mdb is not a regular file (\((info.st_mode & S_IFMT) == S_IFDIR ? "a directory" : "a special file")); restore it from a copy")
+            throw BankError.bank(
+                directory,
+                """
+                data.mdb is not a regular file \
+                (\((info.st_mode & S_IFMT) == S_IFDIR ? "a directory" : "a special file")); restore it from a copy
+                """
+            )
         }
         let size = Int(info.st_size)
         guard size > 0 else { throw BankError.bank(directory, "data.mdb is empty (0 bytes); restore it from a copy") }
@@ -297,32 +324,49 @@ enum LMDBDataFile {
         // The size compared is taken after the meta page was read: a writer in another process may have grown the
         // file and committed since the first stat, and LMDB writes a transaction's pages before its meta page.
         var now = stat()
-        try requireSize(directory: directory, size: fstat(fd, &now) == 0 ? Int(now.st_size) : size,
-                        usedBytes: meta.usedBytes)
+        try requireSize(
+            directory: directory, size: fstat(fd, &now) == 0 ? Int(now.st_size) : size,
+            usedBytes: meta.usedBytes)
     }
 
     /// Reads both meta pages and returns the one LMDB will use.
     static func readMeta(fd: Int32, size: Int, directory: String) throws -> Meta {
         func truncated(_ needed: Int) -> BankError {
-            BankError.bank(directory, "data.mdb is truncated (\(size) of at least \(needed) bytes); restore it from a copy")
+            BankError.bank(
+                directory, "data.mdb is truncated (\(size) of at least \(needed) bytes); restore it from a copy")
         }
         func page(at offset: Int, _ which: String) throws -> Meta {
             var bytes = [UInt8](repeating: 0, count: metaBytes)
             let got = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, metaBytes, off_t(offset)) }
             guard got == metaBytes else { throw truncated(offset + metaBytes) }
-            func u16(_ at: Int) -> UInt16 { bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: UInt16.self) } }
-            func u32(_ at: Int) -> UInt32 { bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: UInt32.self) } }
-            func u64(_ at: Int) -> UInt64 { bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: UInt64.self) } }
+            func u16(_ at: Int) -> UInt16 {
+                bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: UInt16.self) }
+            }
+            func u32(_ at: Int) -> UInt32 {
+                bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: UInt32.self) }
+            }
+            func u64(_ at: Int) -> UInt64 {
+                bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: UInt64.self) }
+            }
             let flags = u16(10), fileMagic = u32(16), version = u32(20)
             guard flags & metaFlag != 0, fileMagic == magic else {
-                throw BankError.bank(directory, "data.mdb is not an LMDB data file (its \(which) meta page is not one: overwritten?); restore it from a copy")
+                throw BankError.bank(
+                    directory,
+                    """
+                    data.mdb is not an LMDB data file (its \(which) meta page is not one: overwritten?); restore it \
+                    from a copy
+                    """
+                )
             }
             guard version == dataVersion else {
-                throw BankError.bank(directory, "data.mdb has LMDB data format \(version); this build reads format \(dataVersion)")
+                throw BankError.bank(
+                    directory, "data.mdb has LMDB data format \(version); this build reads format \(dataVersion)")
             }
             let lastPage = u64(136), txnid = u64(144)
             guard lastPage < UInt64(Int.max / 65536), txnid < UInt64(Int.max) else {
-                throw BankError.bank(directory, "data.mdb's \(which) meta page is corrupt (last page \(lastPage)); restore it from a copy")
+                throw BankError.bank(
+                    directory,
+                    "data.mdb's \(which) meta page is corrupt (last page \(lastPage)); restore it from a copy")
             }
             return Meta(pageSize: Int(u32(40)), lastPage: Int(lastPage), transactionID: Int(txnid))
         }
@@ -330,7 +374,8 @@ enum LMDBDataFile {
         let pageSize = first.pageSize
         // LMDB pages are a power of two from 512 bytes to 64 KiB (the OS page size when the file was made).
         guard pageSize >= 512, pageSize <= 65536, pageSize & (pageSize - 1) == 0 else {
-            throw BankError.bank(directory, "data.mdb's first meta page is corrupt (page size \(pageSize)); restore it from a copy")
+            throw BankError.bank(
+                directory, "data.mdb's first meta page is corrupt (page size \(pageSize)); restore it from a copy")
         }
         guard size >= 2 * pageSize else { throw truncated(2 * pageSize) }
         let second = try page(at: pageSize, "second")
@@ -347,7 +392,8 @@ enum LMDBDataFile {
             if stat(path(in: directory), &info) == 0 { fileSize = Int(info.st_size) }
         }
         if let fileSize, fileSize < usedBytes {
-            throw BankError.bank(directory, "data.mdb is truncated (\(fileSize) of \(usedBytes) bytes); restore it from a copy")
+            throw BankError.bank(
+                directory, "data.mdb is truncated (\(fileSize) of \(usedBytes) bytes); restore it from a copy")
         }
     }
 }

@@ -8,7 +8,8 @@ extension SupportBank {
     /// another process not yet replayed) are filtered out.
     public func search(_ query: [Float], k: Int) throws -> [SearchHit] {
         guard query.count == metadata.embeddingDimension else {
-            throw BankError.bank(path, "query has \(query.count) values, the bank's embeddings have \(metadata.embeddingDimension)")
+            throw BankError.bank(
+                path, "query has \(query.count) values, the bank's embeddings have \(metadata.embeddingDimension)")
         }
         var norm: Float = 0
         for x in query { norm += x * x }
@@ -122,10 +123,11 @@ extension SupportBank {
         _ = fm
         let lmdb = allocated("data.mdb")
         let indexBytes = allocated(SupportBank.indexFileName)
-        return Statistics(cases: caseCount, memories: memoryCount, indexKind: indexBuiltKind, indexVectors: index.count,
-                          tombstones: index.supportsRemoval ? 0 : max(0, index.count - liveCount),
-                          journalSeq: seq, indexFileSeq: savedSeq, lmdbBytes: lmdb, indexFileBytes: indexBytes,
-                          diskBytes: lmdb + indexBytes + allocated("lock.mdb"))
+        return Statistics(
+            cases: caseCount, memories: memoryCount, indexKind: indexBuiltKind, indexVectors: index.count,
+            tombstones: index.supportsRemoval ? 0 : max(0, index.count - liveCount),
+            journalSeq: seq, indexFileSeq: savedSeq, lmdbBytes: lmdb, indexFileBytes: indexBytes,
+            diskBytes: lmdb + indexBytes + allocated("lock.mdb"))
     }
 
     /// Bytes of LMDB pages in use (payload plus B-tree overhead), independent of file sparseness.

@@ -88,9 +88,11 @@ public struct BankMetadata: Codable, Equatable, Sendable {
     /// Absent in stand-in banks.
     public var weightsPaths: [String: String]?
 
-    public init(retrievalModel: ModelIdentity, supportModel: ModelIdentity, embeddingDimension: Int,
-                memoryShape: MemoryShape = .sam2, preprocessing: [String: String] = [:],
-                labels: [String] = ["foreground"], indexKind: IndexKind = .auto) {
+    public init(
+        retrievalModel: ModelIdentity, supportModel: ModelIdentity, embeddingDimension: Int,
+        memoryShape: MemoryShape = .sam2, preprocessing: [String: String] = [:],
+        labels: [String] = ["foreground"], indexKind: IndexKind = .auto
+    ) {
         formatVersion = BankMetadata.currentFormatVersion
         uuid = UUID().uuidString
         self.retrievalModel = retrievalModel
@@ -148,8 +150,10 @@ public struct PreparedCase: Sendable {
     /// an empty mask, stored when some declared label is absent from the mask.
     public var memories: [(label: Int, memory: SupportMemory)]
 
-    public init(image: String, mask: String, contentHash: [UInt8], width: Int, height: Int,
-                embedding: [Float], memories: [(label: Int, memory: SupportMemory)]) {
+    public init(
+        image: String, mask: String, contentHash: [UInt8], width: Int, height: Int,
+        embedding: [Float], memories: [(label: Int, memory: SupportMemory)]
+    ) {
         self.image = image
         self.mask = mask
         self.contentHash = contentHash
@@ -191,7 +195,6 @@ extension JSONEncoder {
         return e
     }
 }
-
 
 /// A decoded record or what is wrong with it.
 enum Decoded<T> {
@@ -237,7 +240,8 @@ enum Codec {
         let stored = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: dimension * 4, as: UInt32.self))
         guard CRC32.checksum(payload) == stored else { return nil }
         return [Float](unsafeUninitializedCapacity: dimension) { buffer, count in
-            UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(from: payload.baseAddress!, byteCount: dimension * 4)
+            UnsafeMutableRawPointer(buffer.baseAddress!).copyMemory(
+                from: payload.baseAddress!, byteCount: dimension * 4)
             count = dimension
         }
     }
@@ -259,7 +263,9 @@ enum Codec {
             raw.storeBytes(of: UInt16(shape.height).littleEndian, toByteOffset: 10, as: UInt16.self)
             raw.storeBytes(of: UInt16(shape.width).littleEndian, toByteOffset: 12, as: UInt16.self)
             raw.storeBytes(of: UInt32(shape.pointerDimension).littleEndian, toByteOffset: 16, as: UInt32.self)
-            m.memoryBits.withUnsafeBytes { (base + memoryHeaderSize).copyMemory(from: $0.baseAddress!, byteCount: memoryBytes) }
+            m.memoryBits.withUnsafeBytes {
+                (base + memoryHeaderSize).copyMemory(from: $0.baseAddress!, byteCount: memoryBytes)
+            }
             m.pointer.withUnsafeBytes {
                 (base + memoryHeaderSize + memoryBytes).copyMemory(from: $0.baseAddress!, byteCount: pointerBytes)
             }
@@ -270,19 +276,24 @@ enum Codec {
     }
 
     /// Decodes a memory value, checking header, shape and checksum; the error says what is wrong.
-    static func decodeMemory(_ raw: UnsafeRawBufferPointer, label: Int, shape: MemoryShape,
-                             verifyChecksum: Bool = true) -> Decoded<SupportMemory> {
+    static func decodeMemory(
+        _ raw: UnsafeRawBufferPointer, label: Int, shape: MemoryShape,
+        verifyChecksum: Bool = true
+    ) -> Decoded<SupportMemory> {
         let memoryBytes = shape.memoryCount * 2
         let pointerBytes = shape.pointerDimension * 4
         guard raw.count == memoryHeaderSize + memoryBytes + pointerBytes else {
-            return .bad("memory record has \(raw.count) bytes, expected \(memoryHeaderSize + memoryBytes + pointerBytes)")
+            return .bad(
+                "memory record has \(raw.count) bytes, expected \(memoryHeaderSize + memoryBytes + pointerBytes)")
         }
         guard Array(raw[0..<4]) == Array("RSGM".utf8) else { return .bad("memory record has a bad magic") }
         func u16(_ o: Int) -> Int { Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt16.self))) }
         guard u16(4) == 1 else { return .bad("memory record version \(u16(4)) unsupported") }
         guard u16(6) == label else { return .bad("memory record is labelled \(u16(6)), key says \(label)") }
         let pointer = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt32.self)))
-        guard u16(8) == shape.channels, u16(10) == shape.height, u16(12) == shape.width, pointer == shape.pointerDimension else {
+        guard u16(8) == shape.channels, u16(10) == shape.height, u16(12) == shape.width,
+            pointer == shape.pointerDimension
+        else {
             return .bad("memory shape \(u16(8))x\(u16(10))x\(u16(12))+\(pointer) differs from the bank's \(shape)")
         }
         let payload = UnsafeRawBufferPointer(rebasing: raw[memoryHeaderSize...])
@@ -295,12 +306,15 @@ enum Codec {
             n = shape.memoryCount
         }
         let objectPointer = [Float](unsafeUninitializedCapacity: shape.pointerDimension) { b, n in
-            UnsafeMutableRawPointer(b.baseAddress!).copyMemory(from: payload.baseAddress! + memoryBytes, byteCount: pointerBytes)
+            UnsafeMutableRawPointer(b.baseAddress!).copyMemory(
+                from: payload.baseAddress! + memoryBytes, byteCount: pointerBytes)
             n = shape.pointerDimension
         }
         // Label 0 is the case's empty-mask memory; the record keeps no other trace of the flag.
-        return .ok(SupportMemory(channels: shape.channels, height: shape.height, width: shape.width,
-                                 memoryBits: memory, pointer: objectPointer, isEmpty: label == 0))
+        return .ok(
+            SupportMemory(
+                channels: shape.channels, height: shape.height, width: shape.width,
+                memoryBits: memory, pointer: objectPointer, isEmpty: label == 0))
     }
 
     // Journal value: op (1 add, 2 remove) then the id (big-endian).

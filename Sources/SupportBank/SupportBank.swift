@@ -50,26 +50,34 @@ public final class SupportBank: @unchecked Sendable {
     // MARK: - Create / open
 
     /// Creates a new bank in `path` (a new or empty directory).
-    public static func create(at path: String, metadata: BankMetadata, mapSize: Int = defaultMapSize) throws -> SupportBank {
+    public static func create(at path: String, metadata: BankMetadata, mapSize: Int = defaultMapSize) throws
+        -> SupportBank
+    {
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
         if fm.fileExists(atPath: path, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else { throw BankError.bank(path, "exists and is not a directory") }
             let contents = (try? fm.contentsOfDirectory(atPath: path)) ?? []
-            guard contents.isEmpty else { throw BankError.bank(path, "directory is not empty (a bank already exists there?)") }
+            guard contents.isEmpty else {
+                throw BankError.bank(path, "directory is not empty (a bank already exists there?)")
+            }
         } else {
             do { try fm.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
                 throw BankError.bank(path, "cannot create directory: \(error.localizedDescription)")
             }
         }
         guard metadata.embeddingDimension > 0, !metadata.labels.isEmpty, metadata.labels.count < 65535 else {
-            throw BankError.bank(path, "invalid metadata (embedding dimension \(metadata.embeddingDimension), \(metadata.labels.count) labels)")
+            throw BankError.bank(
+                path,
+                "invalid metadata (embedding dimension \(metadata.embeddingDimension), \(metadata.labels.count) labels)"
+            )
         }
         let env = try LMDBEnvironment(path: path, mapSize: mapSize)
         try env.write { txn in
             var dbi = MDB_dbi()
             for name in ["meta", "cases", "embeddings", "memories", "hashes", "journal"] {
-                try lmdbCheck(mdb_dbi_open(txn.txn, name, UInt32(MDB_CREATE), &dbi), "create database \(name) in \(path)")
+                try lmdbCheck(
+                    mdb_dbi_open(txn.txn, name, UInt32(MDB_CREATE), &dbi), "create database \(name) in \(path)")
             }
         }
         let metaDB = try env.database("meta", create: false)
@@ -83,7 +91,9 @@ public final class SupportBank: @unchecked Sendable {
     }
 
     /// Opens an existing bank, bringing its index file up to date (see README.md).
-    public static func open(at path: String, mapSize: Int = defaultMapSize, readOnly: Bool = false) throws -> SupportBank {
+    public static func open(at path: String, mapSize: Int = defaultMapSize, readOnly: Bool = false) throws
+        -> SupportBank
+    {
         let dataFile = (path as NSString).appendingPathComponent("data.mdb")
         guard FileManager.default.fileExists(atPath: dataFile) else {
             throw BankError.bank(path, "no bank here (missing data.mdb); create one with `ragseg index create`")
@@ -110,11 +120,18 @@ public final class SupportBank: @unchecked Sendable {
         }
         let metaDB = meta
         guard let bytes = try env.read({ try $0.get(metaDB, key: Array("bank".utf8)) }),
-              let decoded = try? JSONDecoder().decode(BankMetadata.self, from: Data(bytes)) else {
+            let decoded = try? JSONDecoder().decode(BankMetadata.self, from: Data(bytes))
+        else {
             throw BankError.bank(path, "bank metadata missing or unreadable")
         }
         guard BankMetadata.readableFormatVersions.contains(decoded.formatVersion) else {
-            throw BankError.bank(path, "format version \(decoded.formatVersion) is not supported (this build reads \(BankMetadata.readableFormatVersions.lowerBound)...\(BankMetadata.readableFormatVersions.upperBound))")
+            throw BankError.bank(
+                path,
+                """
+                format version \(decoded.formatVersion) is not supported (this build reads \
+                \(BankMetadata.readableFormatVersions.lowerBound)...\(BankMetadata.readableFormatVersions.upperBound))
+                """
+            )
         }
         metadata = decoded
         index = try FaissIndex(dimension: decoded.embeddingDimension, factory: "Flat")
@@ -134,9 +151,13 @@ extension SupportBank {
     /// Throws unless the given models are the ones that built this bank (vectors from other
     /// weights live in another space: mixing them would silently return wrong neighbours).
     public func requireModels(retrieval: ModelIdentity, support: ModelIdentity) throws {
-        for (given, recorded, role) in [(retrieval, metadata.retrievalModel, "retrieval (DINOv2)"),
-                                         (support, metadata.supportModel, "support (SAM 2)")] where given != recorded {
-            throw BankError.bank(path, "was built with \(role) weights \(recorded), not \(given); use the same weights or create a new bank")
+        for (given, recorded, role) in [
+            (retrieval, metadata.retrievalModel, "retrieval (DINOv2)"),
+            (support, metadata.supportModel, "support (SAM 2)"),
+        ] where given != recorded {
+            throw BankError.bank(
+                path,
+                "was built with \(role) weights \(recorded), not \(given); use the same weights or create a new bank")
         }
     }
 }

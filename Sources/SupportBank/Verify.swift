@@ -44,7 +44,9 @@ extension SupportBank {
                         }
                         var norm: Float = 0
                         for x in v { norm += x * x }
-                        if !(abs(norm.squareRoot() - 1) < 1e-3) { problem("case \(id): embedding is not L2-normalized (norm \(norm.squareRoot()))") }
+                        if !(abs(norm.squareRoot() - 1) < 1e-3) {
+                            problem("case \(id): embedding is not L2-normalized (norm \(norm.squareRoot()))")
+                        }
                     }
                     for label in record.labels where label < 1 || label > metadata.labels.count {
                         problem("case \(id): label \(label) outside 1...\(metadata.labels.count)")
@@ -56,7 +58,10 @@ extension SupportBank {
                         expectedMemories += 1
                         try txn.withValue(memories, key: Codec.memoryKey(id, label: label)) { raw in
                             guard let raw else {
-                                return problem(label == 0 ? "case \(id): empty-mask memory missing" : "case \(id): memory of label \(label) missing")
+                                return problem(
+                                    label == 0
+                                        ? "case \(id): empty-mask memory missing"
+                                        : "case \(id): memory of label \(label) missing")
                             }
                             if case .bad(let message) = Codec.decodeMemory(raw, label: label, shape: shape) {
                                 problem("case \(id) label \(label): \(message)")
@@ -65,7 +70,9 @@ extension SupportBank {
                     }
                     if let hash = hexBytes(record.contentHash), hash.count == 32 {
                         let mapped = try txn.get(hashes, key: hash).map { Codec.u64($0) }
-                        if mapped != id { problem("case \(id): content-hash map points to \(mapped.map(String.init) ?? "nothing")") }
+                        if mapped != id {
+                            problem("case \(id): content-hash map points to \(mapped.map(String.init) ?? "nothing")")
+                        }
                     } else {
                         problem("case \(id): content hash is not 64 hex digits")
                     }
@@ -73,17 +80,25 @@ extension SupportBank {
                 }
                 report.memories = try txn.count(memories)
                 let embeddingCount = try txn.count(embeddings)
-                if embeddingCount != report.cases { problem("\(embeddingCount) embeddings for \(report.cases) cases (orphans)") }
-                if report.memories != expectedMemories { problem("\(report.memories) memories, the cases' labels call for \(expectedMemories) (orphans)") }
+                if embeddingCount != report.cases {
+                    problem("\(embeddingCount) embeddings for \(report.cases) cases (orphans)")
+                }
+                if report.memories != expectedMemories {
+                    problem("\(report.memories) memories, the cases' labels call for \(expectedMemories) (orphans)")
+                }
                 let hashCount = try txn.count(hashes)
-                if hashCount != report.cases { problem("\(hashCount) content hashes for \(report.cases) cases (orphans)") }
+                if hashCount != report.cases {
+                    problem("\(hashCount) content hashes for \(report.cases) cases (orphans)")
+                }
                 // Journal: contiguous up to seq.
                 var lastJournal: UInt64 = 0
                 try txn.forEach(journal) { key, _ in
                     lastJournal = Codec.id(fromKey: key)
                     return true
                 }
-                if lastJournal != seq { problem("journal ends at \(lastJournal) but the bank's sequence number is \(seq)") }
+                if lastJournal != seq {
+                    problem("journal ends at \(lastJournal) but the bank's sequence number is \(seq)")
+                }
             }
         } catch {
             problem("LMDB read failed: \(error)")
@@ -95,10 +110,14 @@ extension SupportBank {
             struct Header: Decodable { var bank: String; var seq: UInt64; var dimension: Int }
             let header = try JSONDecoder().decode(Header.self, from: Data(user))
             if header.bank != metadata.uuid { problem("index file belongs to another bank") }
-            if header.dimension != dimension || fileIndex.dimension != dimension { problem("index file has dimension \(fileIndex.dimension), bank \(dimension)") }
+            if header.dimension != dimension || fileIndex.dimension != dimension {
+                problem("index file has dimension \(fileIndex.dimension), bank \(dimension)")
+            }
             let seq = try read { Codec.u64(try $0.get(meta, key: Array("seq".utf8))) }
             if header.seq > seq { problem("index file claims journal position \(header.seq), LMDB is at \(seq)") }
-            if header.seq < seq { report.notes.append("index file is \(seq - header.seq) journal entries behind LMDB (replayed on open)") }
+            if header.seq < seq {
+                report.notes.append("index file is \(seq - header.seq) journal entries behind LMDB (replayed on open)")
+            }
         } catch {
             problem("index file: \(error)")
         }
@@ -110,13 +129,17 @@ extension SupportBank {
             try withIndexAtSnapshot { txn, index in
                 report.indexVectors = index.count
                 var inIndex = Set<Int64>()
-                for id in try index.allIDs() where !inIndex.insert(id).inserted { problem("index holds id \(id) twice") }
+                for id in try index.allIDs() where !inIndex.insert(id).inserted {
+                    problem("index holds id \(id) twice")
+                }
                 var live = Set<Int64>()
                 try txn.forEach(embeddings) { key, value in
                     let id = Int64(Codec.id(fromKey: key))
                     live.insert(id)
                     // A corrupt embedding is reported above; a missing id below.
-                    guard inIndex.contains(id), let v = Codec.decodeEmbedding(value, dimension: dimension) else { return true }
+                    guard inIndex.contains(id), let v = Codec.decodeEmbedding(value, dimension: dimension) else {
+                        return true
+                    }
                     // Stored vectors must equal LMDB's exactly (IVF cannot reconstruct by id: self-search).
                     if let stored = index.reconstruct(id) {
                         if stored != v { problem("case \(id): index vector differs from LMDB's embedding") }
@@ -135,7 +158,9 @@ extension SupportBank {
                     }
                 }
                 let missing = live.subtracting(inIndex)
-                if !missing.isEmpty { problem("\(missing.count) cases missing from the index (e.g. \(missing.sorted().prefix(5)))") }
+                if !missing.isEmpty {
+                    problem("\(missing.count) cases missing from the index (e.g. \(missing.sorted().prefix(5)))")
+                }
             }
         } catch {
             problem("index check failed: \(error)")

@@ -38,14 +38,16 @@ extension SupportBank {
                     try upgradeFormat(txn)
                     formatChecked = true
                 }
-                let record = CaseRecord(id: id, image: c.image, mask: c.mask, contentHash: hexString(c.contentHash),
-                                        width: c.width, height: c.height, labels: c.memories.map(\.label).filter { $0 > 0 },
-                                        added: now, emptyMaskMemory: hasEmptyMaskMemory ? true : nil)
+                let record = CaseRecord(
+                    id: id, image: c.image, mask: c.mask, contentHash: hexString(c.contentHash),
+                    width: c.width, height: c.height, labels: c.memories.map(\.label).filter { $0 > 0 },
+                    added: now, emptyMaskMemory: hasEmptyMaskMemory ? true : nil)
                 try txn.put(cases, key: Codec.key(id), value: Array(try JSONEncoder.sorted.encode(record)))
                 try txn.put(embeddings, key: Codec.key(id), value: Codec.encodeEmbedding(embedding))
                 for (label, memory) in c.memories {
-                    try txn.put(memories, key: Codec.memoryKey(id, label: label),
-                                value: Codec.encodeMemory(memory, label: label, shape: metadata.memoryShape))
+                    try txn.put(
+                        memories, key: Codec.memoryKey(id, label: label),
+                        value: Codec.encodeMemory(memory, label: label, shape: metadata.memoryShape))
                 }
                 try txn.put(hashes, key: c.contentHash, value: Codec.key(id))
                 seq += 1
@@ -71,7 +73,8 @@ extension SupportBank {
     private func validate(_ c: PreparedCase) throws -> [Float] {
         let name = c.image
         guard c.embedding.count == metadata.embeddingDimension else {
-            throw BankError.input(name, "embedding has \(c.embedding.count) values, the bank expects \(metadata.embeddingDimension)")
+            throw BankError.input(
+                name, "embedding has \(c.embedding.count) values, the bank expects \(metadata.embeddingDimension)")
         }
         guard c.contentHash.count == 32 else { throw BankError.input(name, "content hash must be 32 bytes") }
         var norm: Float = 0
@@ -81,11 +84,13 @@ extension SupportBank {
         var previous = -1
         for (label, memory) in c.memories {
             guard label > previous, label <= metadata.labels.count else {
-                throw BankError.input(name, "memory label \(label) is not one of 0...\(metadata.labels.count) in ascending order")
+                throw BankError.input(
+                    name, "memory label \(label) is not one of 0...\(metadata.labels.count) in ascending order")
             }
             previous = label
             guard memory.shape == metadata.memoryShape else {
-                throw BankError.input(name, "memory of label \(label) is \(memory.shape), the bank stores \(metadata.memoryShape)")
+                throw BankError.input(
+                    name, "memory of label \(label) is \(memory.shape), the bank stores \(metadata.memoryShape)")
             }
         }
         // The empty-mask memory stands for the absent labels, so a case that has every label has no use for it.
@@ -121,7 +126,9 @@ extension SupportBank {
                 let record = try JSONDecoder().decode(CaseRecord.self, from: Data(bytes))
                 try txn.delete(cases, key: Codec.key(id))
                 try txn.delete(embeddings, key: Codec.key(id))
-                for label in record.storedMemoryLabels { try txn.delete(memories, key: Codec.memoryKey(id, label: label)) }
+                for label in record.storedMemoryLabels {
+                    try txn.delete(memories, key: Codec.memoryKey(id, label: label))
+                }
                 if let hash = hexBytes(record.contentHash) { try txn.delete(hashes, key: hash) }
                 seq += 1
                 try txn.put(journal, key: Codec.key(seq), value: Codec.journalEntry(Codec.journalRemove, id))

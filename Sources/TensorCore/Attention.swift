@@ -12,16 +12,18 @@
 public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, scale: Float? = nil) -> Tensor {
     let batched = query.rank == 3
     precondition(query.rank == 2 || query.rank == 3, "attention query must be [B?, N, C], got \(query.shape)")
-    precondition(key.rank == query.rank && value.rank == query.rank,
-                 "attention q/k/v ranks differ: \(query.shape), \(key.shape), \(value.shape)")
+    precondition(
+        key.rank == query.rank && value.rank == query.rank,
+        "attention q/k/v ranks differ: \(query.shape), \(key.shape), \(value.shape)")
     let batch = batched ? query.shape[0] : 1
     if batched {
         precondition(key.shape[0] == batch && value.shape[0] == batch, "attention batch sizes differ")
     }
     let nq = query.dim(-2), nk = key.dim(-2)
     let cq = query.dim(-1), cv = value.dim(-1)
-    precondition(heads > 0 && cq % heads == 0 && cv % heads == 0,
-                 "attention: channels \(cq)/\(cv) not divisible by \(heads) heads")
+    precondition(
+        heads > 0 && cq % heads == 0 && cv % heads == 0,
+        "attention: channels \(cq)/\(cv) not divisible by \(heads) heads")
     precondition(key.dim(-1) == cq, "attention key channels \(key.dim(-1)) != query channels \(cq)")
     precondition(value.dim(-2) == nk, "attention: \(nk) keys but \(value.dim(-2)) values")
     let dq = cq / heads, dv = cv / heads
@@ -64,11 +66,13 @@ public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, sca
                             let kHead = k + b * nk * cq + h * dq
                             let vHead = v + b * nk * cv + h * dv
                             let oBlock = o + (b * nq + row0) * cv + h * dv
-                            gemm(transA: false, transB: true, m: rows, n: nk, k: dq, alpha: alpha,
-                                 a: qBlock, lda: cq, b: kHead, ldb: cq, c: scores, ldc: nk)
+                            gemm(
+                                transA: false, transB: true, m: rows, n: nk, k: dq, alpha: alpha,
+                                a: qBlock, lda: cq, b: kHead, ldb: cq, c: scores, ldc: nk)
                             for r in 0..<rows { sums[r] = softmaxRowUnnormalized(scores + r * nk, nk) }
-                            gemm(transA: false, transB: false, m: rows, n: dv, k: nk,
-                                 a: scores, lda: nk, b: vHead, ldb: cv, c: oBlock, ldc: cv)
+                            gemm(
+                                transA: false, transB: false, m: rows, n: dv, k: nk,
+                                a: scores, lda: nk, b: vHead, ldb: cv, c: oBlock, ldc: cv)
                             for r in 0..<rows {
                                 let inv = 1 / sums[r]
                                 let p = oBlock + r * cv

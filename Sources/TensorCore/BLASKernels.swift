@@ -18,7 +18,7 @@ public enum BLASKernels {
     /// True when the CPU and OS support the AVX-512 subset of OpenBLAS's SkylakeX kernels.
     public static var cpuHasAVX512: Bool {
         guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
+            let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") })
         else { return false }
         let flags = Set(flagsLine.split(separator: " ").map(String.init))
         return ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"].allSatisfy(flags.contains)
@@ -31,7 +31,8 @@ public enum BLASKernels {
         var line = "OpenBLAS kernels: \(core)"
         if let forced { line += " (OPENBLAS_CORETYPE=\(forced))" }
         if ["Haswell", "Zen", "Sandybridge"].contains(core), cpuHasAVX512 {
-            line += "\nnote: this CPU has AVX-512 but OpenBLAS runs its \(core) kernels; "
+            line +=
+                "\nnote: this CPU has AVX-512 but OpenBLAS runs its \(core) kernels; "
                 + "OPENBLAS_CORETYPE=SkylakeX (or unsetting it) about doubles sgemm throughput"
         }
         return line

@@ -7,15 +7,18 @@
 /// and multiplies each tile by the group's weight [O/groups, C/groups·kh·kw] with one GEMM. Tiles keep
 /// the column buffer cache-sized (and memory bounded for large images) and are spread over the cores,
 /// each worker with its own buffer and single-threaded BLAS.
-public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0, groups: Int = 1) -> Tensor {
+public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Int = 0, groups: Int = 1)
+    -> Tensor
+{
     precondition(x.rank == 3 || x.rank == 4, "conv2d input must be [C,H,W] or [N,C,H,W], got \(x.shape)")
     precondition(weight.rank == 4, "conv2d weight must be [O, C/groups, kh, kw], got \(weight.shape)")
     precondition(stride >= 1 && padding >= 0 && groups >= 1, "conv2d: bad stride/padding/groups")
     let batch = x.rank == 4 ? x.shape[0] : 1
     let c = x.dim(-3), h = x.dim(-2), w = x.dim(-1)
     let o = weight.shape[0], cg = weight.shape[1], kh = weight.shape[2], kw = weight.shape[3]
-    precondition(c % groups == 0 && o % groups == 0 && cg == c / groups,
-                 "conv2d: input has \(c) channels, weight \(weight.shape) with \(groups) groups")
+    precondition(
+        c % groups == 0 && o % groups == 0 && cg == c / groups,
+        "conv2d: input has \(c) channels, weight \(weight.shape) with \(groups) groups")
     if let bias { precondition(bias.count == o, "conv2d bias has \(bias.count) values, want \(o)") }
     let ho = (h + 2 * padding - kh) / stride + 1, wo = (w + 2 * padding - kw) / stride + 1
     precondition(ho > 0 && wo > 0, "conv2d: kernel \(kh)x\(kw) larger than padded input \(h)x\(w)")
@@ -44,9 +47,10 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, 
                 if kh == 1 && kw == 1 && stride == 1 && padding == 0 {
                     for n in 0..<batch {
                         for g in 0..<groups {
-                            gemm(transA: false, transB: false, m: og, n: plane, k: kdim,
-                                 a: ws + g * og * kdim, lda: kdim, b: xs + (n * c + g * cg) * h * w, ldb: plane,
-                                 beta: 1, c: po + (n * o + g * og) * plane, ldc: plane)
+                            gemm(
+                                transA: false, transB: false, m: og, n: plane, k: kdim,
+                                a: ws + g * og * kdim, lda: kdim, b: xs + (n * c + g * cg) * h * w, ldb: plane,
+                                beta: 1, c: po + (n * o + g * og) * plane, ldc: plane)
                         }
                     }
                     return
@@ -64,9 +68,10 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, 
                         let n = item / (groups * tiles), g = (item / tiles) % groups
                         let row0 = (item % tiles) * tileRows, rows = min(tileRows, ho - row0)
                         im2col(xs + (n * c + g * cg) * h * w, columns, geometry, outputRows: row0..<(row0 + rows))
-                        gemm(transA: false, transB: false, m: og, n: rows * wo, k: kdim,
-                             a: ws + g * og * kdim, lda: kdim, b: columns, ldb: rows * wo,
-                             beta: 1, c: po + (n * o + g * og) * plane + row0 * wo, ldc: plane)
+                        gemm(
+                            transA: false, transB: false, m: og, n: rows * wo, k: kdim,
+                            a: ws + g * og * kdim, lda: kdim, b: columns, ldb: rows * wo,
+                            beta: 1, c: po + (n * o + g * og) * plane + row0 * wo, ldc: plane)
                         item += workers
                     }
                 }
@@ -86,7 +91,9 @@ struct ConvGeometry {
 
 /// Unfolds output rows `outputRows` of one group's input [c, h, w] into columns
 /// [c·kh·kw, rows·wo] (row = (channel, ky, kx)), zero where the window hangs over the padding.
-func im2col(_ x: UnsafePointer<Float>, _ columns: UnsafeMutablePointer<Float>, _ g: ConvGeometry, outputRows: Range<Int>) {
+func im2col(
+    _ x: UnsafePointer<Float>, _ columns: UnsafeMutablePointer<Float>, _ g: ConvGeometry, outputRows: Range<Int>
+) {
     let rows = g.c * g.kh * g.kw
     let plane = outputRows.count * g.wo
     for row in 0..<rows {
@@ -124,8 +131,10 @@ func im2col(_ x: UnsafePointer<Float>, _ columns: UnsafeMutablePointer<Float>, _
 
 /// Depthwise convolution (one filter per channel), direct loops; the output already holds the bias.
 /// For each kernel tap the valid output column range is computed once, leaving a branch-free inner loop.
-func depthwise(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-               batch: Int, channels: Int, _ g: ConvGeometry) {
+func depthwise(
+    _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+    batch: Int, channels: Int, _ g: ConvGeometry
+) {
     if g.stride == 1 {
         depthwiseStride1(x, weight, out, batch: batch, channels: channels, g)
         return
@@ -157,8 +166,10 @@ func depthwise(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ out:
 
 /// Stride-1 depthwise conv: each channel is copied once into a zero-padded plane, then every run of
 /// 8 outputs accumulates all kh·kw taps in one SIMD register (no bounds checks, one store per run).
-private func depthwiseStride1(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-                              batch: Int, channels: Int, _ g: ConvGeometry) {
+private func depthwiseStride1(
+    _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+    batch: Int, channels: Int, _ g: ConvGeometry
+) {
     let ph = g.h + 2 * g.padding, pw = g.w + 2 * g.padding
     let workers = min(Threads.count, batch * channels)
     parallelFor(workers) { worker in
@@ -213,8 +224,9 @@ private func depthwiseStride1(_ x: UnsafePointer<Float>, _ weight: UnsafePointer
 /// [Cout·4, Cin] (the weight read transposed by flag) x [Cin, H·W], then a scatter into the 2x grid.
 public func convTranspose2x2(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
     precondition(x.rank == 3 || x.rank == 4, "convTranspose2x2 input must be [C,H,W] or [N,C,H,W], got \(x.shape)")
-    precondition(weight.rank == 4 && weight.shape[2] == 2 && weight.shape[3] == 2,
-                 "convTranspose2x2 weight must be [Cin, Cout, 2, 2], got \(weight.shape)")
+    precondition(
+        weight.rank == 4 && weight.shape[2] == 2 && weight.shape[3] == 2,
+        "convTranspose2x2 weight must be [Cin, Cout, 2, 2], got \(weight.shape)")
     let batch = x.rank == 4 ? x.shape[0] : 1
     let cin = x.dim(-3), h = x.dim(-2), w = x.dim(-1)
     precondition(weight.shape[0] == cin, "convTranspose2x2: input has \(cin) channels, weight \(weight.shape)")
@@ -230,9 +242,10 @@ public func convTranspose2x2(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tens
         x.withUnsafeBufferPointer { px in
             weight.withUnsafeBufferPointer { pw in
                 for n in 0..<batch {
-                    gemm(transA: true, transB: false, m: cout * 4, n: hw, k: cin,
-                         a: pw.baseAddress!, lda: cout * 4, b: px.baseAddress! + n * cin * hw, ldb: hw,
-                         c: products, ldc: hw)
+                    gemm(
+                        transA: true, transB: false, m: cout * 4, n: hw, k: cin,
+                        a: pw.baseAddress!, lda: cout * 4, b: px.baseAddress! + n * cin * hw, ldb: hw,
+                        c: products, ldc: hw)
                     parallelFor(cout) { co in
                         let b = bias?.data[co] ?? 0
                         let dst = po + (n * cout + co) * 4 * hw

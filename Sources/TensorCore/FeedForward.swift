@@ -20,9 +20,11 @@ public enum FeedForwardActivation: Sendable {
 public func addLinear(into x: inout Tensor, _ input: Tensor, weight: Tensor, bias: Tensor?) {
     precondition(weight.rank == 2, "linear weight must be [out, in], got \(weight.shape)")
     let inFeatures = weight.shape[1], outFeatures = weight.shape[0]
-    precondition(input.rank >= 1 && input.dim(-1) == inFeatures, "addLinear: input \(input.shape) does not end in \(inFeatures)")
-    precondition(x.dim(-1) == outFeatures && x.count / max(outFeatures, 1) == input.count / max(inFeatures, 1),
-                 "addLinear: x \(x.shape) does not take \(input.shape) · [\(inFeatures) -> \(outFeatures)]")
+    precondition(
+        input.rank >= 1 && input.dim(-1) == inFeatures, "addLinear: input \(input.shape) does not end in \(inFeatures)")
+    precondition(
+        x.dim(-1) == outFeatures && x.count / max(outFeatures, 1) == input.count / max(inFeatures, 1),
+        "addLinear: x \(x.shape) does not take \(input.shape) · [\(inFeatures) -> \(outFeatures)]")
     if let bias { precondition(bias.count == outFeatures, "linear bias has \(bias.count) values, want \(outFeatures)") }
     let rows = input.count / max(inFeatures, 1)
     guard rows > 0, outFeatures > 0 else { return }
@@ -31,12 +33,14 @@ public func addLinear(into x: inout Tensor, _ input: Tensor, weight: Tensor, bia
             weight.withUnsafeBufferPointer { pw in
                 if let bias {
                     bias.withUnsafeBufferPointer { pb in
-                        linearRows(pi.baseAddress!, rows: rows, inFeatures: inFeatures, weight: pw.baseAddress!,
-                                   outFeatures: outFeatures, bias: pb.baseAddress!, out: px.baseAddress!, accumulate: true)
+                        linearRows(
+                            pi.baseAddress!, rows: rows, inFeatures: inFeatures, weight: pw.baseAddress!,
+                            outFeatures: outFeatures, bias: pb.baseAddress!, out: px.baseAddress!, accumulate: true)
                     }
                 } else {
-                    linearRows(pi.baseAddress!, rows: rows, inFeatures: inFeatures, weight: pw.baseAddress!,
-                               outFeatures: outFeatures, bias: nil, out: px.baseAddress!, accumulate: true)
+                    linearRows(
+                        pi.baseAddress!, rows: rows, inFeatures: inFeatures, weight: pw.baseAddress!,
+                        outFeatures: outFeatures, bias: nil, out: px.baseAddress!, accumulate: true)
                 }
             }
         }
@@ -48,14 +52,18 @@ public func addLinear(into x: inout Tensor, _ input: Tensor, weight: Tensor, bia
 /// one worker: the wide hidden activations (100 MB for the first Hiera-T block if materialized at once)
 /// exist only a chunk at a time, stay in the cache of the core that made them, and the workers never wait
 /// for each other between the two GEMMs and the activation. The second GEMM accumulates straight into x.
-public func addFeedForward(into x: inout Tensor, input: Tensor,
-                           hiddenWeight: Tensor, hiddenBias: Tensor, outputWeight: Tensor, outputBias: Tensor,
-                           activation: FeedForwardActivation) {
+public func addFeedForward(
+    into x: inout Tensor, input: Tensor,
+    hiddenWeight: Tensor, hiddenBias: Tensor, outputWeight: Tensor, outputBias: Tensor,
+    activation: FeedForwardActivation
+) {
     let width = input.dim(-1), hiddenWidth = hiddenWeight.shape[0]
-    precondition(hiddenWeight.shape == [hiddenWidth, width] && hiddenBias.count == hiddenWidth,
-                 "feed-forward: first layer \(hiddenWeight.shape) does not take \(width) features")
-    precondition(outputWeight.shape == [x.dim(-1), hiddenWidth] && outputBias.count == x.dim(-1),
-                 "feed-forward: second layer \(outputWeight.shape) does not give x's \(x.dim(-1)) features")
+    precondition(
+        hiddenWeight.shape == [hiddenWidth, width] && hiddenBias.count == hiddenWidth,
+        "feed-forward: first layer \(hiddenWeight.shape) does not take \(width) features")
+    precondition(
+        outputWeight.shape == [x.dim(-1), hiddenWidth] && outputBias.count == x.dim(-1),
+        "feed-forward: second layer \(outputWeight.shape) does not give x's \(x.dim(-1)) features")
     let tokens = input.count / max(width, 1), outWidth = x.dim(-1)
     precondition(x.count == tokens * outWidth, "feed-forward: x \(x.shape) and input \(input.shape) differ in rows")
     // 512 rows: large enough that re-packing the weights per chunk is cheap next to the chunk's GEMMs.
@@ -72,13 +80,15 @@ public func addFeedForward(into x: inout Tensor, input: Tensor,
                                 let start = chunk * chunkRows, rows = min(chunkRows, tokens - start)
                                 let hidden = UnsafeMutablePointer<Float>.allocate(capacity: rows * hiddenWidth)
                                 defer { hidden.deallocate() }
-                                linearRows(source + start * width, rows: rows, inFeatures: width, weight: w1.baseAddress!,
-                                           outFeatures: hiddenWidth, bias: b1.baseAddress!, out: hidden)
+                                linearRows(
+                                    source + start * width, rows: rows, inFeatures: width, weight: w1.baseAddress!,
+                                    outFeatures: hiddenWidth, bias: b1.baseAddress!, out: hidden)
                                 activation.apply(hidden, count: rows * hiddenWidth)
                                 // x += hidden · W2ᵀ + bias2 (inline: this is one worker's chunk).
-                                linearRows(hidden, rows: rows, inFeatures: hiddenWidth, weight: w2.baseAddress!,
-                                           outFeatures: outWidth, bias: b2.baseAddress!, out: out + start * outWidth,
-                                           accumulate: true)
+                                linearRows(
+                                    hidden, rows: rows, inFeatures: hiddenWidth, weight: w2.baseAddress!,
+                                    outFeatures: outWidth, bias: b2.baseAddress!, out: out + start * outWidth,
+                                    accumulate: true)
                             }
                         }
                     }

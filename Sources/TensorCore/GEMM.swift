@@ -7,9 +7,11 @@ import CKernels
 /// OpenBLAS runs single-threaded (Parallel.swift); a product worth splitting is cut into one block of
 /// rows (or columns) of C per worker, each a single-threaded `cblas_sgemm` on its own core. Rows when
 /// m >= n: each worker then re-packs only the smaller operand B. Inside a parallel loop it runs inline.
-public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
-                 a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                 beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+public func gemm(
+    transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+    a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+    beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
+) {
     guard m > 0, n > 0 else { return }
     if k == 0 {
         // An empty sum: BLAS implementations disagree on degenerate leading dimensions here.
@@ -49,12 +51,15 @@ public func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Floa
 let gemmSplitAlignment = 16
 
 @inline(__always)
-private func sgemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
-                   _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
-                   _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
-                beta, c, blasint(ldc))
+private func sgemm(
+    _ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+    _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+    _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
+) {
+    cblas_sgemm(
+        CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+        blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
+        beta, c, blasint(ldc))
 }
 
 /// 2-D matrix product op(a) · op(b); `transposeA` / `transposeB` read the stored matrix transposed.
@@ -64,14 +69,17 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpose
     let k = transposeA ? a.shape[0] : a.shape[1]
     let kb = transposeB ? b.shape[1] : b.shape[0]
     let n = transposeB ? b.shape[0] : b.shape[1]
-    precondition(k == kb, "matmul inner dimensions differ: \(a.shape)\(transposeA ? "ᵀ" : "") x \(b.shape)\(transposeB ? "ᵀ" : "")")
+    precondition(
+        k == kb,
+        "matmul inner dimensions differ: \(a.shape)\(transposeA ? "ᵀ" : "") x \(b.shape)\(transposeB ? "ᵀ" : "")")
     if m == 0 || n == 0 { return Tensor(zeros: [m, n]) }
     return Tensor(shape: [m, n]) { out in
         a.withUnsafeBufferPointer { pa in
             b.withUnsafeBufferPointer { pb in
-                gemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k,
-                     a: pa.baseAddress!, lda: a.shape[1], b: pb.baseAddress!, ldb: b.shape[1],
-                     c: out.baseAddress!, ldc: n)
+                gemm(
+                    transA: transposeA, transB: transposeB, m: m, n: n, k: k,
+                    a: pa.baseAddress!, lda: a.shape[1], b: pb.baseAddress!, ldb: b.shape[1],
+                    c: out.baseAddress!, ldc: n)
             }
         }
     }
@@ -92,12 +100,14 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
             weight.withUnsafeBufferPointer { pw in
                 if let bias {
                     bias.withUnsafeBufferPointer { pb in
-                        linearRows(px.baseAddress!, rows: rows, inFeatures: inFeatures, weight: pw.baseAddress!,
-                                   outFeatures: outFeatures, bias: pb.baseAddress!, out: out.baseAddress!)
+                        linearRows(
+                            px.baseAddress!, rows: rows, inFeatures: inFeatures, weight: pw.baseAddress!,
+                            outFeatures: outFeatures, bias: pb.baseAddress!, out: out.baseAddress!)
                     }
                 } else {
-                    linearRows(px.baseAddress!, rows: rows, inFeatures: inFeatures, weight: pw.baseAddress!,
-                               outFeatures: outFeatures, bias: nil, out: out.baseAddress!)
+                    linearRows(
+                        px.baseAddress!, rows: rows, inFeatures: inFeatures, weight: pw.baseAddress!,
+                        outFeatures: outFeatures, bias: nil, out: out.baseAddress!)
                 }
             }
         }
@@ -108,9 +118,11 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
 /// residual added in place). Large products are split by rows over the workers, each preparing its own rows
 /// (bias copied in, or added on) and running its own GEMM with beta = 1, so that pass over the output is
 /// parallel and in cache for the GEMM. Also callable from inside a parallel loop, where it runs inline.
-public func linearRows(_ x: UnsafePointer<Float>, rows: Int, inFeatures: Int, weight: UnsafePointer<Float>,
-                       outFeatures: Int, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>,
-                       accumulate: Bool = false) {
+public func linearRows(
+    _ x: UnsafePointer<Float>, rows: Int, inFeatures: Int, weight: UnsafePointer<Float>,
+    outFeatures: Int, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>,
+    accumulate: Bool = false
+) {
     let units = (rows + gemmSplitAlignment - 1) / gemmSplitAlignment
     let worthSplitting = rows * outFeatures * inFeatures >= 1 << 20
     let parts = worthSplitting ? min(Threads.count, units) : 1
@@ -131,8 +143,9 @@ public func linearRows(_ x: UnsafePointer<Float>, rows: Int, inFeatures: Int, we
         } else {
             c.update(repeating: 0, count: (end - start) * outFeatures)
         }
-        gemm(transA: false, transB: true, m: end - start, n: outFeatures, k: inFeatures,
-             a: x + start * inFeatures, lda: inFeatures, b: weight, ldb: inFeatures,
-             beta: 1, c: c, ldc: outFeatures)
+        gemm(
+            transA: false, transB: true, m: end - start, n: outFeatures, k: inFeatures,
+            a: x + start * inFeatures, lda: inFeatures, b: weight, ldb: inFeatures,
+            beta: 1, c: c, ldc: outFeatures)
     }
 }

@@ -25,7 +25,9 @@ public struct Linear: Sendable {
     public func callAsFunction(_ x: Tensor) -> Tensor { linear(x, weight: weight, bias: bias) }
 
     /// residual += self(x), with no temporary output.
-    public func add(_ x: Tensor, into residual: inout Tensor) { addLinear(into: &residual, x, weight: weight, bias: bias) }
+    public func add(_ x: Tensor, into residual: inout Tensor) {
+        addLinear(into: &residual, x, weight: weight, bias: bias)
+    }
 
     /// Rows `range` of the output features: one of several projections fused in one weight (q, k, v).
     public func outputs(_ range: Range<Int>) -> Linear {
@@ -75,10 +77,13 @@ public struct Conv2d: Sendable {
     }
 
     /// Reads a square-kernel convolution's `weight` and `bias`.
-    public init(_ scope: WeightScope, input: Int, output: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
-                groups: Int = 1) throws {
-        self.init(weight: try scope.tensor("weight", shape: [output, input / groups, kernel, kernel]),
-                  bias: try scope.tensor("bias", shape: [output]), stride: stride, padding: padding, groups: groups)
+    public init(
+        _ scope: WeightScope, input: Int, output: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+        groups: Int = 1
+    ) throws {
+        self.init(
+            weight: try scope.tensor("weight", shape: [output, input / groups, kernel, kernel]),
+            bias: try scope.tensor("bias", shape: [output]), stride: stride, padding: padding, groups: groups)
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
@@ -130,8 +135,9 @@ public struct MLP: Sendable {
 extension Linear {
     /// A 1x1 `nn.Conv2d` (weight [output, input, 1, 1]) read as the Linear it is on channels-last tokens.
     public init(pointwiseConv scope: WeightScope, input: Int, output: Int) throws {
-        self.init(weight: try scope.tensor("weight", shape: [output, input, 1, 1]).reshaped([output, input]),
-                  bias: try scope.tensor("bias", shape: [output]))
+        self.init(
+            weight: try scope.tensor("weight", shape: [output, input, 1, 1]).reshaped([output, input]),
+            bias: try scope.tensor("bias", shape: [output]))
     }
 }
 

@@ -3,8 +3,9 @@
 /// index is decoded per run.
 public func permuted(_ x: Tensor, _ axes: [Int]) -> Tensor {
     let rank = x.rank
-    precondition(axes.count == rank && Set(axes) == Set(0..<rank),
-                 "permuted: \(axes) is not a permutation of the \(rank) axes of \(x.shape)")
+    precondition(
+        axes.count == rank && Set(axes) == Set(0..<rank),
+        "permuted: \(axes) is not a permutation of the \(rank) axes of \(x.shape)")
     let outShape = axes.map { x.shape[$0] }
     if x.count == 0 { return Tensor(zeros: outShape) }
     if axes == Array(0..<rank) { return x }
@@ -60,8 +61,9 @@ public func concatenated(_ xs: [Tensor], axis: Int) -> Tensor {
     let ax = axis < 0 ? axis + rank : axis
     precondition(ax >= 0 && ax < rank, "concatenated: axis \(axis) out of range for rank \(rank)")
     for t in xs {
-        precondition(t.rank == rank && (0..<rank).allSatisfy { $0 == ax || t.shape[$0] == xs[0].shape[$0] },
-                     "concatenated: shape \(t.shape) does not match \(xs[0].shape) off axis \(ax)")
+        precondition(
+            t.rank == rank && (0..<rank).allSatisfy { $0 == ax || t.shape[$0] == xs[0].shape[$0] },
+            "concatenated: shape \(t.shape) does not match \(xs[0].shape) off axis \(ax)")
     }
     var shape = xs[0].shape
     shape[ax] = xs.reduce(0) { $0 + $1.shape[ax] }
@@ -90,8 +92,9 @@ public func concatenated(_ xs: [Tensor], axis: Int) -> Tensor {
 public func sliced(_ x: Tensor, axis: Int, range: Range<Int>) -> Tensor {
     let ax = axis < 0 ? axis + x.rank : axis
     precondition(ax >= 0 && ax < x.rank, "sliced: axis \(axis) out of range for \(x.shape)")
-    precondition(range.lowerBound >= 0 && range.upperBound <= x.shape[ax],
-                 "sliced: range \(range) out of bounds for axis \(ax) of \(x.shape)")
+    precondition(
+        range.lowerBound >= 0 && range.upperBound <= x.shape[ax],
+        "sliced: range \(range) out of bounds for axis \(ax) of \(x.shape)")
     var shape = x.shape
     shape[ax] = range.count
     let outer = x.shape[0..<ax].reduce(1, *)

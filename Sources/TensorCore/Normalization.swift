@@ -17,7 +17,8 @@ public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) -
             (weight ?? ones!).withUnsafeBufferPointer { pw in
                 (bias ?? zeros!).withUnsafeBufferPointer { pb in
                     guard let out = po.baseAddress, let input = px.baseAddress,
-                          let w = pw.baseAddress, let b = pb.baseAddress else { return }
+                        let w = pw.baseAddress, let b = pb.baseAddress
+                    else { return }
                     parallelRanges(rows, grain: max(1, (1 << 15) / max(c, 1))) { range in
                         for r in range { layerNormRow(input + r * c, out + r * c, c, w, b, eps) }
                     }
@@ -28,8 +29,10 @@ public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) -
 }
 
 @inline(__always)
-private func layerNormRow(_ input: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ c: Int,
-                          _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ eps: Float) {
+private func layerNormRow(
+    _ input: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ c: Int,
+    _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ eps: Float
+) {
     let raw = UnsafeRawPointer(input), outRaw = UnsafeMutableRawPointer(out)
     let vectorEnd = c & ~7
     var sum8 = SIMD8<Float>(repeating: 0)
@@ -52,7 +55,8 @@ private func layerNormRow(_ input: UnsafePointer<Float>, _ out: UnsafeMutablePoi
     j = 0
     while j < vectorEnd {
         let v = (raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self) - mean) * inv
-        let y = v * wRaw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
+        let y =
+            v * wRaw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
             + bRaw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
         outRaw.storeBytes(of: y, toByteOffset: j * 4, as: SIMD8<Float>.self)
         j += 8

@@ -5,20 +5,25 @@ public enum ResampleMode: Sendable {
 
 /// PyTorch `F.interpolate(x, size=(height, width), mode=..., align_corners=False, antialias=...)`
 /// on the last two axes of x [..., H, W].
-public func interpolate(_ x: Tensor, size: (height: Int, width: Int), mode: ResampleMode, antialias: Bool = false) -> Tensor {
+public func interpolate(_ x: Tensor, size: (height: Int, width: Int), mode: ResampleMode, antialias: Bool = false)
+    -> Tensor
+{
     resample(x, outHeight: size.height, outWidth: size.width, scales: (nil, nil), mode: mode, antialias: antialias)
 }
 
 /// PyTorch `F.interpolate(x, scale_factor=(sh, sw), ...)` (recompute_scale_factor unset): the output is
 /// floor(in · factor), and — unlike the size form — the coordinate mapping uses 1/factor itself, not in/out.
 /// (DINOv2's position-embedding resize depends on exactly this.)
-public func interpolate(_ x: Tensor, scaleFactor: (height: Double, width: Double), mode: ResampleMode, antialias: Bool = false) -> Tensor {
+public func interpolate(
+    _ x: Tensor, scaleFactor: (height: Double, width: Double), mode: ResampleMode, antialias: Bool = false
+) -> Tensor {
     precondition(x.rank >= 2, "interpolate needs [..., H, W], got \(x.shape)")
     precondition(scaleFactor.height > 0 && scaleFactor.width > 0, "interpolate: scale factors must be positive")
     let outHeight = Int((Double(x.dim(-2)) * scaleFactor.height).rounded(.down))
     let outWidth = Int((Double(x.dim(-1)) * scaleFactor.width).rounded(.down))
-    return resample(x, outHeight: outHeight, outWidth: outWidth, scales: (scaleFactor.height, scaleFactor.width),
-                    mode: mode, antialias: antialias)
+    return resample(
+        x, outHeight: outHeight, outWidth: outWidth, scales: (scaleFactor.height, scaleFactor.width),
+        mode: mode, antialias: antialias)
 }
 
 /// One axis' resampling as a fixed number of taps per output: output o reads
@@ -46,13 +51,18 @@ func resampleTaps(input: Int, output: Int, factor: Double?, mode: ResampleMode, 
     case (.nearest, _):
         var index = [Int](repeating: 0, count: output)
         for o in 0..<output {
-            if output == input { index[o] = o }
-            else if output == 2 * input { index[o] = o >> 1 }
-            else { index[o] = min(Int((Float(o) * scale).rounded(.down)), input - 1) }
+            if output == input {
+                index[o] = o
+            } else if output == 2 * input {
+                index[o] = o >> 1
+            } else {
+                index[o] = min(Int((Float(o) * scale).rounded(.down)), input - 1)
+            }
         }
         return ResampleTaps(taps: 1, index: index, weight: [Float](repeating: 1, count: output))
     case (.bilinear, false):
-        var t = ResampleTaps(taps: 2, index: [Int](repeating: 0, count: 2 * output), weight: [Float](repeating: 0, count: 2 * output))
+        var t = ResampleTaps(
+            taps: 2, index: [Int](repeating: 0, count: 2 * output), weight: [Float](repeating: 0, count: 2 * output))
         for o in 0..<output {
             // Source coordinate of the output pixel centre, clamped at 0 for linear modes.
             let src = max(scale * (Float(o) + 0.5) - 0.5, 0)
@@ -66,7 +76,8 @@ func resampleTaps(input: Int, output: Int, factor: Double?, mode: ResampleMode, 
         return t
     case (.bicubic, false):
         let a: Float = -0.75
-        var t = ResampleTaps(taps: 4, index: [Int](repeating: 0, count: 4 * output), weight: [Float](repeating: 0, count: 4 * output))
+        var t = ResampleTaps(
+            taps: 4, index: [Int](repeating: 0, count: 4 * output), weight: [Float](repeating: 0, count: 4 * output))
         for o in 0..<output {
             // No clamp of the source coordinate for cubic; the tap indices are clamped instead.
             let src = scale * (Float(o) + 0.5) - 0.5
@@ -85,11 +96,18 @@ func resampleTaps(input: Int, output: Int, factor: Double?, mode: ResampleMode, 
         let interpSize: Float = mode == .bilinear ? 2 : 4
         let support: Float = scale >= 1 ? interpSize * 0.5 * scale : interpSize * 0.5
         let invScale: Float = scale >= 1 ? 1 / scale : 1
-        let filter: (Float) -> Float = mode == .bilinear
-            ? { x in let ax = abs(x); return ax < 1 ? 1 - ax : 0 }
-            : { x in let ax = abs(x); return ax < 1 ? cubic1(ax, -0.5) : (ax < 2 ? cubic2(ax, -0.5) : 0) }
+        let filter: (Float) -> Float =
+            mode == .bilinear
+            ? { x in
+                let ax = abs(x); return ax < 1 ? 1 - ax : 0
+            }
+            : { x in
+                let ax = abs(x); return ax < 1 ? cubic1(ax, -0.5) : (ax < 2 ? cubic2(ax, -0.5) : 0)
+            }
         let taps = Int(support.rounded(.up)) * 2 + 1
-        var t = ResampleTaps(taps: taps, index: [Int](repeating: 0, count: taps * output), weight: [Float](repeating: 0, count: taps * output))
+        var t = ResampleTaps(
+            taps: taps, index: [Int](repeating: 0, count: taps * output),
+            weight: [Float](repeating: 0, count: taps * output))
         for o in 0..<output {
             // C++ promotes these expressions through double before truncating; mirror that.
             let center = Float(Double(scale) * (Double(o) + 0.5))
@@ -110,10 +128,13 @@ func resampleTaps(input: Int, output: Int, factor: Double?, mode: ResampleMode, 
     }
 }
 
-func resample(_ x: Tensor, outHeight: Int, outWidth: Int, scales: (Double?, Double?), mode: ResampleMode, antialias: Bool) -> Tensor {
+func resample(
+    _ x: Tensor, outHeight: Int, outWidth: Int, scales: (Double?, Double?), mode: ResampleMode, antialias: Bool
+) -> Tensor {
     precondition(x.rank >= 2, "interpolate needs [..., H, W], got \(x.shape)")
     precondition(!(antialias && mode == .nearest), "interpolate: antialias needs bilinear or bicubic mode")
-    precondition(outHeight > 0 && outWidth > 0, "interpolate: output size must be positive, got \(outHeight)x\(outWidth)")
+    precondition(
+        outHeight > 0 && outWidth > 0, "interpolate: output size must be positive, got \(outHeight)x\(outWidth)")
     let h = x.dim(-2), w = x.dim(-1)
     precondition(h > 0 && w > 0, "interpolate: empty input \(x.shape)")
     let planes = x.count / (h * w)

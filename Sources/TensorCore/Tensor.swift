@@ -15,8 +15,9 @@ public struct Tensor: Sendable, Equatable {
 
     public init(shape: [Int], data: [Float]) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
-        precondition(Tensor.count(of: shape) == data.count,
-                     "shape \(shape) needs \(Tensor.count(of: shape)) values, got \(data.count)")
+        precondition(
+            Tensor.count(of: shape) == data.count,
+            "shape \(shape) needs \(Tensor.count(of: shape)) values, got \(data.count)")
         self.shape = shape
         self.data = data
     }
@@ -62,7 +63,9 @@ public struct Tensor: Sendable, Equatable {
         try data.withUnsafeBufferPointer(body)
     }
 
-    @inlinable public mutating func withUnsafeMutableBufferPointer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+    @inlinable public mutating func withUnsafeMutableBufferPointer<R>(
+        _ body: (UnsafeMutableBufferPointer<Float>) throws -> R
+    ) rethrows -> R {
         try data.withUnsafeMutableBufferPointer { try body($0) }
     }
 }

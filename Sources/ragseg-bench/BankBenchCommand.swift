@@ -17,13 +17,27 @@ struct BankBench: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Embedding dimensions.") var dimensions = [384, 768]
     @Option(parsing: .upToNextOption, help: "Index types.") var types: [IndexKind] = [.flat, .hnsw, .ivf]
     @Option(help: "Single-vector queries timed per configuration.") var queries = 300
-    @Option(help: "Skip index types whose construction would exceed this many seconds (estimated from the previous size).")
+    @Option(
+        help: "Skip index types whose construction would exceed this many seconds (estimated from the previous size).")
     var maxBuildSeconds = 240.0
     @Flag(help: "Only the search-latency part.") var searchOnly = false
     @Flag(help: "Only the add/disk part.") var addOnly = false
-    @Option(help: "Synthetic data: clustered (mixture of n/100 Gaussian clusters, like real embeddings) or gaussian (no structure: worst case for approximate indexes).")
+    @Option(
+        help:
+            """
+            Synthetic data: clustered (mixture of n/100 Gaussian clusters, like real embeddings) or gaussian (no \
+            structure: worst case for approximate indexes).
+            """
+    )
     var data = "clustered"
-    @Option(parsing: .upToNextOption, help: "Bank sizes at which the one-case add is timed (the bank is bulk-filled up to each in turn; --large adds 1000000).")
+    @Option(
+        parsing: .upToNextOption,
+        help:
+            """
+            Bank sizes at which the one-case add is timed (the bank is bulk-filled up to each in turn; --large adds \
+            1000000).
+            """
+    )
     var addSteps = [100, 10000, 100000]
     @Option(help: "Scratch folder for the add benchmark's banks.") var scratch = NSTemporaryDirectory()
 
@@ -61,8 +75,17 @@ struct BankBench: ParsableCommand {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         print("## Search latency (one query at a time, 1 OpenMP thread, k = 10; build with \(cores) threads)")
         let clustered = data == "clustered"
-        print(clustered ? "Data: normalized vectors in n/100 Gaussian clusters (queries from the same clusters). Recall@10 vs exact Flat."
-                        : "Data: normalized Gaussian vectors (no cluster structure: worst case for HNSW/IVF recall). Recall@10 vs exact Flat.")
+        print(
+            clustered
+                ? """
+                Data: normalized vectors in n/100 Gaussian clusters (queries from the same clusters). Recall@10 vs \
+                exact Flat.
+                """
+                : """
+                Data: normalized Gaussian vectors (no cluster structure: worst case for HNSW/IVF recall). \
+                Recall@10 vs exact Flat.
+                """
+        )
         print("")
         print("| d | n | index | build s | p50 ms | p99 ms | recall@10 |")
         print("|---|---|---|---|---|---|---|")
@@ -77,11 +100,17 @@ struct BankBench: ParsableCommand {
                 let truthQueries = min(queries, 100)
                 for kind in types {
                     if let perVector = lastBuildPerVector[kind], perVector * Double(n) > maxBuildSeconds {
-                        print("| \(d) | \(n) | \(kind.rawValue) | skipped (estimated \(Int(perVector * Double(n))) s build) | | | |")
+                        print(
+                            """
+                            | \(d) | \(n) | \(kind.rawValue) | skipped (estimated \(Int(perVector * Double(n))) s \
+                            build) | | | |
+                            """
+                        )
                         fflush(nil)
                         continue
                     }
-                    let factory = kind == .ivf ? "IVF\(IndexKind.ivfCellCount(n)),Flat" : (kind == .hnsw ? "HNSW32" : "Flat")
+                    let factory =
+                        kind == .ivf ? "IVF\(IndexKind.ivfCellCount(n)),Flat" : (kind == .hnsw ? "HNSW32" : "Flat")
                     let index = try FaissIndex(dimension: d, factory: factory)
                     if kind == .hnsw { try index.setSearchParameter("efSearch", 64) }
                     FaissIndex.threads = cores
@@ -96,11 +125,14 @@ struct BankBench: ParsableCommand {
                     lastBuildPerVector[kind] = build / Double(n)
                     if kind == .flat || truth.isEmpty {
                         // Exact neighbours from a Flat index (built here if flat is not benchmarked).
-                        let exact = kind == .flat ? index : try { () throws -> FaissIndex in
-                            let f = try FaissIndex(dimension: d, factory: "Flat")
-                            try f.add(data, ids: ids)
-                            return f
-                        }()
+                        let exact =
+                            kind == .flat
+                            ? index
+                            : try { () throws -> FaissIndex in
+                                let f = try FaissIndex(dimension: d, factory: "Flat")
+                                try f.add(data, ids: ids)
+                                return f
+                            }()
                         let (_, found) = try exact.search(Array(queryVectors[0..<(truthQueries * d)]), k: 10)
                         truth = (0..<truthQueries).map { Array(found[($0 * 10)..<($0 * 10 + 10)]) }
                     }
@@ -116,8 +148,10 @@ struct BankBench: ParsableCommand {
                     }
                     times.sort()
                     let recall = Double(hitsFound) / Double(truthQueries * 10)
-                    print(String(format: "| %d | %d | %@ | %.1f | %.3f | %.3f | %.3f |", d, n, kind.rawValue, build,
-                                 BankBench.percentile(times, 50), BankBench.percentile(times, 99), recall))
+                    print(
+                        String(
+                            format: "| %d | %d | %@ | %.1f | %.3f | %.3f | %.3f |", d, n, kind.rawValue, build,
+                            BankBench.percentile(times, 50), BankBench.percentile(times, 99), recall))
                     fflush(nil)
                 }
             }
@@ -130,10 +164,18 @@ struct BankBench: ParsableCommand {
         let embedding = (0..<dimension).map { _ in rng.gaussian() }
         let memory = [UInt16]((0..<shape.memoryCount).map { UInt16(truncatingIfNeeded: $0 &* 2_654_435_761 &+ i) })
         let pointer = [Float](repeating: Float(i), count: shape.pointerDimension)
-        return PreparedCase(image: "synthetic/\(i).png", mask: "synthetic/\(i)_mask.png",
-                            contentHash: SHA256.hash(Array("bench \(i)".utf8)), width: 512, height: 512,
-                            embedding: embedding, memories: [(1, SupportMemory(channels: shape.channels, height: shape.height, width: shape.width,
-                                                                        memoryBits: memory, pointer: pointer, isEmpty: false))])
+        return PreparedCase(
+            image: "synthetic/\(i).png", mask: "synthetic/\(i)_mask.png",
+            contentHash: SHA256.hash(Array("bench \(i)".utf8)), width: 512, height: 512,
+            embedding: embedding,
+            memories: [
+                (
+                    1,
+                    SupportMemory(
+                        channels: shape.channels, height: shape.height, width: shape.width,
+                        memoryBits: memory, pointer: pointer, isEmpty: false)
+                )
+            ])
     }
 
     func benchAdd() throws {
@@ -144,8 +186,10 @@ struct BankBench: ParsableCommand {
         do {
             let dir = (scratch as NSString).appendingPathComponent("ragseg-bench-full-\(getpid())")
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            let bank = try SupportBank.create(at: dir, metadata: BankMetadata(
-                retrievalModel: model, supportModel: model, embeddingDimension: d, memoryShape: .sam2))
+            let bank = try SupportBank.create(
+                at: dir,
+                metadata: BankMetadata(
+                    retrievalModel: model, supportModel: model, embeddingDimension: d, memoryShape: .sam2))
             var rng = SeededRandom(state: 1)
             let n = 256
             let cases = (0..<n).map { BankBench.syntheticCase($0, dimension: d, shape: .sam2, rng: &rng) }
@@ -164,14 +208,29 @@ struct BankBench: ParsableCommand {
             let raw = MemoryShape.sam2.memoryCount * 2 + MemoryShape.sam2.pointerDimension * 4 + d * 4
             let used = bank.lmdbUsedBytes
             print("")
-            print("Full-size cases (bf16 64x64x64 memory + 256 fp32 pointer + 768 fp32 embedding = \(raw) B raw payload), \(n) cases:")
-            print(String(format: "- one case per transaction (fsync each): %.2f ms/case (%.0f cases/s, %.0f MiB/s)",
-                         single * 1000, 1 / single, Double(raw) / single / 1048576))
-            print(String(format: "- 16 cases per transaction: %.2f ms/case (%.0f cases/s, %.0f MiB/s)",
-                         batched * 1000, 1 / batched, Double(raw) / batched / 1048576))
-            print(String(format: "- disk: LMDB pages in use %.1f KiB/case, files allocated %.1f KiB/case; raw payload %.1f KiB/case (overhead %+.1f%% / %+.1f%%)",
-                         Double(used) / Double(n) / 1024, Double(stats.diskBytes) / Double(n) / 1024, Double(raw) / 1024,
-                         (Double(used) / Double(n * raw) - 1) * 100, (Double(stats.diskBytes) / Double(n * raw) - 1) * 100))
+            print(
+                """
+                Full-size cases (bf16 64x64x64 memory + 256 fp32 pointer + 768 fp32 embedding = \(raw) B raw payload), \
+                \(n) cases:
+                """
+            )
+            print(
+                String(
+                    format: "- one case per transaction (fsync each): %.2f ms/case (%.0f cases/s, %.0f MiB/s)",
+                    single * 1000, 1 / single, Double(raw) / single / 1048576))
+            print(
+                String(
+                    format: "- 16 cases per transaction: %.2f ms/case (%.0f cases/s, %.0f MiB/s)",
+                    batched * 1000, 1 / batched, Double(raw) / batched / 1048576))
+            print(
+                String(
+                    format:
+                        """
+                        - disk: LMDB pages in use %.1f KiB/case, files allocated %.1f KiB/case; raw payload %.1f \
+                        KiB/case (overhead %+.1f%% / %+.1f%%)
+                        """,
+                    Double(used) / Double(n) / 1024, Double(stats.diskBytes) / Double(n) / 1024, Double(raw) / 1024,
+                    (Double(used) / Double(n * raw) - 1) * 100, (Double(stats.diskBytes) / Double(n * raw) - 1) * 100))
         }
         // Cost of one more real-shaped case as the bank grows. Reaching 1e6 cases through `add` takes
         // most of an hour (and 1e6 real memories would be 512 GB), so the bank is filled by a
@@ -181,25 +240,39 @@ struct BankBench: ParsableCommand {
         let steps = addSteps + (large ? [1_000_000] : [])
         let dir = (scratch as NSString).appendingPathComponent("ragseg-bench-scale-\(getpid())")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let bank = try SupportBank.create(at: dir, metadata: BankMetadata(
-            retrievalModel: model, supportModel: model, embeddingDimension: d, memoryShape: .sam2))
+        let bank = try SupportBank.create(
+            at: dir,
+            metadata: BankMetadata(
+                retrievalModel: model, supportModel: model, embeddingDimension: d, memoryShape: .sam2))
         var rng = SeededRandom(state: 2)
         var count = 0
         let timed = 100
         var realCases = 0, realBytes = 0  // the timed cases of earlier steps are in the bank too
         print("")
-        print("One-case add as the bank grows (\(d)-d, index auto: Flat, IVF past \(IndexKind.autoApproximateThreshold(dimension: d)) vectors).")
+        print(
+            """
+            One-case add as the bank grows (\(d)-d, index auto: Flat, IVF past \
+            \(IndexKind.autoApproximateThreshold(dimension: d)) vectors).
+            """
+        )
         print("Each timed add is one real-shaped case (512 KiB bf16 memory + pointer + embedding) in its own")
         print("transaction (fsync), \(timed) per size, after `checkpoint` has restructured the index for that size;")
         print("then \(timed) more with LMDB's fsync off (the add's own work, without the disk's sync latency).")
-        print("Add CPU = CPU seconds of the whole process (user + system, all threads) during each timed add: unlike the")
+        print(
+            "Add CPU = CPU seconds of the whole process (user + system, all threads) during each timed add: unlike the")
         print("wall-clock columns it does not grow when other processes compete for the cores or the disk.")
         print("The cases already in the bank were bulk-filled for the benchmark: real records, embeddings, hashes and")
         print("journal entries, 8-byte placeholder memories (same B-tree leaf footprint as a real memory's overflow")
         print("reference). Disk: LMDB pages in use per filler case (everything but the memory payload), LMDB growth")
         print("per timed real case, index file per vector.")
         print("")
-        print("| cases in bank | index | add p50 ms | add p99 ms | add max ms | add CPU p50 ms | CPU p99 ms | no fsync: p50 ms | p99 ms | checkpoint after the adds ms | fill s | restructure + write s | LMDB B/filler case | LMDB KiB/real case | index B/vector |")
+        print(
+            """
+            | cases in bank | index | add p50 ms | add p99 ms | add max ms | add CPU p50 ms | CPU p99 ms | no fsync: \
+            p50 ms | p99 ms | checkpoint after the adds ms | fill s | restructure + write s | LMDB B/filler case | \
+            LMDB KiB/real case | index B/vector |
+            """
+        )
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         let chunk = 8192
         for target in steps {
@@ -211,7 +284,8 @@ struct BankBench: ParsableCommand {
             }
             let fill = Date().timeIntervalSince(fillStart)
             var t0 = Date()
-            try bank.checkpoint(force: true)  // restructure (Flat -> IVF, IVF retrain at 4x) happens here, then a full write
+            // The restructure (Flat -> IVF, IVF retrain at 4x) happens here, then a full write.
+            try bank.checkpoint(force: true)
             let restructure = Date().timeIntervalSince(t0)
             let before = bank.lmdbUsedBytes
             let fillerBytes = before - realBytes
@@ -250,12 +324,19 @@ struct BankBench: ParsableCommand {
             let after = Date().timeIntervalSince(t0) * 1000
             times.sort()
             let stats = try bank.statistics()
-            print(String(format: "| %d | %@ | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.1f | %.0f | %.1f | %.0f |", target, stats.indexKind.rawValue,
-                         BankBench.percentile(times, 50), BankBench.percentile(times, 99), times.last!,
-                         BankBench.percentile(cpuTimes, 50), BankBench.percentile(cpuTimes, 99),
-                         BankBench.percentile(unsynced, 50), BankBench.percentile(unsynced, 99), after, fill, restructure,
-                         Double(fillerBytes) / Double(fillerCases), Double(stepBytes) / Double(2 * timed) / 1024,
-                         Double(stats.indexFileBytes) / Double(stats.indexVectors)))
+            print(
+                String(
+                    format:
+                        """
+                        | %d | %@ | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f | %.1f | %.1f | %.0f | %.1f \
+                        | %.0f |
+                        """,
+                    target, stats.indexKind.rawValue,
+                    BankBench.percentile(times, 50), BankBench.percentile(times, 99), times.last!,
+                    BankBench.percentile(cpuTimes, 50), BankBench.percentile(cpuTimes, 99),
+                    BankBench.percentile(unsynced, 50), BankBench.percentile(unsynced, 99), after, fill, restructure,
+                    Double(fillerBytes) / Double(fillerCases), Double(stepBytes) / Double(2 * timed) / 1024,
+                    Double(stats.indexFileBytes) / Double(stats.indexVectors)))
             fflush(nil)
         }
     }

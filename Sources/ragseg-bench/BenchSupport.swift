@@ -13,11 +13,16 @@ struct SweepOptions: ParsableArguments {
     @Option(help: "Threads for BLAS and the tensor core (give the PyTorch script the same).")
     var threads = 2
 
-    @Option(help: "JSON written by the benchmark's PyTorch script (tools/bench_segment_torch.py, tools/bench_query_torch.py).")
+    @Option(
+        help:
+            "JSON written by the benchmark's PyTorch script (tools/bench_segment_torch.py, tools/bench_query_torch.py)."
+    )
     var reference: String?
 
     func validate() throws {
-        guard !ks.isEmpty, ks.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--ks takes support counts of at least 1") }
+        guard !ks.isEmpty, ks.allSatisfy({ $0 >= 1 }) else {
+            throw ValidationError("--ks takes support counts of at least 1")
+        }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
     }
 }

@@ -44,34 +44,48 @@ struct BenchOps: ParsableCommand {
 
         // SAM 2 (Hiera) patch embedding: 3 -> 96, 7x7, stride 4, padding 3 on a 1024² image.
         let image = random([1, 3, 1024, 1024], seed: 3), patchW = random([96, 3, 7, 7], seed: 4)
-        add("conv 3->96 7x7 s4 p3, 1024^2", 2.0 * 96 * 147 * 256 * 256,
+        add(
+            "conv 3->96 7x7 s4 p3, 1024^2", 2.0 * 96 * 147 * 256 * 256,
             timed { _ = conv2d(image, weight: patchW, bias: nil, stride: 4, padding: 3) })
         // Dense 3x3 conv at the 64x64 feature level.
         let feature = random([1, 256, 64, 64], seed: 5), w3 = random([256, 256, 3, 3], seed: 6)
-        add("conv 256->256 3x3 p1, 64^2", 2.0 * 256 * 2304 * 4096,
+        add(
+            "conv 256->256 3x3 p1, 64^2", 2.0 * 256 * 2304 * 4096,
             timed { _ = conv2d(feature, weight: w3, bias: nil, padding: 1) })
         // Depthwise 7x7 as in the memory encoder's CXBlock.
         let dw = random([256, 1, 7, 7], seed: 7)
-        add("conv depthwise 7x7 256ch, 64^2", 2.0 * 256 * 49 * 4096,
+        add(
+            "conv depthwise 7x7 256ch, 64^2", 2.0 * 256 * 49 * 4096,
             timed { _ = conv2d(feature, weight: dw, bias: nil, padding: 3, groups: 256) })
         // Linear at the token level: 4096 tokens, 256 -> 2048.
         let tokens = random([4096, 256], seed: 8), fc = random([2048, 256], seed: 9)
-        add("linear 4096x256 -> 2048", 2.0 * 4096 * 256 * 2048,
+        add(
+            "linear 4096x256 -> 2048", 2.0 * 4096 * 256 * 2048,
             timed { _ = linear(tokens, weight: fc, bias: nil) })
         // Attention: image self-attention (4096 x 4096) and memory cross-attention (4096 x 8192), 256 ch, 1 head.
         for keys in [4096, 8192] {
             let q = random([4096, 256], seed: 10), k = random([keys, 256], seed: 11), v = random([keys, 256], seed: 12)
-            add("attention 4096x\(keys), 256ch, 1 head", 2.0 * 2 * 4096 * Double(keys) * 256,
+            add(
+                "attention 4096x\(keys), 256ch, 1 head", 2.0 * 2 * 4096 * Double(keys) * 256,
                 timed { _ = attention(query: q, key: k, value: v, heads: 1) })
         }
 
         print(BLASKernels.summary)
-        print("threads: \(threads), best of \(repeats); % sgemm = vs sgemm 1024^3 at \(threads) thread(s), timed alternately with each op")
-        print(pad("op", 38) + pad("ms", 10, right: true) + pad("GFLOP/s", 10, right: true) + pad("% sgemm", 10, right: true))
+        print(
+            """
+            threads: \(threads), best of \(repeats); % sgemm = vs sgemm 1024^3 at \(threads) thread(s), timed \
+            alternately with each op
+            """
+        )
+        print(
+            pad("op", 38) + pad("ms", 10, right: true) + pad("GFLOP/s", 10, right: true)
+                + pad("% sgemm", 10, right: true))
         for row in rows {
             let gflops = row.flops / row.seconds / 1e9
-            print(pad(row.name, 38) + pad(fixed(row.seconds * 1e3, 1), 10, right: true)
-                  + pad(fixed(gflops, 1), 10, right: true) + pad(fixed(100 * gflops * 1e9 / row.sgemmRate, 0), 10, right: true))
+            print(
+                pad(row.name, 38) + pad(fixed(row.seconds * 1e3, 1), 10, right: true)
+                    + pad(fixed(gflops, 1), 10, right: true)
+                    + pad(fixed(100 * gflops * 1e9 / row.sgemmRate, 0), 10, right: true))
         }
     }
 

@@ -17,7 +17,11 @@ import TensorCore
 struct QueryBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "query",
-        abstract: "Benchmark one retrieval query end to end per stage (embed, search, load, encode, attend, decode) for k supports.",
+        abstract:
+            """
+            Benchmark one retrieval query end to end per stage (embed, search, load, encode, attend, decode) for k \
+            supports.
+            """,
         discussion: """
             First (same thread count; also writes the random sam2.1 tiny weights both sides use):
               python tools/bench_query_torch.py --ks 1,4,8 --cases 1000 --threads 2 --out torch_query.json \\
@@ -33,10 +37,13 @@ struct QueryBenchCommand: AsyncParsableCommand {
             CPU = process CPU seconds, all threads (steadier than wall on a shared machine).
             """)
 
-    @Option(name: .customLong("sam2"), help: "SAM 2 checkpoint (.safetensors), e.g. the one tools/bench_query_torch.py --write-weights saves.")
+    @Option(
+        name: .customLong("sam2"),
+        help: "SAM 2 checkpoint (.safetensors), e.g. the one tools/bench_query_torch.py --write-weights saves.")
     var sam2: String
 
-    @Option(name: .customLong("dinov2"), help: "DINOv2 weights (default: ViT-S/14 with random weights made in-process).")
+    @Option(
+        name: .customLong("dinov2"), help: "DINOv2 weights (default: ViT-S/14 with random weights made in-process).")
     var dinov2: String?
 
     @OptionGroup var sweep: SweepOptions
@@ -61,7 +68,8 @@ struct QueryBenchCommand: AsyncParsableCommand {
         guard cases >= 1 else { throw ValidationError("--cases must be at least 1") }
         guard size >= 16 else { throw ValidationError("--size must be at least 16") }
         guard let maxK = sweep.ks.max(), maxK <= min(cases, ServerConfiguration.maxK) else {
-            throw ValidationError("--ks must lie in 1...\(min(cases, ServerConfiguration.maxK)) (at most --cases and the server's limit)")
+            throw ValidationError(
+                "--ks must lie in 1...\(min(cases, ServerConfiguration.maxK)) (at most --cases and the server's limit)")
         }
     }
 
@@ -77,19 +85,24 @@ struct QueryBenchCommand: AsyncParsableCommand {
         if let dinov2 {
             retrieval = try DINOv2RetrievalEncoder(path: dinov2)
         } else {
-            retrieval = DINOv2RetrievalEncoder(network: DINOv2Model(randomWeights: .small, seed: 1),
-                                               model: ModelIdentity(name: "dinov2", variant: "small-random-in-process",
-                                                                    sha256: String(repeating: "0", count: 64)))
+            retrieval = DINOv2RetrievalEncoder(
+                network: DINOv2Model(randomWeights: .small, seed: 1),
+                model: ModelIdentity(
+                    name: "dinov2", variant: "small-random-in-process",
+                    sha256: String(repeating: "0", count: 64)))
         }
 
         // The synthetic bank.
         let bankPath = (scratch as NSString).appendingPathComponent("ragseg-bench-query-\(getpid())")
         defer { try? FileManager.default.removeItem(atPath: bankPath) }
         let fillStart = now()
-        let bank = try SupportBank.create(at: bankPath, metadata: BankMetadata(
-            retrievalModel: retrieval.model, supportModel: support.model, embeddingDimension: retrieval.dimension,
-            memoryShape: support.memoryShape, preprocessing: retrieval.preprocessing.merging(support.preprocessing) { a, _ in a },
-            labels: ["object"]))
+        let bank = try SupportBank.create(
+            at: bankPath,
+            metadata: BankMetadata(
+                retrievalModel: retrieval.model, supportModel: support.model, embeddingDimension: retrieval.dimension,
+                memoryShape: support.memoryShape,
+                preprocessing: retrieval.preprocessing.merging(support.preprocessing) { a, _ in a },
+                labels: ["object"]))
         var rng = SeededRandom(state: 7)
         var filled = 0
         while filled < cases {
@@ -127,8 +140,10 @@ struct QueryBenchCommand: AsyncParsableCommand {
         var served: [Int: (wall: Double, cpu: Double, all: [Double])] = [:]
         if server {
             let uploads = (bankPath as NSString).appendingPathComponent("uploads")
-            let http = try SegmentationServer(segmenter: segmenter, configuration: ServerConfiguration(
-                host: "127.0.0.1", port: 0, k: counts[0], maxUploadBytes: 64 << 20, uploadsDirectory: uploads))
+            let http = try SegmentationServer(
+                segmenter: segmenter,
+                configuration: ServerConfiguration(
+                    host: "127.0.0.1", port: 0, k: counts[0], maxUploadBytes: 64 << 20, uploadsDirectory: uploads))
             let (ports, continuation) = AsyncStream<Int>.makeStream()
             let task = Task {
                 defer { continuation.finish() }
@@ -140,7 +155,8 @@ struct QueryBenchCommand: AsyncParsableCommand {
                 throw QueryBenchError(description: "the HTTP server did not start")
             }
             do {
-                _ = try await LoopbackHTTP.post(port: port, path: "/segment?k=\(counts.max()!)", body: try nextImage().png)
+                _ = try await LoopbackHTTP.post(
+                    port: port, path: "/segment?k=\(counts.max()!)", body: try nextImage().png)
                 for k in counts {
                     for _ in 0..<repeats {
                         let png = try nextImage().png
@@ -148,7 +164,13 @@ struct QueryBenchCommand: AsyncParsableCommand {
                         let reply = try await LoopbackHTTP.post(port: port, path: "/segment?k=\(k)", body: png)
                         let wall = now() - start, cpuSeconds = processCPUSeconds() - cpu
                         guard reply.status == 200 else {
-                            throw QueryBenchError(description: "POST /segment?k=\(k) answered \(reply.status): \(String(decoding: reply.body, as: UTF8.self))")
+                            throw QueryBenchError(
+                                description:
+                                    """
+                                    POST /segment?k=\(k) answered \(reply.status): \
+                                    \(String(decoding: reply.body, as: UTF8.self))
+                                    """
+                            )
                         }
                         var entry = served[k] ?? (.infinity, 0, [])
                         entry.all.append(wall)
@@ -168,24 +190,54 @@ struct QueryBenchCommand: AsyncParsableCommand {
         // Report.
         print(BLASKernels.summary)
         let dino = retrieval.network.config
-        print("threads \(threads); target \(size)x\(size) gray PNG; SAM 2 input \(support.imageSize); DINOv2 d=\(dino.hiddenSize) "
-              + "depth \(dino.depth) at \(retrieval.inputSize)x\(retrieval.inputSize)\(dinov2 == nil ? " (random weights, in-process)" : "")")
-        print("bank: \(stats.cases) synthetic cases (random memories, \(support.memoryShape) pointer, and random unit \(retrieval.dimension)-d "
-              + "embeddings; no encoder ran), index \(stats.indexKind.rawValue), \(String(format: "%.0f", Double(stats.diskBytes) / 1048576)) MiB on disk, "
-              + "filled in \(fmt(fillSeconds, 1)) s; memories read from the page cache (warm), not from a cold disk")
+        print(
+            """
+            threads \(threads); target \(size)x\(size) gray PNG; SAM 2 input \(support.imageSize); DINOv2 \
+            d=\(dino.hiddenSize) 
+            """
+                + """
+                depth \(dino.depth) at \
+                \(retrieval.inputSize)x\(retrieval.inputSize)\(dinov2 == nil ? " (random weights, in-process)" : "")
+                """
+        )
+        print(
+            """
+            bank: \(stats.cases) synthetic cases (random memories, \(support.memoryShape) pointer, and random unit \
+            \(retrieval.dimension)-d 
+            """
+                + """
+                embeddings; no encoder ran), index \(stats.indexKind.rawValue), \
+                \(String(format: "%.0f", Double(stats.diskBytes) / 1048576)) MiB on disk, 
+                """
+                + "filled in \(fmt(fillSeconds, 1)) s; memories read from the page cache (warm), not from a cold disk")
         if let torchVersion = torch?["torch"] as? String {
-            print("PyTorch \(torchVersion) (\(sweep.reference!)): \(torch?["cases"] as? Int ?? 0) embeddings searched, "
-                  + "\(torch?["threads"] as? Int ?? 0) threads, OMP_WAIT_POLICY \(torch?["ompWaitPolicy"] as? String ?? "?"), "
-                  + "target \(torch?["size"] as? Int ?? 0)x\(torch?["size"] as? Int ?? 0); supports' memories precomputed in RAM (not timed)")
+            print(
+                "PyTorch \(torchVersion) (\(sweep.reference!)): \(torch?["cases"] as? Int ?? 0) embeddings searched, "
+                    + """
+                    \(torch?["threads"] as? Int ?? 0) threads, OMP_WAIT_POLICY \
+                    \(torch?["ompWaitPolicy"] as? String ?? "?"), 
+                    """
+                        + """
+                        target \(torch?["size"] as? Int ?? 0)x\(torch?["size"] as? Int ?? 0); supports' memories \
+                        precomputed in RAM (not timed)
+                        """
+            )
         }
-        print("per k: the query with the smallest total of \(repeats); wall and process-CPU milliseconds; ratio = RAGSeg / PyTorch")
+        print(
+            """
+            per k: the query with the smallest total of \(repeats); wall and process-CPU milliseconds; ratio = RAGSeg \
+            / PyTorch
+            """
+        )
         let torchK = torch?["k"] as? [String: [String: Any]] ?? [:]
         for k in counts {
             guard let run = best[k] else { continue }
             let t = torchK[String(k)]
             func torchValue(_ key: String) -> Double? { t?[key] as? Double }
             print("")
-            print("k = \(k)   (totals of the \(repeats) runs: " + (totals[k] ?? []).map { fmt($0) }.joined(separator: ", ") + " s)")
+            print(
+                "k = \(k)   (totals of the \(repeats) runs: "
+                    + (totals[k] ?? []).map { fmt($0) }.joined(separator: ", ") + " s)")
             print("stage                      wall ms   cpu ms | torch wall  torch cpu | wall ratio  cpu ratio")
             func row(_ name: String, _ wall: Double?, _ cpu: Double?, _ tw: Double?, _ tc: Double?) {
                 func cell(_ x: Double?, _ width: Int, _ digits: Int = 1, scale: Double = 1e3) -> String {
@@ -193,12 +245,18 @@ struct QueryBenchCommand: AsyncParsableCommand {
                 }
                 let wallRatio = wall.flatMap { w in tw.flatMap { $0 > 0 ? w / $0 : nil } }
                 let cpuRatio = cpu.flatMap { c in tc.flatMap { $0 > 0 ? c / $0 : nil } }
-                print(name.padding(toLength: 24, withPad: " ", startingAt: 0) + cell(wall, 10) + cell(cpu, 9) + " |"
-                      + cell(tw, 11) + cell(tc, 11) + " |" + cell(wallRatio, 11, 2, scale: 1) + cell(cpuRatio, 11, 2, scale: 1))
+                print(
+                    name.padding(toLength: 24, withPad: " ", startingAt: 0) + cell(wall, 10) + cell(cpu, 9) + " |"
+                        + cell(tw, 11) + cell(tc, 11) + " |" + cell(wallRatio, 11, 2, scale: 1)
+                        + cell(cpuRatio, 11, 2, scale: 1))
             }
             row("embed (DINOv2)", run.wall["embed"], run.cpu["embed"], torchValue("embed"), torchValue("embed:cpu"))
-            row("encode (SAM 2 image)", run.wall["encode"], run.cpu["encode"], torchValue("encode"), torchValue("encode:cpu"))
-            row("search (FAISS top-k)", run.wall["search"], run.cpu["search"], torchValue("search"), torchValue("search:cpu"))
+            row(
+                "encode (SAM 2 image)", run.wall["encode"], run.cpu["encode"], torchValue("encode"),
+                torchValue("encode:cpu"))
+            row(
+                "search (FAISS top-k)", run.wall["search"], run.cpu["search"], torchValue("search"),
+                torchValue("search:cpu"))
             row("load (k memories)", run.wall["load"], run.cpu["load"], nil, nil)
             row("attend", run.wall["attend"], run.cpu["attend"], torchValue("attend"), torchValue("attend:cpu"))
             row("decode", run.wall["decode"], run.cpu["decode"], torchValue("decode"), torchValue("decode:cpu"))
@@ -206,26 +264,39 @@ struct QueryBenchCommand: AsyncParsableCommand {
             if let s = served[k] {
                 row("server POST /segment", s.wall, s.cpu, nil, nil)
             }
-            var notes = [String(format: "search+load %.2f ms = %.3f%% of the total (target < 2%%: %@)", run.wall.retrievalAndLoad * 1e3,
-                                100 * run.wall.retrievalAndLoadShare, run.wall.retrievalAndLoadShare < 0.02 ? "met" : "NOT met")]
+            var notes = [
+                String(
+                    format: "search+load %.2f ms = %.3f%% of the total (target < 2%%: %@)",
+                    run.wall.retrievalAndLoad * 1e3,
+                    100 * run.wall.retrievalAndLoadShare, run.wall.retrievalAndLoadShare < 0.02 ? "met" : "NOT met")
+            ]
             if let tw = torchValue("total") {
-                notes.append(String(format: "total %.2fx PyTorch's wall, %@ CPU (target <= 0.5: %@)", run.wall.total / tw,
-                                    torchValue("total:cpu").map { String(format: "%.2fx", run.cpu.total / $0) } ?? "-",
-                                    run.wall.total / tw <= 0.5 ? "met" : "NOT met"))
+                notes.append(
+                    String(
+                        format: "total %.2fx PyTorch's wall, %@ CPU (target <= 0.5: %@)", run.wall.total / tw,
+                        torchValue("total:cpu").map { String(format: "%.2fx", run.cpu.total / $0) } ?? "-",
+                        run.wall.total / tw <= 0.5 ? "met" : "NOT met"))
             }
             if let s = served[k] {
-                notes.append(String(format: "server: best %.3f s (runs %@ s); minus the best in-process total: %+.3f s "
-                                    + "(PNG decode, HTTP, mask PNG encode, plus run-to-run noise)",
-                                    s.wall, s.all.map { fmt($0) }.joined(separator: ", "), s.wall - run.wall.total))
+                notes.append(
+                    String(
+                        format: "server: best %.3f s (runs %@ s); minus the best in-process total: %+.3f s "
+                            + "(PNG decode, HTTP, mask PNG encode, plus run-to-run noise)",
+                        s.wall, s.all.map { fmt($0) }.joined(separator: ", "), s.wall - run.wall.total))
             }
             for note in notes { print("  " + note) }
         }
         var usage = rusage()
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
         print("")
-        print(String(format: "ragseg: peak RSS %.0f MiB (models, bank pages read, server); process CPU %.1f s over %.1f s wall",
-                     Double(usage.ru_maxrss) / 1024, processCPUSeconds() - cpuStart, now() - wallStart))
-        if let torch, let rss = torch["peakRSSMiB"] as? Double, let cpu = torch["cpuSeconds"] as? Double, let wall = torch["wallSeconds"] as? Double {
+        print(
+            String(
+                format:
+                    "ragseg: peak RSS %.0f MiB (models, bank pages read, server); process CPU %.1f s over %.1f s wall",
+                Double(usage.ru_maxrss) / 1024, processCPUSeconds() - cpuStart, now() - wallStart))
+        if let torch, let rss = torch["peakRSSMiB"] as? Double, let cpu = torch["cpuSeconds"] as? Double,
+            let wall = torch["wallSeconds"] as? Double
+        {
             print(String(format: "torch: peak RSS %.0f MiB; process CPU %.1f s over %.1f s wall", rss, cpu, wall))
         }
     }
@@ -236,8 +307,10 @@ struct QueryBenchCommand: AsyncParsableCommand {
         do { data = try Data(contentsOf: URL(fileURLWithPath: reference)) } catch {
             throw QueryBenchError(description: "--reference \(reference): cannot read: \(error.localizedDescription)")
         }
-        guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any], json["k"] is [String: Any] else {
-            throw QueryBenchError(description: "--reference \(reference): expected the JSON object tools/bench_query_torch.py writes")
+        guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any], json["k"] is [String: Any]
+        else {
+            throw QueryBenchError(
+                description: "--reference \(reference): expected the JSON object tools/bench_query_torch.py writes")
         }
         return json
     }
@@ -249,10 +322,18 @@ struct QueryBenchCommand: AsyncParsableCommand {
         embedding = embedding.map { $0 / norm }
         let memory = (0..<shape.memoryCount).map { _ in bfloat16Bits(4 * rng.uniform() - 2) }
         let pointer = (0..<shape.pointerDimension).map { _ in 2 * rng.uniform() - 1 }
-        return PreparedCase(image: "synthetic/\(i).png", mask: "synthetic/\(i)_mask.png",
-                            contentHash: SHA256.hash(Array("bench query \(i)".utf8)), width: 512, height: 512,
-                            embedding: embedding, memories: [(1, SupportMemory(channels: shape.channels, height: shape.height, width: shape.width,
-                                                                        memoryBits: memory, pointer: pointer, isEmpty: false))])
+        return PreparedCase(
+            image: "synthetic/\(i).png", mask: "synthetic/\(i)_mask.png",
+            contentHash: SHA256.hash(Array("bench query \(i)".utf8)), width: 512, height: 512,
+            embedding: embedding,
+            memories: [
+                (
+                    1,
+                    SupportMemory(
+                        channels: shape.channels, height: shape.height, width: shape.width,
+                        memoryBits: memory, pointer: pointer, isEmpty: false)
+                )
+            ])
     }
 
     /// A gray "scan" as PNG bytes: smooth background, a bright textured ellipse placed by `seed`, noise.
@@ -265,7 +346,8 @@ struct QueryBenchCommand: AsyncParsableCommand {
         for y in 0..<size {
             for x in 0..<size {
                 let u = (Float(x) - cx) / rx, v = (Float(y) - cy) / ry
-                var value = u * u + v * v <= 1 ? 170 + 20 * sin(u * 5) : 60 + 25 * sin(Float(x) / 37) * cos(Float(y) / 53)
+                var value =
+                    u * u + v * v <= 1 ? 170 + 20 * sin(u * 5) : 60 + 25 * sin(Float(x) / 37) * cos(Float(y) / 53)
                 value += 24 * (rng.uniform() - 0.5)
                 pixels[y * size + x] = UInt8(max(0, min(255, value)))
             }
@@ -299,7 +381,8 @@ enum LoopbackHTTP {
     static func post(port: Int, path: String, body: [UInt8], contentType: String = "image/png") async throws -> Reply {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(with: Result { try postBlocking(port: port, path: path, body: body, contentType: contentType) })
+                continuation.resume(
+                    with: Result { try postBlocking(port: port, path: path, body: body, contentType: contentType) })
             }
         }
     }
@@ -313,10 +396,13 @@ enum LoopbackHTTP {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard connected == 0 else { throw Failure(description: "connect to 127.0.0.1:\(port): errno \(errno)") }
-        let head = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Type: \(contentType)\r\n"
+        let head =
+            "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Type: \(contentType)\r\n"
             + "Content-Length: \(body.count)\r\nConnection: close\r\n\r\n"
         let request = Array(head.utf8) + body
         var sent = 0
@@ -343,10 +429,14 @@ enum LoopbackHTTP {
                 }
             }
         }
-        guard let end = headerEnd else { throw Failure(description: "no HTTP header in the reply (\(reply.count) bytes)") }
+        guard let end = headerEnd else {
+            throw Failure(description: "no HTTP header in the reply (\(reply.count) bytes)")
+        }
         let statusLine = String(decoding: reply[..<end], as: UTF8.self).split(separator: "\r\n").first ?? ""
         let parts = statusLine.split(separator: " ")
-        guard parts.count >= 2, let status = Int(parts[1]) else { throw Failure(description: "bad status line '\(statusLine)'") }
+        guard parts.count >= 2, let status = Int(parts[1]) else {
+            throw Failure(description: "bad status line '\(statusLine)'")
+        }
         return Reply(status: status, body: Array(reply[end...]))
     }
 }

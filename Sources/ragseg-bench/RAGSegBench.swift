@@ -7,5 +7,8 @@ struct RAGSegBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ragseg-bench",
         abstract: "Benchmarks of the compute kernels, the models, the query path and the support bank.",
-        subcommands: [BenchOps.self, BenchDINOv2.self, SAM2BenchCommand.self, SegmentBenchCommand.self, QueryBenchCommand.self, BankBench.self])
+        subcommands: [
+            BenchOps.self, BenchDINOv2.self, SAM2BenchCommand.self, SegmentBenchCommand.self, QueryBenchCommand.self,
+            BankBench.self,
+        ])
 }

@@ -65,10 +65,12 @@ struct SAM2BenchCommand: ParsableCommand {
                 return String(repeating: " ", count: max(0, width - text.count)) + text
             }
             let torch = torchSeconds[name], torchCPU = torchSeconds[name + ":cpu"]
-            print(name.padding(toLength: 10, withPad: " ", startingAt: 0)
-                  + String(format: " %6.1f  %8.2f  %8.2f  %8.1f  %5.1f%%", gflop, seconds, cpu, rate, 100 * rate / sgemm)
-                  + cell(torch, 9) + cell(torchCPU, 10)
-                  + cell(torch.map { seconds / $0 }, 8) + cell(torchCPU.map { cpu / $0 }, 8))
+            print(
+                name.padding(toLength: 10, withPad: " ", startingAt: 0)
+                    + String(
+                        format: " %6.1f  %8.2f  %8.2f  %8.1f  %5.1f%%", gflop, seconds, cpu, rate, 100 * rate / sgemm)
+                    + cell(torch, 9) + cell(torchCPU, 10)
+                    + cell(torch.map { seconds / $0 }, 8) + cell(torchCPU.map { cpu / $0 }, 8))
         }
     }
 
@@ -83,8 +85,9 @@ struct SAM2BenchCommand: ParsableCommand {
             a.withUnsafeBufferPointer { p in
                 precondition(p.count >= n * n)
                 c.withUnsafeMutableBufferPointer { out in
-                    gemm(transA: false, transB: true, m: n, n: n, k: n, a: p.baseAddress!, lda: n,
-                         b: p.baseAddress!, ldb: n, c: out.baseAddress!, ldc: n)
+                    gemm(
+                        transA: false, transB: true, m: n, n: n, k: n, a: p.baseAddress!, lda: n,
+                        b: p.baseAddress!, ldb: n, c: out.baseAddress!, ldc: n)
                 }
             }
             best = min(best, Date().timeIntervalSince(start))

@@ -64,10 +64,13 @@ struct SegmentBenchCommand: ParsableCommand {
         for j in 0..<maxK {
             let r = (s / 4 + 40 * j) % (s / 2) + s / 8, c = s / 2
             let mask = Tensor(shape: [s, s]) { p in
-                for y in 0..<s { for x in 0..<s { p[y * s + x] = (y - c) * (y - c) + (x - c) * (x - c) < r * r ? 1 : 0 } }
+                for y in 0..<s {
+                    for x in 0..<s { p[y * s + x] = (y - c) * (y - c) + (x - c) * (x - c) < r * r ? 1 : 0 }
+                }
             }
             let (memory, seconds) = try time {
-                try model.encodeSupport(SAM2FrameFeatures(segmenter.model.imageEncoder.encode(image(UInt64(j)))), mask: mask)
+                try model.encodeSupport(
+                    SAM2FrameFeatures(segmenter.model.imageEncoder.encode(image(UInt64(j)))), mask: mask)
             }
             supports.append(memory)
             supportSeconds.append(seconds)
@@ -75,8 +78,11 @@ struct SegmentBenchCommand: ParsableCommand {
         let (target, imageSeconds) = time { SAM2FrameFeatures(segmenter.model.imageEncoder.encode(image(1000))) }
 
         print(BLASKernels.summary)
-        print("threads \(threads); image \(s)x\(s); target image encode \(fmt(imageSeconds.wall)) s; support encode each: "
-              + supportSeconds.map { fmt($0.wall) }.joined(separator: ", ") + " s")
+        print(
+            """
+            threads \(threads); image \(s)x\(s); target image encode \(fmt(imageSeconds.wall)) s; support encode each: 
+            """
+                + supportSeconds.map { fmt($0.wall) }.joined(separator: ", ") + " s")
         print("   k  stage              swift s  torch s  ratio  swift cpu  torch cpu  cpu ratio")
         let torchK = torch["k"] as? [String: [String: Double]] ?? [:]
         var attentionPerK: [(Int, Double)] = []
@@ -100,9 +106,12 @@ struct SegmentBenchCommand: ParsableCommand {
             let total = stages.reduce(Seconds(wall: 0, cpu: 0)) { $0 + $1.2 }
             for (key, name, seconds) in stages + [("total", "total", total)] {
                 let t = torchK[String(k)]?[key], tc = torchK[String(k)]?[key + ":cpu"]
-                print(pad(String(k), 4) + "  " + name.padding(toLength: 17, withPad: " ", startingAt: 0)
-                      + pad(fmt(seconds.wall), 9) + pad(t.map { fmt($0) } ?? "-", 9) + pad(t.map { fmt(seconds.wall / $0, 2) } ?? "-", 7)
-                      + pad(fmt(seconds.cpu), 11) + pad(tc.map { fmt($0) } ?? "-", 11) + pad(tc.map { fmt(seconds.cpu / $0, 2) } ?? "-", 11))
+                print(
+                    pad(String(k), 4) + "  " + name.padding(toLength: 17, withPad: " ", startingAt: 0)
+                        + pad(fmt(seconds.wall), 9) + pad(t.map { fmt($0) } ?? "-", 9)
+                        + pad(t.map { fmt(seconds.wall / $0, 2) } ?? "-", 7)
+                        + pad(fmt(seconds.cpu), 11) + pad(tc.map { fmt($0) } ?? "-", 11)
+                        + pad(tc.map { fmt(seconds.cpu / $0, 2) } ?? "-", 11))
             }
         }
         if attentionPerK.count >= 2, let first = attentionPerK.first, let last = attentionPerK.last, last.0 > first.0 {
@@ -112,10 +121,16 @@ struct SegmentBenchCommand: ParsableCommand {
         }
         var usage = rusage()
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-        print(String(format: "swift: process CPU %.1f s over %.1f s wall; peak RSS %.0f MiB", processCPUSeconds() - cpuStart,
-                     now() - wallStart, Double(usage.ru_maxrss) / 1024))
-        if let cpu = torch["cpuSeconds"] as? Double, let wall = torch["wallSeconds"] as? Double, let rss = torch["peakRSSMiB"] as? Double {
-            print("torch \(torch["torch"] as? String ?? "?"): " + String(format: "process CPU %.1f s over %.1f s wall; peak RSS %.0f MiB", cpu, wall, rss))
+        print(
+            String(
+                format: "swift: process CPU %.1f s over %.1f s wall; peak RSS %.0f MiB", processCPUSeconds() - cpuStart,
+                now() - wallStart, Double(usage.ru_maxrss) / 1024))
+        if let cpu = torch["cpuSeconds"] as? Double, let wall = torch["wallSeconds"] as? Double,
+            let rss = torch["peakRSSMiB"] as? Double
+        {
+            print(
+                "torch \(torch["torch"] as? String ?? "?"): "
+                    + String(format: "process CPU %.1f s over %.1f s wall; peak RSS %.0f MiB", cpu, wall, rss))
         }
     }
 

@@ -35,7 +35,11 @@ struct DebugImageFeatures: ParsableCommand {
             (tools/make_sam2_fixtures.py --real writes one as input.npy).
             """)
 
-    @Option(name: .customLong("sam2"), help: ArgumentHelp("SAM 2 weights: safetensors in the official or Hugging Face key layout (size inferred).", valueName: "weights"))
+    @Option(
+        name: .customLong("sam2"),
+        help: ArgumentHelp(
+            "SAM 2 weights: safetensors in the official or Hugging Face key layout (size inferred).",
+            valueName: "weights"))
     var weights: String
 
     @Argument(help: "PNG image, or .npy normalized [3, H, W] tensor.")
@@ -58,7 +62,9 @@ struct DebugImageFeatures: ParsableCommand {
         if image.lowercased().hasSuffix(".npy") {
             input = try NPY.read(image)
             guard input.rank == 3, input.dim(0) == 3, input.dim(1) % 32 == 0, input.dim(2) % 32 == 0 else {
-                throw RAGSegIOError(path: image, message: "expected a normalized [3, H, W] tensor with H, W multiples of 32, got \(input.shape)")
+                throw RAGSegIOError(
+                    path: image,
+                    message: "expected a normalized [3, H, W] tensor with H, W multiples of 32, got \(input.shape)")
             }
         } else {
             input = try SAM2Preprocess.imageTensor(path: image, size: encoder.config.imageSize)
@@ -81,6 +87,11 @@ struct DebugImageFeatures: ParsableCommand {
             try write(result.fpn[0], "fpn0")
             try write(result.fpn[1], "fpn1")
         }
-        print("SAM 2 \(encoder.config.name) (\(sam2.layout.rawValue) keys): encoded \(input.shape) in \(String(format: "%.2f", seconds)) s -> \(out)")
+        print(
+            """
+            SAM 2 \(encoder.config.name) (\(sam2.layout.rawValue) keys): encoded \(input.shape) in \
+            \(String(format: "%.2f", seconds)) s -> \(out)
+            """
+        )
     }
 }

@@ -17,7 +17,14 @@ struct Embed: ParsableCommand {
             tools/make_dinov2_fixtures.py --full are compared.
             """)
 
-    @Option(name: .customLong("dinov2"), help: "DINOv2 weights: model.safetensors (Hugging Face or torch-hub keys) or its directory; a config.json beside it is used when present.")
+    @Option(
+        name: .customLong("dinov2"),
+        help:
+            """
+            DINOv2 weights: model.safetensors (Hugging Face or torch-hub keys) or its directory; a config.json beside \
+            it is used when present.
+            """
+    )
     var modelPath: String
 
     @Argument(help: "Images (.png) or normalized pixel tensors (.npy).")
@@ -35,8 +42,14 @@ struct Embed: ParsableCommand {
     @Option(help: "Images per forward pass.")
     var batch = 8
 
-    @Flag(inversion: .prefixedNo,
-          help: "Run a batch as one image group per thread with single-threaded ops (faster on few cores) rather than splitting every op over the threads.")
+    @Flag(
+        inversion: .prefixedNo,
+        help:
+            """
+            Run a batch as one image group per thread with single-threaded ops (faster on few cores) rather than \
+            splitting every op over the threads.
+            """
+    )
     var imageParallel = true
 
     @Option(help: "Threads for BLAS and the parallel loops (default: all cores).")
@@ -45,7 +58,9 @@ struct Embed: ParsableCommand {
     @OptionGroup var pixelLimit: PixelLimitOptions
 
     func validate() throws {
-        guard size > 0, size % 14 == 0 else { throw ValidationError("--size must be a positive multiple of 14, got \(size)") }
+        guard size > 0, size % 14 == 0 else {
+            throw ValidationError("--size must be a positive multiple of 14, got \(size)")
+        }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard !images.isEmpty else { throw ValidationError("give at least one image") }
@@ -79,7 +94,10 @@ struct Embed: ParsableCommand {
             for image in try load(path) {
                 total += 1
                 if tokens && total > 1 {
-                    throw RAGSegIOError(path: path, message: "--tokens writes the tokens of exactly one image; this input brings the count to \(total)")
+                    throw RAGSegIOError(
+                        path: path,
+                        message:
+                            "--tokens writes the tokens of exactly one image; this input brings the count to \(total)")
                 }
                 if let first = pending.first, first.shape != image.shape { try flush() }
                 pending.append(image)
@@ -97,9 +115,13 @@ struct Embed: ParsableCommand {
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let c = model.config
-        FileHandle.standardError.write(Data(String(
-            format: "embed: %d image%@ -> %@ %@ (D %d, %d blocks, %d registers), %.3f s/image\n", total, total == 1 ? "" : "s",
-            out, "\(written)", c.hiddenSize, c.depth, c.registers, seconds / Double(max(total, 1))).utf8))
+        FileHandle.standardError.write(
+            Data(
+                String(
+                    format: "embed: %d image%@ -> %@ %@ (D %d, %d blocks, %d registers), %.3f s/image\n", total,
+                    total == 1 ? "" : "s",
+                    out, "\(written)", c.hiddenSize, c.depth, c.registers, seconds / Double(max(total, 1))
+                ).utf8))
     }
 
     /// One input file as [3, H, W] network inputs.
@@ -107,14 +129,17 @@ struct Embed: ParsableCommand {
         if path.lowercased().hasSuffix(".npy") {
             let t = try NPY.read(path)
             guard t.rank == 3 || t.rank == 4, t.dim(-3) == 3 else {
-                throw RAGSegIOError(path: path, message: "expected normalized pixels [3, H, W] or [N, 3, H, W], got \(t.shape)")
+                throw RAGSegIOError(
+                    path: path, message: "expected normalized pixels [3, H, W] or [N, 3, H, W], got \(t.shape)")
             }
             let batch = t.rank == 3 ? 1 : t.shape[0]
             let h = t.dim(-2), w = t.dim(-1)
             guard h > 0, w > 0, h % 14 == 0, w % 14 == 0 else {
                 throw RAGSegIOError(path: path, message: "pixel size \(h)x\(w) is not a multiple of the patch size 14")
             }
-            return (0..<batch).map { sliced(t.reshaped([batch, 3, h, w]), axis: 0, range: $0..<($0 + 1)).reshaped([3, h, w]) }
+            return (0..<batch).map {
+                sliced(t.reshaped([batch, 3, h, w]), axis: 0, range: $0..<($0 + 1)).reshaped([3, h, w])
+            }
         }
         return [try DINOv2Preprocessing.pixels(try PNG.read(path), size: size, name: path)]
     }

@@ -19,10 +19,13 @@ struct Eval: ParsableCommand {
     @Option(help: "Folder of held-out images.") var images: String?
     @Option(help: "Folder of their masks.") var masks: String?
     @Flag(help: "Query each bank case against the others.") var leaveOneOut = false
-    @Option(help: "DINOv2 weights the bank was built with (default: the file recorded in the bank).") var dinov2: String?
+    @Option(help: "DINOv2 weights the bank was built with (default: the file recorded in the bank).") var dinov2:
+        String?
     @Option(help: "SAM 2 weights the bank was built with (default: the file recorded in the bank).") var sam2: String?
     @Option(name: .customLong("k"), help: "Supports retrieved per query.") var k = 4
-    @Flag(help: "Retrieve only cases whose mask contains the label (default: the k nearest, empty-mask memories included).")
+    @Flag(
+        help:
+            "Retrieve only cases whose mask contains the label (default: the k nearest, empty-mask memories included).")
     var positiveOnly = false
     @Option(help: "Per-case CSV output.") var csv = "eval.csv"
     @Flag(help: "No per-case lines (summary only).") var quiet = false
@@ -44,25 +47,39 @@ struct Eval: ParsableCommand {
         if leaveOneOut {
             rows = try EvaluationRun.leaveOneOut(segmenter, k: k, positiveOnly: positiveOnly, progress: progress)
         } else {
-            rows = try EvaluationRun.heldOut(segmenter, sources: try CaseSources.pairs(images: images!, masks: masks!), k: k,
-                                         positiveOnly: positiveOnly, progress: progress)
+            rows = try EvaluationRun.heldOut(
+                segmenter, sources: try CaseSources.pairs(images: images!, masks: masks!), k: k,
+                positiveOnly: positiveOnly, progress: progress)
         }
         let m = bank.metadata
-        print("bank \(bank.path): \(try bank.statistics().cases) cases; k = \(k)\(positiveOnly ? " (positive cases only)" : ""); models \(m.retrievalModel), \(m.supportModel)")
+        print(
+            """
+            bank \(bank.path): \(try bank.statistics().cases) cases; k = \
+            \(k)\(positiveOnly ? " (positive cases only)" : ""); models \(m.retrievalModel), \(m.supportModel)
+            """
+        )
         if m.retrievalModel.variant.hasPrefix("custom") || m.supportModel.variant.contains("fixture") {
-            print("note: these are small test models with random weights: the scores below say nothing about segmentation quality.")
+            print(
+                """
+                note: these are small test models with random weights: the scores below say nothing about segmentation \
+                quality.
+                """
+            )
         }
         if !quiet {
             print("case\tlabel\tdice\tiou\thd95")
             for r in rows {
                 let name = ((r.image as NSString).lastPathComponent as NSString).deletingPathExtension
-                print("\(name)\t\(r.labelName)\t\(String(format: "%.4f", r.scores.dice))\t\(String(format: "%.4f", r.scores.iou))\t\(r.scores.hd95.map { String(format: "%.2f", $0) } ?? "-")")
+                let hd95 = r.scores.hd95.map { String(format: "%.2f", $0) } ?? "-"
+                let scores = String(format: "%.4f\t%.4f", r.scores.dice, r.scores.iou)
+                print("\(name)\t\(r.labelName)\t\(scores)\t\(hd95)")
             }
         }
         print("label\tcases\tdice mean\tdice median\tiou mean\tiou median\thd95 mean\thd95 median")
         for s in EvaluationRun.summaries(rows) {
             func f(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "-" }
-            print("\(s.label)\t\(s.dice?.count ?? 0)\t\(f(s.dice?.mean))\t\(f(s.dice?.median))\t\(f(s.iou?.mean))\t\(f(s.iou?.median))\t\(f(s.hd95?.mean))\t\(f(s.hd95?.median))")
+            let columns = [s.dice?.mean, s.dice?.median, s.iou?.mean, s.iou?.median, s.hd95?.mean, s.hd95?.median]
+            print("\(s.label)\t\(s.dice?.count ?? 0)\t" + columns.map(f).joined(separator: "\t"))
         }
         try Data(EvaluationRun.csv(rows).utf8).write(to: URL(fileURLWithPath: csv), options: .atomic)
         print("wrote \(rows.count) rows to \(csv)")

@@ -10,7 +10,9 @@ struct IndexCommand: ParsableCommand {
         commandName: "index",
         abstract: "Create, fill, inspect and check support banks (LMDB + FAISS).",
         discussion: "PATH is a bank directory; a bare name (no '/') means Indexes/NAME.",
-        subcommands: [IndexCreate.self, IndexAdd.self, IndexRemove.self, IndexInfo.self, IndexVerify.self, IndexSearch.self])
+        subcommands: [
+            IndexCreate.self, IndexAdd.self, IndexRemove.self, IndexInfo.self, IndexVerify.self, IndexSearch.self,
+        ])
 }
 
 /// A bare name means Indexes/NAME; anything with a slash is used as given.
@@ -22,13 +24,26 @@ func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
 
-let standInWarning = "note: stand-in encoders are deterministic placeholders with no medical meaning; results are not meaningful."
+let standInWarning =
+    "note: stand-in encoders are deterministic placeholders with no medical meaning; results are not meaningful."
 
 /// Which encoders to use: the stand-ins, or weight files (recorded by SHA-256).
 struct ModelOptions: ParsableArguments {
-    @Option(help: "DINOv2 weights file (safetensors); its SHA-256 identifies the bank's retrieval model (default: the file recorded at create).")
+    @Option(
+        help:
+            """
+            DINOv2 weights file (safetensors); its SHA-256 identifies the bank's retrieval model (default: the file \
+            recorded at create).
+            """
+    )
     var dinov2: String?
-    @Option(help: "SAM 2 weights file (safetensors); its SHA-256 identifies the bank's support model (default: the file recorded at create).")
+    @Option(
+        help:
+            """
+            SAM 2 weights file (safetensors); its SHA-256 identifies the bank's support model (default: the file \
+            recorded at create).
+            """
+    )
     var sam2: String?
     @Flag(help: "Use deterministic stand-in encoders instead of real models (for tests and demos; NOT meaningful).")
     var standIn = false
@@ -43,8 +58,11 @@ struct ModelOptions: ParsableArguments {
     func encoders(for bank: SupportBank) throws -> (RetrievalEncoder, SupportEncoder) {
         let m = bank.metadata
         if standIn {
-            guard let dv = DINOv2Variant(rawValue: m.retrievalModel.variant), let sv = SAM2Variant(rawValue: m.supportModel.variant) else {
-                throw BankError.bank(bank.path, "records unknown model variants \(m.retrievalModel.variant)/\(m.supportModel.variant)")
+            guard let dv = DINOv2Variant(rawValue: m.retrievalModel.variant),
+                let sv = SAM2Variant(rawValue: m.supportModel.variant)
+            else {
+                throw BankError.bank(
+                    bank.path, "records unknown model variants \(m.retrievalModel.variant)/\(m.supportModel.variant)")
             }
             let retrieval = StandInRetrievalEncoder(variant: dv)
             let support = StandInSupportEncoder(variant: sv, memoryShape: m.memoryShape)
@@ -64,27 +82,53 @@ struct IndexCreate: ParsableCommand {
     @Argument(help: "Bank directory (new or empty); a bare name means Indexes/NAME.")
     var path: String
     @OptionGroup var models: ModelOptions
-    @Option(help: "Stand-in banks only (real banks take it from the weights): DINOv2 variant, \(DINOv2Variant.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(
+        help:
+            """
+            Stand-in banks only (real banks take it from the weights): DINOv2 variant, \
+            \(DINOv2Variant.allCases.map(\.rawValue).joined(separator: ", ")).
+            """
+    )
     var dinov2Variant = "vitb14"
-    @Option(help: "Stand-in banks only (real banks take it from the weights): SAM 2.1 variant, \(SAM2Variant.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(
+        help:
+            """
+            Stand-in banks only (real banks take it from the weights): SAM 2.1 variant, \
+            \(SAM2Variant.allCases.map(\.rawValue).joined(separator: ", ")).
+            """
+    )
     var sam2Variant = "tiny"
     @Option(help: "Comma-separated names of labels 1...L (default: one label, binary masks).")
     var labels: String?
     @Option(help: "Take label names from this nnU-Net dataset folder's dataset.json.")
     var dataset: String?
-    @Option(help: "Index type: auto (Flat while the vectors fit in 16 MiB, e.g. \(IndexKind.autoApproximateThreshold(dimension: 768)) cases at 768-d, then IVF), flat, hnsw, ivf.")
+    @Option(
+        help:
+            """
+            Index type: auto (Flat while the vectors fit in 16 MiB, e.g. \
+            \(IndexKind.autoApproximateThreshold(dimension: 768)) cases at 768-d, then IVF), flat, hnsw, ivf.
+            """
+    )
     var indexType = "auto"
     @Option(help: .hidden) var memoryShape: String?  // "C,H,W,P": stand-in banks with small memories (tests)
 
     func run() throws {
-        guard let dv = DINOv2Variant(rawValue: dinov2Variant) else { throw ValidationError("unknown --dinov2-variant \(dinov2Variant)") }
-        guard let sv = SAM2Variant(rawValue: sam2Variant) else { throw ValidationError("unknown --sam2-variant \(sam2Variant)") }
-        guard let kind = IndexKind(rawValue: indexType) else { throw ValidationError("unknown --index-type \(indexType)") }
+        guard let dv = DINOv2Variant(rawValue: dinov2Variant) else {
+            throw ValidationError("unknown --dinov2-variant \(dinov2Variant)")
+        }
+        guard let sv = SAM2Variant(rawValue: sam2Variant) else {
+            throw ValidationError("unknown --sam2-variant \(sam2Variant)")
+        }
+        guard let kind = IndexKind(rawValue: indexType) else {
+            throw ValidationError("unknown --index-type \(indexType)")
+        }
         if labels != nil && dataset != nil { throw ValidationError("give --labels or --dataset, not both") }
         var labelNames = ["foreground"]
         if let labels {
             labelNames = labels.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            guard !labelNames.isEmpty, !labelNames.contains(""), labelNames.count < 65535 else { throw ValidationError("--labels needs non-empty names") }
+            guard !labelNames.isEmpty, !labelNames.contains(""), labelNames.count < 65535 else {
+                throw ValidationError("--labels needs non-empty names")
+            }
         } else if let dataset {
             labelNames = try CaseSources.nnUNetLabels(dataset)
         }
@@ -120,12 +164,18 @@ struct IndexCreate: ParsableCommand {
             shape = s.memoryShape
             preprocessing = r.preprocessing.merging(s.preprocessing) { a, _ in a }
         }
-        var metadata = BankMetadata(retrievalModel: retrieval, supportModel: support, embeddingDimension: embeddingDimension,
-                                    memoryShape: shape, preprocessing: preprocessing, labels: labelNames, indexKind: kind)
+        var metadata = BankMetadata(
+            retrievalModel: retrieval, supportModel: support, embeddingDimension: embeddingDimension,
+            memoryShape: shape, preprocessing: preprocessing, labels: labelNames, indexKind: kind)
         metadata.weightsPaths = weightsPaths
         let bankPath = resolveBankPath(path)
         _ = try SupportBank.create(at: bankPath, metadata: metadata)
-        print("created \(bankPath): \(labelNames.count == 1 ? "binary" : "\(labelNames.count) labels") (\(labelNames.joined(separator: ", "))), \(retrieval), \(support), index \(kind.rawValue)")
+        print(
+            """
+            created \(bankPath): \(labelNames.count == 1 ? "binary" : "\(labelNames.count) labels") \
+            (\(labelNames.joined(separator: ", "))), \(retrieval), \(support), index \(kind.rawValue)
+            """
+        )
     }
 }
 
@@ -155,7 +205,8 @@ final class ProgressReporter {
             let width = 30
             let filled = total > 0 ? width * done / total : width
             let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
-            FileHandle.standardError.write(Data(String(format: "\r[%@] %d/%d  %.1f cases/s  ETA %@", bar, done, total, rate, etaText).utf8))
+            FileHandle.standardError.write(
+                Data(String(format: "\r[%@] %d/%d  %.1f cases/s  ETA %@", bar, done, total, rate, etaText).utf8))
             if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
         } else {
             printError(String(format: "%d/%d cases, %.1f cases/s, ETA %@", done, total, rate, etaText))
@@ -191,14 +242,20 @@ struct IndexAdd: ParsableCommand {
 
     func run() throws {
         let sources: [CaseSource]
-        if let images, let masks { sources = try CaseSources.pairs(images: images, masks: masks) }
-        else if let dataset { sources = try CaseSources.nnUNet(dataset) }
-        else { sources = try CaseSources.list(list!) }
-        let bank = try SupportBank.open(at: resolveBankPath(path), mapSize: mapSizeMib.map { $0 << 20 } ?? SupportBank.defaultMapSize)
+        if let images, let masks {
+            sources = try CaseSources.pairs(images: images, masks: masks)
+        } else if let dataset {
+            sources = try CaseSources.nnUNet(dataset)
+        } else {
+            sources = try CaseSources.list(list!)
+        }
+        let bank = try SupportBank.open(
+            at: resolveBankPath(path), mapSize: mapSizeMib.map { $0 << 20 } ?? SupportBank.defaultMapSize)
         if let dataset, !bank.metadata.isBinary {
             let names = try CaseSources.nnUNetLabels(dataset)
             guard names == bank.metadata.labels else {
-                throw BankError.input(dataset, "dataset.json labels \(names) differ from the bank's \(bank.metadata.labels)")
+                throw BankError.input(
+                    dataset, "dataset.json labels \(names) differ from the bank's \(bank.metadata.labels)")
             }
         }
         let (retrieval, support) = try models.encoders(for: bank)
@@ -257,7 +314,8 @@ struct IndexAdd: ParsableCommand {
 struct IndexRemove: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "remove", abstract: "Remove cases by id (all or nothing: one transaction).",
-        discussion: "Prints `removed ID` for each id on stdout once the transaction is committed; the summary goes to stderr.")
+        discussion:
+            "Prints `removed ID` for each id on stdout once the transaction is committed; the summary goes to stderr.")
     @Argument(help: "Bank directory.") var path: String
     @Argument(help: "Case ids.") var ids: [UInt64]
 
@@ -280,7 +338,8 @@ func formatBytes(_ n: Int) -> String {
 }
 
 struct IndexInfo: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "info", abstract: "Counts, labels, models and disk use of a bank.")
+    static let configuration = CommandConfiguration(
+        commandName: "info", abstract: "Counts, labels, models and disk use of a bank.")
     @Argument(help: "Bank directory.") var path: String
 
     func run() throws {
@@ -291,22 +350,33 @@ struct IndexInfo: ParsableCommand {
         print("format          \(m.formatVersion), created \(Date(timeIntervalSince1970: m.created))")
         print("cases           \(s.cases)")
         print("memories        \(s.memories) (\(m.memoryShape))")
-        print("labels          \(m.labels.enumerated().map { "\($0.offset + 1)=\($0.element)" }.joined(separator: ", "))")
+        print(
+            "labels          \(m.labels.enumerated().map { "\($0.offset + 1)=\($0.element)" }.joined(separator: ", "))")
         print("retrieval model \(m.retrievalModel.name) \(m.retrievalModel.variant) sha256 \(m.retrievalModel.sha256)")
         print("support model   \(m.supportModel.name) \(m.supportModel.variant) sha256 \(m.supportModel.sha256)")
         if m.retrievalModel.name.hasPrefix("stand-in") { print("                (stand-in models: not meaningful)") }
         print("embedding       \(m.embeddingDimension)-d fp32, cosine")
-        print("index           \(s.indexKind.rawValue) (configured \(m.indexKind.rawValue)), \(s.indexVectors) vectors, \(s.tombstones) tombstones")
+        print(
+            """
+            index           \(s.indexKind.rawValue) (configured \(m.indexKind.rawValue)), \(s.indexVectors) vectors, \
+            \(s.tombstones) tombstones
+            """
+        )
         print("journal         at \(s.journalSeq); index file at \(s.indexFileSeq.map(String.init) ?? "none")")
         if let repair = bank.indexRepair { print("note            \(repair)") }
-        print("disk            \(formatBytes(s.diskBytes)) (LMDB \(formatBytes(s.lmdbBytes)), index \(formatBytes(s.indexFileBytes)))"
-              + (s.cases > 0 ? ", \(formatBytes(s.diskBytes / s.cases)) per case" : ""))
+        print(
+            """
+            disk            \(formatBytes(s.diskBytes)) (LMDB \(formatBytes(s.lmdbBytes)), index \
+            \(formatBytes(s.indexFileBytes)))
+            """
+                + (s.cases > 0 ? ", \(formatBytes(s.diskBytes / s.cases)) per case" : ""))
     }
 }
 
 struct IndexVerify: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "verify", abstract: "Check LMDB <-> FAISS coherence, checksums and shapes (exit 0 when coherent, 1 otherwise).")
+        commandName: "verify",
+        abstract: "Check LMDB <-> FAISS coherence, checksums and shapes (exit 0 when coherent, 1 otherwise).")
     @Argument(help: "Bank directory.") var path: String
 
     func run() throws {
@@ -314,14 +384,19 @@ struct IndexVerify: ParsableCommand {
         let report = bank.verify()
         for note in report.notes { print("note: \(note)") }
         for problem in report.problems { print("PROBLEM: \(problem)") }
-        print("\(report.cases) cases, \(report.memories) memories, \(report.indexVectors) index vectors (\(report.tombstones) tombstones): "
-              + (report.ok ? "OK" : "\(report.problems.count) problem(s)"))
+        print(
+            """
+            \(report.cases) cases, \(report.memories) memories, \(report.indexVectors) index vectors \
+            (\(report.tombstones) tombstones): 
+            """
+                + (report.ok ? "OK" : "\(report.problems.count) problem(s)"))
         if !report.ok { throw ExitCode(1) }
     }
 }
 
 struct IndexSearch: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "search", abstract: "The nearest support cases of an image.")
+    static let configuration = CommandConfiguration(
+        commandName: "search", abstract: "The nearest support cases of an image.")
     @Argument(help: "Bank directory.") var path: String
     @Argument(help: "Query image (PNG).") var image: String
     @Option(name: .customLong("k"), help: "Number of neighbours.") var k = 5
@@ -340,7 +415,8 @@ struct IndexSearch: ParsableCommand {
         let hits = try bank.search(try retrieval.embed(query), k: k)
         print("rank\tid\tscore\timage\tmask")
         for (rank, hit) in hits.enumerated() {
-            print("\(rank + 1)\t\(hit.id)\t\(String(format: "%.4f", hit.score))\t\(hit.record.image)\t\(hit.record.mask)")
+            print(
+                "\(rank + 1)\t\(hit.id)\t\(String(format: "%.4f", hit.score))\t\(hit.record.image)\t\(hit.record.mask)")
         }
     }
 }

@@ -3,10 +3,14 @@ import ArgumentParser
 import RAGSegIO
 
 struct PixelLimitOptions: ParsableArguments {
-    @Option(help: ArgumentHelp(
-        "Largest image decoded, in pixels (width x height; default \(PNG.defaultMaxPixels), or $\(PNG.maxPixelsVariable)).",
-        discussion: "A small PNG can declare a huge canvas; larger images are refused before decoding.",
-        valueName: "n"))
+    @Option(
+        help: ArgumentHelp(
+            """
+            Largest image decoded, in pixels (width x height; default \(PNG.defaultMaxPixels), or \
+            $\(PNG.maxPixelsVariable)).
+            """,
+            discussion: "A small PNG can declare a huge canvas; larger images are refused before decoding.",
+            valueName: "n"))
     var maxPixels: Int?
 
     /// Checks the value and installs it for the whole process: ArgumentParser validates every option group

@@ -22,7 +22,8 @@ struct SegmentCommand: ParsableCommand {
             logit, 0 elsewhere). --overlay also writes DIR/<stem>_overlay.png (outline + retrieved case ids).
             Each --support IMG=MASK is a support image and its ground-truth mask, both PNG and of the same \
             size. A mask pixel is foreground when its gray value is nonzero (0/1 and 0/255 masks both work; \
-            16-bit gray kept; alpha ignored; palette masks by palette index; RGB only when gray, R = G = B). An all-zero mask is allowed (SAM 2's no-object memory). Supports are \
+            16-bit gray kept; alpha ignored; palette masks by palette index; RGB only when gray, R = G = B). \
+            An all-zero mask is allowed (SAM 2's no-object memory). Supports are \
             frames 0..k-1 in the given order, the first being the most similar; they are encoded once per run.
             For each TARGET, DIR/<target-stem>.png is written at the target's size: 0 = background, \
             foreground = 255 (or 1 with --mask-values 1); foreground is where SAM 2's logit is > 0.
@@ -35,7 +36,10 @@ struct SegmentCommand: ParsableCommand {
             the refined mask is written. With a multi-label bank, also give --label.
             """)
 
-    @Option(name: .customLong("sam2"), help: "SAM 2 / 2.1 checkpoint (.safetensors, official or Hugging Face keys); with --index, default: the bank's.")
+    @Option(
+        name: .customLong("sam2"),
+        help: "SAM 2 / 2.1 checkpoint (.safetensors, official or Hugging Face keys); with --index, default: the bank's."
+    )
     var modelPath: String?
 
     @Option(name: .customLong("support"), help: "A support as IMAGE=MASK (repeatable; order = frame order).")
@@ -53,14 +57,26 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "Label to segment (with --index): a label name, or 'all'.")
     var label: String = "all"
 
-    @Flag(help: ArgumentHelp(
-        "Retrieve only cases whose mask contains the label (with --index).",
-        discussion: "By default the k nearest cases are the supports whatever their masks hold: a case without the label supports with the memory of its empty mask, so a target like it can come out empty."))
+    @Flag(
+        help: ArgumentHelp(
+            "Retrieve only cases whose mask contains the label (with --index).",
+            discussion:
+                """
+                By default the k nearest cases are the supports whatever their masks hold: a case without the label \
+                supports with the memory of its empty mask, so a target like it can come out empty.
+                """
+        ))
     var positiveOnly = false
 
-    @Flag(help: ArgumentHelp(
-        "Write one mask per label, DIR/<stem>_<label>.png, instead of one label map (with --index).",
-        discussion: "Each label's mask is its own logits > 0, so labels may overlap; the label map gives each pixel the label with the highest positive logit."))
+    @Flag(
+        help: ArgumentHelp(
+            "Write one mask per label, DIR/<stem>_<label>.png, instead of one label map (with --index).",
+            discussion:
+                """
+                Each label's mask is its own logits > 0, so labels may overlap; the label map gives each pixel the \
+                label with the highest positive logit.
+                """
+        ))
     var maskPerLabel = false
 
     @Flag(help: "Also write DIR/<stem>_overlay.png: the image, the mask outline and the retrieved case ids.")
@@ -78,12 +94,19 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "Also write the low-resolution logits to this .npy file.")
     var logits: String?
 
-    @Option(name: .customLong("point"), parsing: .unconditionalSingleValue,
-            help: "A click on the (single) target: x,y[,label] in its pixels; label 1 positive (default) or 0 negative. Repeatable.")
+    @Option(
+        name: .customLong("point"), parsing: .unconditionalSingleValue,
+        help:
+            """
+            A click on the (single) target: x,y[,label] in its pixels; label 1 positive (default) or 0 negative. \
+            Repeatable.
+            """
+    )
     var points: [String] = []
 
-    @Option(name: .customLong("box"), parsing: .unconditionalSingleValue,
-            help: "A box on the (single) target: x0,y0,x1,y1 in its pixels (top-left, bottom-right). At most one.")
+    @Option(
+        name: .customLong("box"), parsing: .unconditionalSingleValue,
+        help: "A box on the (single) target: x0,y0,x1,y1 in its pixels (top-left, bottom-right). At most one.")
     var boxes: [String] = []
 
     @Flag(help: "Print per-target scores and stage timings as JSON on stdout.")
@@ -97,25 +120,34 @@ struct SegmentCommand: ParsableCommand {
 
     mutating func validate() throws {
         targets = try Self.expandFolders(targets)
-        guard supports.isEmpty != (index == nil) else { throw ValidationError("give --support IMAGE=MASK (one or more) or --index BANK") }
+        guard supports.isEmpty != (index == nil) else {
+            throw ValidationError("give --support IMAGE=MASK (one or more) or --index BANK")
+        }
         if index == nil && modelPath == nil { throw ValidationError("--support needs the --sam2 checkpoint") }
         if index == nil && (dinov2 != nil || overlay || positiveOnly || maskPerLabel) {
             throw ValidationError("--dinov2, --overlay, --positive-only and --mask-per-label go with --index")
         }
         guard k >= 1 else { throw ValidationError("--k must be at least 1") }
         guard !targets.isEmpty else { throw ValidationError("give at least one target image") }
-        guard maskValues == 255 || maskValues == 1 else { throw ValidationError("--mask-values must be 255 or 1, got \(maskValues)") }
-        if let imageSize, imageSize <= 0 || imageSize % 32 != 0 { throw ValidationError("--image-size must be a positive multiple of 32, got \(imageSize)") }
+        guard maskValues == 255 || maskValues == 1 else {
+            throw ValidationError("--mask-values must be 255 or 1, got \(maskValues)")
+        }
+        if let imageSize, imageSize <= 0 || imageSize % 32 != 0 {
+            throw ValidationError("--image-size must be a positive multiple of 32, got \(imageSize)")
+        }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         for s in supports { _ = try Self.splitSupport(s) }
         let prompt = try parsedPrompt()
         if !prompt.isEmpty && targets.count > 1 {
-            throw ValidationError("--point/--box refine a single target, but \(targets.count) targets were given; run once per target")
+            throw ValidationError(
+                "--point/--box refine a single target, but \(targets.count) targets were given; run once per target")
         }
         var stems: [String: String] = [:]
         for t in targets {
             let stem = Self.stem(t)
-            if let other = stems[stem] { throw ValidationError("targets \(other) and \(t) would both be written to \(stem).png") }
+            if let other = stems[stem] {
+                throw ValidationError("targets \(other) and \(t) would both be written to \(stem).png")
+            }
             stems[stem] = t
         }
     }
@@ -125,7 +157,8 @@ struct SegmentCommand: ParsableCommand {
     static func expandFolders(_ targets: [String]) throws -> [String] {
         try targets.flatMap { target -> [String] in
             var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory), isDirectory.boolValue else { return [target] }
+            guard FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory), isDirectory.boolValue
+            else { return [target] }
             let names: [String]
             do { names = try FileManager.default.contentsOfDirectory(atPath: target) } catch {
                 throw ValidationError("\(target): cannot list the folder (\(error.localizedDescription))")
@@ -199,7 +232,9 @@ struct SegmentCommand: ParsableCommand {
         var supportReports: [[String: Any]] = []
         for input in inputs {
             memories.append(try segmenter.encodeSupport(input))
-            supportReports.append(["image": input.imagePath, "mask": input.maskPath, "empty": input.isEmpty, "seconds": lap()])
+            supportReports.append([
+                "image": input.imagePath, "mask": input.maskPath, "empty": input.isEmpty, "seconds": lap(),
+            ])
         }
 
         var results: [TargetSegmentation] = []
@@ -207,23 +242,29 @@ struct SegmentCommand: ParsableCommand {
         for target in targets {
             let r = try segmenter.segment(targetPath: target, supports: memories, prompt: prompt)
             let outPath = (out as NSString).appendingPathComponent(Self.stem(target) + ".png")
-            try PNG.writeGray8(r.maskPixels(foreground: UInt8(maskValues)), width: r.width, height: r.height, to: outPath)
+            try PNG.writeGray8(
+                r.maskPixels(foreground: UInt8(maskValues)), width: r.width, height: r.height, to: outPath)
             results.append(r)
             let s = r.segmentation
             var report: [String: Any] = [
                 "file": target, "mask": outPath, "width": r.width, "height": r.height,
                 "iou": s.iou.map(Double.init), "chosen": s.chosen, "objectScore": Double(s.objectScore),
                 "foregroundPixels": r.foregroundPixels,
-                "seconds": ["imageEncode": r.timings.imageEncode, "memoryAttention": r.timings.memoryAttention,
-                            "decode": r.timings.decode, "total": r.timings.total],
+                "seconds": [
+                    "imageEncode": r.timings.imageEncode, "memoryAttention": r.timings.memoryAttention,
+                    "decode": r.timings.decode, "total": r.timings.total,
+                ],
             ]
             if !prompt.isEmpty { report["prompt"] = prompt.reportObject }
             targetReports.append(report)
             _ = lap()
             if !json {
-                FileHandle.standardError.write(Data(String(
-                    format: "segment: %@ -> %@ (%d foreground px, object score %.3f, IoU %.3f, %.2f s)\n",
-                    target, outPath, r.foregroundPixels, s.objectScore, s.iou[s.chosen], r.timings.total).utf8))
+                FileHandle.standardError.write(
+                    Data(
+                        String(
+                            format: "segment: %@ -> %@ (%d foreground px, object score %.3f, IoU %.3f, %.2f s)\n",
+                            target, outPath, r.foregroundPixels, s.objectScore, s.iou[s.chosen], r.timings.total
+                        ).utf8))
             }
         }
         if let logits {
@@ -231,7 +272,8 @@ struct SegmentCommand: ParsableCommand {
         }
         if json {
             let report: [String: Any] = [
-                "modelLoadSeconds": loadSeconds, "imageSize": segmenter.imageSize, "supports": supportReports, "targets": targetReports,
+                "modelLoadSeconds": loadSeconds, "imageSize": segmenter.imageSize, "supports": supportReports,
+                "targets": targetReports,
             ]
             let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
             FileHandle.standardOutput.write(data + Data("\n".utf8))
@@ -249,15 +291,21 @@ struct SegmentCommand: ParsableCommand {
         let names = bank.metadata.labels
         let query: SegmentationQuery
         do {
-            query = try SegmentationQuery(bankLabels: names, selection: LabelSelection(label), k: k,
-                                          positiveOnly: positiveOnly, prompt: prompt, maskPerLabel: maskPerLabel)
+            query = try SegmentationQuery(
+                bankLabels: names, selection: LabelSelection(label), k: k,
+                positiveOnly: positiveOnly, prompt: prompt, maskPerLabel: maskPerLabel)
         } catch let error as SegmentationQueryError {
             throw ValidationError(Self.message(error, bank: bank.path))
         }
         if maskPerLabel {
             let files = query.labels.map { Self.fileSafe(names[$0 - 1]) }
             guard Set(files).count == files.count else {
-                throw ValidationError("--mask-per-label: labels \(query.labels.map { names[$0 - 1] }.joined(separator: ", ")) do not give distinct file names (\(files.joined(separator: ", ")))")
+                throw ValidationError(
+                    """
+                    --mask-per-label: labels \(query.labels.map { names[$0 - 1] }.joined(separator: ", ")) do not give \
+                    distinct file names (\(files.joined(separator: ", ")))
+                    """
+                )
             }
         }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
@@ -275,7 +323,8 @@ struct SegmentCommand: ParsableCommand {
             if let labelMasks = result.labelMasks {
                 var perLabelPaths: [String: String] = [:]
                 for (l, mask) in zip(result.labels, labelMasks) {
-                    let path = (out as NSString).appendingPathComponent(Self.stem(target) + "_" + Self.fileSafe(names[l - 1]) + ".png")
+                    let path = (out as NSString).appendingPathComponent(
+                        Self.stem(target) + "_" + Self.fileSafe(names[l - 1]) + ".png")
                     try PNG.writeGray8(mask, width: image.width, height: image.height, to: path)
                     perLabelPaths[names[l - 1]] = path
                 }
@@ -287,25 +336,32 @@ struct SegmentCommand: ParsableCommand {
                 report.mask = outPath
             }
             if overlay {
-                let rgb = Overlay.render(image, mask: result.covered, caption: result.retrievedIDs.map { "#\($0)" }.joined(separator: " "))
-                try PNG.writeRGB8(rgb, width: image.width, height: image.height,
-                                  to: (out as NSString).appendingPathComponent(Self.stem(target) + "_overlay.png"))
+                let rgb = Overlay.render(
+                    image, mask: result.covered, caption: result.retrievedIDs.map { "#\($0)" }.joined(separator: " "))
+                try PNG.writeRGB8(
+                    rgb, width: image.width, height: image.height,
+                    to: (out as NSString).appendingPathComponent(Self.stem(target) + "_overlay.png"))
             }
             lowResolution.append(contentsOf: result.segmentations.map(\.segmentation.lowResolutionLogits))
             targetReports.append(report)
             if !json {
                 for (l, r) in zip(result.labels, result.segmentations) {
                     let s = r.segmentation
-                    FileHandle.standardError.write(Data(String(
-                        format: "segment: %@ [%@] -> %@ (retrieved %@; object score %.3f, IoU %.3f, %.2f s)\n",
-                        target, names[l - 1], outPath, r.retrievedSummary,
-                        s.objectScore, s.iou[s.chosen], r.timings.last?.seconds ?? 0).utf8))
+                    FileHandle.standardError.write(
+                        Data(
+                            String(
+                                format: "segment: %@ [%@] -> %@ (retrieved %@; object score %.3f, IoU %.3f, %.2f s)\n",
+                                target, names[l - 1], outPath, r.retrievedSummary,
+                                s.objectScore, s.iou[s.chosen], r.timings.last?.seconds ?? 0
+                            ).utf8))
                 }
             }
         }
         if let logits {
             let side = lowResolution[0].dim(-1)
-            let stacked = lowResolution.count == 1 ? lowResolution[0]
+            let stacked =
+                lowResolution.count == 1
+                ? lowResolution[0]
                 : Tensor(shape: [lowResolution.count, side, side], data: lowResolution.flatMap(\.data))
             try NPY.write(stacked, to: logits)
         }
@@ -321,9 +377,17 @@ struct SegmentCommand: ParsableCommand {
         case .unknownLabel(let name, let labels):
             return "bank \(bank) has no label '\(name)' (labels: \(labels.joined(separator: ", ")))"
         case .promptNeedsOneLabel(let labels):
-            return "--point/--box refine one label; bank \(bank) has labels \(labels.joined(separator: ", ")): pick one with --label"
+            return
+                """
+                --point/--box refine one label; bank \(bank) has labels \(labels.joined(separator: ", ")): pick one \
+                with --label
+                """
         case .labelMapTooSmall(let labelCount):
-            return "bank \(bank) has \(labelCount) labels, more than an 8-bit label map holds (\(MaskComposition.maxLabelInMap)): use --mask-per-label, or pick labels with --label"
+            return
+                """
+                bank \(bank) has \(labelCount) labels, more than an 8-bit label map holds \
+                (\(MaskComposition.maxLabelInMap)): use --mask-per-label, or pick labels with --label
+                """
         }
     }
 }

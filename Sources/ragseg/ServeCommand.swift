@@ -54,9 +54,13 @@ struct ServeCommand: AsyncParsableCommand {
     var threads: Int?
 
     func validate() throws {
-        guard (1...ServerConfiguration.maxK).contains(k) else { throw ValidationError("--k must be in 1...\(ServerConfiguration.maxK)") }
+        guard (1...ServerConfiguration.maxK).contains(k) else {
+            throw ValidationError("--k must be in 1...\(ServerConfiguration.maxK)")
+        }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
-        guard maxUploadMib >= 1 && maxUploadMib <= 4096 else { throw ValidationError("--max-upload-mib must be in 1...4096") }
+        guard maxUploadMib >= 1 && maxUploadMib <= 4096 else {
+            throw ValidationError("--max-upload-mib must be in 1...4096")
+        }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
 
@@ -65,13 +69,16 @@ struct ServeCommand: AsyncParsableCommand {
         let bankPath = resolveBankPath(index)
         let bank = try SupportBank.open(at: bankPath)
         let segmenter = try BankModels.segmenter(for: bank, dinov2: dinov2, sam2: sam2)
-        let server = try SegmentationServer(segmenter: segmenter, configuration: ServerConfiguration(
-            host: host, port: port, k: k, maxUploadBytes: maxUploadMib << 20,
-            uploadsDirectory: uploads ?? (bankPath as NSString).appendingPathComponent("uploads")))
+        let server = try SegmentationServer(
+            segmenter: segmenter,
+            configuration: ServerConfiguration(
+                host: host, port: port, k: k, maxUploadBytes: maxUploadMib << 20,
+                uploadsDirectory: uploads ?? (bankPath as NSString).appendingPathComponent("uploads")))
         let cases = try bank.statistics().cases
         let host = self.host
         try await server.run { port in
-            FileHandle.standardError.write(Data("ragseg serve: listening on http://\(host):\(port) (bank \(bankPath), \(cases) cases)\n".utf8))
+            FileHandle.standardError.write(
+                Data("ragseg serve: listening on http://\(host):\(port) (bank \(bankPath), \(cases) cases)\n".utf8))
         }
         FileHandle.standardError.write(Data("ragseg serve: stopped; index checkpointed\n".utf8))
     }

@@ -25,7 +25,9 @@ final class DINOv2ParityTests: XCTestCase {
     }
 
     /// max |a - b| / max |b|, asserting equal shapes.
-    static func relativeError(_ ours: Tensor, _ reference: Tensor, file: StaticString = #filePath, line: UInt = #line) -> Float {
+    static func relativeError(_ ours: Tensor, _ reference: Tensor, file: StaticString = #filePath, line: UInt = #line)
+        -> Float
+    {
         XCTAssertEqual(ours.shape, reference.shape, file: file, line: line)
         guard ours.shape == reference.shape else { return .infinity }
         var maxDiff: Float = 0, scale: Float = 0
@@ -36,15 +38,22 @@ final class DINOv2ParityTests: XCTestCase {
         return maxDiff / scale
     }
 
-    func checkTokens(model: DINOv2Model, reference name: String, height: Int, width: Int,
-                     file: StaticString = #filePath, line: UInt = #line) throws {
+    func checkTokens(
+        model: DINOv2Model, reference name: String, height: Int, width: Int,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let expected = try NPY.read(Self.fixture("\(name)_tokens_\(height)x\(width).npy"))
         let tokens = try model.forward(try Self.input(height: height, width: width))
         XCTAssertEqual(tokens.shape, [1] + expected.shape, file: file, line: line)
         let all = Self.relativeError(tokens.reshaped(expected.shape), expected, file: file, line: line)
-        let cls = Self.relativeError(sliced(tokens.reshaped(expected.shape), axis: 0, range: 0..<1),
-                                     sliced(expected, axis: 0, range: 0..<1), file: file, line: line)
-        print("DINOv2 parity \(name) \(height)x\(width) [\(model.keyLayout)]: all tokens rel err \(all), CLS rel err \(cls)")
+        let cls = Self.relativeError(
+            sliced(tokens.reshaped(expected.shape), axis: 0, range: 0..<1),
+            sliced(expected, axis: 0, range: 0..<1), file: file, line: line)
+        print(
+            """
+            DINOv2 parity \(name) \(height)x\(width) [\(model.keyLayout)]: all tokens rel err \(all), CLS rel err \(cls)
+            """
+        )
         XCTAssertLessThanOrEqual(all, Self.relativeTolerance, "all tokens", file: file, line: line)
         XCTAssertLessThanOrEqual(cls, Self.relativeTolerance, "CLS", file: file, line: line)
     }
@@ -82,7 +91,8 @@ final class DINOv2ParityTests: XCTestCase {
     func testInferredConfigEqualsConfigJSON() throws {
         for name in ["plain", "reg"] {
             let loader = try CheckpointLoader(file: try SafeTensors(path: Self.fixture("\(name)/model.safetensors")))
-            XCTAssertEqual(try loader.inferConfig(), try DINOv2Config(configJSON: Self.fixture("\(name)/config.json")), name)
+            XCTAssertEqual(
+                try loader.inferConfig(), try DINOv2Config(configJSON: Self.fixture("\(name)/config.json")), name)
         }
     }
 
@@ -109,8 +119,9 @@ final class DINOv2ParityTests: XCTestCase {
         XCTAssertEqual(grouped.shape, [3, 257, 128])
         XCTAssertEqual(Threads.count, 2)
         XCTAssertLessThanOrEqual(Self.relativeError(sliced(grouped, axis: 0, range: 0..<2), tokens), 1e-6)
-        XCTAssertLessThanOrEqual(Self.relativeError(sliced(grouped, axis: 0, range: 2..<3).reshaped(expected.shape), expected),
-                                 Self.relativeTolerance)
+        XCTAssertLessThanOrEqual(
+            Self.relativeError(sliced(grouped, axis: 0, range: 2..<3).reshaped(expected.shape), expected),
+            Self.relativeTolerance)
     }
 
     func testConfigsListPublishedSizes() {
@@ -152,8 +163,11 @@ final class DINOv2ParityTests: XCTestCase {
     }
 
     func testWrongShapeIsNamed() throws {
-        let message = try loadError { $0.map { $0.0 == "encoder.layer.0.mlp.fc2.weight" ? ($0.0, Tensor(zeros: [128, 255])) : $0 } }
-        XCTAssertTrue(message.contains("'encoder.layer.0.mlp.fc2.weight' has shape [128, 255], expected [128, 256]"), message)
+        let message = try loadError {
+            $0.map { $0.0 == "encoder.layer.0.mlp.fc2.weight" ? ($0.0, Tensor(zeros: [128, 255])) : $0 }
+        }
+        XCTAssertTrue(
+            message.contains("'encoder.layer.0.mlp.fc2.weight' has shape [128, 255], expected [128, 256]"), message)
     }
 
     func testUnknownLayoutIsRejected() throws {
@@ -169,7 +183,8 @@ final class DINOv2ParityTests: XCTestCase {
         XCTAssertThrowsError(try model.forward(Tensor(zeros: [1, 1, 224, 224])))
     }
 
-    /// The hub's config.json fields for facebook/dinov2-giant and dinov2-with-registers-small give the published configs.
+    /// The hub's config.json fields for facebook/dinov2-giant and dinov2-with-registers-small give the published
+    /// configs.
     func testHubConfigJSONGivesPublishedVariants() throws {
         let dir = try temporaryDirectory()
         let giant = #"""
@@ -182,7 +197,9 @@ final class DINOv2ParityTests: XCTestCase {
             "num_attention_heads": 6, "mlp_ratio": 4, "hidden_act": "gelu", "image_size": 518, "patch_size": 14,
             "layer_norm_eps": 1e-06, "num_register_tokens": 4, "use_swiglu_ffn": false}
             """#
-        for (name, text, expected) in [("giant", giant, DINOv2Config.giant), ("small-reg", smallReg, DINOv2Config.small.withRegisters())] {
+        for (name, text, expected) in [
+            ("giant", giant, DINOv2Config.giant), ("small-reg", smallReg, DINOv2Config.small.withRegisters()),
+        ] {
             let path = dir + "/\(name).json"
             try Data(text.utf8).write(to: URL(fileURLWithPath: path))
             XCTAssertEqual(try DINOv2Config(configJSON: path), expected, name)

@@ -14,7 +14,8 @@ final class MetricsTests: XCTestCase {
     }
 
     func fixture(_ name: String) throws -> String {
-        try XCTUnwrap(Bundle.module.path(forResource: name, ofType: nil, inDirectory: "Fixtures"), "missing fixture \(name)")
+        try XCTUnwrap(
+            Bundle.module.path(forResource: name, ofType: nil, inDirectory: "Fixtures"), "missing fixture \(name)")
     }
 
     func mask(_ name: String) throws -> BinaryMask {
@@ -29,8 +30,9 @@ final class MetricsTests: XCTestCase {
         let cases = try JSONDecoder().decode([Expected].self, from: data)
         XCTAssertEqual(cases.count, 6)
         for c in cases {
-            let scores = segmentationScores(prediction: try mask(c.name + "_pred"), truth: try mask(c.name + "_truth"),
-                                            spacing: (c.spacing[0], c.spacing[1]))
+            let scores = segmentationScores(
+                prediction: try mask(c.name + "_pred"), truth: try mask(c.name + "_truth"),
+                spacing: (c.spacing[0], c.spacing[1]))
             // Exact arithmetic on counts and distances: only floating-point rounding separates us from scipy.
             XCTAssertEqual(scores.dice, c.dice, accuracy: 1e-12, c.name)
             XCTAssertEqual(scores.iou, c.iou, accuracy: 1e-12, c.name)
@@ -48,13 +50,15 @@ final class MetricsTests: XCTestCase {
         var a = [Bool](repeating: false, count: 5 * 5), b = a
         a[2 * 5 + 0] = true
         b[2 * 5 + 3] = true
-        let s = segmentationScores(prediction: BinaryMask(width: 5, height: 5, pixels: a),
-                                   truth: BinaryMask(width: 5, height: 5, pixels: b))
+        let s = segmentationScores(
+            prediction: BinaryMask(width: 5, height: 5, pixels: a),
+            truth: BinaryMask(width: 5, height: 5, pixels: b))
         XCTAssertEqual(s.dice, 0)
         XCTAssertEqual(s.iou, 0)
         XCTAssertEqual(s.hd95, 3)
-        let same = segmentationScores(prediction: BinaryMask(width: 5, height: 5, pixels: a),
-                                      truth: BinaryMask(width: 5, height: 5, pixels: a))
+        let same = segmentationScores(
+            prediction: BinaryMask(width: 5, height: 5, pixels: a),
+            truth: BinaryMask(width: 5, height: 5, pixels: a))
         XCTAssertEqual(same.dice, 1)
         XCTAssertEqual(same.hd95, 0)
     }

@@ -34,7 +34,8 @@ final class CaseInputTests: XCTestCase {
         let loaded = try CaseLoader.load(CaseSource(image: dir + "/i.png", mask: dir + "/m.png"), labelCount: 3)
         XCTAssertEqual(loaded.labels, [1, 3])
         let support = StandInSupportEncoder(variant: .tiny, memoryShape: tinyShape)
-        let prepared = try CaseLoader.prepare(loaded, retrieval: StandInRetrievalEncoder(variant: .vits14), support: support)
+        let prepared = try CaseLoader.prepare(
+            loaded, retrieval: StandInRetrievalEncoder(variant: .vits14), support: support)
         // Label 2 is absent: the case also gets the memory of an empty mask (label 0).
         XCTAssertEqual(prepared.memories.map(\.label), [0, 1, 3])
         XCTAssertEqual(prepared.embedding.count, 384)
@@ -42,7 +43,9 @@ final class CaseInputTests: XCTestCase {
         let image = try PNG.read(dir + "/i.png")
         let mask1 = (0..<64).map { UInt8($0 % 8 < 2 ? 1 : 0) }
         let mask3 = (0..<64).map { UInt8($0 % 8 > 5 ? 1 : 0) }
-        XCTAssertEqual(prepared.memories[0].memory, try support.encodeSupport(image: image, mask: [UInt8](repeating: 0, count: 64)))
+        XCTAssertEqual(
+            prepared.memories[0].memory, try support.encodeSupport(image: image, mask: [UInt8](repeating: 0, count: 64))
+        )
         XCTAssertEqual(prepared.memories[1].memory, try support.encodeSupport(image: image, mask: mask1))
         XCTAssertEqual(prepared.memories[2].memory, try support.encodeSupport(image: image, mask: mask3))
         XCTAssertNotEqual(prepared.memories[0].memory, prepared.memories[1].memory)
@@ -60,7 +63,8 @@ final class CaseInputTests: XCTestCase {
         let support = StandInSupportEncoder(variant: .tiny, memoryShape: tinyShape)
         let retrieval = StandInRetrievalEncoder(variant: .vits14)
         func labels(_ mask: String, _ count: Int) throws -> [Int] {
-            let loaded = try CaseLoader.load(CaseSource(image: dir + "/i.png", mask: dir + "/" + mask), labelCount: count)
+            let loaded = try CaseLoader.load(
+                CaseSource(image: dir + "/i.png", mask: dir + "/" + mask), labelCount: count)
             return try CaseLoader.prepare(loaded, retrieval: retrieval, support: support).memories.map(\.label)
         }
         XCTAssertEqual(try labels("all.png", 3), [1, 2, 3])
@@ -76,12 +80,14 @@ final class CaseInputTests: XCTestCase {
         try writeGray(dir + "/small.png", 4, 8) { _, _ in 0 }
         try writeGray(dir + "/m7.png", 8, 8) { x, _ in x == 3 ? 7 : 0 }
         try Data("not a png".utf8).write(to: URL(fileURLWithPath: dir + "/broken.png"))
-        try PNG.writeRGB8([UInt8](repeating: 0, count: 64 * 3).enumerated().map { $0.offset == 4 ? 9 : $0.element },
-                          width: 8, height: 8, to: dir + "/color.png")
+        try PNG.writeRGB8(
+            [UInt8](repeating: 0, count: 64 * 3).enumerated().map { $0.offset == 4 ? 9 : $0.element },
+            width: 8, height: 8, to: dir + "/color.png")
 
         func message(_ image: String, _ mask: String, labels: Int) -> String {
             do {
-                _ = try CaseLoader.load(CaseSource(image: dir + "/" + image, mask: dir + "/" + mask), labelCount: labels)
+                _ = try CaseLoader.load(
+                    CaseSource(image: dir + "/" + image, mask: dir + "/" + mask), labelCount: labels)
                 return "no error"
             } catch { return "\(error)" }
         }
@@ -123,10 +129,15 @@ final class CaseInputTests: XCTestCase {
         try Data(#"{"labels": {"background": 0, "liver": 1, "tumour": 2}, "file_ending": ".png"}"#.utf8)
             .write(to: URL(fileURLWithPath: dir + "/dataset.json"))
         let pairs = try CaseSources.nnUNet(dir)
-        XCTAssertEqual(pairs, [CaseSource(image: "\(images)/liver_001_0000.png", mask: "\(labels)/liver_001.png"),
-                               CaseSource(image: "\(images)/liver_002_0000.png", mask: "\(labels)/liver_002.png")])
+        XCTAssertEqual(
+            pairs,
+            [
+                CaseSource(image: "\(images)/liver_001_0000.png", mask: "\(labels)/liver_001.png"),
+                CaseSource(image: "\(images)/liver_002_0000.png", mask: "\(labels)/liver_002.png"),
+            ])
         XCTAssertEqual(try CaseSources.nnUNetLabels(dir), ["liver", "tumour"])
-        try Data(#"{"labels": {"0": "background", "1": "heart"}}"#.utf8).write(to: URL(fileURLWithPath: dir + "/dataset.json"))
+        try Data(#"{"labels": {"0": "background", "1": "heart"}}"#.utf8).write(
+            to: URL(fileURLWithPath: dir + "/dataset.json"))
         XCTAssertEqual(try CaseSources.nnUNetLabels(dir), ["heart"])
         // A mask without image is an error naming it.
         try writeGray("\(labels)/orphan.png", 4, 4) { _, _ in 0 }
@@ -136,16 +147,25 @@ final class CaseInputTests: XCTestCase {
     func testCSVList() throws {
         let dir = temporaryDirectory()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try Data("image,mask\na.png, m/a.png\n\n/abs/b.png,/abs/mb.png\n".utf8).write(to: URL(fileURLWithPath: dir + "/pairs.csv"))
-        XCTAssertEqual(try CaseSources.list(dir + "/pairs.csv"),
-                       [CaseSource(image: dir + "/a.png", mask: dir + "/m/a.png"), CaseSource(image: "/abs/b.png", mask: "/abs/mb.png")])
+        try Data("image,mask\na.png, m/a.png\n\n/abs/b.png,/abs/mb.png\n".utf8).write(
+            to: URL(fileURLWithPath: dir + "/pairs.csv"))
+        XCTAssertEqual(
+            try CaseSources.list(dir + "/pairs.csv"),
+            [
+                CaseSource(image: dir + "/a.png", mask: dir + "/m/a.png"),
+                CaseSource(image: "/abs/b.png", mask: "/abs/mb.png"),
+            ])
         try Data("a.png\n".utf8).write(to: URL(fileURLWithPath: dir + "/bad.csv"))
-        XCTAssertThrowsError(try CaseSources.list(dir + "/bad.csv")) { XCTAssertTrue("\($0)".contains("line 1"), "\($0)") }
+        XCTAssertThrowsError(try CaseSources.list(dir + "/bad.csv")) {
+            XCTAssertTrue("\($0)".contains("line 1"), "\($0)")
+        }
     }
 
     func testStandInEncodersAreDeterministicAndShaped() throws {
-        let image = PNGImage(width: 20, height: 10, channels: 1, bitDepth: 8, pixels: (0..<200).map { UInt16($0 % 256) })
-        let other = PNGImage(width: 20, height: 10, channels: 1, bitDepth: 8, pixels: (0..<200).map { UInt16(($0 * 7) % 256) })
+        let image = PNGImage(
+            width: 20, height: 10, channels: 1, bitDepth: 8, pixels: (0..<200).map { UInt16($0 % 256) })
+        let other = PNGImage(
+            width: 20, height: 10, channels: 1, bitDepth: 8, pixels: (0..<200).map { UInt16(($0 * 7) % 256) })
         let r = StandInRetrievalEncoder(variant: .vitb14)
         let e = try r.embed(image)
         XCTAssertEqual(e.count, 768)

@@ -4,8 +4,11 @@ import XCTest
 /// The written mask from per-label logits, against values worked out by hand.
 final class MaskCompositionTests: XCTestCase {
     func testOneLabelIsABinaryMaskOfPositiveLogits() {
-        XCTAssertEqual(MaskComposition.mask(logits: [[-1, 0, 0.5, 3, -0.0]], labels: [1], foreground: 255), [0, 0, 255, 255, 0])
-        XCTAssertEqual(MaskComposition.mask(logits: [[2, -2]], labels: [7], foreground: 1), [1, 0], "one label: foreground value, not the label")
+        XCTAssertEqual(
+            MaskComposition.mask(logits: [[-1, 0, 0.5, 3, -0.0]], labels: [1], foreground: 255), [0, 0, 255, 255, 0])
+        XCTAssertEqual(
+            MaskComposition.mask(logits: [[2, -2]], labels: [7], foreground: 1), [1, 0],
+            "one label: foreground value, not the label")
     }
 
     func testLabelMapTakesTheHighestPositiveLogit() {
@@ -13,8 +16,11 @@ final class MaskCompositionTests: XCTestCase {
         let tumour: [Float] = [-2, 4, 1, -1, 0, 3]
         // pixel 0: none positive; 1: tumour higher; 2: liver higher; 3: only liver; 4: zeros are not positive;
         // 5: a tie goes to the first label listed.
-        XCTAssertEqual(MaskComposition.mask(logits: [liver, tumour], labels: [1, 2], foreground: 255), [0, 2, 1, 1, 0, 1])
-        XCTAssertEqual(MaskComposition.mask(logits: [tumour, liver], labels: [2, 1], foreground: 255), [0, 2, 1, 1, 0, 2])
-        XCTAssertEqual(MaskComposition.mask(logits: [[1, -1], [-1, -1], [0.5, 9]], labels: [3, 40, 255], foreground: 1), [3, 255])
+        XCTAssertEqual(
+            MaskComposition.mask(logits: [liver, tumour], labels: [1, 2], foreground: 255), [0, 2, 1, 1, 0, 1])
+        XCTAssertEqual(
+            MaskComposition.mask(logits: [tumour, liver], labels: [2, 1], foreground: 255), [0, 2, 1, 1, 0, 2])
+        XCTAssertEqual(
+            MaskComposition.mask(logits: [[1, -1], [-1, -1], [0.5, 9]], labels: [3, 40, 255], foreground: 1), [3, 255])
     }
 }

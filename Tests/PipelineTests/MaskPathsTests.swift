@@ -30,13 +30,19 @@ final class MaskPathsTests: XCTestCase {
 
     func mask(_ name: String) -> String { Self.masks.appendingPathComponent(name + ".png").path }
 
-    static let objectKinds = ["object_gray8_255", "object_gray8_1", "object_gray16", "object_gray1", "object_gray_alpha",
-                              "object_gray_trns", "object_rgb", "object_rgba", "object_rgb16", "object_palette", "object_palette2"]
+    static let objectKinds = [
+        "object_gray8_255", "object_gray8_1", "object_gray16", "object_gray1", "object_gray_alpha",
+        "object_gray_trns", "object_rgb", "object_rgba", "object_rgb16", "object_palette", "object_palette2",
+    ]
 
     func testBothPathsReadEveryKindOfMaskAsTheSameObject() throws {
         // The object as tools/make_mask_fixtures.py draws it.
-        func onObject(_ x: Int, _ y: Int) -> Bool { (5..<17).contains(x) && (4..<14).contains(y) || (x == 20 && y == 17) }
-        let object: [Float] = (0..<height).flatMap { y -> [Float] in (0..<width).map { x -> Float in onObject(x, y) ? 1 : 0 } }
+        func onObject(_ x: Int, _ y: Int) -> Bool {
+            (5..<17).contains(x) && (4..<14).contains(y) || (x == 20 && y == 17)
+        }
+        let object: [Float] = (0..<height).flatMap { y -> [Float] in
+            (0..<width).map { x -> Float in onObject(x, y) ? 1 : 0 }
+        }
         for name in Self.objectKinds {
             let support = try SupportSegmenter.loadSupport(imagePath: image, maskPath: mask(name))
             XCTAssertEqual(support.mask.shape, [height, width], name)
@@ -46,10 +52,13 @@ final class MaskPathsTests: XCTestCase {
             XCTAssertEqual(loaded.labels, [1], name)
         }
         // Several labels (index add of a multi-label bank): the label values, whatever the storage.
-        let reference = try CaseLoader.load(CaseSource(image: image, mask: mask("labels_gray8")), labelCount: 2).labelMap
+        let reference = try CaseLoader.load(CaseSource(image: image, mask: mask("labels_gray8")), labelCount: 2)
+            .labelMap
         XCTAssertEqual(Set(reference), [0, 1, 2])
         for name in ["labels_gray16", "labels_gray2", "labels_rgb", "labels_palette"] {
-            XCTAssertEqual(try CaseLoader.load(CaseSource(image: image, mask: mask(name)), labelCount: 2).labelMap, reference, name)
+            XCTAssertEqual(
+                try CaseLoader.load(CaseSource(image: image, mask: mask(name)), labelCount: 2).labelMap, reference, name
+            )
         }
     }
 
@@ -63,7 +72,8 @@ final class MaskPathsTests: XCTestCase {
         }
         func viaIndexAdd(_ name: String) throws -> SupportMemory {
             let loaded = try CaseLoader.load(CaseSource(image: image, mask: mask(name)), labelCount: 1)
-            let prepared = try CaseLoader.prepare(loaded, retrieval: StandInRetrievalEncoder(variant: .vits14), support: encoder)
+            let prepared = try CaseLoader.prepare(
+                loaded, retrieval: StandInRetrievalEncoder(variant: .vits14), support: encoder)
             XCTAssertEqual(prepared.memories.map { $0.label }, [1], name)
             return prepared.memories[0].memory
         }
@@ -76,16 +86,20 @@ final class MaskPathsTests: XCTestCase {
     }
 
     func testBothPathsRefuseColourMasksAndUndeclaredValuesNamingTheFile() throws {
-        XCTAssertThrowsError(try SupportSegmenter.loadSupport(imagePath: image, maskPath: mask("error_color"))) { error in
+        XCTAssertThrowsError(try SupportSegmenter.loadSupport(imagePath: image, maskPath: mask("error_color"))) {
+            error in
             let text = "\(error)"
-            XCTAssertTrue(text.hasPrefix(mask("error_color") + ": ") && text.contains("pixel 7,5 is RGB 255,0,0, not gray"), text)
+            XCTAssertTrue(
+                text.hasPrefix(mask("error_color") + ": ") && text.contains("pixel 7,5 is RGB 255,0,0, not gray"), text)
         }
-        XCTAssertThrowsError(try CaseLoader.load(CaseSource(image: image, mask: mask("error_color")), labelCount: 1)) { error in
+        XCTAssertThrowsError(try CaseLoader.load(CaseSource(image: image, mask: mask("error_color")), labelCount: 1)) {
+            error in
             guard case BankError.input(let path, let message) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(path, mask("error_color"))
             XCTAssertTrue(message.contains("mask is a color image (pixel 7,5 is RGB 255,0,0, not gray)"), message)
         }
-        XCTAssertThrowsError(try CaseLoader.load(CaseSource(image: image, mask: mask("error_label3")), labelCount: 2)) { error in
+        XCTAssertThrowsError(try CaseLoader.load(CaseSource(image: image, mask: mask("error_label3")), labelCount: 2)) {
+            error in
             guard case BankError.input(let path, let message) = error else { return XCTFail("\(error)") }
             XCTAssertEqual(path, mask("error_label3"))
             XCTAssertEqual(message, "mask value 3 at pixel 9,6 is not a declared label (0...2)")

@@ -4,8 +4,10 @@ import XCTest
 /// The figures `ragseg-bench query` derives from a query's stage seconds (values worked out by hand).
 final class QueryStageSplitTests: XCTestCase {
     func testDerivedFigures() {
-        let split = QueryStageSplit([("embed", 0.05), ("encode", 1.5), ("search", 0.002), ("load", 0.006),
-                                     ("attend", 0.3), ("decode", 0.09), ("total", 1.95)])
+        let split = QueryStageSplit([
+            ("embed", 0.05), ("encode", 1.5), ("search", 0.002), ("load", 0.006),
+            ("attend", 0.3), ("decode", 0.09), ("total", 1.95),
+        ])
         XCTAssertEqual(split.total, 1.95)
         XCTAssertEqual(split.retrievalAndLoad, 0.008, accuracy: 1e-12)
         XCTAssertEqual(split.retrievalAndLoadShare, 0.008 / 1.95, accuracy: 1e-12)

@@ -19,11 +19,13 @@ final class RetrievalSegmenterTests: XCTestCase {
     var support: SAM2SupportEncoder!
 
     override func setUpWithError() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("ragseg-pipeline-\(UUID().uuidString)")
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "ragseg-pipeline-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         sources = try (0..<7).map { i in
-            try SyntheticCases.write(SyntheticCases.make(seed: UInt64(i + 1), width: width, height: height),
-                                     index: i, width: width, height: height, to: directory)
+            try SyntheticCases.write(
+                SyntheticCases.make(seed: UInt64(i + 1), width: width, height: height),
+                index: i, width: width, height: height, to: directory)
         }
         retrieval = try FixtureModels.retrievalEncoder()
         support = try FixtureModels.supportEncoder()
@@ -35,10 +37,11 @@ final class RetrievalSegmenterTests: XCTestCase {
 
     /// A bank holding cases 0..<6 (case 6 is the held-out target).
     func makeBank() throws -> SupportBank {
-        let metadata = BankMetadata(retrievalModel: retrieval.model, supportModel: support.model,
-                                    embeddingDimension: retrieval.dimension, memoryShape: support.memoryShape,
-                                    preprocessing: retrieval.preprocessing.merging(support.preprocessing) { a, _ in a },
-                                    labels: ["object"])
+        let metadata = BankMetadata(
+            retrievalModel: retrieval.model, supportModel: support.model,
+            embeddingDimension: retrieval.dimension, memoryShape: support.memoryShape,
+            preprocessing: retrieval.preprocessing.merging(support.preprocessing) { a, _ in a },
+            labels: ["object"])
         let bank = try SupportBank.create(at: directory.appendingPathComponent("bank").path, metadata: metadata)
         let prepared = try sources.prefix(6).map {
             try CaseLoader.prepare(try CaseLoader.load($0, labelCount: 1), retrieval: retrieval, support: support)
@@ -57,22 +60,27 @@ final class RetrievalSegmenterTests: XCTestCase {
         XCTAssertEqual(result.segmentation.logits.shape, [height, width])
 
         // Retrieval = brute-force cosine ranking of the cases' DINOv2 embeddings.
-        func unit(_ v: [Float]) -> [Float] { let n = v.reduce(0) { $0 + $1 * $1 }.squareRoot(); return v.map { $0 / n } }
+        func unit(_ v: [Float]) -> [Float] {
+            let n = v.reduce(0) { $0 + $1 * $1 }.squareRoot(); return v.map { $0 / n }
+        }
         let q = unit(try retrieval.embed(target))
         let ranked = try (0..<6).map { i -> (path: String, score: Float) in
             let e = unit(try retrieval.embed(try PNG.read(sources[i].image)))
             return (sources[i].image, zip(q, e).reduce(0) { $0 + $1.0 * $1.1 })
         }.sorted { $0.score > $1.score }
         XCTAssertEqual(result.supports.map(\.record.image), ranked.prefix(3).map(\.path))
-        for (hit, expected) in zip(result.supports, ranked) { XCTAssertEqual(hit.score, expected.score, accuracy: 1e-5) }
+        for (hit, expected) in zip(result.supports, ranked) {
+            XCTAssertEqual(hit.score, expected.score, accuracy: 1e-5)
+        }
 
         // The same supports encoded again from their files and segmented directly: bit-identical logits.
         let supports = try result.supports.map { hit -> SupportMemory in
             let image = try PNG.read(hit.record.image), mask = try PNG.read(hit.record.mask)
             return try support.encodeSupport(image: image, mask: mask.pixels.map { $0 != 0 ? 1 : 0 })
         }
-        let direct = try support.sam2.segment(try support.features(target), supports: supports,
-                                                     outputSize: (height: height, width: width))
+        let direct = try support.sam2.segment(
+            try support.features(target), supports: supports,
+            outputSize: (height: height, width: width))
         XCTAssertEqual(result.segmentation.logits.data, direct.logits.data)
         XCTAssertEqual(result.segmentation.iou, direct.iou)
         XCTAssertEqual(result.segmentation.objectScore, direct.objectScore)
@@ -106,20 +114,28 @@ final class RetrievalSegmenterTests: XCTestCase {
         let target = try PNG.read(sources[6].image)
 
         let result = try segmenter.segment(target, name: "target", k: 6)
-        XCTAssertEqual(Set(result.supports.map(\.record.image)), Set(sources.prefix(6).map(\.image)), "k = 6 retrieves every case")
-        XCTAssertEqual(LabelReport(label: "object", result: result).retrieved.map(\.hasLabel),
-                       result.supports.map { !emptied.contains($0.record.mask) })
+        XCTAssertEqual(
+            Set(result.supports.map(\.record.image)), Set(sources.prefix(6).map(\.image)), "k = 6 retrieves every case")
+        XCTAssertEqual(
+            LabelReport(label: "object", result: result).retrieved.map(\.hasLabel),
+            result.supports.map { !emptied.contains($0.record.mask) })
         XCTAssertEqual(result.retrievedSummary.components(separatedBy: "(empty)").count - 1, 2)
         let direct = SupportSegmenter(model: support.sam2)
-        let supports = try result.supports.map { try direct.encodeSupport(imagePath: $0.record.image, maskPath: $0.record.mask) }
+        let supports = try result.supports.map {
+            try direct.encodeSupport(imagePath: $0.record.image, maskPath: $0.record.mask)
+        }
         XCTAssertEqual(supports.map(\.isEmpty), result.supports.map { emptied.contains($0.record.mask) })
         let expected = try direct.segment(target, name: "target", supports: supports).segmentation
-        XCTAssertTrue(result.segmentation.logits.data == expected.logits.data, "retrieval path == segment --support, empty supports included")
+        XCTAssertTrue(
+            result.segmentation.logits.data == expected.logits.data,
+            "retrieval path == segment --support, empty supports included")
         XCTAssertEqual(result.segmentation.objectScore, expected.objectScore)
 
         let positive = try segmenter.segment(target, name: "target", k: 6, positiveOnly: true)
-        XCTAssertEqual(positive.supports.map(\.id), result.supports.filter { !emptied.contains($0.record.mask) }.map(\.id))
-        XCTAssertNotEqual(positive.segmentation.objectScore, result.segmentation.objectScore, "the empty supports took part")
+        XCTAssertEqual(
+            positive.supports.map(\.id), result.supports.filter { !emptied.contains($0.record.mask) }.map(\.id))
+        XCTAssertNotEqual(
+            positive.segmentation.objectScore, result.segmentation.objectScore, "the empty supports took part")
     }
 
     /// A prompt refines the retrieved result exactly as the memory model does with the same supports and
@@ -128,15 +144,21 @@ final class RetrievalSegmenterTests: XCTestCase {
         let bank = try makeBank()
         let segmenter = try RetrievalSegmenter(bank: bank, retrieval: retrieval, support: support)
         let target = try PNG.read(sources[6].image)
-        let prompt = SAM2Prompt(points: [SAM2Point(x: 48, y: 50.5, label: 1), SAM2Point(x: 5, y: 100, label: 0)],
-                                box: SAM2Box(x0: 20, y0: 25, x1: 80, y1: 90))
+        let prompt = SAM2Prompt(
+            points: [SAM2Point(x: 48, y: 50.5, label: 1), SAM2Point(x: 5, y: 100, label: 0)],
+            box: SAM2Box(x0: 20, y0: 25, x1: 80, y1: 90))
         let plain = try segmenter.segment(target, name: "target", k: 3)
         let prompted = try segmenter.segment(target, name: "target", k: 3, prompt: prompt)
-        XCTAssertEqual(prompted.supports.map(\.id), plain.supports.map(\.id), "the prompt does not change the retrieval")
-        let memories = try plain.supports.map { hit -> SupportMemory in try XCTUnwrap(try bank.memory(hit.id, label: 1)) }
+        XCTAssertEqual(
+            prompted.supports.map(\.id), plain.supports.map(\.id), "the prompt does not change the retrieval")
+        let memories = try plain.supports.map { hit -> SupportMemory in try XCTUnwrap(try bank.memory(hit.id, label: 1))
+        }
         let model = support.sam2, features = try support.features(target)
-        let direct = try model.segment(features, supports: memories, outputSize: (height: height, width: width), prompt: prompt)
-        XCTAssertTrue(prompted.segmentation.logits.data == direct.logits.data, "retrieval path == memory model with the same supports")
+        let direct = try model.segment(
+            features, supports: memories, outputSize: (height: height, width: width), prompt: prompt)
+        XCTAssertTrue(
+            prompted.segmentation.logits.data == direct.logits.data,
+            "retrieval path == memory model with the same supports")
         XCTAssertEqual(prompted.segmentation.iou, direct.iou)
         XCTAssertEqual(prompted.segmentation.objectScore, direct.objectScore)
         XCTAssertEqual(prompted.segmentation.iou.count, 1, "a box and two clicks: single-mask output")
@@ -144,15 +166,20 @@ final class RetrievalSegmenterTests: XCTestCase {
         let conditioned = model.conditionedFeatures(features, bank: try model.memoryBank.assemble(memories))
         let promptFree = model.decodeTarget(conditioned, features, outputSize: (height: height, width: width)).result
         XCTAssertTrue(promptFree.logits.data == plain.segmentation.logits.data, "prompt-free decode == plain query")
-        let refined = try model.refine(conditioned, features, previous: promptFree, prompt: prompt, outputSize: (height: height, width: width))
+        let refined = try model.refine(
+            conditioned, features, previous: promptFree, prompt: prompt, outputSize: (height: height, width: width))
         XCTAssertTrue(refined.result.logits.data == prompted.segmentation.logits.data, "refine == segment(prompt:)")
         // The tiny random models may gate both to "no object"; the scores show the prompt took effect.
         XCTAssertNotEqual(prompted.segmentation.objectScore, plain.segmentation.objectScore)
         XCTAssertEqual(plain.segmentation.iou.count, 3, "prompt-free: multimask")
 
-        XCTAssertThrowsError(try segmenter.segment(target, name: "target.png", k: 3,
-                                                   prompt: SAM2Prompt(points: [SAM2Point(x: 96, y: 3, label: 1)]))) { error in
-            XCTAssertEqual("\(error)", "target.png: point 96,3 lies outside the 96x112 image (x in 0..<96, y in 0..<112)")
+        XCTAssertThrowsError(
+            try segmenter.segment(
+                target, name: "target.png", k: 3,
+                prompt: SAM2Prompt(points: [SAM2Point(x: 96, y: 3, label: 1)]))
+        ) { error in
+            XCTAssertEqual(
+                "\(error)", "target.png: point 96,3 lies outside the 96x112 image (x in 0..<96, y in 0..<112)")
         }
     }
 
@@ -170,8 +197,9 @@ final class RetrievalSegmenterTests: XCTestCase {
 
     func testBankBuiltWithOtherWeightsIsRefused() throws {
         let bank = try makeBank()
-        let other = SAM2SupportEncoder(sam2: support.sam2,
-                                       model: ModelIdentity(name: "sam2", variant: "fixture", sha256: String(repeating: "0", count: 64)))
+        let other = SAM2SupportEncoder(
+            sam2: support.sam2,
+            model: ModelIdentity(name: "sam2", variant: "fixture", sha256: String(repeating: "0", count: 64)))
         XCTAssertThrowsError(try RetrievalSegmenter(bank: bank, retrieval: retrieval, support: other)) { error in
             XCTAssertTrue("\(error)".contains("sam2"), "\(error)")
         }
@@ -192,7 +220,9 @@ final class SAM2CheckpointTests: XCTestCase {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let missing = dir.appendingPathComponent("none.safetensors").path
-        XCTAssertThrowsError(try SAM2Checkpoint.supportEncoder(path: missing)) { XCTAssertTrue("\($0)".contains(missing), "\($0)") }
+        XCTAssertThrowsError(try SAM2Checkpoint.supportEncoder(path: missing)) {
+            XCTAssertTrue("\($0)".contains(missing), "\($0)")
+        }
         // A copy of the fixture weights with a broken sidecar.
         let copy = dir.appendingPathComponent("w.safetensors").path
         try FileManager.default.copyItem(atPath: FixtureModels.sam2, toPath: copy)

@@ -19,8 +19,11 @@ final class MaskReaderTests: XCTestCase {
     func testEveryKindOfBinaryMaskReadsAsTheSameObject() throws {
         let object = expected { x, y -> UInt16 in self.onObject(x, y) ? 1 : 0 }
         XCTAssertEqual(object.filter { $0 == 1 }.count, 12 * 10 + 1)
-        for name in ["object_gray8_255", "object_gray8_1", "object_gray16", "object_gray1", "object_gray_alpha", "object_gray_trns",
-                     "object_rgb", "object_rgba", "object_rgb16", "object_palette", "object_palette2"] {
+        for name in [
+            "object_gray8_255", "object_gray8_1", "object_gray16", "object_gray1", "object_gray_alpha",
+            "object_gray_trns",
+            "object_rgb", "object_rgba", "object_rgb16", "object_palette", "object_palette2",
+        ] {
             let read = try MaskReader.read(mask(name + ".png"), labelCount: 1)
             XCTAssertEqual([read.width, read.height], [width, height], name)
             XCTAssertEqual(read.labels, object, name)
@@ -47,7 +50,8 @@ final class MaskReaderTests: XCTestCase {
             XCTAssertEqual(read.presentLabels, [1, 2], name)
             XCTAssertEqual(read.binary(2).map(UInt16.init), labels.map { $0 == 2 ? 1 : 0 }, name)
             // With one label every nonzero value is the object.
-            XCTAssertEqual(try MaskReader.read(mask(name + ".png"), labelCount: 1).labels, labels.map { $0 != 0 ? 1 : 0 }, name)
+            XCTAssertEqual(
+                try MaskReader.read(mask(name + ".png"), labelCount: 1).labels, labels.map { $0 != 0 ? 1 : 0 }, name)
         }
         // More declared labels than present is fine.
         XCTAssertEqual(try MaskReader.read(mask("labels_gray8.png"), labelCount: 5).presentLabels, [1, 2])
@@ -55,17 +59,20 @@ final class MaskReaderTests: XCTestCase {
 
     func testAColourPixelIsAnErrorNamingTheFileAndTheFirstSuchPixel() {
         for labelCount in [1, 3] {
-            assertIOError(try MaskReader.read(mask("error_color.png"), labelCount: labelCount), names: "error_color.png",
-                          contains: "mask is a color image (pixel 7,5 is RGB 255,0,0, not gray)")
+            assertIOError(
+                try MaskReader.read(mask("error_color.png"), labelCount: labelCount), names: "error_color.png",
+                contains: "mask is a color image (pixel 7,5 is RGB 255,0,0, not gray)")
         }
     }
 
     func testAValueBeyondTheLabelsIsAnErrorNamingTheValueAndPixel() throws {
-        assertIOError(try MaskReader.read(mask("error_label3.png"), labelCount: 2), names: "error_label3.png",
-                      contains: "mask value 3 at pixel 9,6 is not a declared label (0...2)")
+        assertIOError(
+            try MaskReader.read(mask("error_label3.png"), labelCount: 2), names: "error_label3.png",
+            contains: "mask value 3 at pixel 9,6 is not a declared label (0...2)")
         // A 0/255 mask is a binary mask, not a label map of 2 labels.
-        assertIOError(try MaskReader.read(mask("object_gray8_255.png"), labelCount: 2), names: "object_gray8_255.png",
-                      contains: "mask value 255 at pixel 5,4 is not a declared label (0...2)")
+        assertIOError(
+            try MaskReader.read(mask("object_gray8_255.png"), labelCount: 2), names: "object_gray8_255.png",
+            contains: "mask value 255 at pixel 5,4 is not a declared label (0...2)")
         XCTAssertEqual(try MaskReader.read(mask("error_label3.png"), labelCount: 3).presentLabels, [1, 2, 3])
     }
 
@@ -73,13 +80,15 @@ final class MaskReaderTests: XCTestCase {
         let dir = try TemporaryDirectory()
         let garbage = try dir.write([1, 2, 3, 4, 5, 6, 7, 8, 9], "garbage.png")
         assertIOError(try MaskReader.read(garbage, labelCount: 1), names: "garbage.png", contains: "cannot decode PNG")
-        assertIOError(try MaskReader.read(dir.path("missing.png"), labelCount: 1), names: "missing.png", contains: "cannot open")
+        assertIOError(
+            try MaskReader.read(dir.path("missing.png"), labelCount: 1), names: "missing.png", contains: "cannot open")
     }
 
     /// The bytes path is the file path.
     func testReadingBytesMatchesReadingTheFile() throws {
         let bytes = try fixtureBytes("masks/labels_palette.png")
-        XCTAssertEqual(try MaskReader.read(data: bytes, name: "upload", labelCount: 2),
-                       try MaskReader.read(mask("labels_palette.png"), labelCount: 2))
+        XCTAssertEqual(
+            try MaskReader.read(data: bytes, name: "upload", labelCount: 2),
+            try MaskReader.read(mask("labels_palette.png"), labelCount: 2))
     }
 }

@@ -60,9 +60,11 @@ final class NPYTests: XCTestCase {
         XCTAssertEqual(try NPY.read(dir.path("scalar.npy")).shape, [])
 
         try NPY.write(uint8: [0, 7, 255, 128], shape: [2, 2], to: dir.path("u.npy"))
-        XCTAssertEqual(try NPY.readArray(dir.path("u.npy")), NPYArray(shape: [2, 2], values: .uint8([0, 7, 255, 128])))
+        XCTAssertEqual(
+            try NPY.readArray(dir.path("u.npy")), NPYArray(shape: [2, 2], values: .uint8([0, 7, 255, 128])))
         try NPY.write(int64: [Int64.min, -1, Int64.max], shape: [3], to: dir.path("i.npy"))
-        XCTAssertEqual(try NPY.readArray(dir.path("i.npy")), NPYArray(shape: [3], values: .int64([Int64.min, -1, Int64.max])))
+        XCTAssertEqual(
+            try NPY.readArray(dir.path("i.npy")), NPYArray(shape: [3], values: .int64([Int64.min, -1, Int64.max])))
 
         // numpy's layout: header padded so the data starts on a 64-byte boundary, v1.0, ends in '\n'.
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir.path("u.npy"))))
@@ -91,7 +93,9 @@ final class NPYTests: XCTestCase {
             assertIOError(try NPY.read(p), names: "cut\(cut).npy")
         }
         assertIOError(try NPY.read(dir.write(good + [0], "long.npy")), names: "long.npy")
-        assertIOError(try NPY.read(dir.write(Array("hello, this is not an npy file at all".utf8), "text.npy")), names: "text.npy", contains: "magic")
+        assertIOError(
+            try NPY.read(dir.write(Array("hello, this is not an npy file at all".utf8), "text.npy")), names: "text.npy",
+            contains: "magic")
         var badHeader = good
         badHeader.replaceSubrange(10..<20, with: Array("[[[[[[[[[[".utf8))
         assertIOError(try NPY.read(dir.write(badHeader, "header.npy")), names: "header.npy", contains: "header")

@@ -6,13 +6,17 @@ import TensorCore
 /// PNG: fixtures written by Pillow (and two hand-encoded ones: 16-bit RGB, 2-bit gray); expected
 /// samples decoded by Pillow/numpy and stored as int32 .npy. Tolerance: exact.
 final class PNGTests: XCTestCase {
-    private func check(_ name: String, channels: Int, bitDepth: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+    private func check(_ name: String, channels: Int, bitDepth: Int, file: StaticString = #filePath, line: UInt = #line)
+        throws
+    {
         let image = try PNG.read(fixture("\(name).png"))
         let expected = try NPY.readArray(fixture("\(name).npy"))
         XCTAssertEqual(image.height, expected.shape[0], "\(name) height", file: file, line: line)
         XCTAssertEqual(image.width, expected.shape[1], "\(name) width", file: file, line: line)
         XCTAssertEqual(image.channels, channels, "\(name) channels", file: file, line: line)
-        XCTAssertEqual(expected.shape.count == 3 ? expected.shape[2] : 1, channels, "\(name) fixture channels", file: file, line: line)
+        XCTAssertEqual(
+            expected.shape.count == 3 ? expected.shape[2] : 1, channels, "\(name) fixture channels", file: file,
+            line: line)
         XCTAssertEqual(image.bitDepth, bitDepth, "\(name) bit depth", file: file, line: line)
         XCTAssertEqual(image.pixels.map { Int64($0) }, expected.int64, "\(name) pixels", file: file, line: line)
     }
@@ -45,15 +49,22 @@ final class PNGTests: XCTestCase {
         XCTAssertEqual(rgb.shape, [3, rgba.height, rgba.width])
         let (y, x) = (3, 11), n = rgba.width * rgba.height
         for c in 0..<3 {
-            XCTAssertEqual(rgb.data[c * n + y * rgba.width + x], Float(expected[(y * rgba.width + x) * 4 + c]) / 255, accuracy: 1e-7)
+            XCTAssertEqual(
+                rgb.data[c * n + y * rgba.width + x], Float(expected[(y * rgba.width + x) * 4 + c]) / 255,
+                accuracy: 1e-7)
         }
         let luma = rgba.grayscaleFloat().data[y * rgba.width + x]
-        let (r, gg, b) = (Float(expected[(y * rgba.width + x) * 4]), Float(expected[(y * rgba.width + x) * 4 + 1]), Float(expected[(y * rgba.width + x) * 4 + 2]))
+        let (r, gg, b) = (
+            Float(expected[(y * rgba.width + x) * 4]), Float(expected[(y * rgba.width + x) * 4 + 1]),
+            Float(expected[(y * rgba.width + x) * 4 + 2])
+        )
         XCTAssertEqual(luma, (0.299 * r + 0.587 * gg + 0.114 * b) / 255, accuracy: 1e-6)
 
         let gray8 = try PNG.read(fixture("png_gray8.png"))
         let replicated = gray8.rgbFloat()
-        XCTAssertEqual(Array(replicated.data[0..<(gray8.width * gray8.height)]), Array(replicated.data[(gray8.width * gray8.height)...].prefix(gray8.width * gray8.height)))
+        XCTAssertEqual(
+            Array(replicated.data[0..<(gray8.width * gray8.height)]),
+            Array(replicated.data[(gray8.width * gray8.height)...].prefix(gray8.width * gray8.height)))
         XCTAssertEqual(replicated.data[7], Float(gray8.pixels[7]) / 255)
     }
 
@@ -75,9 +86,12 @@ final class PNGTests: XCTestCase {
         let encoded = PNG.encodeGray8(gray, width: w, height: h)
         XCTAssertEqual(Array(encoded.prefix(8)), [137, 80, 78, 71, 13, 10, 26, 10])
         XCTAssertEqual(try PNG.read(data: encoded, name: "memory").pixels, gray.map(UInt16.init))
-        XCTAssertEqual(try PNG.read(data: PNG.encodeRGB8(rgb, width: w, height: h), name: "memory").pixels, rgb.map(UInt16.init))
+        XCTAssertEqual(
+            try PNG.read(data: PNG.encodeRGB8(rgb, width: w, height: h), name: "memory").pixels, rgb.map(UInt16.init))
 
-        assertIOError(try PNG.writeGray8([1, 2, 3], width: 2, height: 2, to: dir.path("short.png")), names: "short.png", contains: "needs 4 bytes")
+        assertIOError(
+            try PNG.writeGray8([1, 2, 3], width: 2, height: 2, to: dir.path("short.png")), names: "short.png",
+            contains: "needs 4 bytes")
         assertIOError(try PNG.writeRGB8([], width: 0, height: 0, to: dir.path("empty.png")), names: "empty.png")
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path("short.png")))
     }
@@ -122,7 +136,9 @@ final class PNGTests: XCTestCase {
         var idatData: Int?
         while offset + 8 <= good.count {
             let length = good[offset..<(offset + 4)].reduce(0) { $0 << 8 | Int($1) }
-            if String(decoding: good[(offset + 4)..<(offset + 8)], as: UTF8.self) == "IDAT" { idatData = offset + 8; break }
+            if String(decoding: good[(offset + 4)..<(offset + 8)], as: UTF8.self) == "IDAT" {
+                idatData = offset + 8; break
+            }
             offset += 12 + length
         }
         let start = try XCTUnwrap(idatData)
@@ -140,7 +156,8 @@ final class PNGTests: XCTestCase {
     /// An IHDR that claims an absurd size (with a valid CRC) is refused before any allocation.
     func testOversizedHeaderIsRefused() throws {
         var png: [UInt8] = [137, 80, 78, 71, 13, 10, 26, 10]
-        let ihdr: [UInt8] = Array("IHDR".utf8) + [0x00, 0x10, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 8, 6, 0, 0, 0]  // 1048576 x 1048576 RGBA
+        // 1048576 x 1048576 RGBA
+        let ihdr: [UInt8] = Array("IHDR".utf8) + [0x00, 0x10, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 8, 6, 0, 0, 0]
         png += [0, 0, 0, 13] + ihdr + crc32BigEndian(ihdr)
         let dir = try TemporaryDirectory()
         assertIOError(try PNG.read(dir.write(png, "huge.png")), names: "huge.png", contains: "limit")

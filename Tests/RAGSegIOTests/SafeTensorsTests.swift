@@ -89,8 +89,9 @@ final class SafeTensorsTests: XCTestCase {
     /// A hand-built file whose data area starts at an odd offset: reads must not assume alignment.
     func testReadsUnalignedData() throws {
         let values: [Float] = [1.5, -2, 3.25]
-        let bytes = safetensorsBytes(header: #"{"x":{"dtype":"F32","shape":[3],"data_offsets":[0,12]}}"#,
-                                     data: values.flatMap { v in withUnsafeBytes(of: v.bitPattern.littleEndian) { Array($0) } })
+        let bytes = safetensorsBytes(
+            header: #"{"x":{"dtype":"F32","shape":[3],"data_offsets":[0,12]}}"#,
+            data: values.flatMap { v in withUnsafeBytes(of: v.bitPattern.littleEndian) { Array($0) } })
         let header = #"{"x":{"dtype":"F32","shape":[3],"data_offsets":[0,12]}}"#
         XCTAssertNotEqual((8 + header.utf8.count) % 4, 0, "test needs an unaligned data start")
         let dir = try TemporaryDirectory()
@@ -108,7 +109,9 @@ final class SafeTensorsTests: XCTestCase {
     func testMissingAndEmptyFiles() throws {
         let dir = try TemporaryDirectory()
         assertIOError(try SafeTensors(path: dir.path("absent.safetensors")), names: "absent.safetensors")
-        assertIOError(try SafeTensors(path: dir.write([], "empty.safetensors")), names: "empty.safetensors", contains: "too short")
+        assertIOError(
+            try SafeTensors(path: dir.write([], "empty.safetensors")), names: "empty.safetensors", contains: "too short"
+        )
         assertIOError(try SafeTensors(path: dir.url.path), names: dir.url.lastPathComponent)
     }
 
@@ -129,42 +132,66 @@ final class SafeTensorsTests: XCTestCase {
         assertIOError(try SafeTensors(path: dir.write(noise, "noise.safetensors")), names: "noise.safetensors")
         // Plausible length prefix, then non-JSON.
         let fake = safetensorsBytes(header: "this is {not json", data: [])
-        assertIOError(try SafeTensors(path: dir.write(fake, "fake.safetensors")), names: "fake.safetensors", contains: "JSON")
+        assertIOError(
+            try SafeTensors(path: dir.write(fake, "fake.safetensors")), names: "fake.safetensors", contains: "JSON")
         let array = safetensorsBytes(header: "[1,2,3]", data: [])
-        assertIOError(try SafeTensors(path: dir.write(array, "array.safetensors")), names: "array.safetensors", contains: "not an object")
+        assertIOError(
+            try SafeTensors(path: dir.write(array, "array.safetensors")), names: "array.safetensors",
+            contains: "not an object")
         let badDtype = safetensorsBytes(header: #"{"x":{"dtype":"Q7","shape":[1],"data_offsets":[0,1]}}"#, data: [0])
-        assertIOError(try SafeTensors(path: dir.write(badDtype, "dtype.safetensors")), names: "dtype.safetensors", contains: "unknown dtype 'Q7'")
-        let badShape = safetensorsBytes(header: #"{"x":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#, data: [0, 0, 0, 0])
-        assertIOError(try SafeTensors(path: dir.write(badShape, "shape.safetensors")), names: "shape.safetensors", contains: "'x'")
-        let badOffsets = safetensorsBytes(header: #"{"x":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}"#, data: [0, 0, 0, 0])
-        assertIOError(try SafeTensors(path: dir.write(badOffsets, "offsets.safetensors")), names: "offsets.safetensors", contains: "'x'")
-        let huge = safetensorsBytes(header: #"{"x":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}}"#, data: [])
-        assertIOError(try SafeTensors(path: dir.write(huge, "huge.safetensors")), names: "huge.safetensors", contains: "'x'")
+        assertIOError(
+            try SafeTensors(path: dir.write(badDtype, "dtype.safetensors")), names: "dtype.safetensors",
+            contains: "unknown dtype 'Q7'")
+        let badShape = safetensorsBytes(
+            header: #"{"x":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#, data: [0, 0, 0, 0])
+        assertIOError(
+            try SafeTensors(path: dir.write(badShape, "shape.safetensors")), names: "shape.safetensors", contains: "'x'"
+        )
+        let badOffsets = safetensorsBytes(
+            header: #"{"x":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}"#, data: [0, 0, 0, 0])
+        assertIOError(
+            try SafeTensors(path: dir.write(badOffsets, "offsets.safetensors")), names: "offsets.safetensors",
+            contains: "'x'")
+        let huge = safetensorsBytes(
+            header: #"{"x":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}}"#, data: [])
+        assertIOError(
+            try SafeTensors(path: dir.write(huge, "huge.safetensors")), names: "huge.safetensors", contains: "'x'")
     }
 
     func testHeaderLyingAboutSizeThrows() throws {
         let dir = try TemporaryDirectory()
-        let lying = safetensorsBytes(header: #"{"blocks.0.attn.qkv.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}}"#,
-                                     data: [UInt8](repeating: 0, count: 20))
-        assertIOError(try SafeTensors(path: dir.write(lying, "model.safetensors")), names: "model.safetensors",
-                      contains: "tensor 'blocks.0.attn.qkv.weight' claims 2x3 F32 (24 bytes) but its data range is 20 bytes")
+        let lying = safetensorsBytes(
+            header: #"{"blocks.0.attn.qkv.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[0,20]}}"#,
+            data: [UInt8](repeating: 0, count: 20))
+        assertIOError(
+            try SafeTensors(path: dir.write(lying, "model.safetensors")), names: "model.safetensors",
+            contains: "tensor 'blocks.0.attn.qkv.weight' claims 2x3 F32 (24 bytes) but its data range is 20 bytes")
         // A length prefix larger than the file.
         var prefix = safetensorsBytes(header: "{}", data: [])
         prefix[0] = 0xFF; prefix[5] = 0x7F
-        assertIOError(try SafeTensors(path: dir.write(prefix, "prefix.safetensors")), names: "prefix.safetensors", contains: "header claims")
+        assertIOError(
+            try SafeTensors(path: dir.write(prefix, "prefix.safetensors")), names: "prefix.safetensors",
+            contains: "header claims")
     }
 
     func testOverlappingRangesThrow() throws {
         let dir = try TemporaryDirectory()
-        let overlap = safetensorsBytes(header: #"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}}"#,
-                                       data: [UInt8](repeating: 0, count: 24))
-        assertIOError(try SafeTensors(path: dir.write(overlap, "overlap.safetensors")), names: "overlap.safetensors", contains: "overlapping")
+        let overlap = safetensorsBytes(
+            header: #"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"#
+                + #""b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}}"#,
+            data: [UInt8](repeating: 0, count: 24))
+        assertIOError(
+            try SafeTensors(path: dir.write(overlap, "overlap.safetensors")), names: "overlap.safetensors",
+            contains: "overlapping")
     }
 
     func testOffsetsBeyondEndThrow() throws {
         let dir = try TemporaryDirectory()
-        let beyond = safetensorsBytes(header: #"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, data: [UInt8](repeating: 0, count: 8))
-        assertIOError(try SafeTensors(path: dir.write(beyond, "beyond.safetensors")), names: "beyond.safetensors", contains: "past the end")
+        let beyond = safetensorsBytes(
+            header: #"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, data: [UInt8](repeating: 0, count: 8))
+        assertIOError(
+            try SafeTensors(path: dir.write(beyond, "beyond.safetensors")), names: "beyond.safetensors",
+            contains: "past the end")
     }
 }
 

@@ -28,17 +28,24 @@ final class TemporaryDirectory {
 }
 
 /// Asserts that `body` throws a RAGSegIOError whose description names `file` (and contains `fragment`).
-func assertIOError<T>(_ body: @autoclosure () throws -> T, names file: String, contains fragment: String? = nil,
-                      file sourceFile: StaticString = #filePath, line: UInt = #line) {
+func assertIOError<T>(
+    _ body: @autoclosure () throws -> T, names file: String, contains fragment: String? = nil,
+    file sourceFile: StaticString = #filePath, line: UInt = #line
+) {
     do {
         _ = try body()
         XCTFail("expected an error for \(file)", file: sourceFile, line: line)
     } catch let error as RAGSegIOError {
         let text = error.description
-        XCTAssertTrue(text.contains((file as NSString).lastPathComponent), "error does not name the file: \(text)", file: sourceFile, line: line)
-        XCTAssertTrue(text.hasPrefix(error.path + ": "), "description is not '<path>: <message>': \(text)", file: sourceFile, line: line)
+        XCTAssertTrue(
+            text.contains((file as NSString).lastPathComponent), "error does not name the file: \(text)",
+            file: sourceFile, line: line)
+        XCTAssertTrue(
+            text.hasPrefix(error.path + ": "), "description is not '<path>: <message>': \(text)", file: sourceFile,
+            line: line)
         if let fragment {
-            XCTAssertTrue(text.contains(fragment), "error '\(text)' does not contain '\(fragment)'", file: sourceFile, line: line)
+            XCTAssertTrue(
+                text.contains(fragment), "error '\(text)' does not contain '\(fragment)'", file: sourceFile, line: line)
         }
     } catch {
         XCTFail("unexpected error type \(type(of: error)): \(error)", file: sourceFile, line: line)
@@ -46,8 +53,10 @@ func assertIOError<T>(_ body: @autoclosure () throws -> T, names file: String, c
 }
 
 /// Bitwise equality (so -0 and inf are checked exactly), reporting the first mismatch.
-func assertBitwiseEqual(_ actual: [Float], _ expected: [Float], _ what: String,
-                        file: StaticString = #filePath, line: UInt = #line) {
+func assertBitwiseEqual(
+    _ actual: [Float], _ expected: [Float], _ what: String,
+    file: StaticString = #filePath, line: UInt = #line
+) {
     XCTAssertEqual(actual.count, expected.count, "\(what): count", file: file, line: line)
     for (i, (a, e)) in zip(actual, expected).enumerated() where a.bitPattern != e.bitPattern {
         XCTFail("\(what)[\(i)]: got \(a), expected \(e)", file: file, line: line)

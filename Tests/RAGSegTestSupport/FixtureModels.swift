@@ -8,9 +8,11 @@ import RAGSegPipeline
 
 /// The tiny random-weight reference models other suites verified against PyTorch: DINOv2 (plain, D = 128,
 /// 2 blocks) and the SAM 2 memory-path fixture checkpoint (image size 128, shrunken trunk), used here as
-/// real models for end-to-end tests (shared by PipelineTests and ServerTests). Paths are relative to this file, so tests run from any checkout.
+/// real models for end-to-end tests (shared by PipelineTests and ServerTests). Paths are relative to this file, so
+/// tests run from any checkout.
 public enum FixtureModels {
-    public static let testsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    public static let testsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent()
     public static let dinov2 = testsDirectory.appendingPathComponent("DINOv2Tests/Fixtures/plain").path
     public static let sam2 = testsDirectory.appendingPathComponent("SAM2Tests/Fixtures/memory/weights.safetensors").path
     public static let sam2ImageSize = 128
@@ -20,7 +22,8 @@ public enum FixtureModels {
     public static func sam2Config(hiddenDim: Int, memoryDim: Int) -> SAM2Config {
         SAM2Config(
             name: "memory-path fixture", embedDim: 8, numHeads: 1, stages: [1, 1, 2, 1], globalAttentionBlocks: [3],
-            windowSpec: [8, 4, 14, 7], positionEmbeddingBackgroundSize: [7, 7], neckDim: hiddenDim, imageSize: sam2ImageSize,
+            windowSpec: [8, 4, 14, 7], positionEmbeddingBackgroundSize: [7, 7], neckDim: hiddenDim,
+            imageSize: sam2ImageSize,
             memoryDim: memoryDim)
     }
 

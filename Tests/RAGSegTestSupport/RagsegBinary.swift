@@ -11,7 +11,9 @@ public enum RagsegBinary {
     }
 
     public struct NotFound: Error, CustomStringConvertible {
-        public var description: String { "ragseg executable not found next to the test bundle: build it (tools/test.sh builds everything)" }
+        public var description: String {
+            "ragseg executable not found next to the test bundle: build it (tools/test.sh builds everything)"
+        }
     }
 
     /// The executable's path: beside (or a few folders above) a loaded bundle or the test runner.
@@ -28,7 +30,10 @@ public enum RagsegBinary {
                 let path = d.appendingPathComponent("ragseg").path
                 var isDirectory: ObjCBool = false
                 if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
-                   FileManager.default.isExecutableFile(atPath: path) { return path }
+                    FileManager.default.isExecutableFile(atPath: path)
+                {
+                    return path
+                }
                 d = d.deletingLastPathComponent()
             }
         }
@@ -56,7 +61,8 @@ public enum RagsegBinary {
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
         process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
     }
 }

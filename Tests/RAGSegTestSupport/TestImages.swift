@@ -17,7 +17,9 @@ public func writeDataset(_ dir: String, count: Int, size: Int = 32, maskValue: U
     try FileManager.default.createDirectory(atPath: masks, withIntermediateDirectories: true)
     for i in 0..<count {
         let name = String(format: "case%03d.png", i)
-        try writeGray((images as NSString).appendingPathComponent(name), size, size) { x, y in UInt8((x * 5 + y * 3 + i * 11) % 256) }
+        try writeGray((images as NSString).appendingPathComponent(name), size, size) { x, y in
+            UInt8((x * 5 + y * 3 + i * 11) % 256)
+        }
         try writeGray((masks as NSString).appendingPathComponent(name), size, size) { x, y in
             abs(x - (i % size)) < 4 && abs(y - size / 2) < 4 ? maskValue : 0
         }

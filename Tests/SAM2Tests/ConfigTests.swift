@@ -16,14 +16,17 @@ final class ConfigTests: XCTestCase {
     }
 
     func testQPoolBlocksOfEverySize() {
-        let expected: [String: [Int]] = ["tiny": [1, 3, 10], "small": [1, 3, 14], "base_plus": [2, 5, 21], "large": [2, 8, 44]]
+        let expected: [String: [Int]] = [
+            "tiny": [1, 3, 10], "small": [1, 3, 14], "base_plus": [2, 5, 21], "large": [2, 8, 44],
+        ]
         for config in SAM2Config.published {
             let b = config.blocks
             XCTAssertEqual(b.indices.filter { b[$0].qPool }, expected[config.name], config.name)
             XCTAssertEqual(b.last!.dimOut, config.embedDim * 8, config.name)
             // Head dim is constant per model: tiny/small 96, b+ 56, large 72.
             let headDims = Set(b.map { $0.dimOut / $0.heads })
-            XCTAssertEqual(headDims, [["tiny": 96, "small": 96, "base_plus": 56, "large": 72][config.name]!], config.name)
+            XCTAssertEqual(
+                headDims, [["tiny": 96, "small": 96, "base_plus": 56, "large": 72][config.name]!], config.name)
         }
     }
 

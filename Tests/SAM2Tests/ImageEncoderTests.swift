@@ -22,8 +22,10 @@ func fixture(_ relative: String) throws -> Tensor {
 
 /// Asserts equal shapes and max |a - b| <= 1e-4 * max(1, max |reference|); returns the max error.
 @discardableResult
-func assertClose(_ actual: Tensor, _ reference: Tensor, _ what: String, relative: Float = 1e-4,
-                 file: StaticString = #filePath, line: UInt = #line) -> Float {
+func assertClose(
+    _ actual: Tensor, _ reference: Tensor, _ what: String, relative: Float = 1e-4,
+    file: StaticString = #filePath, line: UInt = #line
+) -> Float {
     XCTAssertEqual(actual.shape, reference.shape, "\(what): shape", file: file, line: line)
     guard actual.shape == reference.shape else { return .infinity }
     var maxError: Float = 0, scale: Float = 0
@@ -32,7 +34,8 @@ func assertClose(_ actual: Tensor, _ reference: Tensor, _ what: String, relative
         scale = max(scale, abs(reference.data[i]))
     }
     let tolerance = relative * max(1, scale)
-    XCTAssertLessThanOrEqual(maxError, tolerance, "\(what): max error \(maxError) (scale \(scale))", file: file, line: line)
+    XCTAssertLessThanOrEqual(
+        maxError, tolerance, "\(what): max error \(maxError) (scale \(scale))", file: file, line: line)
     print("\(what): max |diff| \(maxError) at scale \(scale)")
     return maxError
 }
@@ -117,19 +120,23 @@ final class ImageEncoderTests: XCTestCase {
 
         let dropped = "vision_encoder.backbone.blocks.3.mlp.proj_in.weight"
         let missingPath = dir.appendingPathComponent("missing.safetensors").path
-        try SafeTensors.write(try source.names.filter { $0 != dropped }.map { ($0, try source.tensor($0)) }, to: missingPath)
-        XCTAssertThrowsError(try SAM2ImageEncoder(weights: SAM2Weights(path: missingPath), config: fixtureConfig)) { error in
+        try SafeTensors.write(
+            try source.names.filter { $0 != dropped }.map { ($0, try source.tensor($0)) }, to: missingPath)
+        XCTAssertThrowsError(try SAM2ImageEncoder(weights: SAM2Weights(path: missingPath), config: fixtureConfig)) {
+            error in
             let text = String(describing: error)
             XCTAssertTrue(text.contains(dropped) && text.contains(missingPath), text)
         }
 
         let bent = "vision_encoder.neck.convs.1.weight"
         let wrongPath = dir.appendingPathComponent("wrong.safetensors").path
-        try SafeTensors.write(try source.names.map { name in
-            let t = try source.tensor(name)
-            return (name, name == bent ? t.reshaped([t.dim(0) / 2, t.dim(1) * 2, 1, 1]) : t)
-        }, to: wrongPath)
-        XCTAssertThrowsError(try SAM2ImageEncoder(weights: SAM2Weights(path: wrongPath), config: fixtureConfig)) { error in
+        try SafeTensors.write(
+            try source.names.map { name in
+                let t = try source.tensor(name)
+                return (name, name == bent ? t.reshaped([t.dim(0) / 2, t.dim(1) * 2, 1, 1]) : t)
+            }, to: wrongPath)
+        XCTAssertThrowsError(try SAM2ImageEncoder(weights: SAM2Weights(path: wrongPath), config: fixtureConfig)) {
+            error in
             let text = String(describing: error)
             XCTAssertTrue(text.contains(bent) && text.contains("shape"), text)
         }

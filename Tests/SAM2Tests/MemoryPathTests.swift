@@ -31,8 +31,9 @@ struct MemoryPathChecks {
     }
 
     func features(image i: Int) throws -> SAM2FrameFeatures {
-        SAM2FrameFeatures(highResolution0: try load("image\(i)_high_res0"), highResolution1: try load("image\(i)_high_res1"),
-                          vision: try load("image\(i)_vision"))
+        SAM2FrameFeatures(
+            highResolution0: try load("image\(i)_high_res0"), highResolution1: try load("image\(i)_high_res1"),
+            vision: try load("image\(i)_vision"))
     }
 
     /// The GT mask of support j as 0/1 floats [S, S].
@@ -42,8 +43,10 @@ struct MemoryPathChecks {
 
     /// Asserts max |a − b| ≤ tolerance · max(|b|, tiny); returns the relative error.
     @discardableResult
-    func assertClose(_ a: Tensor, _ b: Tensor, relative tolerance: Float = 1e-4, _ what: String,
-                     file: StaticString = #filePath, line: UInt = #line) -> Float {
+    func assertClose(
+        _ a: Tensor, _ b: Tensor, relative tolerance: Float = 1e-4, _ what: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) -> Float {
         XCTAssertEqual(a.count, b.count, "\(what): \(a.shape) vs \(b.shape)", file: file, line: line)
         guard a.count == b.count else { return .infinity }
         var diff: Float = 0, scale: Float = 1e-12
@@ -51,7 +54,8 @@ struct MemoryPathChecks {
             diff = max(diff, abs(a.data[i] - b.data[i]))
             scale = max(scale, abs(b.data[i]))
         }
-        XCTAssertLessThanOrEqual(diff, tolerance * scale, "\(what): max diff \(diff) at scale \(scale)", file: file, line: line)
+        XCTAssertLessThanOrEqual(
+            diff, tolerance * scale, "\(what): max diff \(diff) at scale \(scale)", file: file, line: line)
         print("parity \(what): max diff \(diff), scale \(scale), relative \(diff / scale)")
         return diff / scale
     }
@@ -59,7 +63,9 @@ struct MemoryPathChecks {
     /// Rounding can only amplify the fp32 differences (≤ 1e-6 of the scale): each value may land one bf16
     /// ulp away, and values so small that the fp32 noise exceeds their ulp a little further, never more
     /// than that noise plus one ulp. Fewer than 1 % of the values may differ at all.
-    func assertBF16Close(_ support: SupportMemory, _ ref: Tensor, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+    func assertBF16Close(
+        _ support: SupportMemory, _ ref: Tensor, _ what: String, file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertEqual(support.memoryBits.count, ref.count, file: file, line: line)
         var flips = 0
         let scale = ref.data.map(abs).max() ?? 1
@@ -68,22 +74,27 @@ struct MemoryPathChecks {
             XCTAssertEqual(float(fromBFloat16: rb), r, "\(what): reference value is not a bf16", file: file, line: line)
             let ours = float(fromBFloat16: bits)
             let ulp = abs(float(fromBFloat16: rb | 1) - float(fromBFloat16: rb & ~1))
-            XCTAssertLessThanOrEqual(abs(ours - r), ulp + 1e-6 * scale, "\(what): bf16 memory \(ours) vs reference \(r)",
-                                     file: file, line: line)
+            XCTAssertLessThanOrEqual(
+                abs(ours - r), ulp + 1e-6 * scale, "\(what): bf16 memory \(ours) vs reference \(r)",
+                file: file, line: line)
             if bits != rb { flips += 1 }
         }
-        XCTAssertLessThan(flips, support.memoryBits.count / 100, "\(what): \(flips) one-ulp flips", file: file, line: line)
+        XCTAssertLessThan(
+            flips, support.memoryBits.count / 100, "\(what): \(flips) one-ulp flips", file: file, line: line)
         print("parity \(what) bf16 memory: \(flips) of \(support.memoryBits.count) values differ")
     }
 
     /// The binary masks (logit > 0) agree except where the reference logit lies within the parity
     /// tolerance (1e-4 of the scale) of the threshold, where either side is correct.
-    func assertSameForeground(_ ours: Tensor, _ ref: Tensor, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+    func assertSameForeground(
+        _ ours: Tensor, _ ref: Tensor, _ what: String, file: StaticString = #filePath, line: UInt = #line
+    ) {
         let band = 1e-4 * (ref.data.map(abs).max() ?? 1)
         var flipped = 0
         for (a, b) in zip(ours.data, ref.data) where (a > 0) != (b > 0) {
             flipped += 1
-            XCTAssertLessThanOrEqual(abs(b), band, "\(what): pixel with reference logit \(b) changes side", file: file, line: line)
+            XCTAssertLessThanOrEqual(
+                abs(b), band, "\(what): pixel with reference logit \(b) changes side", file: file, line: line)
         }
         print("parity \(what): \(flipped) of \(ref.count) pixels on the other side of 0 (all within \(band) of it)")
     }
@@ -146,16 +157,21 @@ struct MemoryPathChecks {
         let m = try model()
         for j in 0..<2 {
             let run = m.supportDecoderPointer(try features(image: j), groundTruth: try groundTruth(j))
-            assertClose(run.maskPrompt.reshaped([run.maskPrompt.count]), try load("k3_support\(j)_mask_prompt").reshaped([run.maskPrompt.count]),
-                        "support \(j) mask prompt")
+            assertClose(
+                run.maskPrompt.reshaped([run.maskPrompt.count]),
+                try load("k3_support\(j)_mask_prompt").reshaped([run.maskPrompt.count]),
+                "support \(j) mask prompt")
             let score = try load("k3_support\(j)_decoder_score")
             XCTAssertEqual(run.decoder.objectScore, score.data[0], accuracy: 1e-4 * max(1, abs(score.data[0])))
-            assertClose(Tensor(shape: [run.pointer.count], data: run.pointer), try load("k3_support\(j)_decoder_pointer"),
-                        "support \(j) decoder pointer")
+            assertClose(
+                Tensor(shape: [run.pointer.count], data: run.pointer), try load("k3_support\(j)_decoder_pointer"),
+                "support \(j) decoder pointer")
             // Single-mask output with dynamic multimask via stability (then object-score gating).
             let single = run.decoder.singleMask()
-            let gated = run.decoder.objectScore > 0 ? single.logits : Tensor(repeating: -1024, shape: single.logits.shape)
-            assertClose(gated, try load("k3_support\(j)_decoder_mask"), "support \(j) single mask (index \(single.index))")
+            let gated =
+                run.decoder.objectScore > 0 ? single.logits : Tensor(repeating: -1024, shape: single.logits.shape)
+            assertClose(
+                gated, try load("k3_support\(j)_decoder_mask"), "support \(j) single mask (index \(single.index))")
             XCTAssertEqual(single.iou, try load("k3_support\(j)_decoder_iou").data[0], accuracy: 1e-5)
         }
     }
@@ -191,8 +207,9 @@ struct MemoryPathChecks {
         let m = try model()
         let target = try features(image: 3)
         for k in 1...3 {
-            let bank = MemoryBankInputs(memory: try load("k\(k)_memory"), position: try load("k\(k)_memory_pos"),
-                                        pointerTokens: 4 * k)
+            let bank = MemoryBankInputs(
+                memory: try load("k\(k)_memory"), position: try load("k\(k)_memory_pos"),
+                pointerTokens: 4 * k)
             let ours = m.conditionedFeatures(target, bank: bank)
             assertClose(ours, try load("k\(k)_attention_out"), "k=\(k) memory attention")
         }
@@ -208,7 +225,9 @@ struct MemoryPathChecks {
             let (raw, result) = m.decodeTarget(try load("k\(k)_attention_out"), target, outputSize: outputSize)
             assertClose(raw.masks, try load("k\(k)_decoder_masks"), "k=\(k) raw masks")
             let single = raw.singleMask()
-            assertClose(single.logits, try load("k\(k)_stability_mask"), "k=\(k) single mask by stability (index \(single.index))")
+            assertClose(
+                single.logits, try load("k\(k)_stability_mask"),
+                "k=\(k) single mask by stability (index \(single.index))")
             XCTAssertEqual(single.iou, try load("k\(k)_stability_iou").data[0], accuracy: 1e-5)
             assertClose(Tensor(shape: [4], data: raw.iou), try load("k\(k)_decoder_iou"), "k=\(k) IoU")
             let score = try load("k\(k)_decoder_score").data[0]
@@ -216,10 +235,12 @@ struct MemoryPathChecks {
             signs.append(score > 0)
             assertClose(result.masks, try load("k\(k)_target_masks"), "k=\(k) gated masks")
             assertClose(Tensor(shape: [3], data: result.iou), try load("k\(k)_target_iou"), "k=\(k) multimask IoU")
-            assertClose(result.lowResolutionLogits, try load("k\(k)_target_low_res").reshaped(result.lowResolutionLogits.shape),
-                        "k=\(k) chosen mask")
-            assertClose(Tensor(shape: [result.pointer.count], data: result.pointer), try load("k\(k)_target_pointer"),
-                        "k=\(k) target pointer")
+            assertClose(
+                result.lowResolutionLogits, try load("k\(k)_target_low_res").reshaped(result.lowResolutionLogits.shape),
+                "k=\(k) chosen mask")
+            assertClose(
+                Tensor(shape: [result.pointer.count], data: result.pointer), try load("k\(k)_target_pointer"),
+                "k=\(k) target pointer")
         }
         // Gating is exercised both ways by these fixtures.
         if directory == nil { XCTAssertTrue(signs.contains(true) && signs.contains(false), "object scores \(signs)") }
@@ -265,21 +286,28 @@ struct MemoryPathChecks {
         let m = try model()
         let conditioned = try load("k2_attention_out")
         let target = try features(image: 3)
-        for (name, multimask) in [("one_point", true), ("points_box", false), ("point_mask", false), ("big_mask", true)] {
+        for (name, multimask) in [
+            ("one_point", true), ("points_box", false), ("point_mask", false), ("big_mask", true),
+        ] {
             var points: [SAM2Point] = []
             if let coords = try? load("heads_\(name)_points") {
                 let labels = try NPY.readArray(fixture("heads_\(name)_labels.npy")).int64 ?? []
-                points = labels.indices.map { SAM2Point(x: coords.data[2 * $0], y: coords.data[2 * $0 + 1], label: Int(labels[$0])) }
+                points = labels.indices.map {
+                    SAM2Point(x: coords.data[2 * $0], y: coords.data[2 * $0 + 1], label: Int(labels[$0]))
+                }
             }
             let mask = try? load("heads_\(name)_mask")
-            let (raw, result) = m.decode(conditioned, target, points: points, maskPrompt: mask, multimask: multimask,
-                                         outputSize: outputSize)
+            let (raw, result) = m.decode(
+                conditioned, target, points: points, maskPrompt: mask, multimask: multimask,
+                outputSize: outputSize)
             assertClose(raw.masks, try load("heads_\(name)_raw_masks"), "\(name): raw masks")
             assertClose(result.masks, try load("heads_\(name)_masks"), "\(name): returned masks")
-            assertClose(Tensor(shape: [result.iou.count], data: result.iou), try load("heads_\(name)_iou"), "\(name): IoU")
+            assertClose(
+                Tensor(shape: [result.iou.count], data: result.iou), try load("heads_\(name)_iou"), "\(name): IoU")
             assertClose(result.lowResolutionLogits, try load("heads_\(name)_low_res"), "\(name): chosen mask")
-            assertClose(Tensor(shape: [result.pointer.count], data: result.pointer), try load("heads_\(name)_pointer"),
-                        "\(name): pointer")
+            assertClose(
+                Tensor(shape: [result.pointer.count], data: result.pointer), try load("heads_\(name)_pointer"),
+                "\(name): pointer")
             XCTAssertEqual(result.objectScore, try load("heads_\(name)_score").data[0], accuracy: 1e-5)
         }
         // The box case really is a box: corners first, labelled 2 and 3.
@@ -291,7 +319,9 @@ struct MemoryPathChecks {
         var prompt = SAM2Prompt()
         if let coords = try? load("refine_\(name)_points") {
             let labels = try NPY.readArray(fixture("refine_\(name)_labels.npy")).int64 ?? []
-            prompt.points = labels.indices.map { SAM2Point(x: coords.data[2 * $0], y: coords.data[2 * $0 + 1], label: Int(labels[$0])) }
+            prompt.points = labels.indices.map {
+                SAM2Point(x: coords.data[2 * $0], y: coords.data[2 * $0 + 1], label: Int(labels[$0]))
+            }
         }
         if let b = try? load("refine_\(name)_box") {
             prompt.box = SAM2Box(x0: b.data[0], y0: b.data[1], x1: b.data[2], y1: b.data[3])
@@ -318,13 +348,17 @@ struct MemoryPathChecks {
             let previous = m.decodeTarget(conditioned, target, outputSize: outputSize).result
             let prior = SAM2Model.refinementMaskPrompt(previous: previous)
             assertClose(prior, try load("refine_\(name)_mask_input"), "\(name): mask prompt (previous logits, clamped)")
-            let (raw, result) = try m.refine(conditioned, target, previous: previous, prompt: prompt, outputSize: outputSize)
+            let (raw, result) = try m.refine(
+                conditioned, target, previous: previous, prompt: prompt, outputSize: outputSize)
             XCTAssertEqual(result.masks.dim(0), multimask.first == 1 ? 3 : 1, "\(name): candidate masks")
             assertClose(raw.masks, try load("refine_\(name)_raw_masks"), "\(name): raw masks")
-            assertClose(Tensor(shape: [result.iou.count], data: result.iou), try load("refine_\(name)_iou"), "\(name): IoU")
-            assertClose(result.lowResolutionLogits, try load("refine_\(name)_low_res"), "\(name): chosen low-res logits")
-            assertClose(Tensor(shape: [result.pointer.count], data: result.pointer), try load("refine_\(name)_pointer"),
-                        "\(name): pointer")
+            assertClose(
+                Tensor(shape: [result.iou.count], data: result.iou), try load("refine_\(name)_iou"), "\(name): IoU")
+            assertClose(
+                result.lowResolutionLogits, try load("refine_\(name)_low_res"), "\(name): chosen low-res logits")
+            assertClose(
+                Tensor(shape: [result.pointer.count], data: result.pointer), try load("refine_\(name)_pointer"),
+                "\(name): pointer")
             XCTAssertEqual(result.objectScore, try load("refine_\(name)_score").data[0], accuracy: 1e-5, name)
             let ref = try load("refine_\(name)_final")
             XCTAssertEqual(result.logits.shape, [outputSize.height, outputSize.width])
@@ -340,19 +374,24 @@ struct MemoryPathChecks {
         let supports = try (0..<2).map { try m.encodeSupport(try features(image: $0), mask: try groundTruth($0)) }
         let target = try features(image: 3)
         for (name, k) in Self.refinementCases where k == 2 {
-            let result = try m.segment(target, supports: supports, outputSize: outputSize, prompt: try refinementPrompt(name))
+            let result = try m.segment(
+                target, supports: supports, outputSize: outputSize, prompt: try refinementPrompt(name))
             let ref = try load("refine_\(name)_final")
             assertClose(result.logits, ref, "segment with prompt \(name): final logits")
             assertSameForeground(result.logits, ref, "segment with prompt \(name)")
         }
         // No prompt (nil or empty) is the prompt-free result.
         let plain = try m.segment(target, supports: supports, outputSize: outputSize)
-        XCTAssertEqual(try m.segment(target, supports: supports, outputSize: outputSize, prompt: SAM2Prompt()).logits.data,
-                       plain.logits.data)
+        XCTAssertEqual(
+            try m.segment(target, supports: supports, outputSize: outputSize, prompt: SAM2Prompt()).logits.data,
+            plain.logits.data)
         assertClose(plain.logits, try load("k2_final"), "segment without prompt")
         // A prompt outside the image is refused before any work.
-        XCTAssertThrowsError(try m.segment(target, supports: supports, outputSize: outputSize,
-                                           prompt: SAM2Prompt(points: [SAM2Point(x: Float(outputSize.width), y: 3, label: 1)]))) { error in
+        XCTAssertThrowsError(
+            try m.segment(
+                target, supports: supports, outputSize: outputSize,
+                prompt: SAM2Prompt(points: [SAM2Point(x: Float(outputSize.width), y: 3, label: 1)]))
+        ) { error in
             XCTAssertTrue("\(error)".contains("outside the \(outputSize.width)x\(outputSize.height) image"), "\(error)")
         }
     }
@@ -370,12 +409,15 @@ struct MemoryPathChecks {
         // by legitimate one-ulp bf16 flips, which memory attention amplifies to ~1e-4. Only the empty
         // support's memory depends on the 2.0/2.1 difference (no_obj_embed_spatial); the pointers do not.
         var supports = try referenceSupports(k: 3)
-        supports[2] = SupportMemory(memory: try load("sam2_0_k3_support2_memory_bf16"), pointer: supports[2].pointer, isEmpty: true)
+        supports[2] = SupportMemory(
+            memory: try load("sam2_0_k3_support2_memory_bf16"), pointer: supports[2].pointer, isEmpty: true)
         let target = try features(image: 3)
         for k in 2...3 {
             let bank = try m.memoryBank.assemble(Array(supports.prefix(k)))
             assertClose(bank.position, try load("sam2_0_k\(k)_memory_pos"), relative: 1e-5, "SAM 2.0 k=\(k) memory PE")
-            assertClose(m.conditionedFeatures(target, bank: bank), try load("sam2_0_k\(k)_attention_out"), "SAM 2.0 k=\(k) memory attention")
+            assertClose(
+                m.conditionedFeatures(target, bank: bank), try load("sam2_0_k\(k)_attention_out"),
+                "SAM 2.0 k=\(k) memory attention")
             let result = try m.segment(target, supports: Array(supports.prefix(k)), outputSize: outputSize)
             assertClose(result.logits, try load("sam2_0_k\(k)_final"), "SAM 2.0 k=\(k) final logits")
         }
@@ -388,12 +430,15 @@ struct MemoryPathChecks {
         let m = try model()
         let encoderConfig = SAM2Config(
             name: "memory-path fixture", embedDim: 8, numHeads: 1, stages: [1, 1, 2, 1], globalAttentionBlocks: [3],
-            windowSpec: [8, 4, 14, 7], positionEmbeddingBackgroundSize: [7, 7], neckDim: m.config.hiddenDim, imageSize: imageSize)
-        let encoder = try SAM2ImageEncoder(weights: SAM2Weights(path: fixture("weights.safetensors")), config: encoderConfig)
+            windowSpec: [8, 4, 14, 7], positionEmbeddingBackgroundSize: [7, 7], neckDim: m.config.hiddenDim,
+            imageSize: imageSize)
+        let encoder = try SAM2ImageEncoder(
+            weights: SAM2Weights(path: fixture("weights.safetensors")), config: encoderConfig)
         func frame(_ i: Int) throws -> SAM2FrameFeatures {
             let pixels = try NPY.readArray(fixture("image\(i)_pixels.npy"))
-            let png = PNGImage(width: imageSize, height: imageSize, channels: 3, bitDepth: 8,
-                               pixels: (pixels.uint8 ?? []).map(UInt16.init))
+            let png = PNGImage(
+                width: imageSize, height: imageSize, channels: 3, bitDepth: 8,
+                pixels: (pixels.uint8 ?? []).map(UInt16.init))
             let f = SAM2FrameFeatures(encoder.encode(try SAM2Preprocess.imageTensor(png, size: imageSize)))
             let ref = try features(image: i)
             assertClose(f.vision, ref.vision, "image \(i) features")
@@ -420,9 +465,11 @@ struct MemoryPathChecks {
         let points = labels.indices.map { SAM2Point(x: coords[2 * $0], y: coords[2 * $0 + 1], label: Int(labels[$0])) }
         let b = try load("prompt_box").data
         let box = SAM2Box(x0: b[0], y0: b[1], x1: b[2], y1: b[3])
-        assertClose(pe.sparseEmbeddings(points: points, box: box), try load("prompt_sparse"), relative: 1e-5, "points + box")
-        assertClose(pe.sparseEmbeddings(points: Array(points.prefix(2))), try load("prompt_sparse_points_only"), relative: 1e-5,
-                    "points (padded)")
+        assertClose(
+            pe.sparseEmbeddings(points: points, box: box), try load("prompt_sparse"), relative: 1e-5, "points + box")
+        assertClose(
+            pe.sparseEmbeddings(points: Array(points.prefix(2))), try load("prompt_sparse_points_only"), relative: 1e-5,
+            "points (padded)")
         let mask = try load("prompt_mask")
         assertClose(pe.denseEmbeddings(mask: mask.reshaped([1] + mask.shape)), try load("prompt_dense"), "mask prompt")
     }
@@ -471,14 +518,16 @@ struct MemoryPathChecks {
         XCTAssertEqual(a.logits, b.logits)
         XCTAssertEqual(a.pointer, b.pointer)
         let prompt = [SAM2Point(x: 3, y: 4, label: 1), SAM2Point(x: 30, y: 40, label: 0)]
-        XCTAssertEqual(m.promptEncoder.sparseEmbeddings(points: prompt), hf.promptEncoder.sparseEmbeddings(points: prompt))
+        XCTAssertEqual(
+            m.promptEncoder.sparseEmbeddings(points: prompt), hf.promptEncoder.sparseEmbeddings(points: prompt))
         // A file that keeps only the tied top-level copy of the Fourier matrix loads too.
         let fourier = "prompt_encoder.shared_embedding.positional_embedding"
         XCTAssertTrue(renamed.contains { $0.0 == fourier })
         let tied = renamed.map { ($0.0 == fourier ? "shared_image_embedding.positional_embedding" : $0.0, $0.1) }
         try SafeTensors.write(tied, to: path)
         let hfTied = try SAM2Model(checkpoint: path, imageSize: imageSize)
-        XCTAssertEqual(m.promptEncoder.sparseEmbeddings(points: prompt), hfTied.promptEncoder.sparseEmbeddings(points: prompt))
+        XCTAssertEqual(
+            m.promptEncoder.sparseEmbeddings(points: prompt), hfTied.promptEncoder.sparseEmbeddings(points: prompt))
         XCTAssertEqual(m.promptEncoder.imagePositionEncoding, hfTied.promptEncoder.imagePositionEncoding)
     }
 
@@ -496,7 +545,8 @@ struct MemoryPathChecks {
         // A checkpoint missing a memory-path tensor names it.
         let path = NSTemporaryDirectory() + "memory-path-missing-\(getpid()).safetensors"
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try SafeTensors.write([("maskmem_tpos_enc", Tensor(zeros: [7, 1, 1, 16])), ("no_obj_ptr", Tensor(zeros: [1, 64]))], to: path)
+        try SafeTensors.write(
+            [("maskmem_tpos_enc", Tensor(zeros: [7, 1, 1, 16])), ("no_obj_ptr", Tensor(zeros: [1, 64]))], to: path)
         XCTAssertThrowsError(try SAM2Model(checkpoint: path, imageSize: 128)) { error in
             XCTAssertTrue("\(error)".contains("missing tensor"), "\(error)")
         }

@@ -21,16 +21,19 @@ final class PreprocessTests: XCTestCase {
     /// Alpha is ignored: gray+alpha equals gray, RGBA equals RGB (same pixels, any alpha).
     func testAlphaIsIgnored() throws {
         let gray = try PNG.read(fixturePath("preprocess/gray8.png"))
-        let withAlpha = PNGImage(width: gray.width, height: gray.height, channels: 2, bitDepth: 8,
-                                 pixels: gray.pixels.flatMap { [$0, 17] })
-        XCTAssertEqual(try SAM2Preprocess.imageTensor(withAlpha, height: 32, width: 48),
-                       try SAM2Preprocess.imageTensor(gray, height: 32, width: 48))
+        let withAlpha = PNGImage(
+            width: gray.width, height: gray.height, channels: 2, bitDepth: 8,
+            pixels: gray.pixels.flatMap { [$0, 17] })
+        XCTAssertEqual(
+            try SAM2Preprocess.imageTensor(withAlpha, height: 32, width: 48),
+            try SAM2Preprocess.imageTensor(gray, height: 32, width: 48))
         let rgb = try PNG.read(fixturePath("preprocess/rgb8.png"))
         var rgba: [UInt16] = []
         for p in 0..<(rgb.width * rgb.height) { rgba += rgb.pixels[(3 * p)..<(3 * p + 3)] + [200] }
         let withAlphaRGB = PNGImage(width: rgb.width, height: rgb.height, channels: 4, bitDepth: 8, pixels: rgba)
-        XCTAssertEqual(try SAM2Preprocess.imageTensor(withAlphaRGB, height: 64, width: 64),
-                       try SAM2Preprocess.imageTensor(rgb, height: 64, width: 64))
+        XCTAssertEqual(
+            try SAM2Preprocess.imageTensor(withAlphaRGB, height: 64, width: 64),
+            try SAM2Preprocess.imageTensor(rgb, height: 64, width: 64))
     }
 
     func testBadImagesAreNamedErrors() {

@@ -51,16 +51,19 @@ final class SegmentCommandTests: XCTestCase {
     func testPipelineFromFilesMatchesReference() throws {
         let s = try segmenter()
         // Support 0 as a 0/255 mask, support 1 as a 0/1 mask: both mean the same GT.
-        let supports = [try s.encodeSupport(imagePath: try writeImage(0), maskPath: try writeMask(0, foreground: 255)),
-                        try s.encodeSupport(imagePath: try writeImage(1), maskPath: try writeMask(1, foreground: 1))]
+        let supports = [
+            try s.encodeSupport(imagePath: try writeImage(0), maskPath: try writeMask(0, foreground: 255)),
+            try s.encodeSupport(imagePath: try writeImage(1), maskPath: try writeMask(1, foreground: 1)),
+        ]
         XCTAssertFalse(supports.contains { $0.isEmpty })
         let r = try s.segment(targetPath: try writeImage(3), supports: supports)
         XCTAssertEqual([r.height, r.width], [128, 128])
         let refLow = try checks.load("k2_target_low_res")
         checks.assertClose(r.segmentation.lowResolutionLogits, refLow, "segment from PNG files, k=2 low-res logits")
         XCTAssertGreaterThan(r.segmentation.objectScore, 0)
-        checks.assertClose(Tensor(shape: [3], data: r.segmentation.iou), try checks.load("k2_target_iou").reshaped([3]),
-                           "segment from PNG files, k=2 IoU")
+        checks.assertClose(
+            Tensor(shape: [3], data: r.segmentation.iou), try checks.load("k2_target_iou").reshaped([3]),
+            "segment from PNG files, k=2 IoU")
         // The written mask: reference low-res logits resized to the target size like the predictor does.
         let refFull = interpolate(refLow.reshaped([1, 32, 32]), size: (128, 128), mode: .bilinear).reshaped([128, 128])
         checks.assertSameForeground(r.segmentation.logits, refFull, "segment from PNG files, final mask")
@@ -127,7 +130,8 @@ final class SegmentCommandTests: XCTestCase {
             let text = "\(error)"
             XCTAssertTrue(text.contains(image) && text.contains(mask) && text.contains("100x64"), text)
         }
-        XCTAssertThrowsError(try SupportSegmenter.loadSupport(imagePath: image, maskPath: path("missing.png"))) { error in
+        XCTAssertThrowsError(try SupportSegmenter.loadSupport(imagePath: image, maskPath: path("missing.png"))) {
+            error in
             XCTAssertTrue("\(error)".contains("missing.png"), "\(error)")
         }
         let notPNG = path("not.png")
@@ -144,12 +148,16 @@ final class SegmentCommandTests: XCTestCase {
     func scaledRefinementPrompt(_ name: String) throws -> SAM2Prompt {
         let p = try checks.refinementPrompt(name)
         let sx = { (x: Float) in x / 70 * 128 }, sy = { (y: Float) in y / 45 * 128 }
-        return SAM2Prompt(points: p.points.map { SAM2Point(x: sx($0.x), y: sy($0.y), label: $0.label) },
-                          box: p.box.map { SAM2Box(x0: sx($0.x0), y0: sy($0.y0), x1: sx($0.x1), y1: sy($0.y1)) })
+        return SAM2Prompt(
+            points: p.points.map { SAM2Point(x: sx($0.x), y: sy($0.y), label: $0.label) },
+            box: p.box.map { SAM2Box(x0: sx($0.x0), y0: sy($0.y0), x1: sx($0.x1), y1: sy($0.y1)) })
     }
 
     func referenceSupportPaths() throws -> [String] {
-        ["\(try writeImage(0))=\(try writeMask(0, foreground: 255))", "\(try writeImage(1))=\(try writeMask(1, foreground: 255))"]
+        [
+            "\(try writeImage(0))=\(try writeMask(0, foreground: 255))",
+            "\(try writeImage(1))=\(try writeMask(1, foreground: 255))",
+        ]
     }
 
     /// From PNG files, with a click / a box / a box + negative click on the target: the official refined
@@ -157,17 +165,21 @@ final class SegmentCommandTests: XCTestCase {
     /// prompt-free one.
     func testPromptedSegmentationFromFilesMatchesReference() throws {
         let s = try segmenter()
-        let supports = try [0, 1].map { try s.encodeSupport(imagePath: try writeImage($0), maskPath: try writeMask($0, foreground: 255)) }
+        let supports = try [0, 1].map {
+            try s.encodeSupport(imagePath: try writeImage($0), maskPath: try writeMask($0, foreground: 255))
+        }
         let target = try writeImage(3)
         let plain = try s.segment(targetPath: target, supports: supports)
         for name in ["point", "box", "box_negative", "point_no_object"] {
             let r = try s.segment(targetPath: target, supports: supports, prompt: try scaledRefinementPrompt(name))
             let ref = try checks.load("refine_\(name)_low_res")
-            checks.assertClose(r.segmentation.lowResolutionLogits, ref, "\(name) from PNG files: refined low-res logits")
+            checks.assertClose(
+                r.segmentation.lowResolutionLogits, ref, "\(name) from PNG files: refined low-res logits")
             XCTAssertEqual(r.segmentation.objectScore, try checks.load("refine_\(name)_score").data[0], accuracy: 1e-4)
             let refFull = interpolate(ref.reshaped([1, 32, 32]), size: (128, 128), mode: .bilinear).reshaped([128, 128])
             checks.assertSameForeground(r.segmentation.logits, refFull, "\(name) from PNG files, final mask")
-            let change = zip(r.segmentation.lowResolutionLogits.data, plain.segmentation.lowResolutionLogits.data)
+            let change =
+                zip(r.segmentation.lowResolutionLogits.data, plain.segmentation.lowResolutionLogits.data)
                 .map { abs($0 - $1) }.max() ?? 0
             XCTAssertGreaterThan(change, 1, "\(name): the prompt changes the result")
         }
@@ -188,12 +200,15 @@ final class SegmentCommandTests: XCTestCase {
         let expected = try s.segment(targetPath: target, supports: supports, prompt: prompt)
         let box = try XCTUnwrap(prompt.box), click = try XCTUnwrap(prompt.points.first)
         var args = ["segment", "--sam2", model] + supportArgs.flatMap { ["--support", $0] } + [target]
-        args += ["--out", path("prompted"), "--logits", path("prompted.npy"), "--json",
-                 "--box", "\(box.x0),\(box.y0),\(box.x1),\(box.y1)", "--point", "\(click.x),\(click.y),\(click.label)"]
+        args += [
+            "--out", path("prompted"), "--logits", path("prompted.npy"), "--json",
+            "--box", "\(box.x0),\(box.y0),\(box.x1),\(box.y1)", "--point", "\(click.x),\(click.y),\(click.label)",
+        ]
         let r = try runRagseg(args)
         XCTAssertEqual(r.status, 0, r.output)
         let logits = try NPY.read(path("prompted.npy"))
-        checks.assertClose(logits, expected.segmentation.lowResolutionLogits, relative: 1e-6, "command vs library, prompted logits")
+        checks.assertClose(
+            logits, expected.segmentation.lowResolutionLogits, relative: 1e-6, "command vs library, prompted logits")
         checks.assertClose(logits, try checks.load("refine_box_negative_low_res"), "command vs official refinement")
         let mask = try PNG.read(path("prompted/image3.png"))
         let band = 1e-5 * (expected.segmentation.logits.data.map(abs).max() ?? 1)
@@ -205,8 +220,10 @@ final class SegmentCommandTests: XCTestCase {
         XCTAssertTrue(r.output.contains("\"box\""), r.output)
 
         // The same command without the prompt gives the prompt-free logits.
-        let plain = try runRagseg(["segment", "--sam2", model] + supportArgs.flatMap { ["--support", $0] } + [target] +
-                                  ["--out", path("plain"), "--logits", path("plain.npy")])
+        let plain = try runRagseg(
+            ["segment", "--sam2", model] + supportArgs.flatMap { ["--support", $0] } + [target] + [
+                "--out", path("plain"), "--logits", path("plain.npy"),
+            ])
         XCTAssertEqual(plain.status, 0, plain.output)
         let plainLogits = try NPY.read(path("plain.npy"))
         checks.assertClose(plainLogits, try checks.load("k2_target_low_res"), "command without prompt")
@@ -232,7 +249,8 @@ final class SegmentCommandTests: XCTestCase {
             (["--point", "5,5", other], "refine a single target, but 2 targets were given"),
         ]
         for (extra, expected) in cases {
-            let r = try runRagseg(["segment", "--sam2", noModel] + supportArgs + [target, "--out", path("out")] + extra)
+            let r = try runRagseg(
+                ["segment", "--sam2", noModel] + supportArgs + [target, "--out", path("out")] + extra)
             XCTAssertNotEqual(r.status, 0, "\(extra)")
             XCTAssertTrue(r.output.contains(expected), "\(extra): \(r.output)")
             XCTAssertFalse(r.output.contains("no-such-weights"), "\(extra): prompts are checked before the model loads")
@@ -246,7 +264,8 @@ final class SegmentCommandTests: XCTestCase {
         let products = Bundle.module.bundleURL.deletingLastPathComponent()
         let binary = products.appendingPathComponent("ragseg")
         guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            throw SupportSegmenterError("ragseg binary not found at \(binary.path): build everything first (bash tools/test.sh)")
+            throw SupportSegmenterError(
+                "ragseg binary not found at \(binary.path): build everything first (bash tools/test.sh)")
         }
         return binary
     }
@@ -270,12 +289,16 @@ final class SegmentCommandTests: XCTestCase {
         let mask = path("wrong.png")
         try PNG.writeGray8([UInt8](repeating: 255, count: 64 * 100), width: 100, height: 64, to: mask)
         let model = try checks.fixture("weights.safetensors")
-        var r = try runRagseg(["segment", "--sam2", model, "--support", "\(image)=\(mask)", target, "--out", path("out")])
+        var r = try runRagseg([
+            "segment", "--sam2", model, "--support", "\(image)=\(mask)", target, "--out", path("out"),
+        ])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.output.contains(image) && r.output.contains(mask), r.output)
 
-        r = try runRagseg(["segment", "--sam2", model, "--support", "\(image)=\(try writeMask(0, foreground: 1))",
-                           path("no-such-target.png"), "--out", path("out")])
+        r = try runRagseg([
+            "segment", "--sam2", model, "--support", "\(image)=\(try writeMask(0, foreground: 1))",
+            path("no-such-target.png"), "--out", path("out"),
+        ])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.output.contains("no-such-target.png"), r.output)
 
@@ -283,8 +306,10 @@ final class SegmentCommandTests: XCTestCase {
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.output.contains("IMAGE=MASK"), r.output)
 
-        r = try runRagseg(["segment", "--sam2", model, "--support", "\(image)=\(try writeMask(0, foreground: 1))", target,
-                           "--out", path("out"), "--mask-values", "7"])
+        r = try runRagseg([
+            "segment", "--sam2", model, "--support", "\(image)=\(try writeMask(0, foreground: 1))", target,
+            "--out", path("out"), "--mask-values", "7",
+        ])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.output.contains("--mask-values"), r.output)
     }

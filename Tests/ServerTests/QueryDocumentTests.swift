@@ -18,22 +18,32 @@ extension ServerTests {
         // models the same way (BankModels).
         let cases = directory.appendingPathComponent("cli-cases")
         for i in 0..<6 {
-            _ = try SyntheticCases.write(SyntheticCases.make(seed: UInt64(i + 1), width: width, height: height),
-                                         index: i, width: width, height: height, to: cases)
+            _ = try SyntheticCases.write(
+                SyntheticCases.make(seed: UInt64(i + 1), width: width, height: height),
+                index: i, width: width, height: height, to: cases)
         }
         let bankPath = directory.appendingPathComponent("cli-bank").path
-        var r = try RagsegBinary.run(["index", "create", bankPath, "--dinov2", FixtureModels.dinov2, "--sam2", FixtureModels.sam2])
+        var r = try RagsegBinary.run([
+            "index", "create", bankPath, "--dinov2", FixtureModels.dinov2, "--sam2", FixtureModels.sam2,
+        ])
         XCTAssertEqual(r.status, 0, r.stderr)
-        r = try RagsegBinary.run(["index", "add", bankPath, "--images", cases.appendingPathComponent("images").path,
-                                  "--masks", cases.appendingPathComponent("masks").path, "--quiet"])
+        r = try RagsegBinary.run([
+            "index", "add", bankPath, "--images", cases.appendingPathComponent("images").path,
+            "--masks", cases.appendingPathComponent("masks").path, "--quiet",
+        ])
         XCTAssertEqual(r.status, 0, r.stderr)
 
         let target = sources[6].image
-        for (options, parameters) in [([String](), ""),
-                                      (["--point", "40,52.5", "--point", "5,100,0", "--box", "20,25,80,90"],
-                                       "&point=40,52.5&point=5,100,0&box=20,25,80,90")] {
+        for (options, parameters) in [
+            ([String](), ""),
+            (
+                ["--point", "40,52.5", "--point", "5,100,0", "--box", "20,25,80,90"],
+                "&point=40,52.5&point=5,100,0&box=20,25,80,90"
+            ),
+        ] {
             let out = directory.appendingPathComponent("cli-out").path
-            r = try RagsegBinary.run(["segment", "--index", bankPath, "--k", "2", "--json", "--out", out, target] + options)
+            r = try RagsegBinary.run(
+                ["segment", "--index", bankPath, "--k", "2", "--json", "--out", out, target] + options)
             XCTAssertEqual(r.status, 0, r.stderr)
             let run = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
             var fromCLI = try XCTUnwrap((run["targets"] as? [[String: Any]])?.first)
@@ -70,6 +80,8 @@ extension ServerTests {
             label["seconds"] = (label["seconds"] as? [String: Any] ?? [:]).mapValues { _ in 0 }
             return label
         }
-        return String(decoding: try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)
+        return String(
+            decoding: try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys]),
+            as: UTF8.self)
     }
 }

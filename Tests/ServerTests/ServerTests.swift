@@ -25,20 +25,23 @@ final class ServerTests: XCTestCase {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ragseg-serve-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         sources = try (0..<7).map { i in
-            try SyntheticCases.write(SyntheticCases.make(seed: UInt64(i + 1), width: width, height: height),
-                                     index: i, width: width, height: height, to: directory)
+            try SyntheticCases.write(
+                SyntheticCases.make(seed: UInt64(i + 1), width: width, height: height),
+                index: i, width: width, height: height, to: directory)
         }
         let retrieval = try DINOv2RetrievalEncoder(path: FixtureModels.dinov2, inputSize: 112)
         let support = try SAM2Checkpoint.supportEncoder(path: FixtureModels.sam2)
-        let metadata = BankMetadata(retrievalModel: retrieval.model, supportModel: support.model,
-                                    embeddingDimension: retrieval.dimension, memoryShape: support.memoryShape,
-                                    preprocessing: retrieval.preprocessing.merging(support.preprocessing) { a, _ in a },
-                                    labels: ["object"])
+        let metadata = BankMetadata(
+            retrievalModel: retrieval.model, supportModel: support.model,
+            embeddingDimension: retrieval.dimension, memoryShape: support.memoryShape,
+            preprocessing: retrieval.preprocessing.merging(support.preprocessing) { a, _ in a },
+            labels: ["object"])
         let bank = try SupportBank.create(at: directory.appendingPathComponent("bank").path, metadata: metadata)
         // Cases 0..<6 in the bank; case 6 is the held-out target (and the case tests add over HTTP).
-        try bank.add(try sources.prefix(6).map {
-            try CaseLoader.prepare(try CaseLoader.load($0, labelCount: 1), retrieval: retrieval, support: support)
-        })
+        try bank.add(
+            try sources.prefix(6).map {
+                try CaseLoader.prepare(try CaseLoader.load($0, labelCount: 1), retrieval: retrieval, support: support)
+            })
         segmenter = try RetrievalSegmenter(bank: bank, retrieval: retrieval, support: support)
         try await start(maxUploadBytes: 1 << 20)
     }
@@ -50,9 +53,11 @@ final class ServerTests: XCTestCase {
     }
 
     func start(maxUploadBytes: Int) async throws {
-        server = try SegmentationServer(segmenter: segmenter, configuration: ServerConfiguration(
-            host: "127.0.0.1", port: 0, k: 3, maxUploadBytes: maxUploadBytes,
-            uploadsDirectory: directory.appendingPathComponent("uploads").path))
+        server = try SegmentationServer(
+            segmenter: segmenter,
+            configuration: ServerConfiguration(
+                host: "127.0.0.1", port: 0, k: 3, maxUploadBytes: maxUploadBytes,
+                uploadsDirectory: directory.appendingPathComponent("uploads").path))
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let server = self.server!
         serverTask = Task {
@@ -76,7 +81,12 @@ final class ServerTests: XCTestCase {
     func multipart(_ parts: [(name: String, data: Data)], boundary: String = "ragseg-test-boundary") -> (Data, String) {
         var body = Data()
         for part in parts {
-            body += Data("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(part.name)\"; filename=\"\(part.name).png\"\r\nContent-Type: image/png\r\n\r\n".utf8)
+            body += Data(
+                """
+                --\(boundary)\r\nContent-Disposition: form-data; name=\"\(part.name)\"; \
+                filename=\"\(part.name).png\"\r\nContent-Type: image/png\r\n\r\n
+                """
+                .utf8)
             body += part.data
             body += Data("\r\n".utf8)
         }
@@ -114,14 +124,16 @@ final class ServerTests: XCTestCase {
         let target = try PNG.read(sources[6].image)
         let expected = try segmenter.segment(target, name: "target", k: 3)
 
-        let png = try await send("POST", "/segment?format=png", body: try file(sources[6].image), contentType: "image/png")
+        let png = try await send(
+            "POST", "/segment?format=png", body: try file(sources[6].image), contentType: "image/png")
         XCTAssertEqual(png.status, 200, png.text)
         XCTAssertEqual(png.headers["content-type"], "image/png")
         let mask = try PNG.read(data: [UInt8](png.body), name: "reply")
         XCTAssertEqual([mask.width, mask.height, mask.channels], [width, height, 1])
         XCTAssertEqual(mask.pixels, expected.mask.map { $0 ? 255 : 0 })
-        XCTAssertEqual(png.headers["x-ragseg-retrieved"],
-                       expected.supports.map(\.id).sorted().map(String.init).joined(separator: ","))
+        XCTAssertEqual(
+            png.headers["x-ragseg-retrieved"],
+            expected.supports.map(\.id).sorted().map(String.init).joined(separator: ","))
 
         let json = try await send("POST", "/segment?format=json&k=3&label=object", body: try file(sources[6].image))
         XCTAssertEqual(json.status, 200, json.text)
@@ -129,13 +141,15 @@ final class ServerTests: XCTestCase {
         let label = try XCTUnwrap((json.json["labels"] as? [[String: Any]])?.first)
         let similarities = (label["retrieved"] as? [[String: Any]] ?? []).compactMap { $0["similarity"] as? Double }
         for (s, hit) in zip(similarities, expected.supports) { XCTAssertEqual(s, Double(hit.score), accuracy: 1e-6) }
-        XCTAssertEqual(label["objectScore"] as? Double ?? .nan, Double(expected.segmentation.objectScore), accuracy: 1e-6)
+        XCTAssertEqual(
+            label["objectScore"] as? Double ?? .nan, Double(expected.segmentation.objectScore), accuracy: 1e-6)
         XCTAssertEqual((label["iou"] as? [Double])?.count, expected.segmentation.iou.count)
         XCTAssertEqual(label["foregroundPixels"] as? Int, expected.mask.filter { $0 }.count)
 
         // A client that waits for "100 Continue" (curl does above 1 MiB) gets it at once, not after its timeout (1 s).
         let start = Date()
-        let waited = try await HTTP.send(base, "POST", "/segment", body: try file(sources[6].image), headers: ["Expect": "100-continue"])
+        let waited = try await HTTP.send(
+            base, "POST", "/segment", body: try file(sources[6].image), headers: ["Expect": "100-continue"])
         XCTAssertEqual(waited.status, 200, waited.text)
         XCTAssertEqual(waited.body, png.body)
         XCTAssertLessThan(Date().timeIntervalSince(start), 0.8)
@@ -148,8 +162,9 @@ final class ServerTests: XCTestCase {
     /// point=/box= query parameters refine the result exactly as the segmenter does with that prompt.
     func testPromptsInTheQueryRefineTheSegmentation() async throws {
         let target = try PNG.read(sources[6].image)
-        let prompt = SAM2Prompt(points: [SAM2Point(x: 40, y: 52.5, label: 1), SAM2Point(x: 5, y: 100, label: 0)],
-                                box: SAM2Box(x0: 20, y0: 25, x1: 80, y1: 90))
+        let prompt = SAM2Prompt(
+            points: [SAM2Point(x: 40, y: 52.5, label: 1), SAM2Point(x: 5, y: 100, label: 0)],
+            box: SAM2Box(x0: 20, y0: 25, x1: 80, y1: 90))
         let expected = try segmenter.segment(target, name: "target", k: 3, prompt: prompt)
         let plain = try segmenter.segment(target, name: "target", k: 3)
         XCTAssertNotEqual(expected.segmentation.objectScore, plain.segmentation.objectScore)
@@ -161,11 +176,13 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(mask.pixels, expected.mask.map { $0 ? 255 : 0 })
 
         // Percent-encoded commas work the same; JSON echoes the prompt and reports the refined scores.
-        let json = try await send("POST", "/segment?format=json&point=40%2C52.5&point=5,100,0&box=20%2C25%2C80%2C90",
-                                  body: try file(sources[6].image))
+        let json = try await send(
+            "POST", "/segment?format=json&point=40%2C52.5&point=5,100,0&box=20%2C25%2C80%2C90",
+            body: try file(sources[6].image))
         XCTAssertEqual(json.status, 200, json.text)
         let label = try XCTUnwrap((json.json["labels"] as? [[String: Any]])?.first)
-        XCTAssertEqual(label["objectScore"] as? Double ?? .nan, Double(expected.segmentation.objectScore), accuracy: 1e-6)
+        XCTAssertEqual(
+            label["objectScore"] as? Double ?? .nan, Double(expected.segmentation.objectScore), accuracy: 1e-6)
         XCTAssertEqual(label["iou"] as? [Double], expected.segmentation.iou.map(Double.init))
         let echoed = try XCTUnwrap(json.json["prompt"] as? [String: Any])
         XCTAssertEqual(echoed["points"] as? [[Double]], [[40, 52.5, 1], [5, 100, 0]])
@@ -195,16 +212,19 @@ final class ServerTests: XCTestCase {
     func testPromptsOnAMultiLabelBankNeedOneLabel() async throws {
         await server.shutdown()
         _ = try await serverTask?.value
-        let metadata = BankMetadata(retrievalModel: segmenter.retrieval.model, supportModel: segmenter.support.model,
-                                    embeddingDimension: segmenter.retrieval.dimension, memoryShape: segmenter.support.memoryShape,
-                                    labels: ["liver", "tumour"])
+        let metadata = BankMetadata(
+            retrievalModel: segmenter.retrieval.model, supportModel: segmenter.support.model,
+            embeddingDimension: segmenter.retrieval.dimension, memoryShape: segmenter.support.memoryShape,
+            labels: ["liver", "tumour"])
         let bank = try SupportBank.create(at: directory.appendingPathComponent("bank2").path, metadata: metadata)
         segmenter = try RetrievalSegmenter(bank: bank, retrieval: segmenter.retrieval, support: segmenter.support)
         try await start(maxUploadBytes: 1 << 20)
         let reply = try await send("POST", "/segment?point=3,4", body: try file(sources[6].image))
         XCTAssertEqual(reply.status, 400, reply.text)
-        XCTAssertTrue((reply.json["error"] as? String ?? "").contains("point/box refine one label; the bank has labels liver, tumour: add label=NAME"),
-                      reply.text)
+        XCTAssertTrue(
+            (reply.json["error"] as? String ?? "").contains(
+                "point/box refine one label; the bank has labels liver, tumour: add label=NAME"),
+            reply.text)
         // With a label it gets past that check (and this empty bank has no case for it: 422).
         let labelled = try await send("POST", "/segment?point=3,4&label=tumour", body: try file(sources[6].image))
         XCTAssertEqual(labelled.status, 422, labelled.text)
@@ -214,16 +234,19 @@ final class ServerTests: XCTestCase {
     func testLabelMapBeyond255LabelsIsABadRequest() async throws {
         await server.shutdown()
         _ = try await serverTask?.value
-        let metadata = BankMetadata(retrievalModel: segmenter.retrieval.model, supportModel: segmenter.support.model,
-                                    embeddingDimension: segmenter.retrieval.dimension, memoryShape: segmenter.support.memoryShape,
-                                    labels: (1...256).map { "organ\($0)" })
+        let metadata = BankMetadata(
+            retrievalModel: segmenter.retrieval.model, supportModel: segmenter.support.model,
+            embeddingDimension: segmenter.retrieval.dimension, memoryShape: segmenter.support.memoryShape,
+            labels: (1...256).map { "organ\($0)" })
         let bank = try SupportBank.create(at: directory.appendingPathComponent("bank256").path, metadata: metadata)
         segmenter = try RetrievalSegmenter(bank: bank, retrieval: segmenter.retrieval, support: segmenter.support)
         try await start(maxUploadBytes: 1 << 20)
         let reply = try await send("POST", "/segment", body: try file(sources[6].image))
         XCTAssertEqual(reply.status, 400, reply.text)
-        XCTAssertTrue((reply.json["error"] as? String ?? "").contains("more than an 8-bit label map holds (255): ask for one label with label=NAME"),
-                      reply.text)
+        XCTAssertTrue(
+            (reply.json["error"] as? String ?? "").contains(
+                "more than an 8-bit label map holds (255): ask for one label with label=NAME"),
+            reply.text)
         // One label passes that check (this empty bank has no case for it: 422).
         let one = try await send("POST", "/segment?label=organ256", body: try file(sources[6].image))
         XCTAssertEqual(one.status, 422, one.text)
@@ -232,7 +255,8 @@ final class ServerTests: XCTestCase {
     /// A case whose mask is empty is stored with its empty-mask memory and retrieved like any other.
     func testAddedEmptyMaskCaseSupportsWithItsEmptyMemory() async throws {
         let image = try PNG.read(sources[6].image)
-        let emptyMask = PNG.encodeGray8([UInt8](repeating: 0, count: image.width * image.height), width: image.width, height: image.height)
+        let emptyMask = PNG.encodeGray8(
+            [UInt8](repeating: 0, count: image.width * image.height), width: image.width, height: image.height)
         let (body, type) = multipart([("image", try file(sources[6].image)), ("mask", Data(emptyMask))])
         let added = try await send("POST", "/cases", body: body, contentType: type)
         XCTAssertEqual(added.status, 201, added.text)
@@ -245,7 +269,8 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(retrievedIDs(reply).first, id, "the new case retrieves itself first")
         let first = (reply.json["labels"] as? [[String: Any]])?.first?["retrieved"] as? [[String: Any]]
         XCTAssertEqual(first?.first?["hasLabel"] as? Bool, false)
-        let positive = try await send("POST", "/segment?format=json&k=2&positive_only=1", body: try file(sources[6].image))
+        let positive = try await send(
+            "POST", "/segment?format=json&k=2&positive_only=1", body: try file(sources[6].image))
         XCTAssertEqual(positive.status, 200, positive.text)
         XCTAssertFalse(retrievedIDs(positive).contains(id), "positive_only passes over it")
     }
@@ -264,7 +289,8 @@ final class ServerTests: XCTestCase {
         let first = (reply.json["labels"] as? [[String: Any]])?.first?["retrieved"] as? [[String: Any]]
         XCTAssertEqual(first?.first?["similarity"] as? Double ?? 0, 1, accuracy: 1e-5)
         XCTAssertEqual(first?.first?["hasLabel"] as? Bool, true)
-        let positive = try await send("POST", "/segment?format=json&k=2&positive_only=1", body: try file(sources[6].image))
+        let positive = try await send(
+            "POST", "/segment?format=json&k=2&positive_only=1", body: try file(sources[6].image))
         XCTAssertEqual(retrievedIDs(positive), retrievedIDs(reply), "every case here has the object")
 
         let again = try await addCase(6)
@@ -277,7 +303,8 @@ final class ServerTests: XCTestCase {
         let duplicate = try await send("POST", "/cases", body: body, contentType: type)
         XCTAssertEqual(duplicate.status, 200, duplicate.text)
         XCTAssertEqual(duplicate.json["image"] as? String, original.image)
-        let uploads = try FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("uploads").path)
+        let uploads = try FileManager.default.contentsOfDirectory(
+            atPath: directory.appendingPathComponent("uploads").path)
         XCTAssertEqual(uploads.count, 2, "\(uploads)")
         let reply1 = try await send("GET", "/info")
         XCTAssertEqual(reply1.json["cases"] as? Int, 7)
@@ -291,7 +318,9 @@ final class ServerTests: XCTestCase {
         let results = try await withThrowingTaskGroup(of: (String, Reply).self) { group in
             group.addTask { ("add", try await HTTP.send(base, "POST", "/cases", body: body, contentType: type)) }
             for _ in 0..<4 {
-                group.addTask { ("segment", try await HTTP.send(base, "POST", "/segment", body: image, contentType: "image/png")) }
+                group.addTask {
+                    ("segment", try await HTTP.send(base, "POST", "/segment", body: image, contentType: "image/png"))
+                }
             }
             var all: [(String, Reply)] = []
             for try await r in group { all.append(r) }
@@ -343,10 +372,13 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(reply3.status, 400)
         let positive = try await send("POST", "/segment?positive_only=maybe", body: image)
         XCTAssertEqual(positive.status, 400)
-        XCTAssertTrue((positive.json["error"] as? String ?? "").contains("positive_only must be 0/1 or false/true, got 'maybe'"), positive.text)
+        XCTAssertTrue(
+            (positive.json["error"] as? String ?? "").contains("positive_only must be 0/1 or false/true, got 'maybe'"),
+            positive.text)
 
         // 1 MiB limit in these tests.
-        let large = try await send("POST", "/segment", body: Data(repeating: 7, count: (1 << 20) + 1), contentType: "image/png")
+        let large = try await send(
+            "POST", "/segment", body: Data(repeating: 7, count: (1 << 20) + 1), contentType: "image/png")
         XCTAssertEqual(large.status, 413, large.text)
 
         let reply4 = try await send("POST", "/cases", body: image, contentType: "image/png")
@@ -358,8 +390,11 @@ final class ServerTests: XCTestCase {
         let (badMask, type2) = multipart([("image", image), ("mask", Data("nope".utf8))])
         let reply5 = try await send("POST", "/cases", body: badMask, contentType: type2)
         XCTAssertEqual(reply5.status, 400)
-        let otherSize = try file(SyntheticCases.write(SyntheticCases.make(seed: 99, width: 64, height: 64), index: 99,
-                                                      width: 64, height: 64, to: directory).mask)
+        let otherSize = try file(
+            SyntheticCases.write(
+                SyntheticCases.make(seed: 99, width: 64, height: 64), index: 99,
+                width: 64, height: 64, to: directory
+            ).mask)
         let (mismatch, type3) = multipart([("image", image), ("mask", otherSize)])
         let sized = try await send("POST", "/cases", body: mismatch, contentType: type3)
         XCTAssertEqual(sized.status, 400, sized.text)
@@ -368,7 +403,8 @@ final class ServerTests: XCTestCase {
         // Nothing was added, and the server still answers.
         let reply7 = try await send("GET", "/info")
         XCTAssertEqual(reply7.json["cases"] as? Int, 6)
-        let uploads = try FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent("uploads").path)
+        let uploads = try FileManager.default.contentsOfDirectory(
+            atPath: directory.appendingPathComponent("uploads").path)
         XCTAssertEqual(uploads, [], "rejected uploads leave no files")
     }
 
@@ -416,8 +452,10 @@ struct Reply: Sendable {
 }
 
 enum HTTP {
-    static func send(_ base: URL, _ method: String, _ path: String, body: Data? = nil, contentType: String? = nil,
-                     headers: [String: String] = [:]) async throws -> Reply {
+    static func send(
+        _ base: URL, _ method: String, _ path: String, body: Data? = nil, contentType: String? = nil,
+        headers: [String: String] = [:]
+    ) async throws -> Reply {
         var request = URLRequest(url: URL(string: path, relativeTo: base)!)
         request.httpMethod = method
         request.timeoutInterval = 30
@@ -444,7 +482,12 @@ final class MultipartTests: XCTestCase {
     func testPartsKeepTheirBytes() throws {
         let binary: [UInt8] = [0, 13, 10, 45, 45, 255, 13, 10]
         var body = Array("preamble\r\n--xy\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\n".utf8) + binary
-        body += Array("\r\n--xy\r\ncontent-disposition: form-data; name=mask; filename=\"m.png\"\r\nContent-Type: image/png\r\n\r\nMASK\r\n--xy--\r\n".utf8)
+        body += Array(
+            """
+            \r\n--xy\r\ncontent-disposition: form-data; name=mask; filename=\"m.png\"\r\nContent-Type: \
+            image/png\r\n\r\nMASK\r\n--xy--\r\n
+            """
+            .utf8)
         let parts = try Multipart.parse(body, boundary: "xy")
         XCTAssertEqual(parts["image"], binary)
         XCTAssertEqual(parts["mask"], Array("MASK".utf8))
@@ -455,7 +498,10 @@ final class MultipartTests: XCTestCase {
             "no boundary at all",
             "--xy\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nunterminated",
             "--xy\r\nContent-Type: text/plain\r\n\r\nx\r\n--xy--",
-            "--xy\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--xy\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n2\r\n--xy--",
+            """
+            --xy\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--xy\r\nContent-Disposition: form-data; \
+            name=\"a\"\r\n\r\n2\r\n--xy--
+            """,
         ]
         for text in cases {
             XCTAssertThrowsError(try Multipart.parse(Array(text.utf8), boundary: "xy"), text)

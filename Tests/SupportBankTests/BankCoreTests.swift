@@ -8,7 +8,8 @@ final class BankCoreTests: XCTestCase {
 
     /// Builds a bank of n random cases; returns it and the raw embeddings by id.
     func build(_ n: Int, kind: IndexKind = .flat, seed: UInt64 = 1, path: String? = nil) throws
-        -> (SupportBank, [UInt64: [Float]], String) {
+        -> (SupportBank, [UInt64: [Float]], String)
+    {
         let dir = path ?? temporaryDirectory()
         let bank = try SupportBank.create(at: dir, metadata: makeMetadata(dimension: dimension, kind: kind))
         var rng = SeededGenerator(seed: seed)
@@ -28,8 +29,10 @@ final class BankCoreTests: XCTestCase {
         return (bank, vectors, dir)
     }
 
-    func assertSearchMatchesBruteForce(_ bank: SupportBank, _ vectors: [UInt64: [Float]], k: Int = 10,
-                                       queries: Int = 20, minimumRecall: Double = 1, file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertSearchMatchesBruteForce(
+        _ bank: SupportBank, _ vectors: [UInt64: [Float]], k: Int = 10,
+        queries: Int = 20, minimumRecall: Double = 1, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         var rng = SeededGenerator(seed: 99)
         var found = 0
         for _ in 0..<queries {
@@ -138,7 +141,8 @@ final class BankCoreTests: XCTestCase {
 
     func testMultiLabelCases() throws {
         let dir = temporaryDirectory()
-        let bank = try SupportBank.create(at: dir, metadata: makeMetadata(dimension: dimension, labels: ["liver", "kidney", "spleen"]))
+        let bank = try SupportBank.create(
+            at: dir, metadata: makeMetadata(dimension: dimension, labels: ["liver", "kidney", "spleen"]))
         var rng = SeededGenerator(seed: 5)
         let c = makeCase(1, dimension: dimension, rng: &rng, labels: [1, 3])
         let id = try bank.add([c])[0].id
@@ -157,7 +161,9 @@ final class BankCoreTests: XCTestCase {
 
     /// Label 0 is a case's empty-mask memory: the support for every label absent from its mask.
     func testEmptyMaskMemoryStandsForTheAbsentLabels() throws {
-        let bank = try SupportBank.create(at: temporaryDirectory(), metadata: makeMetadata(dimension: dimension, labels: ["liver", "kidney", "spleen"]))
+        let bank = try SupportBank.create(
+            at: temporaryDirectory(),
+            metadata: makeMetadata(dimension: dimension, labels: ["liver", "kidney", "spleen"]))
         var rng = SeededGenerator(seed: 15)
         let partial = makeCase(1, dimension: dimension, rng: &rng, labels: [0, 2])
         let empty = makeCase(2, dimension: dimension, rng: &rng, labels: [0])
@@ -186,8 +192,10 @@ final class BankCoreTests: XCTestCase {
         XCTAssertThrowsError(try bank.add([twice])) { XCTAssertTrue("\($0)".contains("ascending"), "\($0)") }
 
         // verify misses nothing: a missing empty-mask memory is named.
-        try bank.env.write { txn in XCTAssertTrue(try txn.delete(bank.memories, key: Codec.memoryKey(ids[0], label: 0))) }
-        XCTAssertTrue(bank.verify().problems.contains("case \(ids[0]): empty-mask memory missing"), "\(bank.verify().problems)")
+        try bank.env.write { txn in XCTAssertTrue(try txn.delete(bank.memories, key: Codec.memoryKey(ids[0], label: 0)))
+        }
+        XCTAssertTrue(
+            bank.verify().problems.contains("case \(ids[0]): empty-mask memory missing"), "\(bank.verify().problems)")
         // Removal takes every memory of a case, the empty-mask one included.
         try bank.remove([ids[1], ids[2]])
         XCTAssertEqual(try bank.statistics().memories, 1)
@@ -227,11 +235,15 @@ final class BankCoreTests: XCTestCase {
         var wrongShape = makeCase(3, dimension: dimension, rng: &rng)
         let right = wrongShape.memories[0].memory
         // As many values as the bank's 4x4x4 memories, in another layout.
-        wrongShape.memories[0].memory = SupportMemory(channels: 4, height: 2, width: 8, memoryBits: right.memoryBits,
-                                                      pointer: right.pointer, isEmpty: false)
-        XCTAssertThrowsError(try bank.add([wrongShape])) { XCTAssertTrue("\($0)".contains("memory of label 1 is 4x2x8"), "\($0)") }
-        wrongShape.memories[0].memory = SupportMemory(channels: 4, height: 4, width: 4, memoryBits: right.memoryBits,
-                                                      pointer: Array(right.pointer.dropLast()), isEmpty: false)
+        wrongShape.memories[0].memory = SupportMemory(
+            channels: 4, height: 2, width: 8, memoryBits: right.memoryBits,
+            pointer: right.pointer, isEmpty: false)
+        XCTAssertThrowsError(try bank.add([wrongShape])) {
+            XCTAssertTrue("\($0)".contains("memory of label 1 is 4x2x8"), "\($0)")
+        }
+        wrongShape.memories[0].memory = SupportMemory(
+            channels: 4, height: 4, width: 4, memoryBits: right.memoryBits,
+            pointer: Array(right.pointer.dropLast()), isEmpty: false)
         XCTAssertThrowsError(try bank.add([wrongShape])) { XCTAssertTrue("\($0)".contains("+ 7 fp32"), "\($0)") }
         var zero = makeCase(4, dimension: dimension, rng: &rng)
         zero.embedding = [Float](repeating: 0, count: dimension)
@@ -253,7 +265,9 @@ final class BankCoreTests: XCTestCase {
         let dir = temporaryDirectory()
         _ = try SupportBank.create(at: dir, metadata: makeMetadata(dimension: dimension))
         XCTAssertThrowsError(try SupportBank.create(at: dir, metadata: makeMetadata(dimension: dimension)))
-        XCTAssertThrowsError(try SupportBank.open(at: temporaryDirectory())) { XCTAssertTrue("\($0)".contains("no bank")) }
+        XCTAssertThrowsError(try SupportBank.open(at: temporaryDirectory())) {
+            XCTAssertTrue("\($0)".contains("no bank"))
+        }
     }
 
     // MARK: - Index kinds
@@ -269,7 +283,8 @@ final class BankCoreTests: XCTestCase {
         XCTAssertEqual(stats.indexKind, .hnsw)
         XCTAssertEqual(stats.tombstones, 30)
         for id in removed.prefix(5) {
-            XCTAssertFalse(try bank.search(vectors[id]!, k: 10).contains { removed.contains($0.id) }, "tombstones never returned")
+            XCTAssertFalse(
+                try bank.search(vectors[id]!, k: 10).contains { removed.contains($0.id) }, "tombstones never returned")
         }
         try assertSearchMatchesBruteForce(bank, remaining, minimumRecall: 0.95)
         let report = bank.verify()
@@ -405,7 +420,8 @@ final class BankCoreTests: XCTestCase {
         (b, vectorsB, dirB) = try build(30, seed: 2)
         b = nil
         try FileManager.default.removeItem(atPath: a.indexFilePath.replacingOccurrences(of: a.path, with: dirB))
-        try FileManager.default.copyItem(atPath: a.indexFilePath, toPath: (dirB as NSString).appendingPathComponent(SupportBank.indexFileName))
+        try FileManager.default.copyItem(
+            atPath: a.indexFilePath, toPath: (dirB as NSString).appendingPathComponent(SupportBank.indexFileName))
         b = try SupportBank.open(at: dirB)
         XCTAssertTrue(b.indexRepair?.contains("another bank") ?? false, b.indexRepair ?? "no repair")
         try assertSearchMatchesBruteForce(b, vectorsB)
@@ -428,7 +444,9 @@ final class BankCoreTests: XCTestCase {
         }
         XCTAssertEqual(try bank.add([makeCase(1, dimension: dimension, rng: &rng)]), [.added(301)])
         let report = bank.verify()
-        XCTAssertEqual(report.problems.filter { $0.contains("label 1") }.count, 100, "placeholders flagged (capped at 100): \(report.problems.prefix(3))")
+        XCTAssertEqual(
+            report.problems.filter { $0.contains("label 1") }.count, 100,
+            "placeholders flagged (capped at 100): \(report.problems.prefix(3))")
     }
 
     // MARK: - LMDB behaviour
@@ -487,7 +505,8 @@ final class BankCoreTests: XCTestCase {
         }
         let report = bank.verify()
         XCTAssertFalse(report.ok)
-        XCTAssertTrue(report.problems.contains { $0.contains("case 4 label 1") && $0.contains("checksum") }, "\(report.problems)")
+        XCTAssertTrue(
+            report.problems.contains { $0.contains("case 4 label 1") && $0.contains("checksum") }, "\(report.problems)")
         XCTAssertTrue(report.problems.contains { $0.contains("case 6: embedding missing") }, "\(report.problems)")
     }
 }

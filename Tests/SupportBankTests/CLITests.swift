@@ -22,7 +22,9 @@ final class CLITests: XCTestCase {
         let dir = temporaryDirectory()
         let (images, masks) = try writeDataset(dir, count: 12)
         let bank = dir + "/bank"
-        var r = try runRagseg(["index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "4,8,8,16"])
+        var r = try runRagseg([
+            "index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "4,8,8,16",
+        ])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("not meaningful"), "stand-in warning: \(r.stderr)")
         r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--batch", "5"])
@@ -30,7 +32,8 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(r.stdout.split(separator: "\n").filter { $0.hasPrefix("added\t") }.count, 12)
         r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertEqual(r.stdout.split(separator: "\n").filter { $0.hasPrefix("duplicate\t") }.count, 12, "re-add is a no-op")
+        XCTAssertEqual(
+            r.stdout.split(separator: "\n").filter { $0.hasPrefix("duplicate\t") }.count, 12, "re-add is a no-op")
         r = try runRagseg(["index", "search", bank, images + "/case004.png", "--k", "3", "--stand-in"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let first = r.stdout.split(separator: "\n")[1].split(separator: "\t")
@@ -66,7 +69,8 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(help.stdout.contains("segment"), help.stdout)
         XCTAssertFalse(help.stdout.contains("bench"), help.stdout)
 
-        let bench = URL(fileURLWithPath: try ragsegExecutable()).deletingLastPathComponent().appendingPathComponent("ragseg-bench")
+        let bench = URL(fileURLWithPath: try ragsegExecutable()).deletingLastPathComponent().appendingPathComponent(
+            "ragseg-bench")
         func runBench(_ arguments: [String]) throws -> RunResult {
             let process = Process()
             process.executableURL = bench
@@ -89,19 +93,26 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(zero.stderr.contains("--ks takes support counts of at least 1"), zero.stderr)
         let commas = try runBench(["query", "--sam2", missing, "--ks", "1,4,8"])
         XCTAssertNotEqual(commas.status, 0)
-        XCTAssertFalse(commas.stderr.contains(missing), "\"1,4,8\" is not a support count: refused before loading\n\(commas.stderr)")
+        XCTAssertFalse(
+            commas.stderr.contains(missing),
+            "\"1,4,8\" is not a support count: refused before loading\n\(commas.stderr)")
     }
 
     func testSegmentPromptsAreCheckedBeforeAnyModelLoads() throws {
         let dir = temporaryDirectory()
         let (images, _) = try writeDataset(dir, count: 2)
         let bank = dir + "/bank"
-        var r = try runRagseg(["index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "4,8,8,16",
-                               "--labels", "liver,tumour"])
+        var r = try runRagseg([
+            "index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "4,8,8,16",
+            "--labels", "liver,tumour",
+        ])
         XCTAssertEqual(r.status, 0, r.stderr)
         let target = images + "/case000.png", other = images + "/case001.png"
         let cases: [([String], String)] = [
-            (["--point", "5,5", target], "--point/--box refine one label; bank \(bank) has labels liver, tumour: pick one with --label"),
+            (
+                ["--point", "5,5", target],
+                "--point/--box refine one label; bank \(bank) has labels liver, tumour: pick one with --label"
+            ),
             (["--point", "5,x", target], "--point '5,x': y 'x' is not a number"),
             (["--box", "1,2,3,4", "--box", "1,2,3,5", target], "--box may be given at most once"),
             (["--point", "40,5", "--label", "liver", target], "lies outside the 32x32 image"),
@@ -120,8 +131,13 @@ final class CLITests: XCTestCase {
         let dir = temporaryDirectory()
         let (images, masks) = try writeDataset(dir, count: 10)
         let bank = dir + "/bank"
-        XCTAssertEqual(try runRagseg(["index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "4,8,8,16"]).status, 0)
-        XCTAssertEqual(try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"]).status, 0)
+        XCTAssertEqual(
+            try runRagseg([
+                "index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "4,8,8,16",
+            ]).status, 0)
+        XCTAssertEqual(
+            try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"]).status,
+            0)
         let reader = try SupportBank.open(at: bank, readOnly: true)
         let query = try XCTUnwrap(try reader.embedding(3))
         XCTAssertEqual(try reader.search(query, k: 1).first?.id, 3)
@@ -131,7 +147,9 @@ final class CLITests: XCTestCase {
             try writeGray(images + "/extra\(i).png", 32, 32) { x, y in UInt8((x * y + i * 40) % 256) }
             try writeGray(masks + "/extra\(i).png", 32, 32) { x, _ in x > 20 ? 1 : 0 }
         }
-        XCTAssertEqual(try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"]).status, 0)
+        XCTAssertEqual(
+            try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"]).status,
+            0)
         // Not yet refreshed: the removed case is filtered out through the current snapshot.
         let hits = try reader.search(query, k: 20)
         XCTAssertFalse(hits.contains { $0.id == 3 })
@@ -150,9 +168,12 @@ final class CLITests: XCTestCase {
         try writeGray(dir + "/labelsTr/c1.png", 16, 16) { x, _ in x < 4 ? 1 : (x > 10 ? 2 : 0) }
         try writeGray(dir + "/imagesTr/c2_0000.png", 16, 16) { x, y in UInt8(x + y * 9) }
         try writeGray(dir + "/labelsTr/c2.png", 16, 16) { x, _ in x < 4 ? 1 : 0 }
-        try Data(#"{"labels": {"background": 0, "liver": 1, "tumour": 2}}"#.utf8).write(to: URL(fileURLWithPath: dir + "/dataset.json"))
+        try Data(#"{"labels": {"background": 0, "liver": 1, "tumour": 2}}"#.utf8).write(
+            to: URL(fileURLWithPath: dir + "/dataset.json"))
         let bank = dir + "/bank"
-        XCTAssertEqual(try runRagseg(["index", "create", bank, "--stand-in", "--dataset", dir, "--memory-shape", "4,8,8,16"]).status, 0)
+        XCTAssertEqual(
+            try runRagseg(["index", "create", bank, "--stand-in", "--dataset", dir, "--memory-shape", "4,8,8,16"])
+                .status, 0)
         var r = try runRagseg(["index", "add", bank, "--dataset", dir, "--stand-in"])
         XCTAssertEqual(r.status, 0, r.stderr)
         r = try runRagseg(["index", "info", bank])
@@ -171,7 +192,8 @@ final class CLITests: XCTestCase {
             XCTAssertEqual(try b.supportMemory(for: records[1], label: 1), try b.memory(2, label: 1))
             XCTAssertNotEqual(empty, try b.memory(2, label: 1))
         }
-        try Data(#"{"labels": {"background": 0, "kidney": 1, "tumour": 2}}"#.utf8).write(to: URL(fileURLWithPath: dir + "/dataset.json"))
+        try Data(#"{"labels": {"background": 0, "kidney": 1, "tumour": 2}}"#.utf8).write(
+            to: URL(fileURLWithPath: dir + "/dataset.json"))
         r = try runRagseg(["index", "add", bank, "--dataset", dir, "--stand-in"])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("differ from the bank"), r.stderr)
@@ -181,7 +203,9 @@ final class CLITests: XCTestCase {
         let dir = temporaryDirectory()
         let (images, masks) = try writeDataset(dir, count: 4, maskValue: 1)
         let bank = dir + "/bank"
-        XCTAssertEqual(try runRagseg(["index", "create", bank, "--stand-in", "--labels", "a,b", "--memory-shape", "4,8,8,16"]).status, 0)
+        XCTAssertEqual(
+            try runRagseg(["index", "create", bank, "--stand-in", "--labels", "a,b", "--memory-shape", "4,8,8,16"])
+                .status, 0)
         // Unreadable image, sorted after the good cases: those are committed, then the error.
         try Data("garbage".utf8).write(to: URL(fileURLWithPath: images + "/zz.png"))
         try writeGray(masks + "/zz.png", 32, 32) { _, _ in 0 }
@@ -201,7 +225,9 @@ final class CLITests: XCTestCase {
         try writeGray(masks + "/new.png", 16, 32) { _, _ in 1 }
         r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in"])
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.stderr.contains("masks/new.png") && r.stderr.contains("images/new.png") && r.stderr.contains("16x32"), r.stderr)
+        XCTAssertTrue(
+            r.stderr.contains("masks/new.png") && r.stderr.contains("images/new.png") && r.stderr.contains("16x32"),
+            r.stderr)
         XCTAssertEqual(try runRagseg(["index", "verify", bank]).status, 0)
         XCTAssertEqual(try SupportBank.open(at: bank, readOnly: true).statistics().cases, 4)
     }
@@ -224,13 +250,18 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         r = try runRagseg(["index", "info", bank])
         XCTAssertTrue(r.stdout.contains(hexString(try SHA256.hash(fileAt: dinov2 + "/model.safetensors"))), r.stdout)
-        r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--dinov2", otherDINOv2, "--sam2", sam2])
+        r = try runRagseg([
+            "index", "add", bank, "--images", images, "--masks", masks, "--dinov2", otherDINOv2, "--sam2", sam2,
+        ])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("DINOv2") && r.stderr.contains("not dinov2"), r.stderr)
         r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in"])
         XCTAssertNotEqual(r.status, 0, "a real-weights bank refuses stand-in vectors")
-        XCTAssertEqual(try SupportBank.open(at: bank, readOnly: true).statistics().cases, 0, "refused adds wrote nothing")
-        r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--dinov2", dinov2, "--sam2", sam2, "--quiet"])
+        XCTAssertEqual(
+            try SupportBank.open(at: bank, readOnly: true).statistics().cases, 0, "refused adds wrote nothing")
+        r = try runRagseg([
+            "index", "add", bank, "--images", images, "--masks", masks, "--dinov2", dinov2, "--sam2", sam2, "--quiet",
+        ])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(try SupportBank.open(at: bank, readOnly: true).statistics().cases, 2)
         XCTAssertEqual(try runRagseg(["index", "verify", bank]).status, 0)
@@ -256,17 +287,23 @@ final class CLITests: XCTestCase {
         // A folder of targets is one run: each of its PNGs gets its mask.
         r = try runRagseg(["segment", "--index", bank, "--k", "1", "--out", dir + "/folder", images])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/folder").sorted(),
-                       try FileManager.default.contentsOfDirectory(atPath: images).sorted())
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: dir + "/folder").sorted(),
+            try FileManager.default.contentsOfDirectory(atPath: images).sorted())
         try FileManager.default.createDirectory(atPath: dir + "/nothing", withIntermediateDirectories: true)
         r = try runRagseg(["segment", "--index", bank, "--out", dir + "/folder2", dir + "/nothing"])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("nothing: folder has no .png files"), r.stderr)
-        r = try runRagseg(["segment", "--index", bank, "--dinov2", dinov2, "--sam2", sam2, "--label", "liver", "--out", dir + "/seg", query])
+        r = try runRagseg([
+            "segment", "--index", bank, "--dinov2", dinov2, "--sam2", sam2, "--label", "liver", "--out", dir + "/seg",
+            query,
+        ])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("no label 'liver'"), r.stderr)
-        r = try runRagseg(["eval", "--index", bank, "--k", "1", "--leave-one-out",
-                           "--csv", dir + "/eval.csv"])
+        r = try runRagseg([
+            "eval", "--index", bank, "--k", "1", "--leave-one-out",
+            "--csv", dir + "/eval.csv",
+        ])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("test models"), "says the scores are meaningless: \(r.stdout)")
         XCTAssertEqual(try String(contentsOfFile: dir + "/eval.csv", encoding: .utf8).split(separator: "\n").count, 3)
@@ -288,9 +325,12 @@ final class CLITests: XCTestCase {
         for i in 0..<3 {
             try writeGray(dir + "/imagesTr/c\(i)_0000.png", 48, 40) { x, y in UInt8((x * 7 + y * 3 + i * 50) % 256) }
             // c0 and c1: liver (left) and tumour (right); c2: liver only.
-            try writeGray(dir + "/labelsTr/c\(i).png", 48, 40) { x, y in x < 16 + 4 * i ? 1 : (x > 30 && y > 10 && i < 2 ? 2 : 0) }
+            try writeGray(dir + "/labelsTr/c\(i).png", 48, 40) { x, y in
+                x < 16 + 4 * i ? 1 : (x > 30 && y > 10 && i < 2 ? 2 : 0)
+            }
         }
-        try Data(#"{"labels": {"background": 0, "liver": 1, "tumour/mass": 2}}"#.utf8).write(to: URL(fileURLWithPath: dir + "/dataset.json"))
+        try Data(#"{"labels": {"background": 0, "liver": 1, "tumour/mass": 2}}"#.utf8).write(
+            to: URL(fileURLWithPath: dir + "/dataset.json"))
         let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         let dinov2 = tests.appendingPathComponent("DINOv2Tests/Fixtures/plain").path
         let sam2 = tests.appendingPathComponent("SAM2Tests/Fixtures/memory/weights.safetensors").path
@@ -299,11 +339,16 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         r = try runRagseg(["index", "add", bank, "--dataset", dir, "--quiet"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertEqual(try SupportBank.open(at: bank, readOnly: true).allRecords().map(\.emptyMaskMemory), [nil, nil, true])
+        XCTAssertEqual(
+            try SupportBank.open(at: bank, readOnly: true).allRecords().map(\.emptyMaskMemory), [nil, nil, true])
 
         let query = dir + "/imagesTr/c1_0000.png"
         func segment(_ extra: [String], _ out: String) throws -> [String: Any] {
-            let r = try runRagseg(["segment", "--index", bank, "--k", "3", "--json", "--mask-values", "1", "--out", dir + "/" + out, query] + extra)
+            let r = try runRagseg(
+                [
+                    "segment", "--index", bank, "--k", "3", "--json", "--mask-values", "1", "--out", dir + "/" + out,
+                    query,
+                ] + extra)
             XCTAssertEqual(r.status, 0, r.stderr)
             let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
             return try XCTUnwrap((report["targets"] as? [[String: Any]])?.first)
@@ -312,14 +357,20 @@ final class CLITests: XCTestCase {
         _ = try segment(["--label", "liver"], "liver")
         _ = try segment(["--label", "tumour/mass"], "tumour")
         let split = try segment(["--mask-per-label"], "split")
-        let liver = try PNG.read(dir + "/liver/c1_0000.png").pixels, tumour = try PNG.read(dir + "/tumour/c1_0000.png").pixels
+        let liver = try PNG.read(dir + "/liver/c1_0000.png").pixels,
+            tumour = try PNG.read(dir + "/tumour/c1_0000.png").pixels
         let map = try PNG.read(dir + "/all/c1_0000.png").pixels
         // Per-label files (label name made file-safe) are the single-label runs' masks, byte for byte.
-        XCTAssertEqual(split["masks"] as? [String: String], ["liver": dir + "/split/c1_0000_liver.png",
-                                                             "tumour/mass": dir + "/split/c1_0000_tumour_mass.png"])
+        XCTAssertEqual(
+            split["masks"] as? [String: String],
+            [
+                "liver": dir + "/split/c1_0000_liver.png",
+                "tumour/mass": dir + "/split/c1_0000_tumour_mass.png",
+            ])
         XCTAssertEqual(try PNG.read(dir + "/split/c1_0000_liver.png").pixels, liver)
         XCTAssertEqual(try PNG.read(dir + "/split/c1_0000_tumour_mass.png").pixels, tumour)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/split/c1_0000.png"), "no label map with --mask-per-label")
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: dir + "/split/c1_0000.png"), "no label map with --mask-per-label")
         // The label map: background exactly where neither label is, and a label only where its own mask is
         // (the tiny random models may well find nothing: MaskCompositionTests checks the rule on known logits).
         XCTAssertEqual(map.count, 48 * 40)
@@ -332,7 +383,10 @@ final class CLITests: XCTestCase {
         let labels = try XCTUnwrap(all["labels"] as? [[String: Any]])
         let tumourRetrieved = try XCTUnwrap(labels.last?["retrieved"] as? [[String: Any]])
         XCTAssertEqual(tumourRetrieved.count, 3)
-        XCTAssertEqual(tumourRetrieved.filter { ($0["image"] as? String)?.hasSuffix("c2_0000.png") == true }.map { $0["hasLabel"] as? Bool }, [false])
+        XCTAssertEqual(
+            tumourRetrieved.filter { ($0["image"] as? String)?.hasSuffix("c2_0000.png") == true }.map {
+                $0["hasLabel"] as? Bool
+            }, [false])
         XCTAssertEqual(tumourRetrieved.filter { $0["hasLabel"] as? Bool == true }.count, 2)
     }
 
@@ -353,9 +407,13 @@ final class CLITests: XCTestCase {
         let target = images + "/case000.png"
         r = try runRagseg(["segment", "--index", bank, "--k", "1", "--out", dir + "/seg", target])
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.stderr.contains("has 256 labels, more than an 8-bit label map holds (255): use --mask-per-label"), r.stderr)
+        XCTAssertTrue(
+            r.stderr.contains("has 256 labels, more than an 8-bit label map holds (255): use --mask-per-label"),
+            r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/seg"), "refused before writing anything")
-        r = try runRagseg(["segment", "--index", bank, "--k", "1", "--mask-per-label", "--overlay", "--out", dir + "/seg", target])
+        r = try runRagseg([
+            "segment", "--index", bank, "--k", "1", "--mask-per-label", "--overlay", "--out", dir + "/seg", target,
+        ])
         XCTAssertEqual(r.status, 0, r.stderr)
         let written = try FileManager.default.contentsOfDirectory(atPath: dir + "/seg")
         XCTAssertEqual(written.count, 257, "256 masks and the overlay")
@@ -369,7 +427,10 @@ final class CLITests: XCTestCase {
         let bank = dir + "/bank"
         XCTAssertEqual(try runRagseg(["index", "create", bank, "--stand-in", "--dinov2-variant", "vits14"]).status, 0)
         // Full-size 512 KiB memories in a 3 MiB map: a few fit, then MDB_MAP_FULL.
-        var r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--batch", "1", "--map-size-mib", "3"])
+        var r = try runRagseg([
+            "index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--batch", "1", "--map-size-mib",
+            "3",
+        ])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("map is full"), r.stderr)
         let committed = r.stdout.split(separator: "\n").filter { $0.hasPrefix("added\t") }.count
@@ -379,7 +440,8 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try SupportBank.open(at: bank, readOnly: true).statistics().cases, committed)
         r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"])
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertEqual(r.stdout.split(separator: "\n").filter { $0.hasPrefix("added\t") }.count, 12 - committed, "resumes")
+        XCTAssertEqual(
+            r.stdout.split(separator: "\n").filter { $0.hasPrefix("added\t") }.count, 12 - committed, "resumes")
     }
 
     /// SIGKILL an adding child at random points: after each kill the bank verifies, every case the
@@ -389,13 +451,19 @@ final class CLITests: XCTestCase {
         let count = 40
         let (images, masks) = try writeDataset(dir, count: count)
         let bank = dir + "/bank"
-        XCTAssertEqual(try runRagseg(["index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "8,16,16,16"]).status, 0)
+        XCTAssertEqual(
+            try runRagseg([
+                "index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "8,16,16,16",
+            ]).status, 0)
         let executable = try ragsegExecutable()
         var rng = SeededGenerator(seed: 2024)
         let started = Date()
         // Time one uninterrupted add of all cases, then remove half so there is work to interrupt.
         let t0 = Date()
-        XCTAssertEqual(try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--batch", "3", "--quiet"]).status, 0)
+        XCTAssertEqual(
+            try runRagseg([
+                "index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--batch", "3", "--quiet",
+            ]).status, 0)
         let fullRun = Date().timeIntervalSince(t0)
         try SupportBank.open(at: bank).remove(Array(1...UInt64(count)).filter { $0 % 2 == 0 })
         var kills = 0
@@ -404,7 +472,9 @@ final class CLITests: XCTestCase {
             let remaining = count - (try SupportBank.open(at: bank, readOnly: true).statistics().cases)
             let process = Process()
             process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = ["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--batch", "3", "--quiet"]
+            process.arguments = [
+                "index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--batch", "3", "--quiet",
+            ]
             let out = Pipe()
             process.standardOutput = out
             process.standardError = FileHandle.nullDevice
@@ -434,13 +504,17 @@ final class CLITests: XCTestCase {
             }
             everCommitted += committedIDs.count
             let verify = try runRagseg(["index", "verify", bank])
-            XCTAssertEqual(verify.status, 0, "iteration \(iteration), killed after \(target) reported cases: \(verify.stdout)")
+            XCTAssertEqual(
+                verify.status, 0, "iteration \(iteration), killed after \(target) reported cases: \(verify.stdout)")
             do {
                 let b = try SupportBank.open(at: bank)
                 for id in committedIDs {
-                    guard let v = try b.embedding(id) else { XCTFail("iteration \(iteration): reported case \(id) missing"); continue }
+                    guard let v = try b.embedding(id) else {
+                        XCTFail("iteration \(iteration): reported case \(id) missing"); continue
+                    }
                     let hit = try b.search(v, k: 1).first
-                    XCTAssertEqual(hit?.score ?? 0, 1, accuracy: 1e-4, "iteration \(iteration): case \(id) not searchable")
+                    XCTAssertEqual(
+                        hit?.score ?? 0, 1, accuracy: 1e-4, "iteration \(iteration): case \(id) not searchable")
                 }
                 // Make room for the next iteration: remove a few random cases (they get re-added).
                 let all = try b.allRecords().map(\.id)
@@ -448,7 +522,12 @@ final class CLITests: XCTestCase {
                 if !victims.isEmpty { try b.remove(victims) }
             }
         }
-        print("crash test: \(kills) of 16 children killed mid-run, \(everCommitted) commits reported before kills, full run \(String(format: "%.2f", fullRun)) s")
+        print(
+            """
+            crash test: \(kills) of 16 children killed mid-run, \(everCommitted) commits reported before kills, full \
+            run \(String(format: "%.2f", fullRun)) s
+            """
+        )
         let final = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"])
         XCTAssertEqual(final.status, 0, final.stderr)
         XCTAssertEqual(try runRagseg(["index", "verify", bank]).status, 0)

@@ -35,7 +35,8 @@ final class RagsegChild {
         return Foundation.kill(process.processIdentifier, SIGKILL) == 0
     }
 
-    /// Collects the rest of stdout and waits for the exit; returns the exit status (SIGKILL: 9, reason uncaught signal).
+    /// Collects the rest of stdout and waits for the exit; returns the exit status (SIGKILL: 9, reason uncaught
+    /// signal).
     @discardableResult
     func finish() -> Int32 {
         output += String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
@@ -76,7 +77,8 @@ final class ConcurrencyTests: XCTestCase {
 
     /// The ids an index file holds and the journal position it claims, read without opening the bank.
     func indexFileContents(_ bank: String) throws -> (seq: UInt64, ids: [Int64]) {
-        let (index, user) = try FaissIndex.read(from: (bank as NSString).appendingPathComponent(SupportBank.indexFileName))
+        let (index, user) = try FaissIndex.read(
+            from: (bank as NSString).appendingPathComponent(SupportBank.indexFileName))
         struct Header: Decodable { var seq: UInt64 }
         return (try JSONDecoder().decode(Header.self, from: Data(user)).seq, try index.allIDs())
     }
@@ -106,7 +108,10 @@ final class ConcurrencyTests: XCTestCase {
         let (images, masks) = try writeDataset(dir, count: count)
         let bank = dir + "/bank"
         XCTAssertEqual(try runRagseg(["index", "create", bank] + createArguments).status, 0)
-        XCTAssertEqual(try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--batch", "16", "--quiet"]).status, 0)
+        XCTAssertEqual(
+            try runRagseg([
+                "index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--batch", "16", "--quiet",
+            ]).status, 0)
         // Ids are never reused, so an id's embedding never changes: read them all once.
         var vectors = [UInt64: [Float]]()
         var live = Set<UInt64>()
@@ -123,7 +128,9 @@ final class ConcurrencyTests: XCTestCase {
         for iteration in 0..<iterations {
             if live.count < 10 {
                 // Replenish: removed content goes back in under new ids (the add after kills completes).
-                let r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"])
+                let r = try runRagseg([
+                    "index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet",
+                ])
                 XCTAssertEqual(r.status, 0, r.stderr)
                 let added = r.stdout.split(separator: "\n").compactMap { line -> UInt64? in
                     let f = line.split(separator: "\t")
@@ -153,12 +160,17 @@ final class ConcurrencyTests: XCTestCase {
             let verify = try runRagseg(["index", "verify", bank])
             XCTAssertEqual(verify.status, 0, "iteration \(iteration): \(verify.stdout)")
             let leftovers = try FileManager.default.contentsOfDirectory(atPath: bank).filter { $0.contains(".tmp.") }
-            XCTAssertEqual(leftovers, [], "iteration \(iteration): a dead writer's temporary index file is cleaned up on open")
+            XCTAssertEqual(
+                leftovers, [], "iteration \(iteration): a dead writer's temporary index file is cleaned up on open")
 
             let b = try SupportBank.open(at: bank, readOnly: true)
             let gone = try victims.filter { try b.record($0) == nil }
-            XCTAssertTrue(gone.isEmpty || gone == victims, "iteration \(iteration): removal is all or nothing, \(gone) of \(victims) gone")
-            if !reported.isEmpty { XCTAssertEqual(reported, victims, "iteration \(iteration): reported removals are committed") }
+            XCTAssertTrue(
+                gone.isEmpty || gone == victims,
+                "iteration \(iteration): removal is all or nothing, \(gone) of \(victims) gone")
+            if !reported.isEmpty {
+                XCTAssertEqual(reported, victims, "iteration \(iteration): reported removals are committed")
+            }
             if !killed {
                 completed += 1
                 XCTAssertEqual(reported, victims, "iteration \(iteration): an uninterrupted remove reports every id")
@@ -179,12 +191,15 @@ final class ConcurrencyTests: XCTestCase {
             }
             for id in victims {
                 let hits = try b.search(vectors[id]!, k: 10).map(\.id)
-                XCTAssertTrue(removed.isDisjoint(with: hits), "iteration \(iteration): removed cases never returned, got \(hits)")
+                XCTAssertTrue(
+                    removed.isDisjoint(with: hits), "iteration \(iteration): removed cases never returned, got \(hits)")
             }
             for id in live {
                 XCTAssertEqual(try b.embedding(id), vectors[id], "iteration \(iteration): case \(id) intact")
                 let hits = try b.search(vectors[id]!, k: 3)
-                XCTAssertTrue(hits.contains { $0.id == id && abs($0.score - 1) < 1e-4 }, "iteration \(iteration): case \(id) found")
+                XCTAssertTrue(
+                    hits.contains { $0.id == id && abs($0.score - 1) < 1e-4 },
+                    "iteration \(iteration): case \(id) found")
             }
         }
         // The next remove and add complete normally.
@@ -192,10 +207,17 @@ final class ConcurrencyTests: XCTestCase {
         let r = try runRagseg(["index", "remove", bank] + victims.map(String.init))
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(r.stdout, victims.map { "removed\t\($0)\n" }.joined())
-        XCTAssertEqual(try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"]).status, 0)
+        XCTAssertEqual(
+            try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"]).status,
+            0)
         XCTAssertEqual(try runRagseg(["index", "verify", bank]).status, 0)
         XCTAssertEqual(try SupportBank.open(at: bank, readOnly: true).statistics().cases, count)
-        print("remove crash test: \(killedBeforeCommit) killed before the commit, \(killedAfterCommit) after it, \(completed) completed")
+        print(
+            """
+            remove crash test: \(killedBeforeCommit) killed before the commit, \(killedAfterCommit) after it, \
+            \(completed) completed
+            """
+        )
         XCTAssertGreaterThan(killedBeforeCommit, 0, "some kills landed before the commit")
         XCTAssertGreaterThan(killedAfterCommit, 0, "some kills landed after the commit")
         XCTAssertLessThan(Date().timeIntervalSince(started), 60)
@@ -212,8 +234,12 @@ final class ConcurrencyTests: XCTestCase {
         let (imagesB, masksB) = try writeOtherDataset(dir + "/b", count: count, salt: 1)
         let bank = dir + "/bank"
         XCTAssertEqual(try runRagseg(["index", "create", bank] + createArguments).status, 0)
-        let a = try RagsegChild(["index", "add", bank, "--images", imagesA, "--masks", masksA, "--stand-in", "--batch", "1", "--quiet"])
-        let b = try RagsegChild(["index", "add", bank, "--images", imagesB, "--masks", masksB, "--stand-in", "--batch", "2", "--quiet"])
+        let a = try RagsegChild([
+            "index", "add", bank, "--images", imagesA, "--masks", masksA, "--stand-in", "--batch", "1", "--quiet",
+        ])
+        let b = try RagsegChild([
+            "index", "add", bank, "--images", imagesB, "--masks", masksB, "--stand-in", "--batch", "2", "--quiet",
+        ])
         // Meanwhile: readers opened during the adds see one consistent snapshot each.
         var snapshots = 0
         var sizesSeen = Set<Int>()
@@ -224,10 +250,14 @@ final class ConcurrencyTests: XCTestCase {
                 XCTAssertEqual(try txn.count(reader.embeddings), cases)
                 XCTAssertEqual(try txn.count(reader.memories), cases)
                 XCTAssertEqual(try txn.count(reader.hashes), cases)
-                XCTAssertEqual(Codec.u64(try txn.get(reader.meta, key: Array("seq".utf8))), UInt64(cases), "one journal entry per add")
+                XCTAssertEqual(
+                    Codec.u64(try txn.get(reader.meta, key: Array("seq".utf8))), UInt64(cases),
+                    "one journal entry per add")
                 XCTAssertEqual(try txn.count(reader.journal), cases)
                 var ids = [UInt64]()
-                try txn.forEach(reader.cases) { key, _ in ids.append(Codec.id(fromKey: key)); return true }
+                try txn.forEach(reader.cases) { key, _ in
+                    ids.append(Codec.id(fromKey: key)); return true
+                }
                 return (cases, ids)
             }
             XCTAssertEqual(ids, (0..<cases).map { UInt64($0) + 1 }, "ids 1...n, no gaps")
@@ -236,7 +266,8 @@ final class ConcurrencyTests: XCTestCase {
             // Every case of the reader's snapshot is found by its own embedding.
             for id in ids.suffix(3) {
                 let v = try XCTUnwrap(try reader.embedding(id))
-                XCTAssertTrue(try reader.search(v, k: 3).contains { $0.id == id && abs($0.score - 1) < 1e-4 }, "case \(id)")
+                XCTAssertTrue(
+                    try reader.search(v, k: 3).contains { $0.id == id && abs($0.score - 1) < 1e-4 }, "case \(id)")
             }
             snapshots += 1
             sizesSeen.insert(cases)
@@ -261,7 +292,8 @@ final class ConcurrencyTests: XCTestCase {
             XCTAssertEqual(Set(file.ids.map { UInt64($0) }), try liveIDs(opened, upTo: file.seq))
             for id in UInt64(1)...UInt64(2 * count) {
                 let v = try XCTUnwrap(try opened.embedding(id))
-                XCTAssertTrue(try opened.search(v, k: 3).contains { $0.id == id && abs($0.score - 1) < 1e-4 }, "case \(id)")
+                XCTAssertTrue(
+                    try opened.search(v, k: 3).contains { $0.id == id && abs($0.score - 1) < 1e-4 }, "case \(id)")
             }
         }
 
@@ -270,9 +302,15 @@ final class ConcurrencyTests: XCTestCase {
         var rng = SeededGenerator(seed: 5)
         let holder = try SupportBank.open(at: bank)
         let (imagesC, masksC) = try writeOtherDataset(dir + "/c", count: 10, salt: 2)
-        XCTAssertEqual(try runRagseg(["index", "add", bank, "--images", imagesC, "--masks", masksC, "--stand-in", "--quiet"]).status, 0)
+        XCTAssertEqual(
+            try runRagseg(["index", "add", bank, "--images", imagesC, "--masks", masksC, "--stand-in", "--quiet"])
+                .status, 0)
         XCTAssertEqual(try runRagseg(["index", "remove", bank, "1", "40"]).status, 0)
-        let mine = (0..<3).map { makeCase(1000 + $0, dimension: 384, rng: &rng, shape: MemoryShape(channels: 8, height: 16, width: 16, pointerDimension: 16)) }
+        let mine = (0..<3).map {
+            makeCase(
+                1000 + $0, dimension: 384, rng: &rng,
+                shape: MemoryShape(channels: 8, height: 16, width: 16, pointerDimension: 16))
+        }
         XCTAssertEqual(try holder.add(mine).map(\.id), [71, 72, 73])
         try holder.checkpoint(force: true)
         let file = try indexFileContents(bank)

@@ -12,7 +12,9 @@ final class CrashPointTests: XCTestCase {
     func makeBank(_ dir: String, count: Int, memoryShape: String = "4,8,8,16") throws -> String {
         let (images, masks) = try writeDataset(dir + "/first", count: count)
         let bank = dir + "/pristine"
-        var r = try runRagseg(["index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", memoryShape])
+        var r = try runRagseg([
+            "index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", memoryShape,
+        ])
         XCTAssertEqual(r.status, 0, r.stderr)
         r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"])
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -20,7 +22,9 @@ final class CrashPointTests: XCTestCase {
     }
 
     /// A bank that `verify` finds coherent; returns its case records (opening it read-only).
-    func verifiedRecords(_ bank: String, _ what: String, file: StaticString = #filePath, line: UInt = #line) throws -> [CaseRecord] {
+    func verifiedRecords(_ bank: String, _ what: String, file: StaticString = #filePath, line: UInt = #line) throws
+        -> [CaseRecord]
+    {
         let verify = try runRagseg(["index", "verify", bank])
         XCTAssertEqual(verify.status, 0, "\(what): \(verify.stdout)\(verify.stderr)", file: file, line: line)
         return try SupportBank.open(at: bank, readOnly: true).allRecords()
@@ -39,7 +43,11 @@ final class CrashPointTests: XCTestCase {
             check: { point, call in
                 let stored = try verifiedRecords(bank, "killed before call \(point) (\(call))").map(\.image)
                 let batch = (0..<3).map { images + String(format: "/case%03d.png", $0) }
-                if stored == before { sawNone = true } else if stored == before + batch { sawAll = true } else {
+                if stored == before {
+                    sawNone = true
+                } else if stored == before + batch {
+                    sawAll = true
+                } else {
                     XCTFail("killed before call \(point) (\(call)): a part of the batch is stored: \(stored)")
                 }
             })
@@ -61,7 +69,11 @@ final class CrashPointTests: XCTestCase {
             prepare: { try CrashPoints.restore(pristine, to: bank) },
             check: { point, call in
                 let stored = try verifiedRecords(bank, "killed before call \(point) (\(call))").map(\.id)
-                if stored == before { sawNone = true } else if stored == [1, 3, 5] { sawAll = true } else {
+                if stored == before {
+                    sawNone = true
+                } else if stored == [1, 3, 5] {
+                    sawAll = true
+                } else {
                     XCTFail("killed before call \(point) (\(call)): a part of the batch is removed: \(stored)")
                 }
             })
@@ -82,12 +94,18 @@ final class CrashPointTests: XCTestCase {
         try CrashPoints.restore(pristine, to: bank)
         let counted = try CrashPoints.run(arguments, fault: nil)
         XCTAssertEqual(counted.result.status, 0, counted.result.stderr)
-        let firstDataWrite = try XCTUnwrap(counted.calls.firstIndex { $0.contains("write") && $0.hasSuffix("/data.mdb") }, "\(counted.calls)") + 1
+        let firstDataWrite =
+            try XCTUnwrap(
+                counted.calls.firstIndex { $0.contains("write") && $0.hasSuffix("/data.mdb") }, "\(counted.calls)") + 1
         let before = try SupportBank.open(at: pristine, readOnly: true).allRecords()
 
-        for (fault, expected) in [(CrashPoints.Fault.failWrites(from: firstDataWrite, errno: ENOSPC),
-                                   "the disk is full (No space left on device; "),
-                                  (.shortWrites(from: firstDataWrite), "Input/output error with ")] {
+        for (fault, expected) in [
+            (
+                CrashPoints.Fault.failWrites(from: firstDataWrite, errno: ENOSPC),
+                "the disk is full (No space left on device; "
+            ),
+            (.shortWrites(from: firstDataWrite), "Input/output error with "),
+        ] {
             try CrashPoints.restore(pristine, to: bank)
             let r = try CrashPoints.run(arguments, fault: fault).result
             XCTAssertEqual(r.status, 1, "\(fault): \(r.stderr)")
@@ -112,8 +130,14 @@ final class CrashPointTests: XCTestCase {
         mount.executableURL = URL(fileURLWithPath: "/bin/mount")
         mount.arguments = ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mountPoint]
         guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/bin/mount"),
-              (try? runToCompletion(mount))?.status == 0 else {
-            throw XCTSkip("cannot mount a small tmpfs here (testFailedWritesDuringAddAreClearErrorsAndWriteNothing covers the errors)")
+            (try? runToCompletion(mount))?.status == 0
+        else {
+            throw XCTSkip(
+                """
+                cannot mount a small tmpfs here (testFailedWritesDuringAddAreClearErrorsAndWriteNothing covers the \
+                errors)
+                """
+            )
         }
         defer {
             let umount = Process()
@@ -125,7 +149,9 @@ final class CrashPointTests: XCTestCase {
         let bank = mountPoint + "/bank"
         // Full-size stand-in memories (64x64x64 bf16, 512 KiB each): the 1 MiB disk holds about one.
         XCTAssertEqual(try runRagseg(["index", "create", bank, "--stand-in", "--dinov2-variant", "vits14"]).status, 0)
-        let r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--batch", "1", "--quiet"])
+        let r = try runRagseg([
+            "index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--batch", "1", "--quiet",
+        ])
         XCTAssertEqual(r.status, 1, r.stderr)
         XCTAssertTrue(r.stderr.contains(bank + ": the disk is full ("), r.stderr)
         XCTAssertTrue(r.stderr.contains("nothing from this batch was written"), r.stderr)
@@ -137,7 +163,9 @@ final class CrashPointTests: XCTestCase {
         let moved = dir + "/moved"
         try FileManager.default.copyItem(atPath: bank, toPath: moved)
         XCTAssertEqual(try verifiedRecords(moved, "after the full disk"), stored)
-        let resumed = try runRagseg(["index", "add", moved, "--images", images, "--masks", masks, "--stand-in", "--quiet"])
+        let resumed = try runRagseg([
+            "index", "add", moved, "--images", images, "--masks", masks, "--stand-in", "--quiet",
+        ])
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         XCTAssertEqual(try verifiedRecords(moved, "resumed").count, 8)
     }

@@ -12,7 +12,9 @@ final class DamagedBankTests: XCTestCase {
     func makeBank(_ dir: String, count: Int) throws -> (String, String) {
         let (images, masks) = try writeDataset(dir, count: count)
         let bank = dir + "/bank"
-        var r = try runRagseg(["index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "4,8,8,16"])
+        var r = try runRagseg([
+            "index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "4,8,8,16",
+        ])
         XCTAssertEqual(r.status, 0, r.stderr)
         r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"])
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -36,20 +38,29 @@ final class DamagedBankTests: XCTestCase {
 
     /// Runs the commands that open a bank on it; each must fail with exit 1 and a message containing
     /// `expected`, and leave the stored files as they were.
-    func assertRefused(_ bank: String, images: String, expected: String, _ what: String,
-                       file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertRefused(
+        _ bank: String, images: String, expected: String, _ what: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let before = try storedFiles(bank)
         let commands: [[String]] = [
             ["index", "info", bank], ["index", "verify", bank],
             ["index", "search", bank, images + "/case000.png", "--stand-in"],
-            ["index", "add", bank, "--images", images, "--masks", (images as NSString).deletingLastPathComponent + "/masks", "--stand-in"],
+            [
+                "index", "add", bank, "--images", images, "--masks",
+                (images as NSString).deletingLastPathComponent + "/masks", "--stand-in",
+            ],
             ["index", "remove", bank, "1"],
         ]
         for command in commands {
             let r = try runRagseg(command)
-            XCTAssertEqual(r.status, 1, "\(what), \(command[1]): exit \(r.status) (signal?) \(r.stderr)", file: file, line: line)
-            XCTAssertTrue(r.stderr.contains("bank \(bank): " + expected), "\(what), \(command[1]): \(r.stderr)", file: file, line: line)
-            XCTAssertFalse(r.stderr.contains("Fatal error") || r.stderr.contains("double free"), r.stderr, file: file, line: line)
+            XCTAssertEqual(
+                r.status, 1, "\(what), \(command[1]): exit \(r.status) (signal?) \(r.stderr)", file: file, line: line)
+            XCTAssertTrue(
+                r.stderr.contains("bank \(bank): " + expected), "\(what), \(command[1]): \(r.stderr)", file: file,
+                line: line)
+            XCTAssertFalse(
+                r.stderr.contains("Fatal error") || r.stderr.contains("double free"), r.stderr, file: file, line: line)
         }
         XCTAssertEqual(try storedFiles(bank), before, "\(what): nothing stored changed", file: file, line: line)
     }
@@ -60,7 +71,9 @@ final class DamagedBankTests: XCTestCase {
         let (_, images) = try makeBank(dir + "/source", count: 1)
         let bank = dir + "/x"
         try FileManager.default.createDirectory(atPath: bank + "/data.mdb", withIntermediateDirectories: true)
-        try assertRefused(bank, images: images, expected: "data.mdb is not a regular file (a directory); restore it from a copy", "directory")
+        try assertRefused(
+            bank, images: images, expected: "data.mdb is not a regular file (a directory); restore it from a copy",
+            "directory")
     }
 
     /// LMDB's own open failing (here: a read-only open of a folder with no environment) throws once
@@ -115,14 +128,40 @@ final class DamagedBankTests: XCTestCase {
         secondMetaGarbage.replaceSubrange(4096..<8192, with: garbage.prefix(4096))
         let damages: [(String, Data, String)] = [
             ("empty", Data(), "data.mdb is empty (0 bytes); restore it from a copy"),
-            ("100 bytes", original.prefix(100), "data.mdb is truncated (100 of at least 152 bytes); restore it from a copy"),
-            ("4096 bytes", original.prefix(4096), "data.mdb is truncated (4096 of at least 8192 bytes); restore it from a copy"),
-            ("8192 bytes", original.prefix(8192), "data.mdb is truncated (8192 of \(used) bytes); restore it from a copy"),
-            ("half", original.prefix(used / 2), "data.mdb is truncated (\(used / 2) of \(used) bytes); restore it from a copy"),
-            ("one page short", original.prefix(used - 4096), "data.mdb is truncated (\(used - 4096) of \(used) bytes); restore it from a copy"),
-            ("garbage", garbage, "data.mdb is not an LMDB data file (its first meta page is not one: overwritten?); restore it from a copy"),
-            ("first page garbage", firstPageGarbage, "data.mdb is not an LMDB data file (its first meta page is not one"),
-            ("second meta page garbage", secondMetaGarbage, "data.mdb is not an LMDB data file (its second meta page is not one"),
+            (
+                "100 bytes", original.prefix(100),
+                "data.mdb is truncated (100 of at least 152 bytes); restore it from a copy"
+            ),
+            (
+                "4096 bytes", original.prefix(4096),
+                "data.mdb is truncated (4096 of at least 8192 bytes); restore it from a copy"
+            ),
+            (
+                "8192 bytes", original.prefix(8192),
+                "data.mdb is truncated (8192 of \(used) bytes); restore it from a copy"
+            ),
+            (
+                "half", original.prefix(used / 2),
+                "data.mdb is truncated (\(used / 2) of \(used) bytes); restore it from a copy"
+            ),
+            (
+                "one page short", original.prefix(used - 4096),
+                "data.mdb is truncated (\(used - 4096) of \(used) bytes); restore it from a copy"
+            ),
+            (
+                "garbage", garbage,
+                """
+                data.mdb is not an LMDB data file (its first meta page is not one: overwritten?); restore it from a copy
+                """
+            ),
+            (
+                "first page garbage", firstPageGarbage,
+                "data.mdb is not an LMDB data file (its first meta page is not one"
+            ),
+            (
+                "second meta page garbage", secondMetaGarbage,
+                "data.mdb is not an LMDB data file (its second meta page is not one"
+            ),
         ]
         for (what, bytes, expected) in damages {
             let bank = dir + "/damaged"
@@ -142,7 +181,9 @@ final class DamagedBankTests: XCTestCase {
         let dir = temporaryDirectory()
         let (bank, images) = try makeBank(dir, count: 1)
         let search = try runRagseg(["index", "search", bank, images + "/case000.png", "--k", "0", "--stand-in"])
-        let segment = try runRagseg(["segment", "--index", bank, "--k", "0", "--out", dir + "/out", images + "/case000.png"])
+        let segment = try runRagseg([
+            "segment", "--index", bank, "--k", "0", "--out", dir + "/out", images + "/case000.png",
+        ])
         XCTAssertNotEqual(search.status, 0)
         XCTAssertEqual(search.status, segment.status, "the same refusal as segment: \(segment.stderr)")
         XCTAssertTrue(search.stderr.contains("--k must be at least 1"), search.stderr)

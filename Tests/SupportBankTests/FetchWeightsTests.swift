@@ -21,9 +21,11 @@ final class FetchWeightsTests: XCTestCase {
 
     /// The three fixture files, keyed by URL path, and where fetch_weights.sh puts each under DEST.
     static func fixtures() throws -> [(path: String, target: String, bytes: [UInt8])] {
-        [(Self.dinov2Config, "dinov2/config.json", try fixture("DINOv2Tests/Fixtures/plain/config.json")),
-         (Self.dinov2Model, "dinov2/model.safetensors", try fixture("DINOv2Tests/Fixtures/plain/model.safetensors")),
-         (Self.sam2Model, "sam2.safetensors", try fixture("SAM2Tests/Fixtures/memory/weights.safetensors"))]
+        [
+            (Self.dinov2Config, "dinov2/config.json", try fixture("DINOv2Tests/Fixtures/plain/config.json")),
+            (Self.dinov2Model, "dinov2/model.safetensors", try fixture("DINOv2Tests/Fixtures/plain/model.safetensors")),
+            (Self.sam2Model, "sam2.safetensors", try fixture("SAM2Tests/Fixtures/memory/weights.safetensors")),
+        ]
     }
 
     private func requireCurl() throws {
@@ -44,13 +46,15 @@ final class FetchWeightsTests: XCTestCase {
     func testDownloadsByteIdenticalAndKeepsCompleteFiles() throws {
         try requireCurl()
         let files = try Self.fixtures()
-        let server = try LoopbackFileServer(routes: Dictionary(uniqueKeysWithValues: files.map { ($0.path, .file($0.bytes)) }))
+        let server = try LoopbackFileServer(
+            routes: Dictionary(uniqueKeysWithValues: files.map { ($0.path, .file($0.bytes)) }))
         defer { server.stop() }
         let dest = temporaryDirectory() + "/weights"
         var r = try fetch(dest, endpoint: "http://127.0.0.1:\(server.port)/")  // a trailing slash is fine
         XCTAssertEqual(r.status, 0, r.stderr)
         for f in files {
-            XCTAssertEqual([UInt8](try Data(contentsOf: URL(fileURLWithPath: dest + "/" + f.target))), f.bytes, f.target)
+            XCTAssertEqual(
+                [UInt8](try Data(contentsOf: URL(fileURLWithPath: dest + "/" + f.target))), f.bytes, f.target)
         }
         XCTAssertEqual(partFiles(dest), [])
         XCTAssertEqual(server.requests, files.map(\.path))
@@ -75,7 +79,8 @@ final class FetchWeightsTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("http://127.0.0.1:\(server.port)\(Self.dinov2Model)"), r.stderr)
         XCTAssertTrue(r.stderr.contains("HTTP status 404"), r.stderr)
         // The file before it is complete; the failed one and the one after it do not exist, nor any .part.
-        XCTAssertEqual([UInt8](try Data(contentsOf: URL(fileURLWithPath: dest + "/dinov2/config.json"))), files[0].bytes)
+        XCTAssertEqual(
+            [UInt8](try Data(contentsOf: URL(fileURLWithPath: dest + "/dinov2/config.json"))), files[0].bytes)
         XCTAssertFalse(exists(dest + "/dinov2/model.safetensors"))
         XCTAssertFalse(exists(dest + "/sam2.safetensors"))
         XCTAssertEqual(partFiles(dest), [])
@@ -97,7 +102,8 @@ final class FetchWeightsTests: XCTestCase {
         XCTAssertFalse(exists(dest + "/sam2.safetensors"))
         XCTAssertEqual(partFiles(dest), [])
         for f in files.prefix(2) {
-            XCTAssertEqual([UInt8](try Data(contentsOf: URL(fileURLWithPath: dest + "/" + f.target))), f.bytes, f.target)
+            XCTAssertEqual(
+                [UInt8](try Data(contentsOf: URL(fileURLWithPath: dest + "/" + f.target))), f.bytes, f.target)
         }
     }
 
@@ -110,7 +116,8 @@ final class FetchWeightsTests: XCTestCase {
         let dest = temporaryDirectory() + "/weights"
         var r = try fetch(dest, endpoint: "http://127.0.0.1:\(port)")
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.stderr.contains("http://127.0.0.1:\(port)\(Self.dinov2Config): curl error 7"), r.stderr)  // couldn't connect
+        // curl error 7: could not connect
+        XCTAssertTrue(r.stderr.contains("http://127.0.0.1:\(port)\(Self.dinov2Config): curl error 7"), r.stderr)
         XCTAssertFalse(exists(dest + "/dinov2/config.json"))
         XCTAssertEqual(partFiles(dest), [])
 
@@ -172,7 +179,9 @@ final class LoopbackFileServer: @unchecked Sendable {
         address.sin_port = 0
         address.sin_addr.s_addr = in_addr_t(0x7F00_0001).bigEndian
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0, listen(fd, 8) == 0 else {
             close(fd)
@@ -232,7 +241,12 @@ final class LoopbackFileServer: @unchecked Sendable {
     }
 
     private func header(_ code: Int, _ reason: String, length: Int) -> [UInt8] {
-        Array("HTTP/1.1 \(code) \(reason)\r\nContent-Type: application/octet-stream\r\nContent-Length: \(length)\r\nConnection: close\r\n\r\n".utf8)
+        Array(
+            """
+            HTTP/1.1 \(code) \(reason)\r\nContent-Type: application/octet-stream\r\nContent-Length: \
+            \(length)\r\nConnection: close\r\n\r\n
+            """
+            .utf8)
     }
 
     private func sendAll(_ client: Int32, _ bytes: [UInt8]) {
@@ -251,5 +265,7 @@ final class LoopbackFileServer: @unchecked Sendable {
 }
 
 private extension Array where Element == UInt8 {
-    func ends(with suffix: [UInt8]) -> Bool { count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix }
+    func ends(with suffix: [UInt8]) -> Bool {
+        count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix
+    }
 }

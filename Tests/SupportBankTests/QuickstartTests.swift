@@ -7,10 +7,12 @@ import RAGSegIO
 /// folders: download -> load check -> bank -> segmentation -> Dice, and the fallback when weights do not load.
 final class QuickstartTests: XCTestCase {
     private func quickstart(weights: String, out: String, server: LoopbackFileServer) throws -> RunResult {
-        try runScript("tools/quickstart.sh", [], environment: [
-            "RAGSEG_BIN": try ragsegExecutable(), "RAGSEG_WEIGHTS": weights, "RAGSEG_QUICKSTART_OUT": out,
-            "HF_ENDPOINT": "http://127.0.0.1:\(server.port)", "RAGSEG_OFFLINE": nil,
-        ])
+        try runScript(
+            "tools/quickstart.sh", [],
+            environment: [
+                "RAGSEG_BIN": try ragsegExecutable(), "RAGSEG_WEIGHTS": weights, "RAGSEG_QUICKSTART_OUT": out,
+                "HF_ENDPOINT": "http://127.0.0.1:\(server.port)", "RAGSEG_OFFLINE": nil,
+            ])
     }
 
     private func checkOutputs(_ out: String, _ r: RunResult) throws {
@@ -31,7 +33,8 @@ final class QuickstartTests: XCTestCase {
     func testDownloadedWeightsThatLoadAreUsed() throws {
         if !curlInstalled() { throw XCTSkip("curl is not installed: the quick start's download needs it") }
         let files = try FetchWeightsTests.fixtures()
-        let server = try LoopbackFileServer(routes: Dictionary(uniqueKeysWithValues: files.map { ($0.path, .file($0.bytes)) }))
+        let server = try LoopbackFileServer(
+            routes: Dictionary(uniqueKeysWithValues: files.map { ($0.path, .file($0.bytes)) }))
         defer { server.stop() }
         let dir = temporaryDirectory()
         // The fixture SAM 2 is not a published size: it loads only with its model description beside it,
@@ -43,7 +46,8 @@ final class QuickstartTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
         XCTAssertEqual(server.requests, files.map(\.path))
         for f in files {
-            XCTAssertEqual([UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/weights/" + f.target))), f.bytes, f.target)
+            XCTAssertEqual(
+                [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/weights/" + f.target))), f.bytes, f.target)
         }
         XCTAssertTrue(r.stdout.contains("building the support bank with the weights in \(dir)/weights/"), r.stdout)
         XCTAssertFalse(r.stdout.contains("NO REAL WEIGHTS"), r.stdout)
@@ -56,7 +60,8 @@ final class QuickstartTests: XCTestCase {
     func testWeightsThatDoNotLoadFallBackToTestModelsAndSaySo() throws {
         if !curlInstalled() { throw XCTSkip("curl is not installed: the quick start's download needs it") }
         let files = try FetchWeightsTests.fixtures()
-        let server = try LoopbackFileServer(routes: Dictionary(uniqueKeysWithValues: files.map { ($0.path, .file($0.bytes)) }))
+        let server = try LoopbackFileServer(
+            routes: Dictionary(uniqueKeysWithValues: files.map { ($0.path, .file($0.bytes)) }))
         defer { server.stop() }
         let dir = temporaryDirectory()
         // No model description beside the downloaded fixture SAM 2: its shapes match no published size.
@@ -77,7 +82,10 @@ final class QuickstartTests: XCTestCase {
         let dir = temporaryDirectory()
         let r = try quickstart(weights: dir + "/weights", out: dir + "/out", server: server)
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
-        XCTAssertTrue(r.stderr.contains("http://127.0.0.1:\(server.port)/facebook/dinov2-small/resolve/main/config.json: HTTP status 404"), r.stderr)
+        XCTAssertTrue(
+            r.stderr.contains(
+                "http://127.0.0.1:\(server.port)/facebook/dinov2-small/resolve/main/config.json: HTTP status 404"),
+            r.stderr)
         XCTAssertTrue(r.stdout.contains("the download failed"), r.stdout)
         XCTAssertTrue(r.stdout.contains("NO REAL WEIGHTS: running on the tiny random-weight TEST models"), r.stdout)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/weights/dinov2/config.json"))

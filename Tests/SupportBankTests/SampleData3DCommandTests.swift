@@ -6,13 +6,17 @@ import RAGSegIO
 final class SampleData3DCommandTests: XCTestCase {
     func testWritesTheLibraryCasesInNnUNetLayout() throws {
         let dir = temporaryDirectory()
-        let r = try runRagseg(["sample-data", "--3d", dir, "--cases", "3", "--size", "32", "--slices", "6", "--seed", "4"])
+        let r = try runRagseg([
+            "sample-data", "--3d", dir, "--cases", "3", "--size", "32", "--slices", "6", "--seed", "4",
+        ])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("wrote 3 synthetic CT-like volumes (32x28x6"), r.stdout)
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/imagesTr").sorted(),
-                       ["case_000_0000.nii.gz", "case_001_0000.nii.gz", "case_002_0000.nii.gz"])
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/labelsTr").sorted(),
-                       ["case_000.nii.gz", "case_001.nii.gz", "case_002.nii.gz"])
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: dir + "/imagesTr").sorted(),
+            ["case_000_0000.nii.gz", "case_001_0000.nii.gz", "case_002_0000.nii.gz"])
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: dir + "/labelsTr").sorted(),
+            ["case_000.nii.gz", "case_001.nii.gz", "case_002.nii.gz"])
         for i in 0..<3 {
             let expected = SyntheticVolumes.makeCase(index: i, size: 32, slices: 6, seed: 4)
             let id = SyntheticVolumes.caseID(i)
@@ -21,13 +25,18 @@ final class SampleData3DCommandTests: XCTestCase {
         }
         let json = try Data(contentsOf: URL(fileURLWithPath: dir + "/dataset.json"))
         XCTAssertEqual(String(decoding: json, as: UTF8.self), SyntheticVolumes.datasetJSON(cases: 3))
-        XCTAssertEqual(try NnUNetDataset.defaultIntensityMapping(datasetJSON: [UInt8](json), name: "dataset.json"), .ctDefault)
+        XCTAssertEqual(
+            try NnUNetDataset.defaultIntensityMapping(datasetJSON: [UInt8](json), name: "dataset.json"), .ctDefault)
 
         // Same seed, same bytes.
         let again = temporaryDirectory()
-        XCTAssertEqual(try runRagseg(["sample-data", "--3d", again, "--cases", "3", "--size", "32", "--slices", "6", "--seed", "4"]).status, 0)
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/imagesTr/case_001_0000.nii.gz")),
-                       try Data(contentsOf: URL(fileURLWithPath: again + "/imagesTr/case_001_0000.nii.gz")))
+        XCTAssertEqual(
+            try runRagseg([
+                "sample-data", "--3d", again, "--cases", "3", "--size", "32", "--slices", "6", "--seed", "4",
+            ]).status, 0)
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: dir + "/imagesTr/case_001_0000.nii.gz")),
+            try Data(contentsOf: URL(fileURLWithPath: again + "/imagesTr/case_001_0000.nii.gz")))
     }
 
     func testRefusesBadOptionsAndNonEmptyFolders() throws {

@@ -21,8 +21,10 @@ final class SampleDataCommandTests: XCTestCase {
             XCTAssertEqual(r.status, 0, r.stderr)
         }
         let a = try files(dir + "/a"), b = try files(dir + "/b"), c = try files(dir + "/c")
-        let expected = ["images/case_000.png", "images/case_001.png", "images/case_002.png",
-                        "masks/case_000.png", "masks/case_001.png", "masks/case_002.png"]
+        let expected = [
+            "images/case_000.png", "images/case_001.png", "images/case_002.png",
+            "masks/case_000.png", "masks/case_001.png", "masks/case_002.png",
+        ]
         XCTAssertEqual(a.keys.sorted(), expected)
         XCTAssertEqual(a, b, "same seed, same files")
         XCTAssertEqual(c.keys.sorted(), expected)
@@ -52,7 +54,8 @@ final class SampleDataCommandTests: XCTestCase {
             XCTAssertGreaterThan(outside.count, 0, "\(name): mask covers the whole image")
             let meanInside = inside.reduce(0, +) / Double(inside.count)
             let meanOutside = outside.reduce(0, +) / Double(outside.count)
-            XCTAssertGreaterThan(meanInside, meanOutside + 30, "\(name): the object is not brighter than the background")
+            XCTAssertGreaterThan(
+                meanInside, meanOutside + 30, "\(name): the object is not brighter than the background")
             // Not a flat image: noise and texture are there.
             XCTAssertGreaterThan(Set(image.pixels).count, 20, name)
         }
@@ -73,8 +76,10 @@ final class SampleDataCommandTests: XCTestCase {
             let mask = try PNG.read(dir + "/gaps/masks/" + name)
             if i == 2 || i == 5 {
                 XCTAssertTrue(mask.pixels.allSatisfy { $0 == 0 }, "\(name) should have an empty mask")
-                XCTAssertNotEqual(gaps["images/" + name], plain["images/" + name], "\(name): the object is gone from the image")
-                XCTAssertGreaterThan(Set(try PNG.read(dir + "/gaps/images/" + name).pixels).count, 20, "\(name): still a textured image")
+                XCTAssertNotEqual(
+                    gaps["images/" + name], plain["images/" + name], "\(name): the object is gone from the image")
+                XCTAssertGreaterThan(
+                    Set(try PNG.read(dir + "/gaps/images/" + name).pixels).count, 20, "\(name): still a textured image")
             } else {
                 XCTAssertEqual(gaps["images/" + name], plain["images/" + name], name)
                 XCTAssertEqual(gaps["masks/" + name], plain["masks/" + name], name)

@@ -33,24 +33,34 @@ func temporaryDirectory(_ name: String = #function) -> String {
     return dir
 }
 
-func makeMetadata(dimension: Int, kind: IndexKind = .flat, labels: [String] = ["foreground"],
-                  shape: MemoryShape = tinyShape) -> BankMetadata {
-    BankMetadata(retrievalModel: testRetrieval, supportModel: testSupport, embeddingDimension: dimension,
-                 memoryShape: shape, labels: labels, indexKind: kind)
+func makeMetadata(
+    dimension: Int, kind: IndexKind = .flat, labels: [String] = ["foreground"],
+    shape: MemoryShape = tinyShape
+) -> BankMetadata {
+    BankMetadata(
+        retrievalModel: testRetrieval, supportModel: testSupport, embeddingDimension: dimension,
+        memoryShape: shape, labels: labels, indexKind: kind)
 }
 
 /// A synthetic case: random Gaussian embedding, memory values derived from the seed.
-func makeCase(_ n: Int, dimension: Int, rng: inout SeededGenerator, labels: [Int] = [1],
-              shape: MemoryShape = tinyShape) -> PreparedCase {
+func makeCase(
+    _ n: Int, dimension: Int, rng: inout SeededGenerator, labels: [Int] = [1],
+    shape: MemoryShape = tinyShape
+) -> PreparedCase {
     let embedding = (0..<dimension).map { _ in rng.gaussian() }
     let memories = labels.map { label -> (label: Int, memory: SupportMemory) in
         let memory = (0..<shape.memoryCount).map { UInt16(truncatingIfNeeded: $0 &* 31 &+ n &* 7 &+ label) }
         let pointer = (0..<shape.pointerDimension).map { Float($0) + Float(n) * 0.5 + Float(label) }
-        return (label, SupportMemory(channels: shape.channels, height: shape.height, width: shape.width,
-                                     memoryBits: memory, pointer: pointer, isEmpty: label == 0))
+        return (
+            label,
+            SupportMemory(
+                channels: shape.channels, height: shape.height, width: shape.width,
+                memoryBits: memory, pointer: pointer, isEmpty: label == 0)
+        )
     }
-    return PreparedCase(image: "img\(n).png", mask: "mask\(n).png", contentHash: SHA256.hash(Array("case \(n)".utf8)),
-                        width: 16, height: 16, embedding: embedding, memories: memories)
+    return PreparedCase(
+        image: "img\(n).png", mask: "mask\(n).png", contentHash: SHA256.hash(Array("case \(n)".utf8)),
+        width: 16, height: 16, embedding: embedding, memories: memories)
 }
 
 func normalized(_ v: [Float]) -> [Float] {

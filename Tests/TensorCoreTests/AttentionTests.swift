@@ -51,7 +51,8 @@ final class AttentionTests: XCTestCase {
     /// (outputs are convex combinations of values in [-1, 1]).
     func testMatchesNaiveReference() {
         let nq = attentionQueryBlockRows(keys: 37) + 44, nk = 37
-        let q = randomTensor([nq, 2 * 6], seed: 1), k = randomTensor([nk, 2 * 6], seed: 2), v = randomTensor([nk, 2 * 3], seed: 3)
+        let q = randomTensor([nq, 2 * 6], seed: 1), k = randomTensor([nk, 2 * 6], seed: 2),
+            v = randomTensor([nk, 2 * 3], seed: 3)
         let out = attention(query: q, key: k, value: v, heads: 2, scale: 0.9)
         XCTAssertEqual(out.shape, [nq, 6])
         let ref = naiveAttentionRows(q: q, k: k, v: v, heads: 2, scale: 0.9, rows: Array(0..<nq))
@@ -65,7 +66,8 @@ final class AttentionTests: XCTestCase {
     /// grew by far less than the score matrix would need.
     func testLargeShapeRunsInBoundedMemory() {
         let nq = 4096, nk = 16384, d = 16
-        let q = randomTensor([nq, d], seed: 11), k = randomTensor([nk, d], seed: 12), v = randomTensor([nk, d], seed: 13)
+        let q = randomTensor([nq, d], seed: 11), k = randomTensor([nk, d], seed: 12),
+            v = randomTensor([nk, d], seed: 13)
         let before = peakResidentBytes()
         let out = attention(query: q, key: k, value: v, heads: 1)
         let grown = peakResidentBytes() - before

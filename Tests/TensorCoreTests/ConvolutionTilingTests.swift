@@ -6,8 +6,10 @@ import XCTest
 /// last one; output rows at tile edges are checked against a direct Double-precision convolution.
 /// Tolerance 1e-4 · max(1, max|ref|), as for the fixtures.
 final class ConvolutionTilingTests: XCTestCase {
-    func check(channels: Int, size: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int, groups: Int,
-               rows: (Int) -> [Int], file: StaticString = #filePath, line: UInt = #line) {
+    func check(
+        channels: Int, size: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int, groups: Int,
+        rows: (Int) -> [Int], file: StaticString = #filePath, line: UInt = #line
+    ) {
         let x = randomTensor([1, channels, size, size], seed: 21)
         let w = randomTensor([outChannels, channels / groups, kernel, kernel], seed: 22)
         let b = randomTensor([outChannels], seed: 23)
@@ -28,7 +30,8 @@ final class ConvolutionTilingTests: XCTestCase {
                             for kx in 0..<kernel {
                                 let ix = ox * stride - padding + kx
                                 if ix < 0 || ix >= size { continue }
-                                acc += Double(x.data[((g * cg + ci) * size + iy) * size + ix])
+                                acc +=
+                                    Double(x.data[((g * cg + ci) * size + iy) * size + ix])
                                     * Double(w.data[((oc * cg + ci) * kernel + ky) * kernel + kx])
                             }
                         }

@@ -16,15 +16,19 @@ enum NPYFixture {
             throw Failure(description: "\(name).npy: not an .npy file")
         }
         let major = bytes[6]
-        let headerLength = major == 1 ? Int(bytes[8]) | Int(bytes[9]) << 8
+        let headerLength =
+            major == 1
+            ? Int(bytes[8]) | Int(bytes[9]) << 8
             : Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
         let headerStart = major == 1 ? 10 : 12
         guard bytes.count >= headerStart + headerLength,
-              let header = String(bytes: bytes[headerStart..<(headerStart + headerLength)], encoding: .ascii) else {
+            let header = String(bytes: bytes[headerStart..<(headerStart + headerLength)], encoding: .ascii)
+        else {
             throw Failure(description: "\(name).npy: truncated header")
         }
         guard header.contains("'descr': '<f4'"), header.contains("'fortran_order': False"),
-              let open = header.range(of: "'shape': ("), let close = header[open.upperBound...].firstIndex(of: ")") else {
+            let open = header.range(of: "'shape': ("), let close = header[open.upperBound...].firstIndex(of: ")")
+        else {
             throw Failure(description: "\(name).npy: only little-endian float32 C-order supported, header \(header)")
         }
         let shape = header[open.upperBound..<close].split(separator: ",")
@@ -43,8 +47,10 @@ enum NPYFixture {
 }
 
 /// Asserts same shape and max |a − ref| ≤ tolerance · max(1, max |ref|). `relative: 0` demands exact equality.
-func assertClose(_ actual: Tensor, _ expected: Tensor, relative: Float = 1e-4, _ what: String,
-                 file: StaticString = #filePath, line: UInt = #line) {
+func assertClose(
+    _ actual: Tensor, _ expected: Tensor, relative: Float = 1e-4, _ what: String,
+    file: StaticString = #filePath, line: UInt = #line
+) {
     XCTAssertEqual(actual.shape, expected.shape, "\(what): shape", file: file, line: line)
     guard actual.shape == expected.shape else { return }
     var maxError: Float = 0, scale: Float = 1
@@ -53,6 +59,7 @@ func assertClose(_ actual: Tensor, _ expected: Tensor, relative: Float = 1e-4, _
         maxError = max(maxError, e.isNaN ? .infinity : e)
         scale = max(scale, abs(expected.data[i]))
     }
-    XCTAssertLessThanOrEqual(maxError, relative * scale, "\(what): max abs error \(maxError), scale \(scale)",
-                             file: file, line: line)
+    XCTAssertLessThanOrEqual(
+        maxError, relative * scale, "\(what): max abs error \(maxError), scale \(scale)",
+        file: file, line: line)
 }

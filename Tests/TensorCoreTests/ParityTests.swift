@@ -9,19 +9,24 @@ final class ParityTests: XCTestCase {
     func f(_ name: String) throws -> Tensor { try NPYFixture.load(name) }
 
     func testLinearWithBias() throws {
-        assertClose(linear(try f("linear_x"), weight: try f("linear_w"), bias: try f("linear_b")), try f("linear_out"), "linear")
+        assertClose(
+            linear(try f("linear_x"), weight: try f("linear_w"), bias: try f("linear_b")), try f("linear_out"), "linear"
+        )
     }
 
     func testMatmulTransposes() throws {
         assertClose(matmul(try f("matmul_a"), try f("matmul_b"), transposeB: true), try f("matmul_out_nt"), "a·bᵀ")
-        assertClose(matmul(try f("matmul_tn_a"), try f("matmul_tn_b"), transposeA: true), try f("matmul_tn_out"), "aᵀ·b")
-        assertClose(matmul(try f("matmul_tt_a"), try f("matmul_tt_b"), transposeA: true, transposeB: true),
-                    try f("matmul_tt_out"), "aᵀ·bᵀ")
+        assertClose(
+            matmul(try f("matmul_tn_a"), try f("matmul_tn_b"), transposeA: true), try f("matmul_tn_out"), "aᵀ·b")
+        assertClose(
+            matmul(try f("matmul_tt_a"), try f("matmul_tt_b"), transposeA: true, transposeB: true),
+            try f("matmul_tt_out"), "aᵀ·bᵀ")
     }
 
     func conv(_ c: String, stride: Int = 1, padding: Int = 0, groups: Int = 1) throws {
-        let out = conv2d(try f("\(c)_x"), weight: try f("\(c)_w"), bias: try f("\(c)_b"),
-                         stride: stride, padding: padding, groups: groups)
+        let out = conv2d(
+            try f("\(c)_x"), weight: try f("\(c)_w"), bias: try f("\(c)_b"),
+            stride: stride, padding: padding, groups: groups)
         assertClose(out, try f("\(c)_out"), c)
     }
 
@@ -33,24 +38,30 @@ final class ParityTests: XCTestCase {
 
     func testConv2dUnbatchedMatchesBatched() throws {
         let x = try f("conv_patch_x")
-        let unbatched = conv2d(x.reshaped(Array(x.shape.dropFirst())), weight: try f("conv_patch_w"),
-                               bias: try f("conv_patch_b"), stride: 4, padding: 3)
+        let unbatched = conv2d(
+            x.reshaped(Array(x.shape.dropFirst())), weight: try f("conv_patch_w"),
+            bias: try f("conv_patch_b"), stride: 4, padding: 3)
         let ref = try f("conv_patch_out")
         assertClose(unbatched, ref.reshaped(Array(ref.shape.dropFirst())), "conv [C,H,W]")
     }
 
     func testConvTranspose2x2() throws {
-        assertClose(convTranspose2x2(try f("convT_x"), weight: try f("convT_w"), bias: try f("convT_b")), try f("convT_out"), "convT")
+        assertClose(
+            convTranspose2x2(try f("convT_x"), weight: try f("convT_w"), bias: try f("convT_b")), try f("convT_out"),
+            "convT")
     }
 
     func testLayerNorm() throws {
-        assertClose(layerNorm(try f("layernorm_x"), weight: try f("layernorm_w"), bias: try f("layernorm_b"), eps: 1e-6),
-                    try f("layernorm_out"), "layerNorm")
+        assertClose(
+            layerNorm(try f("layernorm_x"), weight: try f("layernorm_w"), bias: try f("layernorm_b"), eps: 1e-6),
+            try f("layernorm_out"), "layerNorm")
     }
 
     func testLayerNorm2d() throws {
-        assertClose(layerNorm2d(try f("layernorm2d_x"), weight: try f("layernorm2d_w"), bias: try f("layernorm2d_b"), eps: 1e-6),
-                    try f("layernorm2d_out"), "layerNorm2d")
+        assertClose(
+            layerNorm2d(
+                try f("layernorm2d_x"), weight: try f("layernorm2d_w"), bias: try f("layernorm2d_b"), eps: 1e-6),
+            try f("layernorm2d_out"), "layerNorm2d")
     }
 
     func testActivations() throws {
@@ -85,9 +96,12 @@ final class ParityTests: XCTestCase {
             XCTAssertEqual(String(cString: ragseg_kernels_level()), level)
             for length in [1200, 1199, 13, 1] {  // vector body only, body + tail, tail only
                 let input = sliced(x, axis: 0, range: 0..<length)
-                for (name, op) in [("gelu", gelu), ("silu", silu), ("sigmoid", sigmoid), ("relu", relu)] as [(String, (Tensor) -> Tensor)] {
+                for (name, op) in [("gelu", gelu), ("silu", silu), ("sigmoid", sigmoid), ("relu", relu)]
+                    as [(String, (Tensor) -> Tensor)]
+                {
                     let ref = sliced(try f("act_\(name)").reshaped([1200]), axis: 0, range: 0..<length)
-                    assertClose(op(input), ref, relative: name == "relu" ? 0 : 1e-4, "\(name) at \(level), length \(length)")
+                    assertClose(
+                        op(input), ref, relative: name == "relu" ? 0 : 1e-4, "\(name) at \(level), length \(length)")
                 }
             }
             assertClose(softmax(try f("softmax_x")), try f("softmax_out"), "softmax at \(level)")
@@ -97,16 +111,21 @@ final class ParityTests: XCTestCase {
     }
 
     func testAttentionMultiHeadBatchedRaggedBlocks() throws {
-        let out = attention(query: try f("attention_q"), key: try f("attention_k"), value: try f("attention_v"), heads: 3)
+        let out = attention(
+            query: try f("attention_q"), key: try f("attention_k"), value: try f("attention_v"), heads: 3)
         assertClose(out, try f("attention_out"), "attention")
     }
 
     func testMaxPool() throws {
         assertClose(maxPool2x2(try f("maxpool_x")), try f("maxpool_out"), relative: 0, "maxPool2x2")
-        assertClose(maxPool2x2ChannelsLast(try f("maxpool_cl_x")), try f("maxpool_cl_out"), relative: 0, "maxPool2x2ChannelsLast")
+        assertClose(
+            maxPool2x2ChannelsLast(try f("maxpool_cl_x")), try f("maxpool_cl_out"), relative: 0,
+            "maxPool2x2ChannelsLast")
     }
 
-    func resize(_ c: String, _ size: (Int, Int), _ mode: ResampleMode, antialias: Bool = false, exact: Bool = false) throws {
+    func resize(_ c: String, _ size: (Int, Int), _ mode: ResampleMode, antialias: Bool = false, exact: Bool = false)
+        throws
+    {
         let out = interpolate(try f("\(c)_x"), size: (height: size.0, width: size.1), mode: mode, antialias: antialias)
         assertClose(out, try f("\(c)_out"), relative: exact ? 0 : 1e-4, c)
     }
@@ -138,7 +157,8 @@ final class ParityTests: XCTestCase {
     /// DINOv2 official position-embedding resize: the coordinate map uses the given factor, not 37/16.
     func testBicubicScaleFactorUsesGivenFactor() throws {
         let factor = (16 + 0.1) / 37.0
-        let out = interpolate(try f("bicubic_scalefactor_x"), scaleFactor: (height: factor, width: factor), mode: .bicubic)
+        let out = interpolate(
+            try f("bicubic_scalefactor_x"), scaleFactor: (height: factor, width: factor), mode: .bicubic)
         assertClose(out, try f("bicubic_scalefactor_out"), "bicubic scale_factor")
         // And it must differ from the size form, or this test would not distinguish the two.
         let sized = interpolate(try f("bicubic_scalefactor_x"), size: (height: 16, width: 16), mode: .bicubic)
@@ -215,9 +235,11 @@ final class LayoutAndArithmeticTests: XCTestCase {
         let saved = Threads.count
         defer { Threads.set(saved) }
         Threads.set(1)
-        let conv1 = conv2d(x, weight: w, bias: nil, padding: 3, groups: 16), att1 = attention(query: q, key: k, value: k, heads: 4)
+        let conv1 = conv2d(x, weight: w, bias: nil, padding: 3, groups: 16),
+            att1 = attention(query: q, key: k, value: k, heads: 4)
         Threads.set(2)
-        let conv2 = conv2d(x, weight: w, bias: nil, padding: 3, groups: 16), att2 = attention(query: q, key: k, value: k, heads: 4)
+        let conv2 = conv2d(x, weight: w, bias: nil, padding: 3, groups: 16),
+            att2 = attention(query: q, key: k, value: k, heads: 4)
         assertClose(conv2, conv1, relative: 0, "depthwise conv threads")
         assertClose(att2, att1, relative: 1e-6, "attention threads")
     }

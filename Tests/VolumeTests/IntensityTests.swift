@@ -25,8 +25,9 @@ final class IntensityTests: XCTestCase {
 
     func testEightBitRule() {
         // Abdomen: lower -160, upper 240, 255/400 per HU.
-        XCTAssertEqual(eightBit([-1000, -160, -159, 0, 40, 239, 240, 3000], lower: -160, upper: 240),
-                       [0, 0, 1, 102, 128, 254, 255, 255])
+        XCTAssertEqual(
+            eightBit([-1000, -160, -159, 0, 40, 239, 240, 3000], lower: -160, upper: 240),
+            [0, 0, 1, 102, 128, 254, 255, 255])
         // Lung: the level sits exactly half-way (127.5) and rounds up.
         XCTAssertEqual(eightBit([-600, -1350, 150], lower: -1350, upper: 150), [128, 0, 255])
         // Brain: 39 HU -> 124.3125 -> 124.
@@ -55,15 +56,23 @@ final class IntensityTests: XCTestCase {
         XCTAssertEqual(try NnUNetDataset.defaultIntensityMapping(datasetJSON: ct, name: "dataset.json"), .ctDefault)
         let mr = Array(#"{"channel_names": {"0": "T2", "1": "ADC"}, "labels": {"background": 0}}"#.utf8)
         XCTAssertEqual(try NnUNetDataset.defaultIntensityMapping(datasetJSON: mr, name: "d.json"), .mrDefault)
-        XCTAssertEqual(try NnUNetDataset.defaultIntensityMapping(datasetJSON: mr, channel: 1, name: "d.json"), .mrDefault)
+        XCTAssertEqual(
+            try NnUNetDataset.defaultIntensityMapping(datasetJSON: mr, channel: 1, name: "d.json"), .mrDefault)
         XCTAssertEqual(IntensityMapping.defaultFor(channelName: "ct"), .ctDefault)
         XCTAssertEqual(IntensityMapping.defaultFor(channelName: nil), .mrDefault)
-        assertIOError(try NnUNetDataset.channelNames(datasetJSON: Array("{".utf8), name: "broken.json"), names: "broken.json", contains: "not valid JSON")
-        assertIOError(try NnUNetDataset.channelNames(datasetJSON: Array("{}".utf8), name: "empty.json"), names: "empty.json", contains: "no \"channel_names\"")
-        assertIOError(try NnUNetDataset.channelNames(datasetJSON: Array(#"{"channel_names": {"x": "CT"}}"#.utf8), name: "odd.json"),
-                      names: "odd.json", contains: "is not \"<channel number>\"")
+        assertIOError(
+            try NnUNetDataset.channelNames(datasetJSON: Array("{".utf8), name: "broken.json"), names: "broken.json",
+            contains: "not valid JSON")
+        assertIOError(
+            try NnUNetDataset.channelNames(datasetJSON: Array("{}".utf8), name: "empty.json"), names: "empty.json",
+            contains: "no \"channel_names\"")
+        assertIOError(
+            try NnUNetDataset.channelNames(
+                datasetJSON: Array(#"{"channel_names": {"x": "CT"}}"#.utf8), name: "odd.json"),
+            names: "odd.json", contains: "is not \"<channel number>\"")
         XCTAssertEqual(NnUNetDataset.imageFileName(caseID: "case_001"), "case_001_0000.nii.gz")
-        XCTAssertEqual(NnUNetDataset.imageFileName(caseID: "la_003", channel: 12, fileEnding: ".nii"), "la_003_0012.nii")
+        XCTAssertEqual(
+            NnUNetDataset.imageFileName(caseID: "la_003", channel: 12, fileEnding: ".nii"), "la_003_0012.nii")
     }
 
     /// A slice windowed from a NIfTI volume and the same slice exported as an 8-bit PNG (the project's
@@ -85,7 +94,8 @@ final class IntensityTests: XCTestCase {
             let fromVolume = rgbTensor(gray: bytes, width: slices.width, height: slices.height)
             let fromPNG = png.rgbFloat()
             XCTAssertEqual(fromVolume.shape, fromPNG.shape)
-            XCTAssertEqual(fromVolume.data.map(\.bitPattern), fromPNG.data.map(\.bitPattern), "\(mapping): tensors differ")
+            XCTAssertEqual(
+                fromVolume.data.map(\.bitPattern), fromPNG.data.map(\.bitPattern), "\(mapping): tensors differ")
         }
     }
 }

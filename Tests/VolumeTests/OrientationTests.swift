@@ -55,13 +55,16 @@ final class OrientationTests: XCTestCase {
             // A "segmentation" of each slice, computed from what the models see.
             let masks = referenceSlices.map { $0.map { UInt8($0 > 70 ? 1 : 0) } }
             let referenceMask = reference.assemble(masks)
-            XCTAssertEqual(referenceMask.values, base.grid.values.map { UInt8($0 > 70 ? 1 : 0) }, "\(axis): RAS mask not in place")
+            XCTAssertEqual(
+                referenceMask.values, base.grid.values.map { UInt8($0 > 70 ? 1 : 0) }, "\(axis): RAS mask not in place")
             for order in Self.permutations {
                 for flips in Self.flipSets {
                     let copy = restored(base, order: order, flips: flips)
                     let slices = try VolumeSlices(copy, axis: axis, name: "copy.nii")
                     let what = "\(axis) order \(order) flips \(flips)"
-                    XCTAssertEqual([slices.count, slices.width, slices.height], [reference.count, reference.width, reference.height], what)
+                    XCTAssertEqual(
+                        [slices.count, slices.width, slices.height],
+                        [reference.count, reference.width, reference.height], what)
                     for s in 0..<slices.count where slices.slice(s) != referenceSlices[s] {
                         XCTFail("\(what): slice \(s) differs from the RAS-stored volume's")
                         break
@@ -70,9 +73,13 @@ final class OrientationTests: XCTestCase {
                     XCTAssertEqual(mask.shape, copy.grid.shape, what)
                     // In the copy's own order, the mask lies on the voxels it was computed from.
                     XCTAssertEqual(mask.values, copy.grid.values.map { UInt8($0 > 70 ? 1 : 0) }, what)
-                    XCTAssertEqual(restored(Volume(grid: referenceMask, header: base.header), order: order, flips: flips).grid, mask, what)
-                    assertAffine(slices.reorientation.canonicalAffine(copy.affine), (0..<4).map { r in (0..<4).map { base.affine[r, $0] } },
-                                 tolerance: 1e-12, "\(what) canonical affine")
+                    XCTAssertEqual(
+                        restored(Volume(grid: referenceMask, header: base.header), order: order, flips: flips).grid,
+                        mask, what)
+                    assertAffine(
+                        slices.reorientation.canonicalAffine(copy.affine),
+                        (0..<4).map { r in (0..<4).map { base.affine[r, $0] } },
+                        tolerance: 1e-12, "\(what) canonical affine")
                 }
             }
         }
@@ -113,16 +120,22 @@ final class OrientationTests: XCTestCase {
         XCTAssertEqual(try AxisOrientation.closest(to: lps, name: "l").codes, "LPS")
         // Axis 0 along -y, axis 1 along -x (the synthetic dataset's storage), with a 40 degree tilt.
         let tilt = 40.0 * Double.pi / 180
-        let tilted = Affine(rows: [[0, -1.5, 0, 0], [-1.5 * cos(tilt), 0, 3 * sin(tilt), 0], [-1.5 * sin(tilt), 0, -3 * cos(tilt), 0]])
+        let tilted = Affine(rows: [
+            [0, -1.5, 0, 0], [-1.5 * cos(tilt), 0, 3 * sin(tilt), 0], [-1.5 * sin(tilt), 0, -3 * cos(tilt), 0],
+        ])
         let o = try AxisOrientation.closest(to: tilted, name: "t")
         XCTAssertEqual(o.worldAxis, [1, 0, 2])
         XCTAssertEqual(o.codes, "PLI")
         // Sheared: column 1 leans toward x, still nearest y.
         let sheared = Affine(rows: [[1, 0.6, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]])
         XCTAssertEqual(try AxisOrientation.closest(to: sheared, name: "s").codes, "RAS")
-        assertIOError(try AxisOrientation.closest(to: Affine(rows: [[1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0]]), name: "flat.nii"),
-                      names: "flat.nii", contains: "voxel axis 1 has no extent")
-        assertIOError(try AxisOrientation.closest(to: Affine(rows: [[1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0]]), name: "par.nii"),
-                      names: "par.nii", contains: "parallel")
+        assertIOError(
+            try AxisOrientation.closest(
+                to: Affine(rows: [[1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0]]), name: "flat.nii"),
+            names: "flat.nii", contains: "voxel axis 1 has no extent")
+        assertIOError(
+            try AxisOrientation.closest(
+                to: Affine(rows: [[1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0]]), name: "par.nii"),
+            names: "par.nii", contains: "parallel")
     }
 }

@@ -24,10 +24,14 @@ final class RoundTripTests: XCTestCase {
         case .int32: return .int32(ints(Int32.self))
         case .uint32: return .uint32(ints(UInt32.self))
         case .float32:
-            let special: [Float] = [.nan, .infinity, -.infinity, -0.0, .leastNonzeroMagnitude, .greatestFiniteMagnitude]
+            let special: [Float] = [
+                .nan, .infinity, -.infinity, -0.0, .leastNonzeroMagnitude, .greatestFiniteMagnitude,
+            ]
             return .float32((0..<count).map { $0 < special.count ? special[$0] : Float($0) * 0.37 - 5 })
         case .float64:
-            let special: [Double] = [.nan, .infinity, -.infinity, -0.0, .leastNonzeroMagnitude, .greatestFiniteMagnitude]
+            let special: [Double] = [
+                .nan, .infinity, -.infinity, -0.0, .leastNonzeroMagnitude, .greatestFiniteMagnitude,
+            ]
             return .float64((0..<count).map { $0 < special.count ? special[$0] : Double($0) * 0.37 - 5 })
         }
     }
@@ -56,7 +60,9 @@ final class RoundTripTests: XCTestCase {
             for version in [1, 2] {
                 for little in [true, false] {
                     for suffix in [".nii", ".nii.gz"] {
-                        let image = NIfTIImage(header: Self.header(type, version: version, littleEndian: little), voxels: Self.voxels(type, count: 60))
+                        let image = NIfTIImage(
+                            header: Self.header(type, version: version, littleEndian: little),
+                            voxels: Self.voxels(type, count: 60))
                         let name = "\(type.name)-v\(version)-\(little ? "le" : "be")\(suffix)"
                         let path = dir.path(name)
                         try NIfTI.write(image, to: path)
@@ -76,7 +82,8 @@ final class RoundTripTests: XCTestCase {
 
     /// The byte layout itself, not only our own reading of it: fields at their documented offsets.
     func testHeaderBytesAtTheirOffsets() throws {
-        let image = NIfTIImage(header: Self.header(.int16, version: 1, littleEndian: false), voxels: Self.voxels(.int16, count: 60))
+        let image = NIfTIImage(
+            header: Self.header(.int16, version: 1, littleEndian: false), voxels: Self.voxels(.int16, count: 60))
         let bytes = try NIfTI.encode(image, gzip: false, name: "x")
         XCTAssertEqual(bytes.count, 352 + 120)
         XCTAssertEqual(Array(bytes[0..<4]), [0, 0, 1, 0x5C])  // 348, big-endian
@@ -85,17 +92,21 @@ final class RoundTripTests: XCTestCase {
         XCTAssertEqual(Array(bytes[108..<112]), [0x43, 0xB0, 0, 0])  // vox_offset 352.0f
         XCTAssertEqual(Array(bytes[344..<348]), Array("n+1\0".utf8))
         XCTAssertEqual(Array(bytes[352..<356]), [0x80, 0x00, 0x7F, 0xFF])  // Int16.min, Int16.max big-endian
-        let two = try NIfTI.encode(NIfTIImage(header: Self.header(.uint8, version: 2, littleEndian: true), voxels: Self.voxels(.uint8, count: 60)),
-                                   gzip: false, name: "x")
+        let two = try NIfTI.encode(
+            NIfTIImage(
+                header: Self.header(.uint8, version: 2, littleEndian: true), voxels: Self.voxels(.uint8, count: 60)),
+            gzip: false, name: "x")
         XCTAssertEqual(Array(two[0..<12]), [0x1C, 0x02, 0, 0, 0x6E, 0x2B, 0x32, 0, 0x0D, 0x0A, 0x1A, 0x0A])
         XCTAssertEqual(Array(two[168..<176]), [0x20, 0x02, 0, 0, 0, 0, 0, 0])  // vox_offset 544
         XCTAssertEqual(two.count, 544 + 60)
     }
 
     func testConcatenatedGzipMembersReadAsOneStream() throws {
-        let image = NIfTIImage(header: Self.header(.float32, version: 1, littleEndian: true), voxels: Self.voxels(.float32, count: 60))
+        let image = NIfTIImage(
+            header: Self.header(.float32, version: 1, littleEndian: true), voxels: Self.voxels(.float32, count: 60))
         let plain = try NIfTI.encode(image, gzip: false, name: "x")
         let split = try Gzip.deflate(Array(plain[0..<400]), name: "x") + Gzip.deflate(Array(plain[400...]), name: "x")
-        XCTAssertEqual(try NIfTI.read(data: split, name: "split.nii.gz"), try NIfTI.read(data: plain, name: "plain.nii"))
+        XCTAssertEqual(
+            try NIfTI.read(data: split, name: "split.nii.gz"), try NIfTI.read(data: plain, name: "plain.nii"))
     }
 }

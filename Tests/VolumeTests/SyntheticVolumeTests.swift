@@ -9,7 +9,8 @@ final class SyntheticVolumeTests: XCTestCase {
         let b = SyntheticVolumes.makeCase(index: 2, size: 40, slices: 12, seed: 5)
         let c = SyntheticVolumes.makeCase(index: 2, size: 40, slices: 12, seed: 6)
         let d = SyntheticVolumes.makeCase(index: 3, size: 40, slices: 12, seed: 5)
-        XCTAssertEqual(try NIfTI.encode(a.image, gzip: true, name: "a"), try NIfTI.encode(b.image, gzip: true, name: "b"))
+        XCTAssertEqual(
+            try NIfTI.encode(a.image, gzip: true, name: "a"), try NIfTI.encode(b.image, gzip: true, name: "b"))
         XCTAssertEqual(a.labels, b.labels)
         XCTAssertNotEqual(a.image.voxels, c.image.voxels)
         XCTAssertNotEqual(a.labels.voxels, d.labels.voxels)
@@ -74,7 +75,8 @@ final class SyntheticVolumeTests: XCTestCase {
     /// `tools/make_volume_fixtures.py --check-written DIR` (nibabel and nifti_tool must read them as we do).
     func testExportForExternalReaders() throws {
         guard let dir = ProcessInfo.processInfo.environment["RAGSEG_VOLUME_EXPORT_DIR"] else {
-            throw XCTSkip("set RAGSEG_VOLUME_EXPORT_DIR to write files for tools/make_volume_fixtures.py --check-written")
+            throw XCTSkip(
+                "set RAGSEG_VOLUME_EXPORT_DIR to write files for tools/make_volume_fixtures.py --check-written")
         }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var manifest: [[String: Any]] = []
@@ -93,7 +95,8 @@ final class SyntheticVolumeTests: XCTestCase {
             for version in [1, 2] {
                 for little in [true, false] {
                     let values = finiteVoxels(type, count: 60)
-                    let image = NIfTIImage(header: RoundTripTests.header(type, version: version, littleEndian: little), voxels: values)
+                    let image = NIfTIImage(
+                        header: RoundTripTests.header(type, version: version, littleEndian: little), voxels: values)
                     try add(image, "\(type.name)-v\(version)-\(little ? "le" : "be").nii.gz")
                 }
             }
@@ -101,8 +104,12 @@ final class SyntheticVolumeTests: XCTestCase {
         for name in ["ATestReferenceImageForReadingAndWriting.nii.gz", "anatomical.nii"] {
             let image = try NIfTI.read(fixture(name))
             let volume = try image.intensities(frame: 0, name: name)
-            let labels = volume.grid.values.map { UInt16($0 > volume.grid.values[volume.grid.values.count / 2] ? 1 : 0) }
-            try add(NIfTIImage.labelMap(VoxelGrid(shape: volume.grid.shape, values: labels), like: image.header), "labels-" + name)
+            let labels = volume.grid.values.map {
+                UInt16($0 > volume.grid.values[volume.grid.values.count / 2] ? 1 : 0)
+            }
+            try add(
+                NIfTIImage.labelMap(VoxelGrid(shape: volume.grid.shape, values: labels), like: image.header),
+                "labels-" + name)
         }
         let c = SyntheticVolumes.makeCase(index: 0, size: 48, slices: 12, seed: 1)
         try add(c.image, "case_000_0000.nii.gz")

@@ -24,15 +24,20 @@ final class TemporaryDirectory {
 }
 
 /// Asserts that `body` throws a RAGSegIOError whose description names `file` and contains `fragment`.
-func assertIOError<T>(_ body: @autoclosure () throws -> T, names file: String, contains fragment: String,
-                      file sourceFile: StaticString = #filePath, line: UInt = #line) {
+func assertIOError<T>(
+    _ body: @autoclosure () throws -> T, names file: String, contains fragment: String,
+    file sourceFile: StaticString = #filePath, line: UInt = #line
+) {
     do {
         _ = try body()
         XCTFail("expected an error for \(file)", file: sourceFile, line: line)
     } catch let error as RAGSegIOError {
         let text = error.description
-        XCTAssertTrue(text.hasPrefix(file + ": "), "error does not start with the file's name: \(text)", file: sourceFile, line: line)
-        XCTAssertTrue(text.contains(fragment), "error '\(text)' does not contain '\(fragment)'", file: sourceFile, line: line)
+        XCTAssertTrue(
+            text.hasPrefix(file + ": "), "error does not start with the file's name: \(text)", file: sourceFile,
+            line: line)
+        XCTAssertTrue(
+            text.contains(fragment), "error '\(text)' does not contain '\(fragment)'", file: sourceFile, line: line)
     } catch {
         XCTFail("unexpected error type \(type(of: error)): \(error)", file: sourceFile, line: line)
     }
@@ -103,11 +108,15 @@ func expectedFiles() throws -> [String: ExpectedFile] {
     return try JSONDecoder().decode([String: ExpectedFile].self, from: data)
 }
 
-func assertAffine(_ actual: Affine, _ expected: [[Double]], tolerance: Double, _ what: String,
-                  file: StaticString = #filePath, line: UInt = #line) {
+func assertAffine(
+    _ actual: Affine, _ expected: [[Double]], tolerance: Double, _ what: String,
+    file: StaticString = #filePath, line: UInt = #line
+) {
     for r in 0..<4 {
         for c in 0..<4 where abs(actual[r, c] - expected[r][c]) > tolerance {
-            XCTFail("\(what)[\(r)][\(c)]: got \(actual[r, c]), expected \(expected[r][c])\n\(actual)", file: file, line: line)
+            XCTFail(
+                "\(what)[\(r)][\(c)]: got \(actual[r, c]), expected \(expected[r][c])\n\(actual)", file: file,
+                line: line)
             return
         }
     }

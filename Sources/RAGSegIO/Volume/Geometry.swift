@@ -35,7 +35,8 @@ public struct Affine: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        (0..<4).map { r in "[" + (0..<4).map { String(self[r, $0]) }.joined(separator: ", ") + "]" }.joined(separator: "\n")
+        (0..<4).map { r in "[" + (0..<4).map { String(self[r, $0]) }.joined(separator: ", ") + "]" }.joined(
+            separator: "\n")
     }
 }
 
@@ -87,9 +88,10 @@ extension NIfTIHeader {
         let shape = spatialShape
         var zooms = (1...3).map { pixdim[$0] }
         zooms[0] = -zooms[0]
-        return Affine(rows: (0..<3).map { r in
-            (0..<3).map { $0 == r ? zooms[r] : 0 } + [-Double(shape[r] - 1) / 2 * zooms[r]]
-        })
+        return Affine(
+            rows: (0..<3).map { r in
+                (0..<3).map { $0 == r ? zooms[r] : 0 } + [-Double(shape[r] - 1) / 2 * zooms[r]]
+            })
     }
 
     /// Sets the qform (code `code`) from an affine whose 3x3 part is a rotation (or rotation with a
@@ -100,7 +102,8 @@ extension NIfTIHeader {
         let sizes = columns.map { ($0[0] * $0[0] + $0[1] * $0[1] + $0[2] * $0[2]).squareRoot() }
         for c in 0..<3 { columns[c] = columns[c].map { $0 / sizes[c] } }
         let r = (0..<3).map { row in (0..<3).map { columns[$0][row] } }
-        let determinant = r[0][0] * (r[1][1] * r[2][2] - r[1][2] * r[2][1])
+        let determinant =
+            r[0][0] * (r[1][1] * r[2][2] - r[1][2] * r[2][1])
             - r[0][1] * (r[1][0] * r[2][2] - r[1][2] * r[2][0]) + r[0][2] * (r[1][0] * r[2][1] - r[1][1] * r[2][0])
         var m = r
         var qfac = 1.0

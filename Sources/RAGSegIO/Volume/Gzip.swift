@@ -61,7 +61,8 @@ enum Gzip {
                             endedEarly = true
                             return
                         }
-                        throw RAGSegIOError(path: name, message: "corrupt gzip data (no progress at compressed byte \(consumed))")
+                        throw RAGSegIOError(
+                            path: name, message: "corrupt gzip data (no progress at compressed byte \(consumed))")
                     default:
                         let reason = stream.msg.map { String(cString: $0) } ?? "zlib error \(status)"
                         throw RAGSegIOError(path: name, message: "corrupt gzip data: \(reason)")
@@ -77,8 +78,11 @@ enum Gzip {
     static func deflate(_ data: [UInt8], name: String) throws -> [UInt8] {
         var stream = z_stream()
         // 15 + 16: the largest window with a gzip wrapper.
-        guard deflateInit2_(&stream, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
-                            Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+        guard
+            deflateInit2_(
+                &stream, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
+                Int32(MemoryLayout<z_stream>.size)) == Z_OK
+        else {
             throw RAGSegIOError(path: name, message: "cannot start zlib's deflater")
         }
         defer { deflateEnd(&stream) }

@@ -30,15 +30,19 @@ public struct CTWindow: Sendable, Equatable {
     public static func parse(_ text: String) -> CTWindow? {
         let key = text.lowercased()
         if let preset = presets.first(where: { $0.name == key }) { return preset.window }
-        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { String($0.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()) }
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map {
+            String($0.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+        }
         guard parts.count == 2, let width = Double(parts[0]), let level = Double(parts[1]),
-              width.isFinite, level.isFinite, width > 0 else { return nil }
+            width.isFinite, level.isFinite, width > 0
+        else { return nil }
         return CTWindow(width: width, level: level)
     }
 
     /// What `parse` accepts, for help texts and errors.
     public static var accepted: String {
-        presets.map { "\($0.name) (\(Int($0.window.width))/\(Int($0.window.level)))" }.joined(separator: ", ") + ", or W,L"
+        presets.map { "\($0.name) (\(Int($0.window.width))/\(Int($0.window.level)))" }.joined(separator: ", ")
+            + ", or W,L"
     }
 }
 

@@ -102,13 +102,17 @@ public enum NIfTI {
         if Gzip.isGzip(prefix) {
             // gzip never grows data by more than a few bytes per 16 KiB: a larger file cannot fit the limit.
             guard file.size <= limits.maxDataBytes + (1 << 20) else {
-                throw RAGSegIOError(path: path, message: "compressed file of \(file.size) bytes exceeds the limit of \(limits.maxDataBytes) bytes")
+                throw RAGSegIOError(
+                    path: path,
+                    message: "compressed file of \(file.size) bytes exceeds the limit of \(limits.maxDataBytes) bytes")
             }
             return try read(data: prefix + file.readBytes(count: file.size - prefix.count), name: path, limits: limits)
         }
         let header = try NIfTIHeader.parse(prefix, name: path)
         let needed = try checkedDataEnd(header, available: file.size, limits: limits, name: path)
-        let bytes = try prefix.count >= needed ? Array(prefix.prefix(needed)) : prefix + file.readBytes(count: needed - prefix.count)
+        let bytes =
+            try prefix.count >= needed
+            ? Array(prefix.prefix(needed)) : prefix + file.readBytes(count: needed - prefix.count)
         guard bytes.count == needed else {
             throw RAGSegIOError(path: path, message: "truncated: the file shrank while it was read")
         }
@@ -125,17 +129,32 @@ public enum NIfTI {
         }
         let start = try Gzip.inflate(data, limit: 540, name: name)
         if start.endedEarly && start.bytes.count < 348 {
-            throw RAGSegIOError(path: name, message: "truncated .nii.gz: it inflates to \(start.bytes.count) bytes, too few for a NIfTI header")
+            throw RAGSegIOError(
+                path: name,
+                message: "truncated .nii.gz: it inflates to \(start.bytes.count) bytes, too few for a NIfTI header")
         }
         let header = try NIfTIHeader.parse(start.bytes, name: name)
         let needed = try checkedDataEnd(header, available: nil, limits: limits, name: name)
         let inflated = try Gzip.inflate(data, limit: needed, name: name)
         if inflated.bytes.count < needed {
             if inflated.bytes.count < header.voxOffset {
-                throw RAGSegIOError(path: name, message: "vox_offset \(header.voxOffset) is past the end of the decompressed data (\(inflated.bytes.count) bytes)")
+                throw RAGSegIOError(
+                    path: name,
+                    message:
+                        """
+                        vox_offset \(header.voxOffset) is past the end of the decompressed data \
+                        (\(inflated.bytes.count) bytes)
+                        """
+                )
             }
-            throw RAGSegIOError(path: name, message: "truncated .nii.gz: the header declares \(needed - header.voxOffset) bytes of voxel data "
-                + "(\(describeShape(header.shape)) \(header.datatype.name)), the compressed stream holds \(inflated.bytes.count - header.voxOffset)")
+            throw RAGSegIOError(
+                path: name,
+                message: "truncated .nii.gz: the header declares \(needed - header.voxOffset) bytes of voxel data "
+                    + """
+                    (\(describeShape(header.shape)) \(header.datatype.name)), the compressed stream holds \
+                    \(inflated.bytes.count - header.voxOffset)
+                    """
+            )
         }
         return NIfTIImage(header: header, voxels: decode(inflated.bytes, header: header))
     }
@@ -145,7 +164,14 @@ public enum NIfTI {
     public static func encode(_ image: NIfTIImage, gzip: Bool, name: String) throws -> [UInt8] {
         var header = image.header
         guard header.voxelCount == image.voxels.count else {
-            throw RAGSegIOError(path: name, message: "the header's dimensions \(describeShape(header.shape)) count \(header.voxelCount) voxels, the data has \(image.voxels.count)")
+            throw RAGSegIOError(
+                path: name,
+                message:
+                    """
+                    the header's dimensions \(describeShape(header.shape)) count \(header.voxelCount) voxels, the data \
+                    has \(image.voxels.count)
+                    """
+            )
         }
         header.datatype = image.voxels.datatype
         header.voxOffset = header.headerSize + 4
@@ -162,23 +188,33 @@ public enum NIfTI {
 
     /// Checks limits and room, returning vox_offset + data size (the bytes the reader needs).
     /// `available` is the file size, or nil for a gzip stream (checked after inflating).
-    static func checkedDataEnd(_ header: NIfTIHeader, available: Int?, limits: NIfTILimits, name: String) throws -> Int {
+    static func checkedDataEnd(_ header: NIfTIHeader, available: Int?, limits: NIfTILimits, name: String) throws -> Int
+    {
         let count = header.voxelCount
         let what = "\(describeShape(header.shape)) \(header.datatype.name)"
         guard let dataBytes = checkedProduct(count, header.datatype.bytesPerVoxel), count <= limits.maxVoxels,
-              dataBytes <= limits.maxDataBytes else {
-            throw RAGSegIOError(path: name, message: "the header declares \(what) voxels, over the limit of "
-                + "\(limits.maxVoxels) voxels and \(limits.maxDataBytes) bytes; refused before reading")
+            dataBytes <= limits.maxDataBytes
+        else {
+            throw RAGSegIOError(
+                path: name,
+                message: "the header declares \(what) voxels, over the limit of "
+                    + "\(limits.maxVoxels) voxels and \(limits.maxDataBytes) bytes; refused before reading")
         }
         let (end, overflow) = header.voxOffset.addingReportingOverflow(dataBytes)
-        guard !overflow else { throw RAGSegIOError(path: name, message: "vox_offset \(header.voxOffset) is out of range") }
+        guard !overflow else {
+            throw RAGSegIOError(path: name, message: "vox_offset \(header.voxOffset) is out of range")
+        }
         if let available {
             guard header.voxOffset <= available else {
-                throw RAGSegIOError(path: name, message: "vox_offset \(header.voxOffset) is past the end of the file (\(available) bytes)")
+                throw RAGSegIOError(
+                    path: name,
+                    message: "vox_offset \(header.voxOffset) is past the end of the file (\(available) bytes)")
             }
             guard end <= available else {
-                throw RAGSegIOError(path: name, message: "truncated: the header declares \(dataBytes) bytes of voxel data (\(what)) "
-                    + "at offset \(header.voxOffset), the file holds \(available - header.voxOffset)")
+                throw RAGSegIOError(
+                    path: name,
+                    message: "truncated: the header declares \(dataBytes) bytes of voxel data (\(what)) "
+                        + "at offset \(header.voxOffset), the file holds \(available - header.voxOffset)")
             }
         }
         return end
@@ -205,7 +241,8 @@ public enum NIfTI {
         }
     }
 
-    static func loadIntegers<T: FixedWidthInteger>(_ raw: UnsafeRawBufferPointer, count: Int, littleEndian: Bool) -> [T] {
+    static func loadIntegers<T: FixedWidthInteger>(_ raw: UnsafeRawBufferPointer, count: Int, littleEndian: Bool) -> [T]
+    {
         let size = MemoryLayout<T>.size
         return [T](unsafeUninitializedCapacity: count) { out, initialized in
             for i in 0..<count {

@@ -142,11 +142,14 @@ extension NIfTIHeader {
     /// the dimensions, the datatype and vox_offset, not the data (the reader does that).
     static func parse(_ bytes: [UInt8], name: String) throws -> NIfTIHeader {
         guard let (version, little) = sniff(bytes) else {
-            throw RAGSegIOError(path: name, message: "not a NIfTI file (sizeof_hdr is neither 348 nor 540 in either byte order)")
+            throw RAGSegIOError(
+                path: name, message: "not a NIfTI file (sizeof_hdr is neither 348 nor 540 in either byte order)")
         }
         let size = version == 1 ? 348 : 540
         guard bytes.count >= size else {
-            throw RAGSegIOError(path: name, message: "truncated: the NIfTI-\(version) header needs \(size) bytes, the file holds \(bytes.count)")
+            throw RAGSegIOError(
+                path: name,
+                message: "truncated: the NIfTI-\(version) header needs \(size) bytes, the file holds \(bytes.count)")
         }
         let r = ByteReader(bytes: bytes, littleEndian: little)
         var h = NIfTIHeader(shape: [1], datatype: .uint8, version: version, littleEndian: little)
@@ -154,7 +157,9 @@ extension NIfTIHeader {
         if version == 1 {
             let magic = Array(bytes[344..<348])
             if magic == Array("ni1\0".utf8) {
-                throw RAGSegIOError(path: name, message: "is the header of a .hdr/.img pair; only single-file NIfTI (.nii, .nii.gz) is supported")
+                throw RAGSegIOError(
+                    path: name,
+                    message: "is the header of a .hdr/.img pair; only single-file NIfTI (.nii, .nii.gz) is supported")
             }
             guard magic == Array("n+1\0".utf8) else {
                 throw RAGSegIOError(path: name, message: "no NIfTI-1 magic \"n+1\" (an Analyze 7.5 file?)")
@@ -179,15 +184,18 @@ extension NIfTIHeader {
             h.sliceDuration = Double(r.float32(132)); h.toffset = Double(r.float32(136))
             h.descrip = Array(bytes[148..<228]); h.auxFile = Array(bytes[228..<252])
             h.qformCode = Int(r.int16(252)); h.sformCode = Int(r.int16(254))
-            h.quaternB = Double(r.float32(256)); h.quaternC = Double(r.float32(260)); h.quaternD = Double(r.float32(264))
-            h.qoffsetX = Double(r.float32(268)); h.qoffsetY = Double(r.float32(272)); h.qoffsetZ = Double(r.float32(276))
+            h.quaternB = Double(r.float32(256)); h.quaternC = Double(r.float32(260));
+            h.quaternD = Double(r.float32(264))
+            h.qoffsetX = Double(r.float32(268)); h.qoffsetY = Double(r.float32(272));
+            h.qoffsetZ = Double(r.float32(276))
             h.srowX = (0..<4).map { Double(r.float32(280 + 4 * $0)) }
             h.srowY = (0..<4).map { Double(r.float32(296 + 4 * $0)) }
             h.srowZ = (0..<4).map { Double(r.float32(312 + 4 * $0)) }
             h.intentName = Array(bytes[328..<344])
         } else {
             guard Array(bytes[4..<12]) == [0x6E, 0x2B, 0x32, 0x00, 0x0D, 0x0A, 0x1A, 0x0A] else {
-                throw RAGSegIOError(path: name, message: "no NIfTI-2 magic \"n+2\" (or a damaged one: transferred as text?)")
+                throw RAGSegIOError(
+                    path: name, message: "no NIfTI-2 magic \"n+2\" (or a damaged one: transferred as text?)")
             }
             code = Int(r.int16(12))
             h.dim = (0..<8).map { Int(r.int64(16 + 8 * $0)) }
@@ -214,8 +222,10 @@ extension NIfTIHeader {
             h.dimInfo = Int(bytes[524])
         }
         guard let datatype = NIfTIDatatype(rawValue: code) else {
-            throw RAGSegIOError(path: name, message: "unsupported NIfTI datatype code \(code) (supported: "
-                + NIfTIDatatype.allCases.map { "\($0.rawValue) \($0.name)" }.joined(separator: ", ") + ")")
+            throw RAGSegIOError(
+                path: name,
+                message: "unsupported NIfTI datatype code \(code) (supported: "
+                    + NIfTIDatatype.allCases.map { "\($0.rawValue) \($0.name)" }.joined(separator: ", ") + ")")
         }
         h.datatype = datatype
         guard (1...7).contains(h.dim[0]) else {

@@ -23,7 +23,9 @@ public enum NnUNetDataset {
         var result: [Int: String] = [:]
         for (key, value) in names {
             guard let channel = Int(key), channel >= 0, let text = value as? String else {
-                throw RAGSegIOError(path: name, message: "channel_names entry \"\(key)\": \(value) is not \"<channel number>\": \"<name>\"")
+                throw RAGSegIOError(
+                    path: name,
+                    message: "channel_names entry \"\(key)\": \(value) is not \"<channel number>\": \"<name>\"")
             }
             result[channel] = text
         }
@@ -31,7 +33,9 @@ public enum NnUNetDataset {
     }
 
     /// The intensity default for `channel` of a dataset.json: CT window for "CT", percentiles otherwise.
-    public static func defaultIntensityMapping(datasetJSON bytes: [UInt8], channel: Int = 0, name: String) throws -> IntensityMapping {
+    public static func defaultIntensityMapping(datasetJSON bytes: [UInt8], channel: Int = 0, name: String) throws
+        -> IntensityMapping
+    {
         IntensityMapping.defaultFor(channelName: try channelNames(datasetJSON: bytes, name: name)[channel])
     }
 }

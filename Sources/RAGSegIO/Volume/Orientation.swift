@@ -20,14 +20,23 @@ public struct AxisOrientation: Sendable, Equatable, CustomStringConvertible {
         for c in 0..<3 {
             let length = (columns[c].map { $0 * $0 }.reduce(0, +)).squareRoot()
             guard length > 0, length.isFinite else {
-                throw RAGSegIOError(path: name, message: "the affine's voxel axis \(c) has no extent (or is not finite); cannot orient the volume:\n\(affine)")
+                throw RAGSegIOError(
+                    path: name,
+                    message:
+                        """
+                        the affine's voxel axis \(c) has no extent (or is not finite); cannot orient the \
+                        volume:\n\(affine)
+                        """
+                )
             }
             columns[c] = columns[c].map { $0 / length }
         }
         // R[row][column], with unit columns.
         var r = (0..<3).map { row in (0..<3).map { columns[$0][row] } }
         guard let rotation = orthogonalPolarFactor(r) else {
-            throw RAGSegIOError(path: name, message: "the affine's voxel axes are (nearly) parallel; cannot orient the volume:\n\(affine)")
+            throw RAGSegIOError(
+                path: name,
+                message: "the affine's voxel axes are (nearly) parallel; cannot orient the volume:\n\(affine)")
         }
         r = rotation
         var worldAxis = [0, 0, 0], reversed = [false, false, false]
@@ -54,7 +63,8 @@ public struct AxisOrientation: Sendable, Equatable, CustomStringConvertible {
     static func orthogonalPolarFactor(_ a: [[Double]]) -> [[Double]]? {
         var x = a
         for _ in 0..<100 {
-            let d = x[0][0] * (x[1][1] * x[2][2] - x[1][2] * x[2][1]) - x[0][1] * (x[1][0] * x[2][2] - x[1][2] * x[2][0])
+            let d =
+                x[0][0] * (x[1][1] * x[2][2] - x[1][2] * x[2][1]) - x[0][1] * (x[1][0] * x[2][2] - x[1][2] * x[2][0])
                 + x[0][2] * (x[1][0] * x[2][1] - x[1][1] * x[2][0])
             guard abs(d) > 1e-10 else { return nil }
             // X^-T is the cofactor matrix divided by the determinant.
@@ -93,7 +103,8 @@ public struct CanonicalReorientation: Sendable, Equatable {
 
     /// For a volume read from `name` (for errors).
     public init<T: Sendable & Equatable>(_ volume: Volume<T>, name: String) throws {
-        self.init(orientation: try AxisOrientation.closest(to: volume.affine, name: name), sourceShape: volume.grid.shape)
+        self.init(
+            orientation: try AxisOrientation.closest(to: volume.affine, name: name), sourceShape: volume.grid.shape)
     }
 
     /// The canonical grid's shape: the stored sizes in world-axis order.
@@ -154,7 +165,9 @@ public struct CanonicalReorientation: Sendable, Equatable {
         let count = grid.values.count
         let values = [T](unsafeUninitializedCapacity: count) { out, initialized in
             grid.values.withUnsafeBufferPointer { canonicalValues in
-                forEachVoxel { canonical, stored in (out.baseAddress! + stored).initialize(to: canonicalValues[canonical]) }
+                forEachVoxel { canonical, stored in
+                    (out.baseAddress! + stored).initialize(to: canonicalValues[canonical])
+                }
             }
             initialized = count
         }

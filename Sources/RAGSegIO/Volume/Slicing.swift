@@ -50,7 +50,8 @@ public struct VolumeSlices<Element: Sendable & Equatable>: Sendable {
     func displayLayout(index: Int) -> (origin: Int, rowStep: Int, columnStep: Int) {
         let shape = canonical.shape
         let strides = [1, shape[0], shape[0] * shape[1]]
-        let origin = index * strides[axis.normal] + (shape[axis.rowAxis] - 1) * strides[axis.rowAxis]
+        let origin =
+            index * strides[axis.normal] + (shape[axis.rowAxis] - 1) * strides[axis.rowAxis]
             + (shape[axis.columnAxis] - 1) * strides[axis.columnAxis]
         return (origin, -strides[axis.rowAxis], -strides[axis.columnAxis])
     }
@@ -78,7 +79,8 @@ public struct VolumeSlices<Element: Sendable & Equatable>: Sendable {
         guard let fill = slices.first?.first else { return VoxelGrid(shape: reorientation.sourceShape, values: []) }
         var canonicalValues = [Value](repeating: fill, count: canonical.values.count)
         for (index, slice) in slices.enumerated() {
-            precondition(slice.count == width * height, "slice \(index) has \(slice.count) values, expected \(width * height)")
+            precondition(
+                slice.count == width * height, "slice \(index) has \(slice.count) values, expected \(width * height)")
             let (origin, rowStep, columnStep) = displayLayout(index: index)
             for row in 0..<height {
                 var offset = origin + row * rowStep

@@ -48,8 +48,12 @@ public enum SyntheticVolumes {
         let halfX = Double(shape[1] - 1) * spacing[1] / 2, halfY = Double(shape[0] - 1) * spacing[0] / 2
         let halfZ = Double(shape[2] - 1) * spacing[2] / 2
         let body = [halfX * 0.85, halfY * 0.8]
-        let organRadii = [rng.uniform(0.30, 0.45) * halfX, rng.uniform(0.30, 0.45) * halfY, rng.uniform(0.45, 0.65) * halfZ]
-        let organCentre = [rng.uniform(-0.2, 0.2) * halfX, rng.uniform(-0.2, 0.2) * halfY, rng.uniform(-0.15, 0.15) * halfZ]
+        let organRadii = [
+            rng.uniform(0.30, 0.45) * halfX, rng.uniform(0.30, 0.45) * halfY, rng.uniform(0.45, 0.65) * halfZ,
+        ]
+        let organCentre = [
+            rng.uniform(-0.2, 0.2) * halfX, rng.uniform(-0.2, 0.2) * halfY, rng.uniform(-0.15, 0.15) * halfZ,
+        ]
         let smallest = organRadii.min()!
         let lesionRadius = rng.uniform(0.30, 0.40) * smallest
         // Inside the organ: offset plus radius stays below its smallest semi-axis.
@@ -68,7 +72,8 @@ public enum SyntheticVolumes {
                     var label: UInt8 = 0
                     let inBody = insideEllipsoid(Array(p[0..<2]), centre: [0, 0], radii: body)
                     let organ = insideEllipsoid(p, centre: organCentre, radii: organRadii)
-                    let lesion = insideEllipsoid(p, centre: lesionCentre, radii: [lesionRadius, lesionRadius, lesionRadius])
+                    let lesion = insideEllipsoid(
+                        p, centre: lesionCentre, radii: [lesionRadius, lesionRadius, lesionRadius])
                     if lesion {
                         value = lesionHU; label = 2
                     } else if organ {
@@ -93,9 +98,10 @@ public enum SyntheticVolumes {
         let image = NIfTIImage(header: header, voxels: .int16(hu))
         let labelImage = NIfTIImage.labelMap(VoxelGrid(shape: shape, values: labels.map(UInt16.init)), like: header)
         let fourThirdsPi = 4.0 / 3.0 * Double.pi
-        return Case(image: image, labels: labelImage, organRadii: organRadii,
-                    organVolume: fourThirdsPi * organRadii.reduce(1, *),
-                    lesionRadius: lesionRadius, lesionVolume: fourThirdsPi * lesionRadius * lesionRadius * lesionRadius)
+        return Case(
+            image: image, labels: labelImage, organRadii: organRadii,
+            organVolume: fourThirdsPi * organRadii.reduce(1, *),
+            lesionRadius: lesionRadius, lesionVolume: fourThirdsPi * lesionRadius * lesionRadius * lesionRadius)
     }
 
     /// Whether `p` lies in the axis-aligned ellipse/ellipsoid (boundary included).

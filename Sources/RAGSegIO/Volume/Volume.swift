@@ -7,7 +7,9 @@ public struct VoxelGrid<Element: Sendable & Equatable>: Sendable, Equatable {
     public var values: [Element]
 
     public init(shape: [Int], values: [Element]) {
-        precondition(shape.count == 3 && shape.reduce(1, *) == values.count, "grid shape \(shape) does not hold \(values.count) values")
+        precondition(
+            shape.count == 3 && shape.reduce(1, *) == values.count,
+            "grid shape \(shape) does not hold \(values.count) values")
         self.shape = shape
         self.values = values
     }
@@ -48,13 +50,22 @@ extension NIfTIImage {
         let chosen: Int
         if let frame {
             guard (0..<frameCount).contains(frame) else {
-                throw RAGSegIOError(path: name, message: "has \(frameCount) frame(s) (dimensions \(describeShape(header.shape))); frame \(frame) does not exist")
+                throw RAGSegIOError(
+                    path: name,
+                    message:
+                        """
+                        has \(frameCount) frame(s) (dimensions \(describeShape(header.shape))); frame \(frame) does \
+                        not exist
+                        """
+                )
             }
             chosen = frame
         } else {
             guard frameCount == 1 else {
-                throw RAGSegIOError(path: name, message: "is \(header.dimensionCount)-D (\(describeShape(header.shape))) with \(frameCount) frames "
-                    + "(time points or channels); choose one (--channel N, 0-based)")
+                throw RAGSegIOError(
+                    path: name,
+                    message: "is \(header.dimensionCount)-D (\(describeShape(header.shape))) with \(frameCount) frames "
+                        + "(time points or channels); choose one (--channel N, 0-based)")
             }
             chosen = 0
         }
@@ -79,8 +90,10 @@ extension NIfTIImage {
         }
         if nonFinite > 0 {
             let (i, j, k) = (first % shape[0], first / shape[0] % shape[1], first / (shape[0] * shape[1]))
-            throw RAGSegIOError(path: name, message: "\(nonFinite) voxel(s) are NaN or infinite after scaling (first at voxel (\(i), \(j), \(k))); "
-                + "RAGSeg refuses non-finite intensities")
+            throw RAGSegIOError(
+                path: name,
+                message: "\(nonFinite) voxel(s) are NaN or infinite after scaling (first at voxel (\(i), \(j), \(k))); "
+                    + "RAGSeg refuses non-finite intensities")
         }
         return Volume(grid: VoxelGrid(shape: shape, values: values), header: header)
     }
@@ -90,7 +103,8 @@ extension NIfTIImage {
     /// is integral. A label map must have one frame.
     public func labels(name: String) throws -> Volume<UInt16> {
         guard header.frameCount == 1 else {
-            throw RAGSegIOError(path: name, message: "a label map must be 3-D, this one is \(describeShape(header.shape))")
+            throw RAGSegIOError(
+                path: name, message: "a label map must be 3-D, this one is \(describeShape(header.shape))")
         }
         let shape = header.spatialShape
         let stored = voxels.doubles(0..<voxels.count)
@@ -98,8 +112,17 @@ extension NIfTIImage {
         for (index, v) in stored.enumerated() {
             guard v >= 0, v <= Double(maxLabelValue), v == v.rounded() else {
                 let (i, j, k) = (index % shape[0], index / shape[0] % shape[1], index / (shape[0] * shape[1]))
-                let problem = v.isNaN ? "NaN" : v < 0 ? "negative" : v != v.rounded() ? "not an integer" : "above \(maxLabelValue)"
-                throw RAGSegIOError(path: name, message: "label value \(v) at voxel (\(i), \(j), \(k)) is \(problem); labels must be integers in 0...\(maxLabelValue)")
+                let problem =
+                    v.isNaN
+                    ? "NaN" : v < 0 ? "negative" : v != v.rounded() ? "not an integer" : "above \(maxLabelValue)"
+                throw RAGSegIOError(
+                    path: name,
+                    message:
+                        """
+                        label value \(v) at voxel (\(i), \(j), \(k)) is \(problem); labels must be integers in \
+                        0...\(maxLabelValue)
+                        """
+                )
             }
             labels[index] = UInt16(v)
         }
@@ -111,7 +134,9 @@ extension NIfTIImage {
     /// unchanged; datatype uint8, or uint16 past label 255; no scaling (slope 1, intercept 0); display
     /// range and intent cleared.
     public static func labelMap(_ labels: VoxelGrid<UInt16>, like reference: NIfTIHeader) -> NIfTIImage {
-        precondition(labels.shape == reference.spatialShape, "label grid \(labels.shape) is not the reference's \(reference.spatialShape)")
+        precondition(
+            labels.shape == reference.spatialShape,
+            "label grid \(labels.shape) is not the reference's \(reference.spatialShape)")
         var header = reference
         let spatial = header.dim[0] >= 3 ? 3 : header.dim[0]
         header.dim[0] = spatial
@@ -122,7 +147,8 @@ extension NIfTIImage {
         header.intentName = Array(repeating: 0, count: 16)
         header.setDescription("RAGSeg label map")
         let wide = labels.values.contains { $0 > 255 }
-        return NIfTIImage(header: header, voxels: wide ? .uint16(labels.values) : .uint8(labels.values.map { UInt8($0) }))
+        return NIfTIImage(
+            header: header, voxels: wide ? .uint16(labels.values) : .uint8(labels.values.map { UInt8($0) }))
     }
 }
 
@@ -131,11 +157,24 @@ extension Volume {
     /// dimensions and affines agreeing entry-wise within `labelAffineTolerance` (see there).
     public func checkSameGrid<Other: Sendable & Equatable>(as labels: Volume<Other>, labelName: String) throws {
         guard labels.grid.shape == grid.shape else {
-            throw RAGSegIOError(path: labelName, message: "label map dimensions \(describeShape(labels.grid.shape)) differ from the image's \(describeShape(grid.shape))")
+            throw RAGSegIOError(
+                path: labelName,
+                message:
+                    """
+                    label map dimensions \(describeShape(labels.grid.shape)) differ from the image's \
+                    \(describeShape(grid.shape))
+                    """
+            )
         }
         guard labels.affine.agrees(with: affine, tolerance: labelAffineTolerance) else {
-            throw RAGSegIOError(path: labelName, message: "label map affine differs from the image's by up to \(labels.affine.maxDifference(affine)) "
-                + "(tolerance \(labelAffineTolerance) x max(1, |entry|)); label:\n\(labels.affine)\nimage:\n\(affine)")
+            throw RAGSegIOError(
+                path: labelName,
+                message: "label map affine differs from the image's by up to \(labels.affine.maxDifference(affine)) "
+                    + """
+                    (tolerance \(labelAffineTolerance) x max(1, |entry|)); \
+                    label:\n\(labels.affine)\nimage:\n\(affine)
+                    """
+            )
         }
     }
 }

@@ -66,7 +66,8 @@ public struct StandInSupportEncoder: SupportEncoder {
     }
 
     public func encodeSupport(image: PNGImage, mask: [UInt8]) throws -> SupportMemory {
-        StandIn.encodeSupport(gray: grayPlane(image), mask: mask, width: image.width, height: image.height, shape: memoryShape)
+        StandIn.encodeSupport(
+            gray: grayPlane(image), mask: mask, width: image.width, height: image.height, shape: memoryShape)
     }
 }
 
@@ -108,7 +109,9 @@ public enum CaseLoader {
             throw BankError.input(source.mask, "cannot read mask: \(error)")
         }
         guard image.width == mask.width, image.height == mask.height else {
-            throw BankError.input(source.mask, "mask is \(mask.width)x\(mask.height) but image \(source.image) is \(image.width)x\(image.height)")
+            throw BankError.input(
+                source.mask,
+                "mask is \(mask.width)x\(mask.height) but image \(source.image) is \(image.width)x\(image.height)")
         }
         // The label values by the one mask rule (RAGSegIO.MaskReader); the decoded PNG above is the content identity.
         let maskLabels: LabelMask
@@ -125,15 +128,19 @@ public enum CaseLoader {
             hash.update(header)
             img.pixels.withUnsafeBytes { hash.update($0) }
         }
-        return LoadedCase(source: source, image: image, labelMap: maskLabels.labels, labels: maskLabels.presentLabels, contentHash: hash.finalize(),
-                          labelCount: labelCount)
+        return LoadedCase(
+            source: source, image: image, labelMap: maskLabels.labels, labels: maskLabels.presentLabels,
+            contentHash: hash.finalize(),
+            labelCount: labelCount)
     }
 
     /// Runs the encoders: one embedding per case, one memory per present label, and one memory of an
     /// empty mask (label 0) when a declared label is absent: retrieved for that label, it tells SAM 2 that
     /// an image like this one has none of it (the official predictor takes empty masks as conditioning
     /// frames alike).
-    public static func prepare(_ loaded: LoadedCase, retrieval: RetrievalEncoder, support: SupportEncoder) throws -> PreparedCase {
+    public static func prepare(_ loaded: LoadedCase, retrieval: RetrievalEncoder, support: SupportEncoder) throws
+        -> PreparedCase
+    {
         let embedding = try retrieval.embed(loaded.image)
         var memories = [(label: Int, memory: SupportMemory)]()
         if loaded.hasAbsentLabel {
@@ -144,8 +151,9 @@ public enum CaseLoader {
             let binary = loaded.labelMap.map { Int($0) == label ? UInt8(1) : 0 }
             memories.append((label, try support.encodeSupport(image: loaded.image, mask: binary)))
         }
-        return PreparedCase(image: loaded.source.image, mask: loaded.source.mask, contentHash: loaded.contentHash,
-                            width: loaded.image.width, height: loaded.image.height, embedding: embedding, memories: memories)
+        return PreparedCase(
+            image: loaded.source.image, mask: loaded.source.mask, contentHash: loaded.contentHash,
+            width: loaded.image.width, height: loaded.image.height, embedding: embedding, memories: memories)
     }
 }
 
@@ -185,7 +193,13 @@ public enum CaseSources {
         }
         unpaired += maskFiles.values.filter { !usedMasks.contains($0) }.sorted()
         guard unpaired.isEmpty else {
-            throw BankError.input(unpaired[0], "\(unpaired.count) file(s) without a partner (pairs match by file stem), e.g. \(unpaired.prefix(3).joined(separator: ", "))")
+            throw BankError.input(
+                unpaired[0],
+                """
+                \(unpaired.count) file(s) without a partner (pairs match by file stem), e.g. \
+                \(unpaired.prefix(3).joined(separator: ", "))
+                """
+            )
         }
         guard !out.isEmpty else { throw BankError.input(images, "no PNG image/mask pairs found") }
         return out
@@ -204,13 +218,18 @@ public enum CaseSources {
         let file = (dataset as NSString).appendingPathComponent("dataset.json")
         guard let data = FileManager.default.contents(atPath: file) else { throw BankError.input(file, "cannot read") }
         guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let labels = json["labels"] as? [String: Any] else {
+            let labels = json["labels"] as? [String: Any]
+        else {
             throw BankError.input(file, "no \"labels\" object")
         }
         var byValue = [Int: String]()
         for (key, value) in labels {
-            if let v = value as? Int { byValue[v] = key }  // v2
-            else if let k = Int(key), let name = value as? String { byValue[k] = name }  // v1
+            if let v = value as? Int {
+                byValue[v] = key
+            }  // v2
+            else if let k = Int(key), let name = value as? String {
+                byValue[k] = name
+            }  // v1
             else if let list = value as? [Int] {  // v2 region-based labels
                 throw BankError.input(file, "region-based label \"\(key)\" \(list) is not supported")
             }
@@ -218,7 +237,9 @@ public enum CaseSources {
         let maxLabel = byValue.keys.max() ?? 0
         guard maxLabel >= 1 else { throw BankError.input(file, "no foreground labels") }
         return try (1...maxLabel).map { v in
-            guard let name = byValue[v] else { throw BankError.input(file, "label values are not contiguous: \(v) is missing") }
+            guard let name = byValue[v] else {
+                throw BankError.input(file, "label values are not contiguous: \(v) is missing")
+            }
             return name
         }
     }
@@ -226,7 +247,8 @@ public enum CaseSources {
     /// A CSV of `image,mask` lines (optional header `image,mask`); relative paths are relative to
     /// the CSV's folder.
     public static func list(_ csv: String) throws -> [CaseSource] {
-        guard let data = FileManager.default.contents(atPath: csv), let text = String(data: data, encoding: .utf8) else {
+        guard let data = FileManager.default.contents(atPath: csv), let text = String(data: data, encoding: .utf8)
+        else {
             throw BankError.input(csv, "cannot read")
         }
         let base = (csv as NSString).deletingLastPathComponent
@@ -234,7 +256,9 @@ public enum CaseSources {
         for (number, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
             if line.isEmpty || line.hasPrefix("#") { continue }
-            let fields = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            let fields = line.split(separator: ",", omittingEmptySubsequences: false).map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }
             if number == 0 && fields.map({ $0.lowercased() }) == ["image", "mask"] { continue }
             guard fields.count == 2, !fields[0].isEmpty, !fields[1].isEmpty else {
                 throw BankError.input(csv, "line \(number + 1): expected `image,mask`")

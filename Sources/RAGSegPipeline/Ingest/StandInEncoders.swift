@@ -27,13 +27,15 @@ public enum SAM2Variant: String, CaseIterable, Sendable {
 public enum StandIn {
     /// Identity recorded in banks built by the stand-in retrieval encoder.
     public static func retrievalModel(_ variant: DINOv2Variant) -> ModelIdentity {
-        ModelIdentity(name: "stand-in-dinov2", variant: variant.rawValue,
-                      sha256: hexString(SHA256.hash(Array("ragseg stand-in retrieval v1 \(variant.rawValue)".utf8))))
+        ModelIdentity(
+            name: "stand-in-dinov2", variant: variant.rawValue,
+            sha256: hexString(SHA256.hash(Array("ragseg stand-in retrieval v1 \(variant.rawValue)".utf8))))
     }
 
     public static func supportModel(_ variant: SAM2Variant) -> ModelIdentity {
-        ModelIdentity(name: "stand-in-sam2", variant: variant.rawValue,
-                      sha256: hexString(SHA256.hash(Array("ragseg stand-in support v1 \(variant.rawValue)".utf8))))
+        ModelIdentity(
+            name: "stand-in-sam2", variant: variant.rawValue,
+            sha256: hexString(SHA256.hash(Array("ragseg stand-in support v1 \(variant.rawValue)".utf8))))
     }
 
     public static let preprocessing = [
@@ -88,12 +90,15 @@ public enum StandIn {
             out[r] = acc
         }
         let norm = out.reduce(0) { $0 + $1 * $1 }.squareRoot()
-        return norm > 0 ? out.map { $0 / norm } : [Float](repeating: 1 / Float(dimension).squareRoot(), count: dimension)
+        return norm > 0
+            ? out.map { $0 / norm } : [Float](repeating: 1 / Float(dimension).squareRoot(), count: dimension)
     }
 
     /// Stand-in support memory of an image in [0, 1] and a binary mask: each memory cell mixes the
     /// mask fraction and image mean of its region, modulated per channel; bf16 like SAM 2's.
-    public static func encodeSupport(gray: [Float], mask: [UInt8], width: Int, height: Int, shape: MemoryShape) -> SupportMemory {
+    public static func encodeSupport(gray: [Float], mask: [UInt8], width: Int, height: Int, shape: MemoryShape)
+        -> SupportMemory
+    {
         let maskPlane = mask.map { $0 != 0 ? Float(1) : 0 }
         let h = shape.height, w = shape.width
         var maskCells = [Float](repeating: 0, count: h * w)
@@ -121,7 +126,8 @@ public enum StandIn {
         let meanInside = zip(gray, maskPlane).reduce(Float(0)) { $0 + $1.0 * $1.1 } / max(maskPlane.reduce(0, +), 1)
         let p = projection(rows: shape.pointerDimension, columns: 2, seed: 0x5EED_D2)
         let pointer = (0..<shape.pointerDimension).map { p[2 * $0] * area + p[2 * $0 + 1] * meanInside }
-        return SupportMemory(channels: shape.channels, height: h, width: w, memoryBits: memory, pointer: pointer,
-                             isEmpty: !mask.contains { $0 != 0 })
+        return SupportMemory(
+            channels: shape.channels, height: h, width: w, memoryBits: memory, pointer: pointer,
+            isEmpty: !mask.contains { $0 != 0 })
     }
 }
