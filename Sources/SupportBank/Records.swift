@@ -1,6 +1,7 @@
 // Value types of the support bank and their byte encodings in LMDB. The memories are SAM 2's own
 // `SupportMemory` values, stored as they are.
 import Foundation
+import RAGSegIO
 import SAM2
 
 /// Errors of the support bank. Every message names the file or bank concerned.
@@ -87,6 +88,9 @@ public struct BankMetadata: Codable, Equatable, Sendable {
     /// not repeat them. Only a convenience: the SHA-256 in the model identities is what is checked.
     /// Absent in stand-in banks.
     public var weightsPaths: [String: String]?
+    /// How volumes are cut into slices and windowed for this bank (nil: a bank of 2-D images only, or
+    /// one created before volumes existed). Queries on volumes use these settings unless told otherwise.
+    public var volumeSettings: VolumeSettings? = nil
 
     public init(
         retrievalModel: ModelIdentity, supportModel: ModelIdentity, embeddingDimension: Int,
@@ -126,6 +130,8 @@ public struct CaseRecord: Codable, Equatable, Sendable {
     /// so one memory serves them all). It lets a target that looks like this case come out empty. Absent
     /// (nil) in format-1 records and in cases that contain every label.
     public var emptyMaskMemory: Bool? = nil
+    /// Where the case was cut from when it is a slice of a volume (nil for a 2-D image case).
+    public var origin: SliceOrigin? = nil
 
     /// The memory slot that supports `label` for this case: the label's own memory, the empty-mask
     /// memory (0) where the label is absent, or nil where the case stores nothing for it.
@@ -136,6 +142,30 @@ public struct CaseRecord: Codable, Equatable, Sendable {
 
     /// Every memory key label this case stores, ascending (0 first when it has an empty-mask memory).
     public var storedMemoryLabels: [Int] { (emptyMaskMemory == true ? [0] : []) + labels }
+}
+
+/// The volume a slice case was cut from, and where in it. Every slice of one volume shares `volume` and
+/// `volumeHash`: leave-one-out evaluation excludes all of them, re-adding the volume is a no-op, and
+/// removing by volume removes them together.
+public struct SliceOrigin: Codable, Equatable, Sendable {
+    /// The image volume's path as given when it was added.
+    public var volume: String
+    /// SHA-256 (hex) of the image volume's file bytes: the volume's identity.
+    public var volumeHash: String
+    /// Slice index along `axis`, counted in the canonical (RAS+) voxel order (`VolumeSlices`).
+    public var slice: Int
+    /// "axial", "coronal" or "sagittal".
+    public var axis: String
+    /// Millimetres: column spacing, row spacing, slice spacing (canonical order, as the slice is shown).
+    public var spacing: [Double]
+
+    public init(volume: String, volumeHash: String, slice: Int, axis: String, spacing: [Double]) {
+        self.volume = volume
+        self.volumeHash = volumeHash
+        self.slice = slice
+        self.axis = axis
+        self.spacing = spacing
+    }
 }
 
 /// A case ready to store: everything the encoders computed, no pixels.
