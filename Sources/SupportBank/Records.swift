@@ -179,10 +179,12 @@ public struct PreparedCase: Sendable {
     /// One memory per label present in the mask, ascending label order; label 0 (first) is the memory of
     /// an empty mask, stored when some declared label is absent from the mask.
     public var memories: [(label: Int, memory: SupportMemory)]
+    /// Where the case was cut from, for a slice of a volume.
+    public var origin: SliceOrigin?
 
     public init(
         image: String, mask: String, contentHash: [UInt8], width: Int, height: Int,
-        embedding: [Float], memories: [(label: Int, memory: SupportMemory)]
+        embedding: [Float], memories: [(label: Int, memory: SupportMemory)], origin: SliceOrigin? = nil
     ) {
         self.image = image
         self.mask = mask
@@ -191,6 +193,7 @@ public struct PreparedCase: Sendable {
         self.height = height
         self.embedding = embedding
         self.memories = memories
+        self.origin = origin
     }
 }
 
