@@ -49,29 +49,31 @@ public final class SupportBank: @unchecked Sendable {
 
     // MARK: - Create / open
 
-    /// Creates a new bank in `path` (a new or empty directory).
+    /// Creates a new bank in `path` (a new or empty directory). Crash-atomic: the bank is built in a staging
+    /// folder beside `path` and renamed into place (Creation.swift), so a crash leaves no bank or a whole one.
     public static func create(at path: String, metadata: BankMetadata, mapSize: Int = defaultMapSize) throws
         -> SupportBank
     {
-        let fm = FileManager.default
-        var isDirectory: ObjCBool = false
-        if fm.fileExists(atPath: path, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else { throw BankError.bank(path, "exists and is not a directory") }
-            let contents = (try? fm.contentsOfDirectory(atPath: path)) ?? []
-            guard contents.isEmpty else {
-                throw BankError.bank(path, "directory is not empty (a bank already exists there?)")
-            }
-        } else {
-            do { try fm.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-                throw BankError.bank(path, "cannot create directory: \(error.localizedDescription)")
-            }
-        }
+        try BankCreation.checkTarget(path)
         guard metadata.embeddingDimension > 0, !metadata.labels.isEmpty, metadata.labels.count < 65535 else {
             throw BankError.bank(
                 path,
                 "invalid metadata (embedding dimension \(metadata.embeddingDimension), \(metadata.labels.count) labels)"
             )
         }
+        let staging = try BankCreation.makeStaging(for: path)
+        do {
+            try initialize(staging, metadata: metadata, mapSize: mapSize)
+            try BankCreation.publish(staging, as: path)
+        } catch {
+            try? FileManager.default.removeItem(atPath: staging)
+            throw error
+        }
+        return try open(at: path, mapSize: mapSize)
+    }
+
+    /// Writes an empty bank's databases and metadata into `path`; the environment is closed on return.
+    private static func initialize(_ path: String, metadata: BankMetadata, mapSize: Int) throws {
         let env = try LMDBEnvironment(path: path, mapSize: mapSize)
         try env.write { txn in
             var dbi = MDB_dbi()
@@ -87,7 +89,6 @@ public final class SupportBank: @unchecked Sendable {
             try txn.put(metaDB, key: Array("nextID".utf8), value: Codec.key(1))
             try txn.put(metaDB, key: Array("seq".utf8), value: Codec.key(0))
         }
-        return try SupportBank(path: path, env: env, readOnly: false)
     }
 
     /// Opens an existing bank, bringing its index file up to date (see README.md).
@@ -98,6 +99,7 @@ public final class SupportBank: @unchecked Sendable {
         guard FileManager.default.fileExists(atPath: dataFile) else {
             throw BankError.bank(path, "no bank here (missing data.mdb); create one with `ragseg index create`")
         }
+        try BankCreation.refuseStaging(path)
         let env = try LMDBEnvironment(path: path, mapSize: mapSize, readOnly: readOnly)
         return try SupportBank(path: path, env: env, readOnly: readOnly)
     }
