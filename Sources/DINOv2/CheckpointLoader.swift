@@ -81,8 +81,7 @@ struct CheckpointLoader {
                 message: "hidden size \(hidden) is not a multiple of the head dim 64; "
                     + "put a config.json with num_attention_heads beside the weights")
         }
-        var depth = 0
-        while file.contains(name(depth, "norm1.weight", "norm1.weight")) { depth += 1 }
+        let depth = blockCount()
         guard depth > 0 else { throw missing(name(0, "norm1.weight", "norm1.weight")) }
         let feedForward: DINOv2Config.FeedForward
         let fc1 = name(0, "mlp.fc1.weight", "mlp.fc1.weight")
@@ -111,6 +110,13 @@ struct CheckpointLoader {
         return DINOv2Config(
             hiddenSize: hidden, depth: depth, heads: hidden / 64, feedForward: feedForward,
             registers: registers, patchSize: patchWeight[2], positionGrid: grid)
+    }
+
+    /// Blocks stored in the file (consecutive from block 0).
+    func blockCount() -> Int {
+        var depth = 0
+        while file.contains(name(depth, "norm1.weight", "norm1.weight")) { depth += 1 }
+        return depth
     }
 
     // MARK: loading

@@ -109,12 +109,26 @@ extension DINOv2Config {
         guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw fail("not a JSON object")
         }
+        // Whole numbers only; beyond Int they saturate, so the range checks below name them.
+        func integer(_ n: NSNumber, _ key: String) throws -> Int {
+            let d = n.doubleValue
+            guard d.isFinite, d.rounded() == d else { throw fail("\(key) \(n) is not an integer") }
+            if d >= 9.2e18 { return Int.max }
+            if d <= -9.2e18 { return Int.min }
+            return Int(n.int64Value)
+        }
         func int(_ key: String, default value: Int? = nil) throws -> Int {
-            if let n = json[key] as? NSNumber { return n.intValue }
+            if let n = json[key] as? NSNumber { return try integer(n, key) }
             // image_size / patch_size may be [h, w] pairs; DINOv2 only uses square ones.
-            if let pair = json[key] as? [NSNumber], pair.count == 2, pair[0] == pair[1] { return pair[0].intValue }
+            if let pair = json[key] as? [NSNumber], pair.count == 2, pair[0] == pair[1] {
+                return try integer(pair[0], key)
+            }
             if let value { return value }
             throw fail("missing or non-integer \"\(key)\"")
+        }
+        func inRange(_ key: String, _ value: Int, _ range: ClosedRange<Int>) throws {
+            if value < range.lowerBound { throw fail("\(key) \(value) must be >= \(range.lowerBound)") }
+            if value > range.upperBound { throw fail("\(key) \(value) must be <= \(range.upperBound)") }
         }
         let modelType = json["model_type"] as? String ?? "dinov2"
         guard modelType == "dinov2" || modelType == "dinov2_with_registers" else {
@@ -126,25 +140,39 @@ extension DINOv2Config {
         if let channels = json["num_channels"] as? NSNumber, channels.intValue != 3 {
             throw fail("num_channels \(channels) unsupported (RGB only)")
         }
+        // Ranges (DINOv2Config.limits) before anything is derived from the values: see ConfigValidation.swift.
+        let limits = DINOv2Config.limits
         let hidden = try int("hidden_size")
+        try inRange("hidden_size", hidden, 1...limits.width)
         let heads = try int("num_attention_heads")
-        guard hidden > 0, heads > 0, hidden % heads == 0 else {
+        try inRange("num_attention_heads", heads, 1...hidden)
+        guard hidden % heads == 0 else {
             throw fail("hidden_size \(hidden) is not divisible by num_attention_heads \(heads)")
         }
+        let depth = try int("num_hidden_layers")
+        try inRange("num_hidden_layers", depth, 1...limits.depth)
         let ratio = (json["mlp_ratio"] as? NSNumber)?.doubleValue ?? 4
+        guard ratio.isFinite, ratio > 0, ratio <= Double(limits.mlpRatio) else {
+            throw fail("mlp_ratio \(ratio) must be > 0 and <= \(limits.mlpRatio)")
+        }
         let mlpHidden = Int(Double(hidden) * ratio)
+        guard mlpHidden >= 1 else { throw fail("mlp_ratio \(ratio) leaves no hidden units (hidden_size \(hidden))") }
         let swiGLU = json["use_swiglu_ffn"] as? Bool ?? false
         let imageSize = try int("image_size")
+        try inRange("image_size", imageSize, 1...limits.imageSize)
         let patch = try int("patch_size")
-        guard patch > 0, imageSize % patch == 0 else {
+        try inRange("patch_size", patch, 1...imageSize)
+        guard imageSize % patch == 0 else {
             throw fail("image_size \(imageSize) is not a multiple of patch_size \(patch)")
         }
         let registers = modelType == "dinov2_with_registers" ? try int("num_register_tokens", default: 4) : 0
-        let eps = (json["layer_norm_eps"] as? NSNumber)?.floatValue ?? 1e-6
+        try inRange("num_register_tokens", registers, 0...limits.registers)
+        let eps = (json["layer_norm_eps"] as? NSNumber)?.doubleValue ?? 1e-6
+        guard eps.isFinite, eps > 0, eps <= 1 else { throw fail("layer_norm_eps \(eps) must be > 0 and <= 1") }
         self.init(
-            hiddenSize: hidden, depth: try int("num_hidden_layers"), heads: heads,
+            hiddenSize: hidden, depth: depth, heads: heads,
             feedForward: swiGLU
                 ? .swiGLU(hidden: DINOv2Config.swiGLUHidden(mlpHidden: mlpHidden)) : .mlp(hidden: mlpHidden),
-            registers: registers, patchSize: patch, positionGrid: imageSize / patch, layerNormEps: eps)
+            registers: registers, patchSize: patch, positionGrid: imageSize / patch, layerNormEps: Float(eps))
     }
 }

@@ -31,17 +31,21 @@ public struct DINOv2Model: Sendable {
         let configPath = ((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent(
             "config.json")
         let config: DINOv2Config
+        var configFile = file
         if let explicitConfig {
             config = explicitConfig
         } else if FileManager.default.fileExists(atPath: configPath) {
             config = try DINOv2Config(configJSON: configPath)
+            configFile = configPath
         } else {
             config = try loader.inferConfig()
         }
-        try self.init(loader: loader, config: config)
+        try self.init(loader: loader, config: config, configFile: configFile)
     }
 
-    init(loader: CheckpointLoader, config c: DINOv2Config) throws {
+    /// `configFile`: where `c` came from (named in validation errors).
+    init(loader: CheckpointLoader, config c: DINOv2Config, configFile: String) throws {
+        try c.validate(against: loader, file: configFile)
         let d = c.hiddenSize
         let p = c.patchSize
         config = c

@@ -43,7 +43,10 @@ public struct SAM2ImageEncoder: Sendable {
 
     /// Loads the encoder alone from a checkpoint; without `config` the size is inferred from the tensor shapes.
     public init(weights: SAM2Weights, config: SAM2Config? = nil) throws {
-        try self.init(weights.scope, config: config ?? weights.inferImageEncoderConfig())
+        let config = try config ?? weights.inferImageEncoderConfig()
+        try config.validate(
+            against: weights, file: SAM2ModelDescription.configurationFile(for: weights.path), memoryPath: false)
+        try self.init(weights.scope, config: config)
     }
 
     /// Builds the encoder from the whole model's parameters (a checkpoint, or random weights for benchmarks).

@@ -16,11 +16,20 @@ public enum SAM2ModelDescription {
     public static func imageEncoderConfig(path: String, weights: SAM2Weights) throws -> SAM2Config {
         let sidecar = sidecarPath(for: path)
         guard FileManager.default.fileExists(atPath: sidecar) else { return try weights.inferImageEncoderConfig() }
+        let config: SAM2Config
         do {
-            return try JSONDecoder().decode(Sidecar.self, from: Data(contentsOf: URL(fileURLWithPath: sidecar)))
+            config = try JSONDecoder().decode(Sidecar.self, from: Data(contentsOf: URL(fileURLWithPath: sidecar)))
                 .imageEncoder
         } catch {
             throw RAGSegIOError(path: sidecar, message: "not a valid SAM 2 model description: \(error)")
         }
+        try config.validate(against: weights, file: sidecar, memoryPath: false)
+        return config
+    }
+
+    /// The file a checkpoint's configuration is read from (for errors): its sidecar, else the weights.
+    public static func configurationFile(for weights: String) -> String {
+        let sidecar = sidecarPath(for: weights)
+        return FileManager.default.fileExists(atPath: sidecar) ? sidecar : weights
     }
 }

@@ -87,16 +87,7 @@ public struct SAM2Model: Sendable {
 
     /// Builds the model from an opened checkpoint and a configuration (e.g. `weights.inferConfig()`, changed).
     public init(weights: SAM2Weights, config: SAM2Config) throws {
-        guard config.memoryDim > 0, config.hiddenDim % config.memoryDim == 0, config.imageSize % 16 == 0 else {
-            throw RAGSegIOError(
-                path: weights.path,
-                message:
-                    """
-                    unsupported dimensions hidden \(config.hiddenDim), memory \(config.memoryDim), image \
-                    \(config.imageSize)
-                    """
-            )
-        }
+        try config.validate(against: weights, file: SAM2ModelDescription.configurationFile(for: weights.path))
         try self.init(weights.scope, config: config)
     }
 
