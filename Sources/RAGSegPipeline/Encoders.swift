@@ -50,8 +50,9 @@ public struct DINOv2RetrievalEncoder: RetrievalEncoder, Sendable {
         let variant =
             DINOv2Config.published.first { $0.value == c }?.key
             ?? "custom-d\(c.hiddenSize)-l\(c.depth)-r\(c.registers)"
-        self.init(
-            network: network, model: try weightsIdentity(file, name: "dinov2", variant: variant), inputSize: inputSize)
+        var identity = try weightsIdentity(file, name: "dinov2", variant: variant)
+        identity.configuration = ModelConfiguration.json(c)
+        self.init(network: network, model: identity, inputSize: inputSize)
     }
 
     public func embed(_ image: PNGImage) throws -> [Float] {

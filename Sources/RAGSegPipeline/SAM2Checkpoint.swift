@@ -9,7 +9,8 @@ public enum SAM2Checkpoint {
     /// The SAM 2 half of RAGSeg for `path` (see `SAM2Model(checkpoint:)` for how the size is found).
     public static func supportEncoder(path: String) throws -> SAM2SupportEncoder {
         let model = try SAM2Model(checkpoint: path)
-        return SAM2SupportEncoder(
-            sam2: model, model: try weightsIdentity(path, name: "sam2", variant: model.config.name))
+        var identity = try weightsIdentity(path, name: "sam2", variant: model.config.name)
+        identity.configuration = ModelConfiguration.json(model.config)
+        return SAM2SupportEncoder(sam2: model, model: identity)
     }
 }

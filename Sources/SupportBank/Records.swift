@@ -25,11 +25,16 @@ public struct ModelIdentity: Codable, Equatable, Sendable, CustomStringConvertib
     public var name: String
     public var variant: String
     public var sha256: String
+    /// The effective model configuration as canonical JSON (sorted keys), recorded by banks created since
+    /// it exists: the same weights under another configuration (e.g. a changed `<weights>.json`) make other
+    /// vectors and memories. Nil for stand-ins and in older banks, whose models are compared by weights only.
+    public var configuration: String?
 
-    public init(name: String, variant: String, sha256: String) {
+    public init(name: String, variant: String, sha256: String, configuration: String? = nil) {
         self.name = name
         self.variant = variant
         self.sha256 = sha256
+        self.configuration = configuration
     }
 
     public var description: String { "\(name) \(variant) (sha256 \(sha256.prefix(16))…)" }

@@ -151,15 +151,55 @@ public final class SupportBank: @unchecked Sendable {
 
 extension SupportBank {
     /// Throws unless the given models are the ones that built this bank (vectors from other
-    /// weights live in another space: mixing them would silently return wrong neighbours).
+    /// weights live in another space: mixing them would silently return wrong neighbours). The
+    /// configurations are compared too where the bank recorded one (ModelIdentity.configuration).
     public func requireModels(retrieval: ModelIdentity, support: ModelIdentity) throws {
         for (given, recorded, role) in [
             (retrieval, metadata.retrievalModel, "retrieval (DINOv2)"),
             (support, metadata.supportModel, "support (SAM 2)"),
-        ] where given != recorded {
-            throw BankError.bank(
-                path,
-                "was built with \(role) weights \(recorded), not \(given); use the same weights or create a new bank")
+        ] {
+            var weightsOnly = given
+            weightsOnly.configuration = recorded.configuration
+            guard weightsOnly == recorded else {
+                throw BankError.bank(
+                    path,
+                    """
+                    was built with \(role) weights \(recorded), not \(given); use the same weights or create a \
+                    new bank
+                    """)
+            }
+            if let expected = recorded.configuration, given.configuration != expected {
+                throw BankError.bank(
+                    path,
+                    """
+                    was built with another \(role) configuration: \(
+                        ModelIdentity.configurationDifference(given.configuration, expected)); use the model \
+                    description the bank was created with, or create a new bank
+                    """)
+            }
         }
+    }
+}
+
+extension ModelIdentity {
+    /// The first differing field of two canonical configurations, "field X (the bank's: Y)".
+    static func configurationDifference(_ given: String?, _ recorded: String) -> String {
+        func object(_ text: String?) -> [String: Any] {
+            guard let data = text?.data(using: .utf8) else { return [:] }
+            return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        }
+        func show(_ value: Any?) -> String {
+            guard let value else { return "absent" }
+            guard JSONSerialization.isValidJSONObject([value]),
+                let data = try? JSONSerialization.data(withJSONObject: [value], options: [.sortedKeys]),
+                let text = String(data: data, encoding: .utf8)
+            else { return "\(value)" }
+            return String(text.dropFirst().dropLast())
+        }
+        let a = object(given), b = object(recorded)
+        for key in Set(a.keys).union(b.keys).sorted() where show(a[key]) != show(b[key]) {
+            return "\(key) \(show(a[key])) (the bank's: \(show(b[key])))"
+        }
+        return "\(given ?? "none") (the bank's: \(recorded))"
     }
 }
