@@ -88,6 +88,7 @@ public final class SegmentationServer: Sendable {
     public let configuration: ServerConfiguration
     let worker = SerialWorker()
     private let group = Mutex<ServiceGroup?>(nil)
+    let gate = ShutdownGate()
     private let addedCount = Mutex(0)
 
     public var bank: SupportBank { segmenter.bank }
@@ -105,9 +106,10 @@ public final class SegmentationServer: Sendable {
         self.configuration = configuration
     }
 
-    /// Serves until SIGTERM/SIGINT (the given signals) or `shutdown()`: the listener closes, requests in
-    /// flight finish (an add's transaction commits), queued model work drains, and the FAISS index is
-    /// checkpointed. `onRunning` gets the bound port (useful with port 0).
+    /// Serves until SIGTERM/SIGINT (the given signals) or `shutdown()`: requests admitted before finish (an
+    /// add's transaction commits), later ones get 503 until the server has been quiet (ShutdownGate), then
+    /// the listener closes, queued model work drains, and the FAISS index is checkpointed. `onRunning` gets
+    /// the bound port (useful with port 0).
     public func run(
         gracefulShutdownSignals: [UnixSignal] = [.sigterm, .sigint],
         onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
@@ -119,19 +121,36 @@ public final class SegmentationServer: Sendable {
                 configuration: .init(additionalChannelHandlers: [ExpectContinueHandler(maxBodyBytes: limit)])),
             configuration: .init(address: .hostname(configuration.host, port: port), serverName: "ragseg"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) })
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [app], gracefulShutdownSignals: gracefulShutdownSignals,
-                logger: app.logger))
+        // The signals start `shutdown()` (drain first), not the group's immediate graceful shutdown.
+        let group = ServiceGroup(configuration: .init(services: [app], logger: app.logger))
         self.group.withLock { $0 = group }
         defer { self.group.withLock { $0 = nil } }
-        try await group.run()
+        // Trapped before the listener opens, so no signal in between takes the default action (exit by signal).
+        let signals =
+            gracefulShutdownSignals.isEmpty ? nil : await UnixSignalsSequence(trapping: gracefulShutdownSignals)
+        try await withThrowingTaskGroup(of: Bool.self) { tasks in
+            tasks.addTask {
+                try await group.run()
+                return true
+            }
+            if let signals {
+                tasks.addTask { [self] in
+                    // Each signal starts a stop of its own: a second one during the drain closes at once.
+                    for await _ in signals { Task { await shutdown() } }
+                    return false
+                }
+            }
+            for try await serverStopped in tasks where serverStopped { break }
+            tasks.cancelAll()
+        }
         // Anything still queued (a request whose client went away) runs to the end before the checkpoint.
         try await worker.run { [segmenter] in try segmenter.bank.checkpoint(force: true) }
     }
 
-    /// Starts a graceful shutdown of a running server (`run` returns once it is complete).
+    /// Stops a running server: drains (ShutdownGate), then shuts down gracefully; returns once the listener
+    /// is closing (`run` returns once all is complete). A second call while draining closes at once.
     public func shutdown() async {
+        _ = await gate.drain()
         if let group = group.withLock({ $0 }) { await group.triggerGracefulShutdown() }
     }
 
@@ -139,10 +158,10 @@ public final class SegmentationServer: Sendable {
 
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
-        router.get("/health") { _, _ in jsonResponse(["status": "ok"]) }
-        router.get("/info") { [self] _, _ in try info() }
-        router.post("/segment") { [self] request, _ in try await segment(request) }
-        router.post("/cases") { [self] request, _ in try await addCase(request) }
+        router.get("/health") { [gate] _, _ in try await gate.admit { jsonResponse(["status": "ok"]) } }
+        router.get("/info") { [self] _, _ in try await gate.admit { try info() } }
+        router.post("/segment") { [self] request, _ in try await gate.admit { try await segment(request) } }
+        router.post("/cases") { [self] request, _ in try await gate.admit { try await addCase(request) } }
         return router
     }
 

@@ -22,8 +22,10 @@ struct ServeCommand: AsyncParsableCommand {
             is searchable by the next request.
             Errors are JSON {"error": "..."}: 400 bad PNG, unknown label, k out of range, bad multipart; \
             413 body over --max-upload-mib; 415 /cases without multipart; 422 no case has the label.
-            Model work runs one request at a time in arrival order. SIGTERM/SIGINT stop accepting \
-            connections, let requests in flight finish (an add commits), then checkpoint the index and exit.
+            Model work runs one request at a time in arrival order. SIGTERM/SIGINT stop the server: requests \
+            that reached it before are answered normally (an add commits); later ones get 503 {"error": ...} \
+            unprocessed until no request has arrived for 0.5 s; then the listener closes, the index is \
+            checkpointed and the process exits 0. A second signal skips the wait.
             """)
 
     @Option(help: "Support bank (a bare name means Indexes/NAME).")
