@@ -152,7 +152,7 @@ final class ModelDescriptionFuzzTests: XCTestCase {
             try JSONSerialization.jsonObject(
                 with: Data(contentsOf: URL(fileURLWithPath: FixtureModels.dinov2 + "/config.json"))) as! [String: Any]
         try write(config, to: dinov2 + "/config.json")
-        let (images, _) = try writeDataset(dir + "/data", count: 1)
+        let (images, masks) = try writeDataset(dir + "/data", count: 1)
 
         for (key, value, expected) in [
             ("numHeads", 0 as Any, "numHeads 0 must be >= 1"), ("stages", [Int]() as Any, "stages [] must list"),
@@ -169,6 +169,17 @@ final class ModelDescriptionFuzzTests: XCTestCase {
             XCTAssertTrue(r.stderr.contains(weights + ".json: " + expected), "\(key) = \(value): \(r.stderr)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: bank), "nothing created")
         }
+        // segment reads the same description (this one crashed in the FPN before).
+        var encoder = sidecar["imageEncoder"] as! [String: Any]
+        encoder["qPoolStages"] = 1
+        try write(["imageEncoder": encoder], to: weights + ".json")
+        let segment = try RagsegBinary.run([
+            "segment", "--sam2", weights, "--support", images + "/case000.png=" + masks + "/case000.png",
+            "--out", dir + "/out", images + "/case000.png",
+        ])
+        XCTAssertEqual(segment.status, 1, segment.stderr)
+        XCTAssertTrue(segment.stderr.contains(weights + ".json: qPoolStages 1 must be 3"), segment.stderr)
+
         for (key, value, expected) in [
             ("num_hidden_layers", -1, "num_hidden_layers -1 must be >= 1"),
             ("image_size", -140, "image_size -140 must be >= 1"),

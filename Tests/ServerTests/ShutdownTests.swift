@@ -144,6 +144,7 @@ final class ShutdownTests: XCTestCase {
                 if status == 201 { added += 1 }
                 if status == 503 { XCTAssertTrue(reply.contains("{\"error\":\"the server is shutting down"), reply) }
             }
+            print("round \(round) (SIGTERM \(delay) s after the last request): \(added) of 8 processed, the rest 503")
             serving.process.waitUntilExit()
             XCTAssertEqual(serving.process.terminationReason, .exit, "round \(round): ended by a signal")
             XCTAssertEqual(serving.process.terminationStatus, 0, "round \(round)")

@@ -49,6 +49,7 @@ final class CreateCrashPointTests: XCTestCase {
             })
         XCTAssertTrue(sawNone, "some kill came before the rename")
         XCTAssertTrue(sawWhole, "some kill came after the rename (the parent's sync, the index file)")
+        print("index create: \(points) crash points")
         XCTAssertGreaterThanOrEqual(points, 6, "LMDB's writes and syncs, the folder sync, the rename at least")
         XCTAssertEqual(entries(parent), ["bank"])
     }
