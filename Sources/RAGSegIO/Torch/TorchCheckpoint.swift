@@ -14,6 +14,16 @@ public struct TorchCheckpoint: Sendable {
         let count: Int
         /// File offset of the tensor's first element (storage start + storage offset).
         let begin: Int
+
+        /// Row-major without gaps (strides of axes of size 1 do not matter).
+        var isContiguous: Bool {
+            var expected = 1
+            for (size, stride) in zip(shape, strides).reversed() where size != 1 {
+                if stride != expected { return false }
+                expected *= size
+            }
+            return true
+        }
     }
 
     public let path: String
@@ -138,6 +148,10 @@ public struct TorchCheckpoint: Sendable {
         let source = file.base + e.begin
         return Tensor(shape: e.shape) { out in
             guard e.count > 0, let dst = out.baseAddress else { return }
+            if e.isContiguous {  // the usual case: one conversion of the whole range
+                widenToFloat(source, dtype: e.dtype, count: e.count, elementStride: 1, into: dst)
+                return
+            }
             let shape = e.shape.isEmpty ? [1] : e.shape
             let strides = e.strides.isEmpty ? [1] : e.strides
             let inner = shape[shape.count - 1]
