@@ -2,9 +2,9 @@
 """Convert an official SAM 2 / SAM 2.1 checkpoint (`sam2{,.1}_hiera_*.pt`) to safetensors, keys unchanged.
 
 Needs (not CI): torch, safetensors (tools/requirements.txt). The official file is a pickle holding
-{"model": state_dict}; Swift cannot read pickle, so it is converted once. The output keeps the official
-key layout (e.g. `image_encoder.trunk.blocks.0.attn.qkv.weight`) and fp32, which is what
-`ragseg` reads (it also reads the Hugging Face `facebook/sam2.1-hiera-*` safetensors directly).
+{"model": state_dict}. `ragseg` reads it directly and `ragseg weights convert` does this same conversion
+without Python; this script is the PyTorch-side reference for it. The output keeps the official key layout
+(e.g. `image_encoder.trunk.blocks.0.attn.qkv.weight`) and fp32.
 
   python tools/convert_sam2_checkpoint.py sam2.1_hiera_tiny.pt sam2.1_hiera_tiny.safetensors
 """

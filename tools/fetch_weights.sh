@@ -3,7 +3,7 @@
 #   DEST/dinov2/config.json + DEST/dinov2/model.safetensors   facebook/dinov2-small
 #   DEST/sam2.safetensors                                      facebook/sam2.1-hiera-tiny (model.safetensors)
 #
-#   bash tools/fetch_weights.sh DEST
+#   bash tools/fetch_weights.sh DEST [dinov2] [sam2]      (which models; default both)
 #
 # HF_ENDPOINT picks the server (default https://huggingface.co; the variable huggingface_hub reads for
 # mirrors). Each file is written to FILE.part and renamed to FILE only when the whole transfer succeeded with
@@ -12,11 +12,19 @@
 # a message naming the URL and the HTTP status or curl error. Needs curl (and ca-certificates for https).
 set -euo pipefail
 
-if [ $# -ne 1 ] || [ -z "$1" ]; then
-    echo "usage: bash tools/fetch_weights.sh DEST" >&2
+if [ $# -lt 1 ] || [ -z "$1" ]; then
+    echo "usage: bash tools/fetch_weights.sh DEST [dinov2] [sam2]" >&2
     exit 2
 fi
 DEST=$1
+shift
+PARTS=" ${*:-dinov2 sam2} "
+for part in $PARTS; do
+    case $part in
+        dinov2 | sam2) ;;
+        *) echo "fetch_weights: unknown model '$part' (dinov2, sam2)" >&2; exit 2 ;;
+    esac
+done
 ENDPOINT=${HF_ENDPOINT:-https://huggingface.co}
 ENDPOINT=${ENDPOINT%/}
 
@@ -53,7 +61,11 @@ fetch() {
     mv -f "$target.part" "$target"
 }
 
-fetch facebook/dinov2-small config.json "$DEST/dinov2/config.json"
-fetch facebook/dinov2-small model.safetensors "$DEST/dinov2/model.safetensors"
-fetch facebook/sam2.1-hiera-tiny model.safetensors "$DEST/sam2.safetensors"
+if [[ $PARTS == *" dinov2 "* ]]; then
+    fetch facebook/dinov2-small config.json "$DEST/dinov2/config.json"
+    fetch facebook/dinov2-small model.safetensors "$DEST/dinov2/model.safetensors"
+fi
+if [[ $PARTS == *" sam2 "* ]]; then
+    fetch facebook/sam2.1-hiera-tiny model.safetensors "$DEST/sam2.safetensors"
+fi
 echo "   weights complete in $DEST"

@@ -6,7 +6,10 @@
 # Weights: weights/ (or RAGSEG_WEIGHTS=DIR) with dinov2/model.safetensors + dinov2/config.json
 # (facebook/dinov2-small) and sam2.safetensors (facebook/sam2.1-hiera-tiny's model.safetensors). Missing
 # files are downloaded into that folder with tools/fetch_weights.sh (HF_ENDPOINT picks a mirror;
-# RAGSEG_OFFLINE=1 never downloads: point RAGSEG_WEIGHTS at a local copy on offline machines).
+# RAGSEG_OFFLINE=1 never downloads: point RAGSEG_WEIGHTS at a local copy on offline machines). The official
+# downloads work as they are: a SAM 2 checkpoint sam2.1_hiera_*.pt / sam2_hiera_*.pt and torch hub's
+# dinov2_vit*_pretrain.pth in that folder are used instead of the safetensors files (nothing is downloaded
+# for the model they provide).
 # Weights that are missing, fail to download or do not load: the same pipeline runs on the repository's
 # tiny random-weight test models and says so: the masks and Dice are then meaningless, only the machinery
 # is shown.
@@ -28,7 +31,14 @@ else
 fi
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-complete() { [ -f "$1/dinov2/model.safetensors" ] && [ -f "$1/dinov2/config.json" ] && [ -f "$1/sam2.safetensors" ]; }
+# The weights in folder $1: the official downloads as they are when present, else the Hugging Face files.
+first_file() { for f in "$@"; do [ -f "$f" ] && { echo "$f"; return 0; }; done; return 1; }
+sam2_weights() { first_file "$1"/sam2.1_hiera_*.pt "$1"/sam2_hiera_*.pt "$1/sam2.safetensors"; }
+dinov2_weights() {
+    first_file "$1"/dinov2_vit*_pretrain.pth && return 0
+    [ -f "$1/dinov2/model.safetensors" ] && [ -f "$1/dinov2/config.json" ] && echo "$1/dinov2"
+}
+complete() { sam2_weights "$1" >/dev/null && dinov2_weights "$1" >/dev/null; }
 
 # curl, and ca-certificates for https, for the download only (a fresh Debian has neither).
 download_tools() {
@@ -51,10 +61,13 @@ WEIGHTS=${RAGSEG_WEIGHTS:-weights}
 WEIGHTS=${WEIGHTS%/}
 if ! complete "$WEIGHTS"; then
     if [ -n "${RAGSEG_OFFLINE:-}" ]; then
-        echo "== RAGSEG_OFFLINE is set and $WEIGHTS/ lacks dinov2/model.safetensors, dinov2/config.json or sam2.safetensors: no download"
+        echo "== RAGSEG_OFFLINE is set and $WEIGHTS/ lacks dinov2/model.safetensors + dinov2/config.json (or dinov2_vit*_pretrain.pth) or sam2.safetensors (or sam2.1_hiera_*.pt): no download"
     else
         echo "== downloading DINOv2-S/14 and SAM 2.1 tiny from ${HF_ENDPOINT:-https://huggingface.co} into $WEIGHTS/ (RAGSEG_OFFLINE=1 skips this)"
-        if download_tools && bash tools/fetch_weights.sh "$WEIGHTS"; then :; else
+        missing=()
+        dinov2_weights "$WEIGHTS" >/dev/null || missing+=(dinov2)
+        sam2_weights "$WEIGHTS" >/dev/null || missing+=(sam2)
+        if download_tools && bash tools/fetch_weights.sh "$WEIGHTS" "${missing[@]}"; then :; else
             echo "== the download failed (the reason is above)"
         fi
     fi
@@ -75,7 +88,7 @@ done
 # Creating the bank loads both models and hashes their weights: that is the check that the weights work.
 REAL=""
 if complete "$WEIGHTS"; then
-    DINOV2="$WEIGHTS/dinov2"; SAM2="$WEIGHTS/sam2.safetensors"
+    DINOV2=$(dinov2_weights "$WEIGHTS"); SAM2=$(sam2_weights "$WEIGHTS")
     echo "== building the support bank with the weights in $WEIGHTS/ (this also checks that they load)"
     if created=$($RAGSEG index create "$OUT/bank" --dinov2 "$DINOV2" --sam2 "$SAM2" 2>&1); then
         echo "$created"

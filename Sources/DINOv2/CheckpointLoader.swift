@@ -11,12 +11,13 @@ public enum DINOv2KeyLayout: Sendable, Equatable {
     case torchHub
 }
 
-/// Reads a DINOv2 checkpoint (safetensors in either key layout) into model weights, checking every shape.
+/// Reads a DINOv2 checkpoint (safetensors in either key layout, or torch hub's `.pth` state dict) into model
+/// weights, checking every shape.
 struct CheckpointLoader {
-    let file: SafeTensors
+    let file: any TensorFile
     let layout: DINOv2KeyLayout
 
-    init(file: SafeTensors) throws {
+    init(file: any TensorFile) throws {
         self.file = file
         if let prefix = ["", "dinov2.", "dinov2_with_registers."].first(where: {
             file.contains($0 + "embeddings.cls_token")

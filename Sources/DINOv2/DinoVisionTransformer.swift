@@ -19,7 +19,8 @@ public struct DINOv2Model: Sendable {
     let blocks: [Block]
     let norm: LayerNorm
 
-    /// Loads `path`: a `.safetensors` file, or a directory holding `model.safetensors`. The architecture comes
+    /// Loads `path`: a `.safetensors` file, a PyTorch state dict (torch hub's `dinov2_*_pretrain.pth`), or a
+    /// directory holding `model.safetensors`. The architecture comes
     /// from `config` if given, else from a `config.json` beside the weights, else from the tensor shapes.
     public init(path: String, config explicitConfig: DINOv2Config? = nil) throws {
         var isDirectory: ObjCBool = false
@@ -27,7 +28,7 @@ public struct DINOv2Model: Sendable {
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
             file = (path as NSString).appendingPathComponent("model.safetensors")
         }
-        let loader = try CheckpointLoader(file: try SafeTensors(path: file))
+        let loader = try CheckpointLoader(file: try TensorFiles.open(file))
         let configPath = ((file as NSString).deletingLastPathComponent as NSString).appendingPathComponent(
             "config.json")
         let config: DINOv2Config

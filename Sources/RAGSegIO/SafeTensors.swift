@@ -6,41 +6,6 @@
 // every claim in it is checked against the file before any tensor byte is read.
 import Foundation
 import TensorCore
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
-/// A read-only memory map that is unmapped when the last `SafeTensors` copy using it goes away.
-private final class MappedFile: @unchecked Sendable {
-    // @unchecked: the mapping is PROT_READ and never changes after init, so sharing it is safe.
-    let base: UnsafeRawPointer
-    let size: Int
-
-    init(path: String) throws {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw RAGSegIOError(path: path, message: "cannot open: \(lastErrnoMessage())") }
-        defer { close(fd) }  // the mapping stays valid after close
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            throw RAGSegIOError(path: path, message: "cannot stat: \(lastErrnoMessage())")
-        }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw RAGSegIOError(path: path, message: "not a regular file") }
-        let size = Int(info.st_size)
-        guard size >= 8 else {
-            throw RAGSegIOError(
-                path: path, message: "file is \(size) bytes, too short for a safetensors header (8-byte length prefix)")
-        }
-        guard let mapped = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), mapped != MAP_FAILED else {
-            throw RAGSegIOError(path: path, message: "mmap failed: \(lastErrnoMessage())")
-        }
-        self.base = UnsafeRawPointer(mapped)
-        self.size = size
-    }
-
-    deinit { munmap(UnsafeMutableRawPointer(mutating: base), size) }
-}
 
 /// A safetensors file: the header is parsed and validated at init; tensors are converted on demand.
 public struct SafeTensors: Sendable {
@@ -82,7 +47,7 @@ public struct SafeTensors: Sendable {
     static let maxHeaderBytes = 100_000_000
 
     public init(path: String) throws {
-        let file = try MappedFile(path: path)
+        let file = try MappedFile(path: path, minimumSize: 8, what: "a safetensors header (8-byte length prefix)")
         func fail(_ message: String) -> RAGSegIOError { RAGSegIOError(path: path, message: message) }
 
         let headerLength = UInt64(littleEndian: file.base.loadUnaligned(as: UInt64.self))
@@ -219,60 +184,8 @@ public struct SafeTensors: Sendable {
         }
         let source = file.base + e.begin  // may be unaligned: the format does not promise alignment
         return Tensor(shape: e.shape) { out in
-            let n = e.count
-            guard n > 0, let dst = out.baseAddress else { return }
-            switch e.dtype {
-            case .f32:
-                // Little-endian host (x86-64, arm64): the bytes are already our floats.
-                UnsafeMutableRawPointer(dst).copyMemory(from: source, byteCount: n * 4)
-            case .f16:
-                for i in 0..<n {
-                    dst[i] = floatFromHalfBits(
-                        UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
-                }
-            case .bf16:
-                for i in 0..<n {
-                    dst[i] = floatFromBFloat16Bits(
-                        UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
-                }
-            case .f64:
-                for i in 0..<n {
-                    dst[i] = Float(
-                        Double(
-                            bitPattern: UInt64(
-                                littleEndian: source.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
-                }
-            case .i64:
-                for i in 0..<n {
-                    dst[i] = Float(Int64(littleEndian: source.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)))
-                }
-            case .u64:
-                for i in 0..<n {
-                    dst[i] = Float(UInt64(littleEndian: source.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))
-                }
-            case .i32:
-                for i in 0..<n {
-                    dst[i] = Float(Int32(littleEndian: source.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)))
-                }
-            case .u32:
-                for i in 0..<n {
-                    dst[i] = Float(UInt32(littleEndian: source.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
-                }
-            case .i16:
-                for i in 0..<n {
-                    dst[i] = Float(Int16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self)))
-                }
-            case .u16:
-                for i in 0..<n {
-                    dst[i] = Float(UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
-                }
-            case .i8:
-                for i in 0..<n { dst[i] = Float(source.load(fromByteOffset: i, as: Int8.self)) }
-            case .u8:
-                for i in 0..<n { dst[i] = Float(source.load(fromByteOffset: i, as: UInt8.self)) }
-            case .bool:
-                for i in 0..<n { dst[i] = source.load(fromByteOffset: i, as: UInt8.self) != 0 ? 1 : 0 }
-            }
+            guard e.count > 0, let dst = out.baseAddress else { return }
+            widenToFloat(source, dtype: e.dtype, count: e.count, elementStride: 1, into: dst)
         }
     }
 
@@ -286,24 +199,9 @@ public struct SafeTensors: Sendable {
         for (name, _) in sorted where name == "__metadata__" {
             throw RAGSegIOError(path: path, message: "'__metadata__' is reserved and cannot name a tensor")
         }
-        var header = "{"
-        var offset = 0
-        for (index, (name, tensor)) in sorted.enumerated() {
-            let bytes = tensor.count * 4
-            if index > 0 { header += "," }
-            let shape = tensor.shape.map(String.init).joined(separator: ",")
-            header +=
-                "\(jsonString(name)):{\"dtype\":\"F32\",\"shape\":[\(shape)],"
-                + "\"data_offsets\":[\(offset),\(offset + bytes)]}"
-            offset += bytes
-        }
-        header += "}"
-        var headerBytes = Array(header.utf8)
-        while (8 + headerBytes.count) % 8 != 0 { headerBytes.append(0x20) }
-
+        let (headerBytes, dataBytes) = header(sorted.map { ($0.0, $0.1.shape) }, metadata: [:])
         var out = [UInt8]()
-        out.reserveCapacity(8 + headerBytes.count + offset)
-        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { out.append(contentsOf: $0) }
+        out.reserveCapacity(headerBytes.count + dataBytes)
         out.append(contentsOf: headerBytes)
         for (_, tensor) in sorted {
             tensor.withUnsafeBufferPointer { values in
@@ -312,6 +210,33 @@ public struct SafeTensors: Sendable {
             }
         }
         try writeFileAtomically(out, to: path)
+    }
+
+    /// The length prefix and JSON header for F32 tensors laid out in the given order (`__metadata__` first
+    /// when there is any), padded with spaces so the data area starts 8-byte aligned; and the data size.
+    static func header(_ entries: [(name: String, shape: [Int])], metadata: [String: String]) -> (
+        bytes: [UInt8], dataBytes: Int
+    ) {
+        var header = "{"
+        if !metadata.isEmpty {
+            let pairs = metadata.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)):\(jsonString($0.value))" }
+            header += "\"__metadata__\":{\(pairs.joined(separator: ","))}"
+        }
+        var offset = 0
+        for (name, shape) in entries {
+            let bytes = shape.reduce(1, *) * 4
+            if header.count > 1 { header += "," }
+            header +=
+                "\(jsonString(name)):{\"dtype\":\"F32\",\"shape\":[\(shape.map(String.init).joined(separator: ","))],"
+                + "\"data_offsets\":[\(offset),\(offset + bytes)]}"
+            offset += bytes
+        }
+        header += "}"
+        var headerBytes = Array(header.utf8)
+        while (8 + headerBytes.count) % 8 != 0 { headerBytes.append(0x20) }
+        var out = [UInt8]()
+        withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { out.append(contentsOf: $0) }
+        return (out + headerBytes, offset)
     }
 
     /// A JSON string literal for `text`.
@@ -336,25 +261,6 @@ public struct SafeTensors: Sendable {
         }
         return out + "\""
     }
-}
-
-/// IEEE half -> float, exact (every half is representable as a float), including subnormals, inf, NaN.
-@inline(__always) func floatFromHalfBits(_ h: UInt16) -> Float {
-    let sign: UInt32 = UInt32(h & 0x8000) << 16
-    let exponent = UInt32(h >> 10) & 0x1f
-    let mantissa = UInt32(h & 0x3ff)
-    if exponent == 0 {
-        // Zero or subnormal: mantissa * 2^-24 (exact in float).
-        let magnitude = Float(mantissa) * 0x1p-24
-        return Float(bitPattern: sign | magnitude.bitPattern)
-    }
-    if exponent == 31 { return Float(bitPattern: sign | 0x7f80_0000 | (mantissa << 13)) }  // inf / NaN
-    return Float(bitPattern: sign | ((exponent + 112) << 23) | (mantissa << 13))  // rebias 15 -> 127
-}
-
-/// bfloat16 is the top half of a float.
-@inline(__always) func floatFromBFloat16Bits(_ b: UInt16) -> Float {
-    Float(bitPattern: UInt32(b) << 16)
 }
 
 /// A safetensors file as a source of model weights, keys as stored (a model with several key layouts

@@ -1,4 +1,5 @@
-// A SAM 2 checkpoint as safetensors, in either published key layout (see HuggingFaceKeys.swift): opened
+// A SAM 2 checkpoint (safetensors, or the official PyTorch `.pt`), in either published key layout (see
+// HuggingFaceKeys.swift): opened
 // once, read through `scope` by official names, and the model's configuration inferred from its shapes.
 // Every loading problem is a RAGSegIOError naming the file and the tensor.
 import Foundation
@@ -11,17 +12,18 @@ public enum SAM2KeyLayout: String, Sendable {
 }
 
 public struct SAM2Weights: TensorSource, Sendable {
-    public let file: SafeTensors
+    public let file: any TensorFile
     public let layout: SAM2KeyLayout
     public var path: String { file.path }
 
-    /// Opens a safetensors file and detects its key layout from a key every SAM 2 file has (the patch
-    /// embedding), or, for a file holding only the memory path, its temporal encoding.
+    /// Opens a safetensors file or PyTorch checkpoint (`{"model": state_dict}` as published) and detects its
+    /// key layout from a key every SAM 2 file has (the patch embedding), or, for a file holding only the memory
+    /// path, its temporal encoding.
     public init(path: String) throws {
         guard FileManager.default.fileExists(atPath: path) else {
             throw RAGSegIOError(path: path, message: "SAM 2 weights file does not exist")
         }
-        file = try SafeTensors(path: path)
+        file = try TensorFiles.open(path)
         if file.contains("image_encoder.trunk.patch_embed.proj.weight") || file.contains("maskmem_tpos_enc") {
             layout = .official
         } else if file.contains("vision_encoder.backbone.patch_embed.projection.weight")

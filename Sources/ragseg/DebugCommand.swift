@@ -38,7 +38,7 @@ struct DebugImageFeatures: ParsableCommand {
     @Option(
         name: .customLong("sam2"),
         help: ArgumentHelp(
-            "SAM 2 weights: safetensors in the official or Hugging Face key layout (size inferred).",
+            "SAM 2 weights: safetensors (official or Hugging Face keys) or the official .pt (size inferred).",
             valueName: "weights"))
     var weights: String
 

@@ -21,8 +21,8 @@ struct Embed: ParsableCommand {
         name: .customLong("dinov2"),
         help:
             """
-            DINOv2 weights: model.safetensors (Hugging Face or torch-hub keys) or its directory; a config.json beside \
-            it is used when present.
+            DINOv2 weights: model.safetensors (Hugging Face or torch-hub keys), a torch hub .pth, or its directory; \
+            a config.json beside it is used when present.
             """
     )
     var modelPath: String

@@ -32,16 +32,16 @@ struct ModelOptions: ParsableArguments {
     @Option(
         help:
             """
-            DINOv2 weights file (safetensors); its SHA-256 identifies the bank's retrieval model (default: the file \
-            recorded at create).
+            DINOv2 weights file (safetensors or torch hub .pth); its SHA-256 identifies the bank's retrieval model \
+            (default: the file recorded at create).
             """
     )
     var dinov2: String?
     @Option(
         help:
             """
-            SAM 2 weights file (safetensors); its SHA-256 identifies the bank's support model (default: the file \
-            recorded at create).
+            SAM 2 weights file (safetensors or official .pt); its SHA-256 identifies the bank's support model \
+            (default: the file recorded at create).
             """
     )
     var sam2: String?

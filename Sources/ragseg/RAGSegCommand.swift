@@ -7,6 +7,6 @@ struct RAGSeg: AsyncParsableCommand {
         abstract: "Training-free, retrieval-augmented few-shot medical image segmentation.",
         subcommands: [
             SegmentCommand.self, ServeCommand.self, IndexCommand.self, Eval.self, Embed.self, SampleData.self,
-            DebugCommand.self,
+            WeightsCommand.self, DebugCommand.self,
         ])
 }

@@ -38,7 +38,10 @@ struct SegmentCommand: ParsableCommand {
 
     @Option(
         name: .customLong("sam2"),
-        help: "SAM 2 / 2.1 checkpoint (.safetensors, official or Hugging Face keys); with --index, default: the bank's."
+        help: """
+            SAM 2 / 2.1 checkpoint (.safetensors, official or Hugging Face keys, or the official .pt); with --index, \
+            default: the bank's.
+            """
     )
     var modelPath: String?
 

@@ -66,6 +66,24 @@ final class FetchWeightsTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("already there"), r.stdout)
     }
 
+    /// Naming one model fetches only its files (the quick start asks only for what the folder lacks).
+    func testOnlyTheNamedModelIsFetched() throws {
+        try requireCurl()
+        let files = try Self.fixtures()
+        let server = try LoopbackFileServer(
+            routes: Dictionary(uniqueKeysWithValues: files.map { ($0.path, .file($0.bytes)) }))
+        defer { server.stop() }
+        let dest = temporaryDirectory() + "/weights"
+        var r = try runScript(
+            "tools/fetch_weights.sh", [dest, "sam2"], environment: ["HF_ENDPOINT": "http://127.0.0.1:\(server.port)"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(server.requests, [Self.sam2Model])
+        XCTAssertFalse(exists(dest + "/dinov2"))
+        r = try runScript("tools/fetch_weights.sh", [dest, "sam3"], environment: ["HF_ENDPOINT": nil])
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.stderr.contains("unknown model 'sam3'"), r.stderr)
+    }
+
     func testNotFoundStopsWithTheURLAndLeavesNoFinalFile() throws {
         try requireCurl()
         let files = try Self.fixtures()

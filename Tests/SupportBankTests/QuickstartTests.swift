@@ -57,6 +57,30 @@ final class QuickstartTests: XCTestCase {
         try checkOutputs(dir + "/out", r)
     }
 
+    /// The official downloads as they are (SAM 2's sam2.1_hiera_*.pt, torch hub's dinov2_*_pretrain.pth; here the
+    /// fixture models saved so) are used from the folder, and nothing is downloaded.
+    func testOfficialDownloadsInTheFolderAreUsedAsTheyAre() throws {
+        let server = try LoopbackFileServer(routes: [:])  // every path 404: a download would fail the run
+        defer { server.stop() }
+        let dir = temporaryDirectory(), weights = dir + "/weights"
+        try FileManager.default.createDirectory(atPath: weights, withIntermediateDirectories: true)
+        for (fixture, name) in [
+            ("SAM2Tests/Fixtures/memory/weights.pt", "sam2.1_hiera_tiny.pt"),
+            ("SAM2Tests/Fixtures/memory/weights.pt.json", "sam2.1_hiera_tiny.pt.json"),  // not a published size
+            ("DINOv2Tests/Fixtures/reg_official.pth", "dinov2_vits14_pretrain.pth"),
+        ] {
+            try Data(try FetchWeightsTests.fixture(fixture)).write(to: URL(fileURLWithPath: weights + "/" + name))
+        }
+        let r = try quickstart(weights: weights, out: dir + "/out", server: server)
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertEqual(server.requests, [])
+        XCTAssertTrue(r.stdout.contains("building the support bank with the weights in \(weights)/"), r.stdout)
+        XCTAssertFalse(r.stdout.contains("NO REAL WEIGHTS"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("sha256 " + (try sha256Hex(weights + "/sam2.1_hiera_tiny.pt"))), r.stdout)
+        XCTAssertTrue(r.stdout.contains("sha256 " + (try sha256Hex(weights + "/dinov2_vits14_pretrain.pth"))), r.stdout)
+        try checkOutputs(dir + "/out", r)
+    }
+
     func testWeightsThatDoNotLoadFallBackToTestModelsAndSaySo() throws {
         if !curlInstalled() { throw XCTSkip("curl is not installed: the quick start's download needs it") }
         let files = try FetchWeightsTests.fixtures()
