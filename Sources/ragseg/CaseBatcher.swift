@@ -33,10 +33,10 @@ final class CaseBatcher {
         progress.update(done)
     }
 
-    /// Progress for work that adds no case (a volume slice that is not chosen).
+    /// Progress for work that adds no case (volume slices that are not chosen). Counted, not printed: a
+    /// line right after a burst of skipped slices would show a rate and ETA they say nothing about.
     func skip(_ count: Int) {
         done += count
-        progress.update(done)
     }
 
     func append(_ prepared: PreparedCase) throws {
