@@ -100,7 +100,11 @@ struct IndexCreate: ParsableCommand {
     var sam2Variant = "tiny"
     @Option(help: "Comma-separated names of labels 1...L (default: one label, binary masks).")
     var labels: String?
-    @Option(help: "Take label names from this nnU-Net dataset folder's dataset.json.")
+    @Option(
+        help: """
+            Take label names from this nnU-Net or MSD dataset folder's dataset.json (a volume dataset also gives the \
+            volume settings' intensity default).
+            """)
     var dataset: String?
     @Option(
         help:
@@ -111,7 +115,7 @@ struct IndexCreate: ParsableCommand {
     )
     var indexType = "auto"
     @Option(help: .hidden) var memoryShape: String?  // "C,H,W,P": stand-in banks with small memories (tests)
-    @OptionGroup(title: "Volume settings (recorded when one is given or --dataset holds volumes)")
+    @OptionGroup(title: "Volume settings (recorded in the bank)")
     var volume: VolumeSettingOptions
 
     func run() throws {
@@ -224,10 +228,15 @@ final class ProgressReporter {
 
 struct IndexAdd: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "add", abstract: "Add image/mask pairs to a bank (re-running resumes; duplicates are skipped).",
+        commandName: "add",
+        abstract: """
+            Add image/mask pairs, or image/label volumes one slice per case, to a bank (re-running resumes; \
+            duplicates are skipped).
+            """,
         discussion: """
             Prints one line per case on stdout once its batch is committed: `added ID IMAGE` or \
-            `duplicate ID IMAGE`. Progress goes to stderr.
+            `duplicate ID IMAGE`. Progress goes to stderr. Volume options must agree with the settings the bank \
+            recorded; a bank without any (made for 2-D images) records them with its first volumes.
             """)
 
     @Argument(help: "Bank directory.") var path: String

@@ -67,4 +67,43 @@ final class VolumeDatasetLayoutTests: XCTestCase {
         XCTAssertEqual(VolumeTestData.lines(r.stdout, "added\t").count, 0, r.stdout)
         XCTAssertEqual(VolumeTestData.lines(r.stdout, "duplicate\t").count, added.count)
     }
+
+    /// nnU-Net v2 with two channels: the bank's channel picks the CASE_XXXX file, and its name in
+    /// channel_names the intensity default.
+    func testNnUNetChannelPicksTheFile() throws {
+        let dir = temporaryDirectory()
+        let data = dir + "/Dataset"
+        try VolumeTestData.sampleDataset(data, cases: 2, slices: 8)
+        // Channel 1 of case 0 is case 1's image (same grid); case 1 is dropped.
+        let images = data + "/imagesTr/"
+        try FileManager.default.moveItem(
+            atPath: images + "case_001_0000.nii.gz", toPath: images + "case_000_0001.nii.gz")
+        try FileManager.default.removeItem(atPath: data + "/labelsTr/case_001.nii.gz")
+        let json = try String(contentsOfFile: data + "/dataset.json", encoding: .utf8)
+        try json.replacingOccurrences(of: "\"0\": \"CT\"", with: "\"0\": \"CT\",\n    \"1\": \"T2\"")
+            .write(toFile: data + "/dataset.json", atomically: true, encoding: .utf8)
+
+        let bank = dir + "/bank"
+        var r = try VolumeTestData.createBank(bank, ["--dataset", data])
+        XCTAssertTrue(r.stderr.contains("the dataset has 2 channels (0 CT, 1 T2); choose one with --channel N"))
+        r = try VolumeTestData.createBank(bank, ["--dataset", data, "--channel", "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("volumes: axial, percentile 0.5,99.5, channel 1"), r.stdout)
+        r = try runRagseg(["index", "add", bank, "--dataset", data, "--stand-in"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let added = VolumeTestData.lines(r.stdout, "added\t")
+        XCTAssertGreaterThan(added.count, 0)
+        XCTAssertTrue(added.allSatisfy { $0.contains("/imagesTr/case_000_0001.nii.gz#axial:") }, r.stdout)
+        // Re-added under another name by folder, the channel-1 file gives the same cases.
+        for sub in ["images", "labels"] {
+            try FileManager.default.createDirectory(atPath: dir + "/" + sub, withIntermediateDirectories: true)
+        }
+        try FileManager.default.copyItem(atPath: images + "case_000_0001.nii.gz", toPath: dir + "/images/v.nii.gz")
+        try FileManager.default.copyItem(atPath: data + "/labelsTr/case_000.nii.gz", toPath: dir + "/labels/v.nii.gz")
+        r = try runRagseg([
+            "index", "add", bank, "--images", dir + "/images", "--masks", dir + "/labels", "--stand-in",
+        ])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(VolumeTestData.lines(r.stdout, "duplicate\t").count, added.count, r.stdout)
+    }
 }
