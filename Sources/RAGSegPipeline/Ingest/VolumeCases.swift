@@ -92,8 +92,9 @@ public enum VolumeCaseLoader {
     /// 0...labelCount, unscaled), checks that they share one grid (`labelAffineTolerance`), and cuts both
     /// along `slicing.axis`. Every problem is an error naming the file; nothing is partly loaded.
     public static func load(_ source: VolumeCaseSource, slicing: VolumeSlicing) throws -> VolumeCase {
-        let image = try NIfTI.read(source.image, limits: slicing.limits)
-        let volume = try image.intensities(frame: source.frame, name: source.image)
+        // Chained, so the file's own voxels are freed as soon as the intensities exist (peak memory).
+        let volume = try NIfTI.read(source.image, limits: slicing.limits).intensities(
+            frame: source.frame, name: source.image)
         let labelVolume = try NIfTI.read(source.labels, limits: slicing.limits).labels(name: source.labels)
         try volume.checkSameGrid(as: labelVolume, labelName: source.labels)
         if slicing.labelCount > 1, let i = labelVolume.grid.values.firstIndex(where: { Int($0) > slicing.labelCount }) {
