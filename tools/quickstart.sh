@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # RAGSeg end to end on a fresh Debian machine: system packages, release build, model weights, a small
 # synthetic dataset, a support bank built from it, and segmentation of held-out images with Dice printed
-# and overlays written. Everything lands in out/quickstart/.
+# and overlays written; then a small synthetic NIfTI dataset and a bank of its slices. Everything lands in
+# out/quickstart/.
 #
 # Weights: weights/ (or RAGSEG_WEIGHTS=DIR) with dinov2/model.safetensors + dinov2/config.json
 # (facebook/dinov2-small) and sam2.safetensors (facebook/sam2.1-hiera-tiny's model.safetensors). Missing
@@ -124,6 +125,12 @@ $RAGSEG eval --index "$OUT/bank" --k "$K" \
 echo "== masks and overlays in $OUT/masks/, per-case scores in $OUT/eval.csv"
 echo "== volumes: a small synthetic CT-like NIfTI dataset in nnU-Net layout (imagesTr/, labelsTr/, dataset.json)"
 $RAGSEG sample-data --3d "$OUT/volumes" --cases 4 --size 64 --slices 16
+# A bank of their slices: every slice with a label, one in 10 without (dataset.json names channel 0 "CT", so
+# the bank records the abdomen window 400/40 and axial slices).
+echo "== a volume bank: the labelled axial slices of the volumes (CT abdomen window, from dataset.json)"
+$RAGSEG index create "$OUT/volume-bank" --dinov2 "$DINOV2" --sam2 "$SAM2" --dataset "$OUT/volumes"
+$RAGSEG index add "$OUT/volume-bank" --dataset "$OUT/volumes" > /dev/null
+$RAGSEG index info "$OUT/volume-bank"
 if [ -z "$REAL" ]; then
     echo "== reminder: NO REAL WEIGHTS were used; the Dice scores above are NOT meaningful (see the message above)"
 fi

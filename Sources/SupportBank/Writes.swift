@@ -118,24 +118,30 @@ extension SupportBank {
         defer { lock.unlock() }
         try env.write { txn in
             try catchUp(in: txn)
-            var seq = try currentSeq(txn)
-            for id in Set(ids).sorted() {
-                guard let bytes = try txn.get(cases, key: Codec.key(id)) else {
-                    throw BankError.bank(path, "no case with id \(id); nothing was removed")
-                }
-                let record = try JSONDecoder().decode(CaseRecord.self, from: Data(bytes))
-                try txn.delete(cases, key: Codec.key(id))
-                try txn.delete(embeddings, key: Codec.key(id))
-                for label in record.storedMemoryLabels {
-                    try txn.delete(memories, key: Codec.memoryKey(id, label: label))
-                }
-                if let hash = hexBytes(record.contentHash) { try txn.delete(hashes, key: hash) }
-                seq += 1
-                try txn.put(journal, key: Codec.key(seq), value: Codec.journalEntry(Codec.journalRemove, id))
-            }
-            try txn.put(meta, key: Array("seq".utf8), value: Codec.key(seq))
+            try deleteCases(ids, in: txn)
         }
         // Committed: mirror (HNSW keeps them as tombstones, filtered from results).
         try env.read { try catchUp(in: $0) }
+    }
+
+    /// Deletes the cases `ids` with their embeddings, memories and hashes and journals each removal,
+    /// inside `txn`; an unknown id throws, so the caller's transaction removes nothing.
+    func deleteCases(_ ids: [UInt64], in txn: LMDBTransaction) throws {
+        var seq = try currentSeq(txn)
+        for id in Set(ids).sorted() {
+            guard let bytes = try txn.get(cases, key: Codec.key(id)) else {
+                throw BankError.bank(path, "no case with id \(id); nothing was removed")
+            }
+            let record = try JSONDecoder().decode(CaseRecord.self, from: Data(bytes))
+            try txn.delete(cases, key: Codec.key(id))
+            try txn.delete(embeddings, key: Codec.key(id))
+            for label in record.storedMemoryLabels {
+                try txn.delete(memories, key: Codec.memoryKey(id, label: label))
+            }
+            if let hash = hexBytes(record.contentHash) { try txn.delete(hashes, key: hash) }
+            seq += 1
+            try txn.put(journal, key: Codec.key(seq), value: Codec.journalEntry(Codec.journalRemove, id))
+        }
+        try txn.put(meta, key: Array("seq".utf8), value: Codec.key(seq))
     }
 }

@@ -100,7 +100,11 @@ struct IndexCreate: ParsableCommand {
     var sam2Variant = "tiny"
     @Option(help: "Comma-separated names of labels 1...L (default: one label, binary masks).")
     var labels: String?
-    @Option(help: "Take label names from this nnU-Net dataset folder's dataset.json.")
+    @Option(
+        help: """
+            Take label names from this nnU-Net or MSD dataset folder's dataset.json (a volume dataset also gives the \
+            volume settings' intensity default).
+            """)
     var dataset: String?
     @Option(
         help:
@@ -111,6 +115,8 @@ struct IndexCreate: ParsableCommand {
     )
     var indexType = "auto"
     @Option(help: .hidden) var memoryShape: String?  // "C,H,W,P": stand-in banks with small memories (tests)
+    @OptionGroup(title: "Volume settings (recorded in the bank)")
+    var volume: VolumeSettingOptions
 
     func run() throws {
         guard let dv = DINOv2Variant(rawValue: dinov2Variant) else {
@@ -132,6 +138,7 @@ struct IndexCreate: ParsableCommand {
         } else if let dataset {
             labelNames = try CaseSources.nnUNetLabels(dataset)
         }
+        let volumeSettings = try volume.settingsForCreate(dataset: dataset)
         var shape = MemoryShape.sam2
         if let memoryShape {
             let v = memoryShape.split(separator: ",").compactMap { Int($0) }
@@ -168,6 +175,7 @@ struct IndexCreate: ParsableCommand {
             retrievalModel: retrieval, supportModel: support, embeddingDimension: embeddingDimension,
             memoryShape: shape, preprocessing: preprocessing, labels: labelNames, indexKind: kind)
         metadata.weightsPaths = weightsPaths
+        metadata.volumeSettings = volumeSettings
         let bankPath = resolveBankPath(path)
         _ = try SupportBank.create(at: bankPath, metadata: metadata)
         print(
@@ -175,6 +183,7 @@ struct IndexCreate: ParsableCommand {
             created \(bankPath): \(labelNames.count == 1 ? "binary" : "\(labelNames.count) labels") \
             (\(labelNames.joined(separator: ", "))), \(retrieval), \(support), index \(kind.rawValue)
             """
+                + (volumeSettings.map { "; volumes: \($0.summary)" } ?? "")
         )
     }
 }
@@ -183,13 +192,16 @@ struct IndexCreate: ParsableCommand {
 final class ProgressReporter {
     let total: Int
     let quiet: Bool
+    /// What is counted: "cases", or "slices" for volumes.
+    let unit: String
     let isTerminal = isatty(2) == 1
     let start = Date()
     var lastLine = Date.distantPast
 
-    init(total: Int, quiet: Bool) {
+    init(total: Int, quiet: Bool, unit: String = "cases") {
         self.total = total
         self.quiet = quiet
+        self.unit = unit
     }
 
     func update(_ done: Int, force: Bool = false) {
@@ -206,32 +218,39 @@ final class ProgressReporter {
             let filled = total > 0 ? width * done / total : width
             let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
             FileHandle.standardError.write(
-                Data(String(format: "\r[%@] %d/%d  %.1f cases/s  ETA %@", bar, done, total, rate, etaText).utf8))
+                Data(String(format: "\r[%@] %d/%d  %.1f %@/s  ETA %@", bar, done, total, rate, unit, etaText).utf8))
             if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
         } else {
-            printError(String(format: "%d/%d cases, %.1f cases/s, ETA %@", done, total, rate, etaText))
+            printError(String(format: "%d/%d %@, %.1f %@/s, ETA %@", done, total, unit, rate, unit, etaText))
         }
     }
 }
 
 struct IndexAdd: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "add", abstract: "Add image/mask pairs to a bank (re-running resumes; duplicates are skipped).",
+        commandName: "add",
+        abstract: """
+            Add image/mask pairs, or image/label volumes one slice per case, to a bank (re-running resumes; \
+            duplicates are skipped).
+            """,
         discussion: """
             Prints one line per case on stdout once its batch is committed: `added ID IMAGE` or \
-            `duplicate ID IMAGE`. Progress goes to stderr.
+            `duplicate ID IMAGE`. Progress goes to stderr. Volume options must agree with the settings the bank \
+            recorded; a bank without any (made for 2-D images) records them with its first volumes.
             """)
 
     @Argument(help: "Bank directory.") var path: String
-    @Option(help: "Folder of images (pairs with --masks by file stem).") var images: String?
-    @Option(help: "Folder of masks.") var masks: String?
-    @Option(help: "nnU-Net dataset folder (imagesTr/, labelsTr/).") var dataset: String?
+    @Option(help: "Folder of images, PNG or NIfTI volumes (pairs with --masks by file stem).") var images: String?
+    @Option(help: "Folder of masks (PNG) or label volumes (NIfTI).") var masks: String?
+    @Option(help: "nnU-Net (2-D PNG or 3-D NIfTI) or MSD dataset folder (imagesTr/, labelsTr/, dataset.json).")
+    var dataset: String?
     @Option(help: "CSV file of image,mask lines.") var list: String?
     @OptionGroup var models: ModelOptions
     @Option(help: "Cases per committed transaction.") var batch = 16
     @Flag(help: "No progress output.") var quiet = false
     @Option(help: .hidden) var mapSizeMib: Int?  // tests: a tiny map provokes MDB_MAP_FULL
     @OptionGroup var pixelLimit: PixelLimitOptions
+    @OptionGroup(title: "Volumes") var volumeInput: VolumeInputOptions
 
     func validate() throws {
         let given = [images != nil || masks != nil, dataset != nil, list != nil].filter { $0 }.count
@@ -241,6 +260,10 @@ struct IndexAdd: ParsableCommand {
     }
 
     func run() throws {
+        if let volumes = try volumeSources() {
+            return try addVolumes(volumes)
+        }
+        try volumeInput.refuseFor2D()
         let sources: [CaseSource]
         if let images, let masks {
             sources = try CaseSources.pairs(images: images, masks: masks)
@@ -260,67 +283,66 @@ struct IndexAdd: ParsableCommand {
         }
         let (retrieval, support) = try models.encoders(for: bank)
         let labelCount = bank.metadata.labels.count
-        let progress = ProgressReporter(total: sources.count, quiet: quiet)
-        var pending = [PreparedCase]()
-        var added = 0, duplicates = 0, done = 0
-
-        func report(_ kind: String, _ id: UInt64, _ image: String) {
-            print("\(kind)\t\(id)\t\(image)")
-            fflush(nil)  // a reader (or a crash test) sees exactly what is committed
-        }
-        func commit() throws {
-            guard !pending.isEmpty else { return }
-            let outcomes = try bank.add(pending)
-            for (c, outcome) in zip(pending, outcomes) {
-                switch outcome {
-                case .added(let id): added += 1; report("added", id, c.image)
-                case .duplicate(let id): duplicates += 1; report("duplicate", id, c.image)
-                }
-            }
-            done += pending.count
-            pending.removeAll()
-            progress.update(done)
-        }
-
-        do {
+        let batcher = CaseBatcher(
+            bank: bank, batch: batch, progress: ProgressReporter(total: sources.count, quiet: quiet))
+        try batcher.run {
             for source in sources {
                 let loaded = try CaseLoader.load(source, labelCount: labelCount)
                 if let existing = try bank.caseID(forContentHash: loaded.contentHash) {
-                    duplicates += 1
-                    done += 1
-                    report("duplicate", existing, source.image)  // committed earlier: skip the encoders
-                    progress.update(done)
+                    batcher.stored(existing, image: source.image)  // committed earlier: skip the encoders
                     continue
                 }
                 // (a duplicate within one batch is caught by the bank's add)
-                pending.append(try CaseLoader.prepare(loaded, retrieval: retrieval, support: support))
-                if pending.count >= batch { try commit() }
+                try batcher.append(try CaseLoader.prepare(loaded, retrieval: retrieval, support: support))
             }
-            try commit()
-        } catch {
-            // Keep what is valid: commit the pending cases, then report the error.
-            if !(error is LMDBError) { try? commit() }
-            printError("\(added) case(s) added before the error; the bank is intact and re-running resumes.")
-            throw error
         }
-        progress.update(done, force: true)
         try bank.checkpoint(force: false)
         if !quiet {
-            printError("added \(added), already present \(duplicates); bank has \(try bank.statistics().cases) cases")
+            printError(
+                """
+                added \(batcher.added), already present \(batcher.duplicates); bank has \
+                \(try bank.statistics().cases) cases
+                """
+            )
         }
     }
 }
 
 struct IndexRemove: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "remove", abstract: "Remove cases by id (all or nothing: one transaction).",
+        commandName: "remove",
+        abstract: "Remove cases by id, or every slice of a volume (all or nothing: one transaction).",
         discussion:
             "Prints `removed ID` for each id on stdout once the transaction is committed; the summary goes to stderr.")
     @Argument(help: "Bank directory.") var path: String
-    @Argument(help: "Case ids.") var ids: [UInt64]
+    @Argument(help: "Case ids.") var ids: [UInt64] = []
+    @Option(
+        help: ArgumentHelp(
+            "Remove every slice case of this volume: its path as added, or the SHA-256 (hex) of its file.",
+            valueName: "path|sha256"))
+    var volume: String?
+
+    func validate() throws {
+        guard ids.isEmpty != (volume == nil) else { throw ValidationError("give case ids or --volume, not both") }
+    }
 
     func run() throws {
         let bank = try SupportBank.open(at: resolveBankPath(path))
+        if let volume {
+            var removed = try bank.removeVolume(volume)
+            if removed.isEmpty && FileManager.default.fileExists(atPath: volume) {
+                // The same file added under another path: its bytes name it.
+                removed = try bank.removeVolume(try VolumeCaseLoader.fileSHA256(volume))
+            }
+            guard !removed.isEmpty else {
+                throw BankError.bank(bank.path, "no slice of volume \(volume) is in the bank; nothing was removed")
+            }
+            for id in removed { print("removed\t\(id)") }
+            fflush(nil)
+            try bank.checkpoint(force: false)
+            printError("removed \(removed.count) slice(s) of \(volume); bank has \(try bank.statistics().cases) cases")
+            return
+        }
         try bank.remove(ids)
         for id in Set(ids).sorted() { print("removed\t\(id)") }
         fflush(nil)  // a reader (or a crash test) sees exactly what is committed
@@ -356,6 +378,10 @@ struct IndexInfo: ParsableCommand {
         print("support model   \(m.supportModel.name) \(m.supportModel.variant) sha256 \(m.supportModel.sha256)")
         if m.retrievalModel.name.hasPrefix("stand-in") { print("                (stand-in models: not meaningful)") }
         print("embedding       \(m.embeddingDimension)-d fp32, cosine")
+        if let v = m.volumeSettings {
+            let counts = try bank.volumeCounts()
+            print("volumes         \(v.summary); \(counts.slices) slices of \(counts.volumes) volume(s)")
+        }
         print(
             """
             index           \(s.indexKind.rawValue) (configured \(m.indexKind.rawValue)), \(s.indexVectors) vectors, \

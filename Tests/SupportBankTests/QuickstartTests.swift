@@ -28,6 +28,8 @@ final class QuickstartTests: XCTestCase {
         XCTAssertEqual(csv.split(separator: "\n").count, 5, csv)  // header + 4 held-out cases
         XCTAssertTrue(r.stdout.contains("dice mean"), r.stdout)
         XCTAssertTrue(r.stdout.contains("20 cases, 20 memories, 20 index vectors (0 tombstones): OK"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("volumes         axial, window 400,40, channel 0; "), r.stdout)
+        XCTAssertTrue(r.stdout.contains(" slices of 4 volume(s)"), r.stdout)
     }
 
     func testDownloadedWeightsThatLoadAreUsed() throws {

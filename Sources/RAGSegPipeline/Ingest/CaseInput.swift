@@ -92,6 +92,8 @@ public struct LoadedCase {
     public var contentHash: [UInt8]
     /// Labels the bank declares (1...labelCount).
     public var labelCount: Int
+    /// Where the case was cut from, for a slice of a volume (nil for a 2-D image).
+    public var origin: SliceOrigin? = nil
 
     /// Some declared label is absent from the mask, so the case gets an empty-mask memory too.
     public var hasAbsentLabel: Bool { labels.count < labelCount }
@@ -118,7 +120,15 @@ public enum CaseLoader {
         do { maskLabels = try MaskReader.read(source.mask, labelCount: labelCount) } catch let error as RAGSegIOError {
             throw BankError.input(source.mask, error.message)
         }
-        // Content identity: decoded pixels and their layout, so re-encoded but identical files match.
+        return LoadedCase(
+            source: source, image: image, labelMap: maskLabels.labels, labels: maskLabels.presentLabels,
+            contentHash: contentHash(image: image, mask: mask),
+            labelCount: labelCount)
+    }
+
+    /// Content identity: decoded pixels and their layout, so re-encoded but identical files match (and a
+    /// volume slice matches the same slice exported as 8-bit gray PNGs).
+    public static func contentHash(image: PNGImage, mask: PNGImage) -> [UInt8] {
         var hash = SHA256()
         for img in [image, mask] {
             var header = [UInt8]()
@@ -128,10 +138,7 @@ public enum CaseLoader {
             hash.update(header)
             img.pixels.withUnsafeBytes { hash.update($0) }
         }
-        return LoadedCase(
-            source: source, image: image, labelMap: maskLabels.labels, labels: maskLabels.presentLabels,
-            contentHash: hash.finalize(),
-            labelCount: labelCount)
+        return hash.finalize()
     }
 
     /// Runs the encoders: one embedding per case, one memory per present label, and one memory of an
@@ -153,7 +160,8 @@ public enum CaseLoader {
         }
         return PreparedCase(
             image: loaded.source.image, mask: loaded.source.mask, contentHash: loaded.contentHash,
-            width: loaded.image.width, height: loaded.image.height, embedding: embedding, memories: memories)
+            width: loaded.image.width, height: loaded.image.height, embedding: embedding, memories: memories,
+            origin: loaded.origin)
     }
 }
 
