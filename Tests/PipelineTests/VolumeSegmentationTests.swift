@@ -181,6 +181,24 @@ final class VolumeSegmentationTests: XCTestCase {
         XCTAssertEqual(noSettings.notes.count, 1)
         XCTAssertTrue(noSettings.notes[0].contains("records no volume settings"))
         XCTAssertThrowsError(try VolumeSegmentation(bank: metadata, bankPath: "b", selection: .named("liver"), k: 1))
+
+        // Two frames: the bank's channel picks one; without bank settings or --channel it is an error naming the file.
+        let image = try NIfTI.read(sources[3].image)
+        guard case .int16(let values) = image.voxels else { return XCTFail("int16 expected") }
+        var header = image.header
+        header.dim[0] = 4
+        header.dim[4] = 2
+        let twoFrames = NIfTIImage(header: header, voxels: .int16(values + values))
+        XCTAssertThrowsError(try noSettings.run(twoFrames, name: "scan4d.nii.gz", segmenter: segmenter)) {
+            let text = "\($0)"
+            XCTAssertTrue(text.contains("scan4d.nii.gz") && text.contains("choose one (--channel N"), text)
+        }
+        let withChannel = try VolumeSegmentation(
+            bank: metadata, bankPath: "b", selection: .all, k: 1, override: VolumeSettingsOverride(channel: 1),
+            sliceRange: 0..<1)
+        XCTAssertEqual(try withChannel.run(twoFrames, name: "scan4d", segmenter: segmenter).report.settings.channel, 1)
+        XCTAssertEqual(
+            try query(range: 0..<1).run(twoFrames, name: "scan4d", segmenter: segmenter).report.settings.channel, 0)
     }
 
     /// A volume whose slices are near-duplicates of each other (its middle slice repeated, each copy a few
