@@ -74,7 +74,7 @@ let package = Package(
         .executableTarget(
             name: "ragseg-bench",
             dependencies: [
-                "TensorCore", "RAGSegIO", "DINOv2", "SAM2", "SupportBank", "RAGSegPipeline", "RAGSegServer",
+                "TensorCore", "RAGSegIO", "DINOv2", "SAM2", "SupportBank", "Evaluation", "RAGSegPipeline", "RAGSegServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),

@@ -18,11 +18,23 @@ public enum MaskComposition {
         }
         precondition(
             labels.allSatisfy { (1...maxLabelInMap).contains($0) }, "label map labels must be 1...\(maxLabelInMap)")
+        return labelMap(logits: logits, labels: labels).map { UInt8($0) }
+    }
+
+    /// Each pixel the label whose logit is highest among the positive ones (the first listed on a tie), 0
+    /// where none is positive: the rule of `mask` for several labels, without the 8-bit limit (label volumes
+    /// are 16-bit).
+    public static func labelMap(logits: [[Float]], labels: [Int]) -> [UInt16] {
+        precondition(logits.count == labels.count && !labels.isEmpty, "one logits array per label")
+        let n = logits[0].count
+        precondition(logits.allSatisfy { $0.count == n }, "logits of different sizes")
+        precondition(labels.allSatisfy { (1...65535).contains($0) }, "labels must be 1...65535")
+        var pixels = [UInt16](repeating: 0, count: n)
         var best = [Float](repeating: 0, count: n)
         for (values, label) in zip(logits, labels) {
             for i in 0..<n where values[i] > best[i] {
                 best[i] = values[i]
-                pixels[i] = UInt8(label)
+                pixels[i] = UInt16(label)
             }
         }
         return pixels

@@ -7,6 +7,9 @@
 // POST /segment?k=N&label=NAME&format=png|json[&positive_only=1][&point=x,y[,l]...][&box=x0,y0,x1,y1]   body: PNG bytes
 //        -> 200 image/png mask (0/255; a label map 0...L for label=all on a multi-label bank), or JSON;
 //           points/box (image pixels) refine the memory-conditioned result of one label (SAM2/Prompt.swift)
+//        body: a NIfTI volume (.nii or .nii.gz bytes, by magic number or Content-Type application/x-nifti or
+//        application/gzip) -> 200 the label volume as NIfTI, gzip when the upload was, or JSON with format=json;
+//        [&slices=A:B][&slice_axis=..][&window=..][&channel=N] (VolumeSegmentRoute.swift)
 //   POST /cases                       body: multipart/form-data with parts "image" and "mask" (PNG)
 //        -> 201 {"id":..., "added":true, ...} (200 with "added":false for content already in the bank)
 // Bodies over maxUploadBytes -> 413; undecodable PNG, unknown label, k out of range, bad point/box -> 400.
@@ -31,13 +34,16 @@ public struct ServerConfiguration: Sendable {
     public var maxUploadBytes: Int
     /// Where the image and mask of each case added over HTTP are stored (the bank records their paths).
     public var uploadsDirectory: String
+    /// Largest volume (voxels over all dimensions) a NIfTI upload may declare; larger ones get 413.
+    public var maxVolumeVoxels: Int
     /// Largest `k` a request may ask for.
     public static let maxK = 64
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, k: Int = 4, maxUploadBytes: Int = 64 << 20,
-        uploadsDirectory: String
+        uploadsDirectory: String, maxVolumeVoxels: Int = 512 * 512 * 512
     ) {
+        self.maxVolumeVoxels = maxVolumeVoxels
         self.host = host
         self.port = port
         self.k = k
@@ -206,6 +212,11 @@ public final class SegmentationServer: Sendable {
         let stats = try bank.statistics()
         let metadata = bank.metadata
         func model(_ m: ModelIdentity) -> [String: Any] { ["name": m.name, "variant": m.variant, "sha256": m.sha256] }
+        let volumeSettings: Any =
+            metadata.volumeSettings.map {
+                ["sliceAxis": $0.sliceAxis, "intensity": $0.intensity, "channel": $0.channel] as [String: Any]
+            }
+            ?? NSNull()
         return jsonResponse([
             "bank": bank.path, "cases": stats.cases, "memories": stats.memories,
             "indexKind": stats.indexKind.rawValue, "indexVectors": stats.indexVectors,
@@ -213,7 +224,9 @@ public final class SegmentationServer: Sendable {
             "models": ["retrieval": model(metadata.retrievalModel), "support": model(metadata.supportModel)],
             "memoryShape": metadata.memoryShape.description,
             "k": configuration.k, "maxK": ServerConfiguration.maxK,
-            "maxUploadBytes": configuration.maxUploadBytes, "casesAddedSinceStart": addedCount.withLock { $0 },
+            "maxUploadBytes": configuration.maxUploadBytes, "maxVolumeVoxels": configuration.maxVolumeVoxels,
+            "volumeSettings": volumeSettings,
+            "casesAddedSinceStart": addedCount.withLock { $0 },
         ])
     }
 
@@ -234,6 +247,11 @@ public final class SegmentationServer: Sendable {
     }
 
     func segment(_ request: Request) async throws -> Response {
+        // A NIfTI body (announced by its content type, or recognised by its magic numbers) is a volume.
+        let bytes = try await body(request)
+        if Self.declaresNIfTI(request.headers[.contentType]) || NIfTI.looksLikeNIfTI(bytes) {
+            return try await segmentVolume(request, bytes: bytes)
+        }
         let parameters = request.uri.queryParameters
         var k = configuration.k
         if let value = parameters["k"] {
@@ -269,7 +287,7 @@ public final class SegmentationServer: Sendable {
         } catch let error as SegmentationQueryError {
             throw ServerError(.badRequest, Self.message(error))
         }
-        let image = try decodePNG(try await body(request), role: "image")
+        let image = try decodePNG(bytes, role: "image")
         do { try prompt.validate(width: image.width, height: image.height) } catch let error as SAM2PromptError {
             throw ServerError(.badRequest, error.message)
         }

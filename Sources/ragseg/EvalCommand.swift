@@ -13,9 +13,14 @@ struct Eval: ParsableCommand {
             --leave-one-out queries every bank case against the rest of the bank (its own id excluded from \
             retrieval); --images/--masks scores held-out pairs (matched by file stem). HD95 follows MedPy \
             (pixel units) and is left out of the means where a mask is empty. Per-case rows go to the CSV.
+            Volumes: --dataset DIR (nnU-Net v2 or MSD: imagesTr/ and labelsTr/), or --images/--masks folders of \
+            NIfTI files, are segmented slice by slice and scored per volume and label in 3-D (HD95 in mm from \
+            the voxel spacing); with --leave-one-out every slice of the query's own volume is kept out of \
+            retrieval (bank cases whose recorded volume hash or path is the query's).
             """)
 
     @Option(help: "Support bank (a bare name means Indexes/NAME).") var index: String
+    @Option(help: "A volume dataset (nnU-Net v2 or MSD layout: imagesTr/, labelsTr/).") var dataset: String?
     @Option(help: "Folder of held-out images.") var images: String?
     @Option(help: "Folder of their masks.") var masks: String?
     @Flag(help: "Query each bank case against the others.") var leaveOneOut = false
@@ -30,8 +35,27 @@ struct Eval: ParsableCommand {
     @Option(help: "Per-case CSV output.") var csv = "eval.csv"
     @Flag(help: "No per-case lines (summary only).") var quiet = false
     @OptionGroup var pixelLimit: PixelLimitOptions
+    @OptionGroup var volume: VolumeSegmentOptions
+
+    /// Volumes: a dataset, or image/label folders holding NIfTI files.
+    var onVolumes: Bool {
+        if dataset != nil { return true }
+        guard let images, let names = try? FileManager.default.contentsOfDirectory(atPath: images) else { return false }
+        return names.contains(where: VolumeQueryOptions.isNIfTIPath)
+    }
 
     func validate() throws {
+        if dataset != nil && (images != nil || masks != nil) {
+            throw ValidationError("give --dataset or --images/--masks (not both)")
+        }
+        if volume.slices != nil { throw ValidationError("--slices is for segment; eval scores whole volumes") }
+        if onVolumes {
+            if (images == nil) != (masks == nil) { throw ValidationError("--images and --masks go together") }
+            guard k >= 1 else { throw ValidationError("--k must be at least 1") }
+            _ = try volume.parsed()
+            return
+        }
+        if volume.given { throw ValidationError("--slice-axis, --window and --channel go with volumes") }
         guard leaveOneOut != (images != nil || masks != nil) else {
             throw ValidationError("give --leave-one-out or --images/--masks (not both)")
         }
@@ -41,6 +65,7 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let bank = try SupportBank.open(at: resolveBankPath(index), readOnly: true)
+        if onVolumes { return try runOnVolumes(bank) }
         let segmenter = try BankModels.segmenter(for: bank, dinov2: dinov2, sam2: sam2)
         let progress = { (done: Int, total: Int) in if !quiet { printError("\(done)/\(total) cases") } }
         let rows: [EvaluationRow]

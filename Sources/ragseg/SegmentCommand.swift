@@ -85,8 +85,14 @@ struct SegmentCommand: ParsableCommand {
     @Flag(help: "Also write DIR/<stem>_overlay.png: the image, the mask outline and the retrieved case ids.")
     var overlay = false
 
-    @Argument(help: "Target images (.png), or folders of them (their .png files, in name order).")
+    @Argument(
+        help: """
+            Target images (.png), or folders of them (their .png files, in name order); with --index also NIfTI \
+            volumes (.nii, .nii.gz), segmented slice by slice into DIR/<same file name>.
+            """)
     var targets: [String] = []
+
+    @OptionGroup var volume: VolumeSegmentOptions
 
     @Option(help: "Output directory (created if missing).")
     var out: String
@@ -132,6 +138,7 @@ struct SegmentCommand: ParsableCommand {
         }
         guard k >= 1 else { throw ValidationError("--k must be at least 1") }
         guard !targets.isEmpty else { throw ValidationError("give at least one target image") }
+        try volume.check(targets: targets, command: self)
         guard maskValues == 255 || maskValues == 1 else {
             throw ValidationError("--mask-values must be 255 or 1, got \(maskValues)")
         }
@@ -146,7 +153,7 @@ struct SegmentCommand: ParsableCommand {
                 "--point/--box refine a single target, but \(targets.count) targets were given; run once per target")
         }
         var stems: [String: String] = [:]
-        for t in targets {
+        for t in targets where !VolumeQueryOptions.isNIfTIPath(t) {
             let stem = Self.stem(t)
             if let other = stems[stem] {
                 throw ValidationError("targets \(other) and \(t) would both be written to \(stem).png")
@@ -285,6 +292,7 @@ struct SegmentCommand: ParsableCommand {
 
     /// `--index`: retrieval-augmented segmentation from a support bank (RAGSegPipeline.SegmentationQuery).
     func runFromBank() throws {
+        if targets.contains(where: VolumeQueryOptions.isNIfTIPath) { return try runOnVolumes() }
         for t in targets where !FileManager.default.fileExists(atPath: t) {
             throw SupportSegmenterError("\(t): target image file does not exist")
         }

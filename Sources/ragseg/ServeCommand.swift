@@ -49,6 +49,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Largest request body in MiB (larger: 413).")
     var maxUploadMib: Int = 64
 
+    @Option(help: "Largest NIfTI volume POST /segment accepts, in voxels (larger: 413).")
+    var maxVolumeVoxels: Int = 512 * 512 * 512
+
     @Option(help: "Directory for the images and masks of cases added over HTTP (default: BANK/uploads).")
     var uploads: String?
 
@@ -64,6 +67,7 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--max-upload-mib must be in 1...4096")
         }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        guard maxVolumeVoxels >= 1 else { throw ValidationError("--max-volume-voxels must be positive") }
     }
 
     func run() async throws {
@@ -75,7 +79,8 @@ struct ServeCommand: AsyncParsableCommand {
             segmenter: segmenter,
             configuration: ServerConfiguration(
                 host: host, port: port, k: k, maxUploadBytes: maxUploadMib << 20,
-                uploadsDirectory: uploads ?? (bankPath as NSString).appendingPathComponent("uploads")))
+                uploadsDirectory: uploads ?? (bankPath as NSString).appendingPathComponent("uploads"),
+                maxVolumeVoxels: maxVolumeVoxels))
         let cases = try bank.statistics().cases
         let host = self.host
         try await server.run { port in

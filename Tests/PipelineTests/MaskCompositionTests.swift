@@ -23,4 +23,12 @@ final class MaskCompositionTests: XCTestCase {
         XCTAssertEqual(
             MaskComposition.mask(logits: [[1, -1], [-1, -1], [0.5, 9]], labels: [3, 40, 255], foreground: 1), [3, 255])
     }
+
+    func testLabelVolumeSlicesKeepLabelNumbersPast255() {
+        // The rule of the label map, in 16 bits: label 300 where its logit is the highest positive one; one label
+        // is written as its own number (a label volume holds label numbers, not a foreground value).
+        XCTAssertEqual(
+            MaskComposition.labelMap(logits: [[1, -1, 2], [3, -2, 2]], labels: [2, 300]), [300, 0, 2])
+        XCTAssertEqual(MaskComposition.labelMap(logits: [[0.5, 0, -1]], labels: [7]), [7, 0, 0])
+    }
 }
