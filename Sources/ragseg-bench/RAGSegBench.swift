@@ -9,6 +9,6 @@ struct RAGSegBench: AsyncParsableCommand {
         abstract: "Benchmarks of the compute kernels, the models, the query path and the support bank.",
         subcommands: [
             BenchOps.self, BenchDINOv2.self, SAM2BenchCommand.self, SegmentBenchCommand.self, QueryBenchCommand.self,
-            BankBench.self,
+            BankBench.self, AccuracyBenchCommand.self,
         ])
 }

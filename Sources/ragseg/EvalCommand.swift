@@ -15,6 +15,7 @@ struct Eval: ParsableCommand {
             (pixel units) and is left out of the means where a mask is empty. Per-case rows go to the CSV.
             """)
 
+    @OptionGroup var precision: PrecisionOptions
     @Option(help: "Support bank (a bare name means Indexes/NAME).") var index: String
     @Option(help: "Folder of held-out images.") var images: String?
     @Option(help: "Folder of their masks.") var masks: String?

@@ -222,6 +222,7 @@ struct IndexAdd: ParsableCommand {
             `duplicate ID IMAGE`. Progress goes to stderr.
             """)
 
+    @OptionGroup var precision: PrecisionOptions
     @Argument(help: "Bank directory.") var path: String
     @Option(help: "Folder of images (pairs with --masks by file stem).") var images: String?
     @Option(help: "Folder of masks.") var masks: String?

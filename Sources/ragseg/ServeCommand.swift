@@ -26,6 +26,7 @@ struct ServeCommand: AsyncParsableCommand {
             connections, let requests in flight finish (an add commits), then checkpoint the index and exit.
             """)
 
+    @OptionGroup var precision: PrecisionOptions
     @Option(help: "Support bank (a bare name means Indexes/NAME).")
     var index: String
 
