@@ -7,6 +7,7 @@
 // each execution brings its own scratchpad (user scratchpad mode) and stream (one per thread).
 #include "cdnnl.h"
 
+#include <immintrin.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,11 +232,24 @@ static inline uint16_t to_bf16(float x) {
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-// The same rounding with AVX-512 integer ops (bit-identical to to_bf16; vcvtneps2bf16 would flush
-// denormals, which this does not).
+// The same rounding with AVX-512 integer ops, 16 values at a time (bit-identical to to_bf16;
+// vcvtneps2bf16 would flush denormals, which this does not).
 __attribute__((target("avx512f,avx512bw"))) static void to_bf16_avx512(const float *src, uint16_t *dst,
                                                                        size_t count) {
-    for (size_t i = 0; i < count; i++) dst[i] = to_bf16(src[i]);
+    const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
+    const __m512i quiet = _mm512_set1_epi32(0x7fc0), sign = _mm512_set1_epi32(0x8000);
+    size_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        __m512 x = _mm512_loadu_ps(src + i);
+        __m512i u = _mm512_castps_si512(x);
+        __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, bias), lsb), 16);
+        __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+        __m512i q = _mm512_or_si512(quiet, _mm512_and_si512(_mm512_srli_epi32(u, 16), sign));
+        r = _mm512_mask_mov_epi32(r, nan, q);
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm512_cvtepi32_epi16(r));
+    }
+    for (; i < count; i++) dst[i] = to_bf16(src[i]);
 }
 
 static void to_bf16_plain(const float *src, uint16_t *dst, size_t count) {

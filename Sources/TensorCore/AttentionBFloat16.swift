@@ -54,8 +54,11 @@ func attentionBFloat16(
                             OneDNN.matmul(
                                 .bf16, transA: false, transB: true, m: rows, n: nk, k: dq, alpha: alpha,
                                 a: qBlock, lda: dq, b: kHead, ldb: dq, c: scores, ldc: nk)
-                            for r in 0..<rows { sums[r] = softmaxRowUnnormalized(scores + r * nk, nk) }
-                            ragseg_to_bf16(scores, probabilities, rows * nk)
+                            // Each row rounded right after its exponentials, while it is still in cache.
+                            for r in 0..<rows {
+                                sums[r] = softmaxRowUnnormalized(scores + r * nk, nk)
+                                ragseg_to_bf16(scores + r * nk, probabilities + r * nk, nk)
+                            }
                             OneDNN.matmul(
                                 .bf16, transA: false, transB: false, m: rows, n: dv, k: nk,
                                 a: probabilities, lda: nk, b: vHead, ldb: dv, c: products, ldc: dv)
