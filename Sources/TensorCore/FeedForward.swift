@@ -86,23 +86,24 @@ public func addFeedForward(
                         outputBias.withUnsafeBufferPointer { b2 in
                             let out = px.baseAddress!, source = pn.baseAddress!
                             withOptionalPointers(nil, hiddenWeightBF16) { _, h16 in
-                            withOptionalPointers(nil, outputWeightBF16) { _, o16 in
-                            parallelFor(chunks) { chunk in
-                                let start = chunk * chunkRows, rows = min(chunkRows, tokens - start)
-                                let hidden = UnsafeMutablePointer<Float>.allocate(capacity: rows * hiddenWidth)
-                                defer { hidden.deallocate() }
-                                linearRows(
-                                    source + start * width, rows: rows, inFeatures: width, weight: w1.baseAddress!,
-                                    outFeatures: hiddenWidth, bias: b1.baseAddress!, out: hidden,
-                                    weightBF16: h16)
-                                activation.apply(hidden, count: rows * hiddenWidth)
-                                // x += hidden · W2ᵀ + bias2 (inline: this is one worker's chunk).
-                                linearRows(
-                                    hidden, rows: rows, inFeatures: hiddenWidth, weight: w2.baseAddress!,
-                                    outFeatures: outWidth, bias: b2.baseAddress!, out: out + start * outWidth,
-                                    accumulate: true, weightBF16: o16)
-                            }
-                            }
+                                withOptionalPointers(nil, outputWeightBF16) { _, o16 in
+                                    parallelFor(chunks) { chunk in
+                                        let start = chunk * chunkRows, rows = min(chunkRows, tokens - start)
+                                        let hidden = UnsafeMutablePointer<Float>.allocate(capacity: rows * hiddenWidth)
+                                        defer { hidden.deallocate() }
+                                        linearRows(
+                                            source + start * width, rows: rows, inFeatures: width,
+                                            weight: w1.baseAddress!,
+                                            outFeatures: hiddenWidth, bias: b1.baseAddress!, out: hidden,
+                                            weightBF16: h16)
+                                        activation.apply(hidden, count: rows * hiddenWidth)
+                                        // x += hidden · W2ᵀ + bias2 (inline: this is one worker's chunk).
+                                        linearRows(
+                                            hidden, rows: rows, inFeatures: hiddenWidth, weight: w2.baseAddress!,
+                                            outFeatures: outWidth, bias: b2.baseAddress!, out: out + start * outWidth,
+                                            accumulate: true, weightBF16: o16)
+                                    }
+                                }
                             }
                         }
                     }

@@ -65,7 +65,8 @@ struct AccuracyBenchCommand: ParsableCommand {
                 for precision in [Precision.fp32, .bf16] {
                     try Precision.use(precision)
                     let f = model.encode(pixels)
-                    let conditioned = model.conditionedFeatures(f, bank: try model.memoryBank.assemble(Array(supports[0..<k])))
+                    let conditioned = model.conditionedFeatures(
+                        f, bank: try model.memoryBank.assemble(Array(supports[0..<k])))
                     let raw = model.decode(conditioned, f, multimask: true, outputSize: (size, size)).raw
                     outputs.append((raw.masks, raw.iou, raw.objectScore))
                 }

@@ -195,4 +195,3 @@ struct BenchOps: ParsableCommand {
         return digits == 0 ? String(Int(v)) : String(v)
     }
 }
-

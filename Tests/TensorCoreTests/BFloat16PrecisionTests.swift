@@ -45,7 +45,8 @@ final class BFloat16PrecisionTests: XCTestCase {
                 var dot = Double(b.data[j])
                 for c in 0..<96 { dot += Double(x16.data[i * 96 + c]) * Double(w16.data[j * 96 + c]) }
                 worst = max(worst, abs(Double(y.data[i * 256 + j]) - dot))
-                XCTAssertEqual(Double(residual.data[i * 256 + j]), Double(start.data[i * 256 + j]) + dot, accuracy: 1e-4)
+                XCTAssertEqual(
+                    Double(residual.data[i * 256 + j]), Double(start.data[i * 256 + j]) + dot, accuracy: 1e-4)
             }
         }
         // fp32 accumulation of 96 products of size <= 1: measured 2.6e-6. Unrounded fp32 inputs would miss by
