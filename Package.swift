@@ -41,7 +41,11 @@ let package = Package(
             ]),
         // GELU, exp/softmax, sigmoid, SiLU compiled per instruction-set level (AVX-512/AVX2/SSE2), picked at run time.
         .target(name: "CKernels", path: "Sources/CKernels", exclude: ["kernels.inc"], cSettings: [.unsafeFlags(["-O3"])]),
-        .target(name: "TensorCore", dependencies: ["CBLAS", "CKernels"], swiftSettings: fastMath),
+        // oneDNN (Debian: libdnnl-dev) matmul for the bf16 precision: primitives cached per shape, one thread per call.
+        .target(
+            name: "CDNNL", path: "Sources/CDNNL", cSettings: [.unsafeFlags(["-O2"])],
+            linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]),
+        .target(name: "TensorCore", dependencies: ["CBLAS", "CKernels", "CDNNL"], swiftSettings: fastMath),
         .target(name: "RAGSegIO", dependencies: ["TensorCore", "CPNG", "CZlib"], swiftSettings: fastMath),
         .target(name: "DINOv2", dependencies: ["TensorCore", "RAGSegIO"], swiftSettings: fastMath),
         .target(name: "SAM2", dependencies: ["TensorCore", "RAGSegIO"], swiftSettings: fastMath),

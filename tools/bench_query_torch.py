@@ -81,6 +81,12 @@ def main():
     ap.add_argument("--size", type=int, default=1024, help="target image side (gray)")
     ap.add_argument("--out", help="write the per-stage seconds as JSON here (for ragseg-bench query --reference)")
     ap.add_argument("--write-weights", help="save the random sam2.1 tiny model (official keys) as safetensors here")
+    ap.add_argument("--accuracy", type=int, default=0,
+                    help="targets on which to compare bf16 autocast with fp32 (k = 1 and 4), before the timing")
+    ap.add_argument("--accuracy-only", action="store_true", help="stop after --accuracy")
+    ap.add_argument("--autocast", choices=["none", "bf16"], default="none",
+                    help="run the timed queries under torch.autocast('cpu', dtype=torch.bfloat16), as the official "
+                         "SAM 2 README runs the model (the supports' memories stay fp32-encoded, like a bank)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ks = [int(k) for k in args.ks.split(",")]
@@ -129,7 +135,11 @@ def main():
         return r
 
     sam._prepare_memory_conditioned_features = timed_prepare
-    results = {"threads": args.threads, "torch": torch.__version__, "cases": args.cases, "size": args.size,
+
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.autocast == "bf16")
+
+    results = {"autocast": args.autocast, "threads": args.threads, "torch": torch.__version__, "cases": args.cases, "size": args.size,
                "repeats": args.repeats, "ompWaitPolicy": os.environ["OMP_WAIT_POLICY"], "k": {}}
     wall0, cpu0 = time.perf_counter(), time.process_time()
     with torch.inference_mode():
@@ -159,6 +169,10 @@ def main():
                 s[name], s[name + ":cpu"] = now[0] - t[0], now[1] - t[1]
                 t = clock()
 
+            with autocast():
+                return timed_query(img, k, s, lap)
+
+        def timed_query(img, k, s, lap):
             q = embed(img)
             lap("embed")
             search(q, k)
@@ -182,6 +196,12 @@ def main():
             s["total:cpu"] = sum(s[n + ":cpu"] for n in stages)
             return s
 
+        if args.accuracy:
+            results["accuracy"] = accuracy(args, ks, encode, sam, supports, autocast)
+            if args.accuracy_only:
+                write(args, results)
+                return
+
         query(target_image(99, args.size), max(ks))  # warm-up (first calls allocate and pick kernels)
         seed = 1000
         for k in ks:
@@ -199,9 +219,56 @@ def main():
     results["peakRSSMiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"process CPU {results['cpuSeconds']:.1f} s over {results['wallSeconds']:.1f} s wall; "
           f"peak RSS {results['peakRSSMiB']:.0f} MiB")
+    write(args, results)
+
+
+def write(args, results):
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)
+
+
+def accuracy(args, ks, encode, sam, supports, autocast):
+    """bf16 autocast against fp32 on the same targets and supports (memories encoded once, in fp32), as
+    `ragseg-bench accuracy` measures RAGSeg: the decoder's candidate mask that the fp32 run's IoU chooses,
+    before object-score gating (random weights usually score "no object", which gates every logit to -1024);
+    max relative error of its low-res logits (max |a - b| / max |a|) and the fraction of mask pixels
+    (logit > 0 at the target's size) that differ."""
+    captured = {}
+
+    def hook(module, inputs, output):
+        captured["masks"], captured["iou"] = output[0].float(), output[1].float()
+
+    handle = sam.sam_mask_decoder.register_forward_hook(hook)
+    rows = []
+    for t in range(args.accuracy):
+        img = target_image(3000 + t, args.size)
+        for k in [k for k in (1, 4) if k <= max(ks)]:
+            outs = []
+            for enabled in (False, True):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
+                    target = encode(img)
+                    out = sam.track_step(frame_idx=k, is_init_cond_frame=False, current_vision_feats=target[0],
+                                         current_vision_pos_embeds=target[1], feat_sizes=target[2],
+                                         point_inputs=None, mask_inputs=None,
+                                         output_dict={"cond_frame_outputs": {j: supports[j] for j in range(k)},
+                                                      "non_cond_frame_outputs": {}},
+                                         num_frames=k + 1, run_mem_encoder=False)
+                outs.append((captured["masks"][0], captured["iou"][0], float(out["object_score_logits"].float().max())))
+            chosen = int(torch.argmax(outs[0][1]))
+            a, b = outs[0][0][chosen], outs[1][0][chosen]
+            fa, fb = (F.interpolate(m[None, None], size=(img.shape[0], img.shape[1]), mode="bilinear",
+                                    align_corners=False)[0, 0] for m in (a, b))
+            rel = float((a - b).abs().max() / a.abs().max().clamp_min(1e-30))
+            differ = float(((fa > 0) != (fb > 0)).float().mean())
+            sa, sb = outs[0][2], outs[1][2]
+            rows.append({"target": t, "k": k, "maxRelativeError": rel, "maskPixelsDiffering": differ,
+                         "foregroundFraction": float((fa > 0).float().mean()), "objectScore": [sa, sb]})
+            print(f"accuracy target {t} k={k}: low-res logits max rel err {rel:.2e}, mask pixels differing "
+                  f"{100 * differ:.3f}% (fp32 foreground {100 * rows[-1]['foregroundFraction']:.1f}%, "
+                  f"object score {sa:.2f} / {sb:.2f})", flush=True)
+    handle.remove()
+    return rows
 
 
 if __name__ == "__main__":

@@ -80,9 +80,7 @@ struct HieraBlock: Sendable {
     /// x += MLP(LN2(x)) with MLP = Linear(d -> 4d), GELU, Linear(4d -> d), a chunk of tokens at a time
     /// (TensorCore's `addFeedForward`).
     func addMLP(into x: inout Tensor) {
-        addFeedForward(
-            into: &x, input: norm2(x), hiddenWeight: mlpIn.weight, hiddenBias: mlpIn.bias!,
-            outputWeight: mlpOut.weight, outputBias: mlpOut.bias!, activation: .gelu)
+        addFeedForward(into: &x, input: norm2(x), hidden: mlpIn, output: mlpOut, activation: .gelu)
     }
 }
 

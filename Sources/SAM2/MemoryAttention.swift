@@ -111,9 +111,7 @@ struct MemoryAttentionLayer: Sendable {
         crossAttention.add(
             query: y, key: memoryKeys, value: memoryValues, unrotatedKeys: pointerTokens, rope: rope, into: &x)
         // x += linear2(relu(linear1(norm3(x)))), a chunk of tokens at a time.
-        addFeedForward(
-            into: &x, input: norm3(x), hiddenWeight: linear1.weight, hiddenBias: linear1.bias!,
-            outputWeight: linear2.weight, outputBias: linear2.bias!, activation: .relu)
+        addFeedForward(into: &x, input: norm3(x), hidden: linear1, output: linear2, activation: .relu)
         return x
     }
 }

@@ -137,6 +137,8 @@ public struct CaseRecord: Codable, Equatable, Sendable {
     public var emptyMaskMemory: Bool? = nil
     /// Where the case was cut from when it is a slice of a volume (nil for a 2-D image case).
     public var origin: SliceOrigin? = nil
+    /// "bf16" when the case's memories were computed with `--precision bf16` (nil: fp32).
+    public var precision: String? = nil
 
     /// The memory slot that supports `label` for this case: the label's own memory, the empty-mask
     /// memory (0) where the label is absent, or nil where the case stores nothing for it.
@@ -186,6 +188,8 @@ public struct PreparedCase: Sendable {
     public var memories: [(label: Int, memory: SupportMemory)]
     /// Where the case was cut from, for a slice of a volume.
     public var origin: SliceOrigin?
+    /// "bf16" when the encoders ran with bf16 products (nil: fp32); stored in the case's record.
+    public var precision: String? = nil
 
     public init(
         image: String, mask: String, contentHash: [UInt8], width: Int, height: Int,

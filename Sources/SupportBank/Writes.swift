@@ -41,7 +41,8 @@ extension SupportBank {
                 let record = CaseRecord(
                     id: id, image: c.image, mask: c.mask, contentHash: hexString(c.contentHash),
                     width: c.width, height: c.height, labels: c.memories.map(\.label).filter { $0 > 0 },
-                    added: now, emptyMaskMemory: hasEmptyMaskMemory ? true : nil, origin: c.origin)
+                    added: now, emptyMaskMemory: hasEmptyMaskMemory ? true : nil, origin: c.origin,
+                    precision: c.precision)
                 try txn.put(cases, key: Codec.key(id), value: Array(try JSONEncoder.sorted.encode(record)))
                 try txn.put(embeddings, key: Codec.key(id), value: Codec.encodeEmbedding(embedding))
                 for (label, memory) in c.memories {

@@ -32,6 +32,10 @@ public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, sca
     outShape[outShape.count - 1] = cv
     if nq == 0 || cv == 0 { return Tensor(zeros: outShape) }
     if nk == 0 { return Tensor(zeros: outShape) }
+    if runsInBFloat16(m: nq, n: nk, k: dq) {
+        return attentionBFloat16(
+            query: query, key: key, value: value, batch: batch, heads: heads, alpha: alpha, outShape: outShape)
+    }
 
     // Evenly sized blocks: 257 queries become 129 + 128 rather than 256 + 1. When there are few work items,
     // their count is rounded up to a multiple of the workers so that every core gets the same number.

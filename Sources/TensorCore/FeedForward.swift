@@ -16,8 +16,9 @@ public enum FeedForwardActivation: Sendable {
 }
 
 /// x[r] += input[r] · weightᵀ + bias: a linear layer whose result is added to x (a residual), through
-/// `linearRows(accumulate:)`: no temporary output, no separate add.
-public func addLinear(into x: inout Tensor, _ input: Tensor, weight: Tensor, bias: Tensor?) {
+/// `linearRows(accumulate:)`: no temporary output, no separate add. `weightBF16` as in `linear`.
+public func addLinear(into x: inout Tensor, _ input: Tensor, weight: Tensor, bias: Tensor?, weightBF16: [UInt16]? = nil)
+{
     precondition(weight.rank == 2, "linear weight must be [out, in], got \(weight.shape)")
     let inFeatures = weight.shape[1], outFeatures = weight.shape[0]
     precondition(
@@ -31,20 +32,28 @@ public func addLinear(into x: inout Tensor, _ input: Tensor, weight: Tensor, bia
     x.withUnsafeMutableBufferPointer { px in
         input.withUnsafeBufferPointer { pi in
             weight.withUnsafeBufferPointer { pw in
-                if let bias {
-                    bias.withUnsafeBufferPointer { pb in
-                        linearRows(
-                            pi.baseAddress!, rows: rows, inFeatures: inFeatures, weight: pw.baseAddress!,
-                            outFeatures: outFeatures, bias: pb.baseAddress!, out: px.baseAddress!, accumulate: true)
-                    }
-                } else {
+                withOptionalPointers(bias, weightBF16) { pb, pw16 in
                     linearRows(
                         pi.baseAddress!, rows: rows, inFeatures: inFeatures, weight: pw.baseAddress!,
-                        outFeatures: outFeatures, bias: nil, out: px.baseAddress!, accumulate: true)
+                        outFeatures: outFeatures, bias: pb, out: px.baseAddress!, accumulate: true,
+                        weightBF16: pw16)
                 }
             }
         }
     }
+}
+
+/// `addFeedForward` for two `Linear` layers (both with bias): under `Precision.bf16` their cached bf16
+/// weights are used for the large chunks.
+public func addFeedForward(
+    into x: inout Tensor, input: Tensor, hidden: Linear, output: Linear, activation: FeedForwardActivation
+) {
+    let bf16 = Precision.current == .bf16
+    addFeedForward(
+        into: &x, input: input, hiddenWeight: hidden.weight, hiddenBias: hidden.bias!, outputWeight: output.weight,
+        outputBias: output.bias!, activation: activation,
+        hiddenWeightBF16: bf16 ? hidden.packed.bits(of: hidden.weight) : nil,
+        outputWeightBF16: bf16 ? output.packed.bits(of: output.weight) : nil)
 }
 
 /// x += Linear2(activation(Linear1(input))), the feed-forward block of a transformer layer with its
@@ -55,7 +64,7 @@ public func addLinear(into x: inout Tensor, _ input: Tensor, weight: Tensor, bia
 public func addFeedForward(
     into x: inout Tensor, input: Tensor,
     hiddenWeight: Tensor, hiddenBias: Tensor, outputWeight: Tensor, outputBias: Tensor,
-    activation: FeedForwardActivation
+    activation: FeedForwardActivation, hiddenWeightBF16: [UInt16]? = nil, outputWeightBF16: [UInt16]? = nil
 ) {
     let width = input.dim(-1), hiddenWidth = hiddenWeight.shape[0]
     precondition(
@@ -76,19 +85,25 @@ public func addFeedForward(
                     outputWeight.withUnsafeBufferPointer { w2 in
                         outputBias.withUnsafeBufferPointer { b2 in
                             let out = px.baseAddress!, source = pn.baseAddress!
-                            parallelFor(chunks) { chunk in
-                                let start = chunk * chunkRows, rows = min(chunkRows, tokens - start)
-                                let hidden = UnsafeMutablePointer<Float>.allocate(capacity: rows * hiddenWidth)
-                                defer { hidden.deallocate() }
-                                linearRows(
-                                    source + start * width, rows: rows, inFeatures: width, weight: w1.baseAddress!,
-                                    outFeatures: hiddenWidth, bias: b1.baseAddress!, out: hidden)
-                                activation.apply(hidden, count: rows * hiddenWidth)
-                                // x += hidden · W2ᵀ + bias2 (inline: this is one worker's chunk).
-                                linearRows(
-                                    hidden, rows: rows, inFeatures: hiddenWidth, weight: w2.baseAddress!,
-                                    outFeatures: outWidth, bias: b2.baseAddress!, out: out + start * outWidth,
-                                    accumulate: true)
+                            withOptionalPointers(nil, hiddenWeightBF16) { _, h16 in
+                                withOptionalPointers(nil, outputWeightBF16) { _, o16 in
+                                    parallelFor(chunks) { chunk in
+                                        let start = chunk * chunkRows, rows = min(chunkRows, tokens - start)
+                                        let hidden = UnsafeMutablePointer<Float>.allocate(capacity: rows * hiddenWidth)
+                                        defer { hidden.deallocate() }
+                                        linearRows(
+                                            source + start * width, rows: rows, inFeatures: width,
+                                            weight: w1.baseAddress!,
+                                            outFeatures: hiddenWidth, bias: b1.baseAddress!, out: hidden,
+                                            weightBF16: h16)
+                                        activation.apply(hidden, count: rows * hiddenWidth)
+                                        // x += hidden · W2ᵀ + bias2 (inline: this is one worker's chunk).
+                                        linearRows(
+                                            hidden, rows: rows, inFeatures: hiddenWidth, weight: w2.baseAddress!,
+                                            outFeatures: outWidth, bias: b2.baseAddress!, out: out + start * outWidth,
+                                            accumulate: true, weightBF16: o16)
+                                    }
+                                }
                             }
                         }
                     }

@@ -85,8 +85,9 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpose
     }
 }
 
-/// PyTorch `nn.Linear`: x [..., in] · weightᵀ + bias, weight [out, in]. One GEMM over all leading rows.
-public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+/// PyTorch `nn.Linear`: x [..., in] · weightᵀ + bias, weight [out, in]. One GEMM over all leading rows;
+/// with `weightBF16` (the same weight as bf16 bits) a large product runs in bf16 under `Precision.bf16`.
+public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, weightBF16: [UInt16]? = nil) -> Tensor {
     precondition(weight.rank == 2, "linear weight must be [out, in], got \(weight.shape)")
     let inFeatures = weight.shape[1], outFeatures = weight.shape[0]
     precondition(x.rank >= 1 && x.dim(-1) == inFeatures, "linear: input \(x.shape) does not end in \(inFeatures)")
@@ -98,31 +99,39 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
     return Tensor(shape: shape) { out in
         x.withUnsafeBufferPointer { px in
             weight.withUnsafeBufferPointer { pw in
-                if let bias {
-                    bias.withUnsafeBufferPointer { pb in
-                        linearRows(
-                            px.baseAddress!, rows: rows, inFeatures: inFeatures, weight: pw.baseAddress!,
-                            outFeatures: outFeatures, bias: pb.baseAddress!, out: out.baseAddress!)
-                    }
-                } else {
+                withOptionalPointers(bias, weightBF16) { pb, pw16 in
                     linearRows(
                         px.baseAddress!, rows: rows, inFeatures: inFeatures, weight: pw.baseAddress!,
-                        outFeatures: outFeatures, bias: nil, out: out.baseAddress!)
+                        outFeatures: outFeatures, bias: pb, out: out.baseAddress!, weightBF16: pw16)
                 }
             }
         }
     }
 }
 
+/// Calls `body` with pointers into an optional bias and an optional bf16 weight (nil for nil).
+func withOptionalPointers<R>(
+    _ bias: Tensor?, _ bits: [UInt16]?, _ body: (UnsafePointer<Float>?, UnsafePointer<UInt16>?) -> R
+) -> R {
+    func withBits(_ pb: UnsafePointer<Float>?) -> R {
+        guard let bits else { return body(pb, nil) }
+        return bits.withUnsafeBufferPointer { body(pb, $0.baseAddress!) }
+    }
+    guard let bias else { return withBits(nil) }
+    return bias.withUnsafeBufferPointer { withBits($0.baseAddress!) }
+}
+
 /// out[r] = x[r] · weightᵀ + bias for `rows` rows, or with `accumulate` out[r] += x[r] · weightᵀ + bias (a
 /// residual added in place). Large products are split by rows over the workers, each preparing its own rows
 /// (bias copied in, or added on) and running its own GEMM with beta = 1, so that pass over the output is
 /// parallel and in cache for the GEMM. Also callable from inside a parallel loop, where it runs inline.
+/// `weightBF16` (the same weight as bf16 bits): a large product runs in bf16 under `Precision.bf16`.
 public func linearRows(
     _ x: UnsafePointer<Float>, rows: Int, inFeatures: Int, weight: UnsafePointer<Float>,
     outFeatures: Int, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>,
-    accumulate: Bool = false
+    accumulate: Bool = false, weightBF16: UnsafePointer<UInt16>? = nil
 ) {
+    let bf16 = weightBF16 != nil && runsInBFloat16(m: rows, n: outFeatures, k: inFeatures)
     let units = (rows + gemmSplitAlignment - 1) / gemmSplitAlignment
     let worthSplitting = rows * outFeatures * inFeatures >= 1 << 20
     let parts = worthSplitting ? min(Threads.count, units) : 1
@@ -142,6 +151,12 @@ public func linearRows(
             for r in 0..<(end - start) { (c + r * outFeatures).update(from: bias, count: outFeatures) }
         } else {
             c.update(repeating: 0, count: (end - start) * outFeatures)
+        }
+        if bf16, let weightBF16 {
+            linearRowsBFloat16(
+                x + start * inFeatures, rows: end - start, inFeatures: inFeatures, weight: weightBF16,
+                outFeatures: outFeatures, out: c)
+            return
         }
         gemm(
             transA: false, transB: true, m: end - start, n: outFeatures, k: inFeatures,

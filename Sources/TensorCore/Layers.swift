@@ -6,6 +6,8 @@
 public struct Linear: Sendable {
     public let weight: Tensor
     public let bias: Tensor?
+    /// The weight as bf16, made on the first product under `Precision.bf16`.
+    public let packed = BFloat16Weight()
 
     public init(weight: Tensor, bias: Tensor?) {
         self.weight = weight
@@ -18,15 +20,18 @@ public struct Linear: Sendable {
         bias = hasBias ? try scope.tensor("bias", shape: [output]) : nil
     }
 
+    /// The bf16 weight when products run in bf16, else nil.
+    var weightBF16: [UInt16]? { Precision.current == .bf16 ? packed.bits(of: weight) : nil }
+
     public var inputDim: Int { weight.dim(1) }
     public var outputDim: Int { weight.dim(0) }
 
     /// x [..., in] -> [..., out], one GEMM.
-    public func callAsFunction(_ x: Tensor) -> Tensor { linear(x, weight: weight, bias: bias) }
+    public func callAsFunction(_ x: Tensor) -> Tensor { linear(x, weight: weight, bias: bias, weightBF16: weightBF16) }
 
     /// residual += self(x), with no temporary output.
     public func add(_ x: Tensor, into residual: inout Tensor) {
-        addLinear(into: &residual, x, weight: weight, bias: bias)
+        addLinear(into: &residual, x, weight: weight, bias: bias, weightBF16: weightBF16)
     }
 
     /// Rows `range` of the output features: one of several projections fused in one weight (q, k, v).

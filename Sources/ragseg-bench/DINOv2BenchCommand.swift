@@ -16,6 +16,7 @@ struct BenchDINOv2: ParsableCommand {
             (transformers Dinov2Model, same thread count) when --python has torch and transformers.
             """)
 
+    @OptionGroup var precision: PrecisionOptions
     @Option(parsing: .upToNextOption, help: "Models to time: S, B, L.")
     var models = ["S", "B"]
 

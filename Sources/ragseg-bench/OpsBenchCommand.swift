@@ -71,6 +71,7 @@ struct BenchOps: ParsableCommand {
         }
 
         print(BLASKernels.summary)
+        printEngineTable()
         print(
             """
             threads: \(threads), best of \(repeats); % sgemm = vs sgemm 1024^3 at \(threads) thread(s), timed \
@@ -86,6 +87,61 @@ struct BenchOps: ParsableCommand {
                 pad(row.name, 38) + pad(fixed(row.seconds * 1e3, 1), 10, right: true)
                     + pad(fixed(gflops, 1), 10, right: true)
                     + pad(fixed(100 * gflops * 1e9 / row.sgemmRate, 0), 10, right: true))
+        }
+    }
+
+    /// One core's GFLOP/s of OpenBLAS sgemm, oneDNN f32 and oneDNN bf16 (bf16 inputs, fp32 accumulation and
+    /// output) at the models' product shapes, C = A · Bᵀ as a linear layer computes it. Single-threaded: RAGSeg
+    /// splits products over its workers itself, each running one such call.
+    private func printEngineTable() {
+        let threads = Threads.count
+        Threads.set(1)
+        defer { Threads.set(threads) }
+        print("oneDNN \(OneDNN.version), ISA \(OneDNN.isaName); one thread, C[m,n] = A[m,k] · B[n,k]ᵀ, GFLOP/s")
+        let shapes = [
+            (2048, 2048, 2048), (4096, 256, 256), (16384, 384, 96), (4096, 1024, 256), (4096, 256, 1024),
+            (16384, 96, 384), (1024, 3072, 768), (256, 4096, 256),
+        ]
+        print(
+            pad("m x n x k", 20) + pad("sgemm", 9, right: true) + pad("dnnl f32", 10, right: true)
+                + pad("dnnl bf16", 11, right: true) + "  bf16 kernel")
+        for (m, n, k) in shapes {
+            let a = random([m, k], seed: 21), b = random([n, k], seed: 22)
+            let a16 = bfloat16Array(a), b16 = bfloat16Array(b)
+            var c = [Float](repeating: 0, count: m * n)
+            let flops = 2 * Double(m) * Double(n) * Double(k)
+            var rates = [Double]()
+            for engine in 0..<3 {
+                let seconds = best {
+                    a.withUnsafeBufferPointer { pa in
+                        b.withUnsafeBufferPointer { pb in
+                            c.withUnsafeMutableBufferPointer { pc in
+                                switch engine {
+                                case 0:
+                                    gemm(
+                                        transA: false, transB: true, m: m, n: n, k: k, a: pa.baseAddress!, lda: k,
+                                        b: pb.baseAddress!, ldb: k, c: pc.baseAddress!, ldc: n)
+                                case 1:
+                                    OneDNN.matmul(
+                                        .f32, transA: false, transB: true, m: m, n: n, k: k, a: pa.baseAddress!,
+                                        lda: k, b: pb.baseAddress!, ldb: k, c: pc.baseAddress!, ldc: n)
+                                default:
+                                    OneDNN.matmul(
+                                        .bf16, transA: false, transB: true, m: m, n: n, k: k, a: a16, lda: k,
+                                        b: b16, ldb: k, c: pc.baseAddress!, ldc: n)
+                                }
+                            }
+                        }
+                    }
+                }
+                rates.append(flops / seconds / 1e9)
+            }
+            let kernel =
+                (try? OneDNN.implementation(bf16: true, transA: false, transB: true, m: m, n: n, k: k)) ?? "?"
+            print(
+                pad("\(m)x\(n)x\(k)", 20) + pad(fixed(rates[0], 0), 9, right: true)
+                    + pad(fixed(rates[1], 0), 10, right: true) + pad(fixed(rates[2], 0), 11, right: true) + "  "
+                    + kernel)
         }
     }
 

@@ -37,6 +37,7 @@ struct QueryBenchCommand: AsyncParsableCommand {
             CPU = process CPU seconds, all threads (steadier than wall on a shared machine).
             """)
 
+    @OptionGroup var precision: PrecisionOptions
     @Option(
         name: .customLong("sam2"),
         help: "SAM 2 checkpoint (.safetensors), e.g. the one tools/bench_query_torch.py --write-weights saves.")

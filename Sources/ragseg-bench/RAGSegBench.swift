@@ -10,6 +10,6 @@ struct RAGSegBench: AsyncParsableCommand {
         subcommands: [
             BenchOps.self, BenchDINOv2.self, SAM2BenchCommand.self, SegmentBenchCommand.self, QueryBenchCommand.self,
             VolumeBenchCommand.self,
-            BankBench.self,
+            BankBench.self, AccuracyBenchCommand.self,
         ])
 }

@@ -18,6 +18,7 @@ struct SAM2BenchCommand: ParsableCommand {
             GFLOP counts follow docs/sam2.md (convs, linears, attention matmuls; padded window tokens included).
             """)
 
+    @OptionGroup var precision: PrecisionOptions
     @Option(parsing: .upToNextOption, help: "Model sizes: tiny, small, base_plus, large.")
     var sizes: [String] = ["tiny", "base_plus"]
 

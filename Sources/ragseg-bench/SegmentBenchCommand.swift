@@ -26,6 +26,7 @@ struct SegmentBenchCommand: ParsableCommand {
             Total = the k supports + the target, i.e. one `ragseg segment` run with k supports and one target.
             """)
 
+    @OptionGroup var precision: PrecisionOptions
     @Option(name: .customLong("sam2"), help: "SAM 2 checkpoint (.safetensors).")
     var modelPath: String
 

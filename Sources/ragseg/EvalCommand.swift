@@ -19,6 +19,7 @@ struct Eval: ParsableCommand {
             retrieval (bank cases whose recorded volume hash or path is the query's).
             """)
 
+    @OptionGroup var precision: PrecisionOptions
     @Option(help: "Support bank (a bare name means Indexes/NAME).") var index: String
     @Option(help: "A volume dataset (nnU-Net v2 or MSD layout: imagesTr/, labelsTr/).") var dataset: String?
     @Option(help: "Folder of held-out images.") var images: String?

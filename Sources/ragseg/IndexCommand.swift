@@ -239,6 +239,7 @@ struct IndexAdd: ParsableCommand {
             recorded; a bank without any (made for 2-D images) records them with its first volumes.
             """)
 
+    @OptionGroup var precision: PrecisionOptions
     @Argument(help: "Bank directory.") var path: String
     @Option(help: "Folder of images, PNG or NIfTI volumes (pairs with --masks by file stem).") var images: String?
     @Option(help: "Folder of masks (PNG) or label volumes (NIfTI).") var masks: String?

@@ -36,6 +36,7 @@ struct SegmentCommand: ParsableCommand {
             the refined mask is written. With a multi-label bank, also give --label.
             """)
 
+    @OptionGroup var precision: PrecisionOptions
     @Option(
         name: .customLong("sam2"),
         help: """

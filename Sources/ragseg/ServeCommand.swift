@@ -28,6 +28,7 @@ struct ServeCommand: AsyncParsableCommand {
             checkpointed and the process exits 0. A second signal skips the wait.
             """)
 
+    @OptionGroup var precision: PrecisionOptions
     @Option(help: "Support bank (a bare name means Indexes/NAME).")
     var index: String
 

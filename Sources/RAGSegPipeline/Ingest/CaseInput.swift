@@ -4,6 +4,7 @@ import Foundation
 import RAGSegIO
 import SAM2
 import SupportBank
+import TensorCore
 
 /// Turns an image into the retrieval embedding (DINOv2 CLS token).
 public protocol RetrievalEncoder {
@@ -158,10 +159,12 @@ public enum CaseLoader {
             let binary = loaded.labelMap.map { Int($0) == label ? UInt8(1) : 0 }
             memories.append((label, try support.encodeSupport(image: loaded.image, mask: binary)))
         }
-        return PreparedCase(
+        var prepared = PreparedCase(
             image: loaded.source.image, mask: loaded.source.mask, contentHash: loaded.contentHash,
             width: loaded.image.width, height: loaded.image.height, embedding: embedding, memories: memories,
             origin: loaded.origin)
+        if Precision.current == .bf16 { prepared.precision = Precision.bf16.rawValue }
+        return prepared
     }
 }
 

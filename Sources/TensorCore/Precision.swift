@@ -1,0 +1,116 @@
+import CDNNL
+import Synchronization
+
+/// The arithmetic of the large matrix products, for the whole process.
+///
+/// `fp32` (the default) is the parity mode: every product is an OpenBLAS sgemm. `bf16` runs the large
+/// products (linear layers, attention's QKᵀ and PV, convolutions as GEMM) through oneDNN with bfloat16
+/// inputs and fp32 accumulation and output, as PyTorch's `autocast(dtype=torch.bfloat16)` does on CPU;
+/// normalizations, softmax, residual sums and every elementwise step stay fp32. Weights are rounded to
+/// bf16 once, on a layer's first bf16 product (`BFloat16Weight`).
+public enum Precision: String, Sendable, CaseIterable, CustomStringConvertible {
+    case fp32
+    case bf16
+
+    public var description: String { rawValue }
+
+    /// The precision products use now (read at each product; set once, before the models run).
+    public static var current: Precision { state.load(ordering: .relaxed) == 1 ? .bf16 : .fp32 }
+
+    /// Selects `precision` for the products that follow. bf16 is refused (an error saying why) when oneDNN
+    /// does not run native bf16 dot products on this CPU (AVX512_BF16 or AMX): emulated bf16 measured
+    /// slower than fp32 sgemm, so it would be a slower and less accurate mode. A probe product runs first,
+    /// so a oneDNN that cannot build the primitives fails here, not in the middle of a model.
+    public static func use(_ precision: Precision) throws {
+        if precision == .bf16 {
+            guard OneDNN.hasNativeBFloat16 else { throw PrecisionError.noNativeBFloat16(isa: OneDNN.isaName) }
+            try OneDNN.probe()
+        }
+        state.store(precision == .bf16 ? 1 : 0, ordering: .relaxed)
+    }
+
+    private static let state = Atomic<Int>(0)
+}
+
+public enum PrecisionError: Error, CustomStringConvertible, Sendable {
+    case noNativeBFloat16(isa: String)
+    case oneDNN(operation: String, status: String)
+
+    public var description: String {
+        switch self {
+        case .noNativeBFloat16(let isa):
+            return """
+                --precision bf16 needs a CPU with native bf16 dot products (AVX512_BF16 or AMX); oneDNN \
+                reports '\(isa)' here. Use --precision fp32.
+                """
+        case .oneDNN(let operation, let status): return "oneDNN \(operation) failed: \(status)"
+        }
+    }
+}
+
+/// What TensorCore needs from oneDNN: the ISA query, a startup probe, and `matmul`.
+public enum OneDNN {
+    public static var version: String {
+        var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0
+        ragseg_dnnl_version(&major, &minor, &patch)
+        return "\(major).\(minor).\(patch)"
+    }
+
+    /// oneDNN's effective instruction set, by name.
+    public static var isaName: String {
+        switch ragseg_dnnl_cpu_isa() {
+        case 0x3e7: return "avx512_core_amx"
+        case 0xe7: return "avx512_core_bf16"
+        case 0x67: return "avx512_core_vnni"
+        case 0x27: return "avx512_core"
+        case let isa where isa & 0x7 == 0x7: return "avx2"
+        case let isa: return "isa 0x" + String(isa, radix: 16)
+        }
+    }
+
+    public static var hasNativeBFloat16: Bool { ragseg_dnnl_has_native_bf16() != 0 }
+
+    /// The implementation oneDNN chooses for a product of this shape (e.g. "brg:avx512_core_bf16").
+    public static func implementation(bf16: Bool, transA: Bool, transB: Bool, m: Int, n: Int, k: Int) throws -> String {
+        var name = [CChar](repeating: 0, count: 128)
+        let status = ragseg_dnnl_matmul_impl(
+            bf16 ? 1 : 0, transA ? 1 : 0, transB ? 1 : 0, m, n, k, transA ? m : k, transB ? k : n, n, &name, 128)
+        guard status == 0 else { throw PrecisionError.oneDNN(operation: "matmul descriptor", status: text(status)) }
+        return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// One small bf16 product checked against its exact value.
+    static func probe() throws {
+        let a: [UInt16] = [1, 2, 3, 4].map { bfloat16Bits(Float($0)) }  // [[1, 2], [3, 4]]
+        var c = [Float](repeating: 0, count: 4)
+        let status = ragseg_dnnl_matmul(1, 0, 1, 2, 2, 2, 1, a, 2, a, 2, 0, &c, 2)
+        guard status == 0 else { throw PrecisionError.oneDNN(operation: "bf16 matmul", status: text(status)) }
+        guard c == [5, 11, 11, 25] else {
+            throw PrecisionError.oneDNN(operation: "bf16 matmul", status: "wrong result \(c) for a 2x2 product")
+        }
+    }
+
+    static func text(_ status: Int32) -> String { String(cString: ragseg_dnnl_status_text(status)) }
+
+    public enum ElementType: Int32, Sendable {
+        case f32 = 0
+        case bf16 = 1
+    }
+
+    /// Row-major C = alpha · op(A) · op(B) + beta · C on the calling thread (beta 0 or 1), A and B of `type`.
+    /// Operands must be dense (leading dimension = row length): oneDNN's fast kernels take no other layout.
+    /// A failure here, after the startup probe succeeded, is a broken installation or a bug: it stops the
+    /// process with oneDNN's message rather than returning wrong numbers.
+    @inline(__always)
+    public static func matmul(
+        _ type: ElementType, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafeRawPointer, lda: Int, b: UnsafeRawPointer, ldb: Int, beta: Float = 0,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        let status = ragseg_dnnl_matmul(
+            type.rawValue, transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        if status != 0 {
+            fatalError("oneDNN matmul \(m)x\(n)x\(k) (\(type)) failed: \(text(status))")
+        }
+    }
+}

@@ -1,0 +1,26 @@
+// `--precision fp32|bf16`: the arithmetic of the large matrix products (TensorCore's Precision), process-wide.
+import ArgumentParser
+import TensorCore
+
+extension Precision: ExpressibleByArgument {}
+
+struct PrecisionOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "Products in fp32 (default, parity with the reference) or bf16 (oneDNN, fp32 accumulation).",
+            discussion: """
+                bf16 rounds the inputs of the large products (linear layers, attention) to bfloat16, about \
+                twice as fast on CPUs with AVX512_BF16 or AMX, and is refused on other CPUs.
+                """,
+            valueName: "fp32|bf16"))
+    var precision: Precision = .fp32
+
+    /// Installs the precision for the whole process (ArgumentParser validates option groups before `run`).
+    func validate() throws {
+        do {
+            try Precision.use(precision)
+        } catch let error as PrecisionError {
+            throw ValidationError(error.description)
+        }
+    }
+}
