@@ -113,8 +113,8 @@ final class VolumeSegmentationTests: XCTestCase {
             try image.intensities(frame: nil, name: "original"), axis: .axial, mapping: settings.mapping!, name: "o")
         let after = try VolumeSliceImages(
             try copy.intensities(frame: nil, name: "copy"), axis: .axial, mapping: settings.mapping!, name: "c")
-        XCTAssertEqual((0..<6).map(after.gray), (0..<6).map(before.gray))
-        XCTAssertEqual(after.displaySpacing, before.displaySpacing)
+        XCTAssertEqual((0..<6).map(after.bytes), (0..<6).map(before.bytes))
+        XCTAssertEqual(after.spacing, before.spacing)
         XCTAssertEqual(
             reordered.report.slices.map { $0.labels.map { $0.retrieved.map(\.id) } },
             original.report.slices.map { $0.labels.map { $0.retrieved.map(\.id) } })

@@ -70,7 +70,7 @@ public enum VolumeBanks {
                 memories: memories,
                 origin: SliceOrigin(
                     volume: source.image, volumeHash: hash, slice: s, axis: axis.rawValue,
-                    spacing: images.displaySpacing))
+                    spacing: images.spacing))
         }
     }
 }

@@ -49,10 +49,10 @@ final class VolumeQueryInputTests: XCTestCase {
             volume, axis: .axial, mapping: .window(CTWindow(width: 400, level: 40)), name: "v")
         XCTAssertEqual(slices.count, 1)
         // Rows: y = 1 (anterior) then y = 0; columns: x = 1 (right) then x = 0. Window -160...240.
-        XCTAssertEqual(slices.gray(0), [255, 128, 255, 0])
+        XCTAssertEqual(slices.bytes(0), [255, 128, 255, 0])
         let image = slices.image(0)
         XCTAssertEqual([image.width, image.height, image.channels, image.bitDepth], [2, 2, 1, 8])
         XCTAssertEqual(image.pixels, [255, 128, 255, 0])
-        XCTAssertEqual(slices.displaySpacing, [1, 1, 1])
+        XCTAssertEqual(slices.spacing, [1, 1, 1])
     }
 }
