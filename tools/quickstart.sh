@@ -131,6 +131,11 @@ echo "== a volume bank: the labelled axial slices of the volumes (CT abdomen win
 $RAGSEG index create "$OUT/volume-bank" --dinov2 "$DINOV2" --sam2 "$SAM2" --dataset "$OUT/volumes"
 $RAGSEG index add "$OUT/volume-bank" --dataset "$OUT/volumes" > /dev/null
 $RAGSEG index info "$OUT/volume-bank"
+echo "== segmenting a volume: slice by slice with retrieval, written back as a label volume with the input's geometry"
+$RAGSEG segment --index "$OUT/volume-bank" --k "$K" --out "$OUT/volume-masks" "$OUT/volumes/imagesTr/case_000_0000.nii.gz"
+echo "== 3-D Dice, IoU and HD95 (mm) per volume, each volume's own slices left out of its retrieval"
+$RAGSEG eval --index "$OUT/volume-bank" --k "$K" --dataset "$OUT/volumes" --leave-one-out --csv "$OUT/volume-eval.csv"
+echo "== label volume in $OUT/volume-masks/, per-volume scores in $OUT/volume-eval.csv"
 if [ -z "$REAL" ]; then
     echo "== reminder: NO REAL WEIGHTS were used; the Dice scores above are NOT meaningful (see the message above)"
 fi
