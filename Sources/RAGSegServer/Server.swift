@@ -12,6 +12,8 @@
 //        [&slices=A:B][&slice_axis=..][&window=..][&channel=N] (VolumeSegmentRoute.swift)
 //   POST /cases                       body: multipart/form-data with parts "image" and "mask" (PNG)
 //        -> 201 {"id":..., "added":true, ...} (200 with "added":false for content already in the bank)
+//        or a NIfTI image volume and its label volume as the parts -> its slices as cases, as `index add`
+//        adds a volume [&empty_slices=N][&slice_axis=..][&window=..][&channel=N] (VolumeCaseRoute.swift)
 // Bodies over maxUploadBytes -> 413; undecodable PNG, unknown label, k out of range, bad point/box -> 400.
 import Dispatch
 import Foundation
@@ -95,9 +97,19 @@ public final class SegmentationServer: Sendable {
     let worker = SerialWorker()
     private let group = Mutex<ServiceGroup?>(nil)
     let gate = ShutdownGate()
-    private let addedCount = Mutex(0)
+    let addedCount = Mutex(0)
+    /// The bank's volume settings: a bank built from 2-D images records them with its first volume case
+    /// (POST /cases), after which queries use them; `bank.metadata` keeps what was read at open.
+    let volumeSettings: Mutex<VolumeSettings?>
 
     public var bank: SupportBank { segmenter.bank }
+
+    /// The bank's metadata as it stands now (volume settings recorded since the server started included).
+    var bankMetadata: BankMetadata {
+        var metadata = bank.metadata
+        metadata.volumeSettings = volumeSettings.withLock { $0 }
+        return metadata
+    }
 
     public init(segmenter: RetrievalSegmenter, configuration: ServerConfiguration) throws {
         guard (1...ServerConfiguration.maxK).contains(configuration.k) else {
@@ -110,6 +122,7 @@ public final class SegmentationServer: Sendable {
             atPath: configuration.uploadsDirectory, withIntermediateDirectories: true)
         self.segmenter = segmenter
         self.configuration = configuration
+        volumeSettings = Mutex(segmenter.bank.metadata.volumeSettings)
     }
 
     /// Serves until SIGTERM/SIGINT (the given signals) or `shutdown()`: requests admitted before finish (an
@@ -210,7 +223,7 @@ public final class SegmentationServer: Sendable {
     func info() throws -> Response {
         let bank = self.bank
         let stats = try bank.statistics()
-        let metadata = bank.metadata
+        let metadata = bankMetadata
         func model(_ m: ModelIdentity) -> [String: Any] { ["name": m.name, "variant": m.variant, "sha256": m.sha256] }
         let volumeSettings: Any =
             metadata.volumeSettings.map {
@@ -322,7 +335,10 @@ public final class SegmentationServer: Sendable {
     /// Stores the uploaded pair under the uploads directory (named by the SHA-256 of both uploads, fsync'ed
     /// before the bank refers to them), then encodes and adds it as `ragseg index add` would.
     func addCase(_ request: Request) async throws -> Response {
-        let usage = "POST /cases expects multipart/form-data with PNG parts named 'image' and 'mask'"
+        let usage = """
+            POST /cases expects multipart/form-data with parts named 'image' and 'mask' (two PNGs, or a NIfTI \
+            volume and its label volume)
+            """
         guard let contentType = request.headers[.contentType],
             let boundary = Multipart.boundary(contentType: contentType)
         else {
@@ -336,6 +352,9 @@ public final class SegmentationServer: Sendable {
         }
         guard let imageBytes = parts["image"], let maskBytes = parts["mask"] else {
             throw ServerError(.badRequest, "missing part \(parts["image"] == nil ? "'image'" : "'mask'"); \(usage)")
+        }
+        if NIfTI.looksLikeNIfTI(imageBytes) {
+            return try await addVolumeCase(request, imageBytes: imageBytes, labelBytes: maskBytes)
         }
         let image = try decodePNG(imageBytes, role: "image"), mask = try decodePNG(maskBytes, role: "mask")
         guard image.width == mask.width, image.height == mask.height else {

@@ -58,7 +58,7 @@ extension SegmentationServer {
         let query: VolumeSegmentation
         do {
             query = try VolumeSegmentation(
-                bank: bank.metadata, bankPath: bank.path,
+                bank: bankMetadata, bankPath: bank.path,
                 selection: LabelSelection(parameters["label"].map(String.init)),
                 k: k, positiveOnly: positiveOnly, override: override,
                 sliceRange: try parameter("slices", VolumeQueryOptions.sliceRange))

@@ -107,20 +107,29 @@ extension IndexAdd {
         }
         // The bank's settings; a bank without any (made for 2-D images) records them with its first volumes.
         let options = volumeInput.settings
-        let settings: VolumeSettings
-        let record: Bool
-        if let existing = bank.metadata.volumeSettings {
-            try options.check(against: existing, bank: bank.path)
-            settings = existing
-            record = false
-        } else {
-            let channel = try options.channel(for: volumeDataset)
-            settings = VolumeSettings(
-                axis: try options.axis() ?? .axial,
-                intensity: try options.mapping() ?? (volumeDataset?.defaultMapping(channel: channel) ?? .mrDefault),
-                channel: channel)
-            record = true
+        let recorded = bank.metadata.volumeSettings
+        // Without recorded settings the dataset decides the channel (and its default intensities).
+        let channel = recorded == nil ? try options.channel(for: volumeDataset) : options.channel
+        let (resolved, differing) = VolumeAddSettings.resolve(
+            recorded: recorded, axis: try options.axis(), mapping: try options.mapping(), channel: channel,
+            defaultMapping: volumeDataset?.defaultMapping(channel: channel ?? 0) ?? .mrDefault)
+        guard differing.isEmpty else {
+            let names = differing.map { field -> String in
+                switch field {
+                case .axis: "--slice-axis"
+                case .intensity: options.window != nil ? "--window" : "--percentile"
+                case .channel: "--channel"
+                }
+            }
+            throw BankError.bank(
+                bank.path,
+                """
+                was built with volume settings \(resolved.settings.summary); \(names.joined(separator: ", ")) \
+                differ (leave them out, or create another bank)
+                """
+            )
         }
+        let settings = resolved.settings, record = resolved.record
         guard let axis = settings.axis, let mapping = settings.mapping else {
             throw BankError.bank(bank.path, "records volume settings this build does not know: \(settings.summary)")
         }
@@ -154,25 +163,20 @@ extension IndexAdd {
                     try bank.recordVolumeSettings(settings)
                     if !quiet { printError("recorded the bank's volume settings: \(settings.summary)") }
                 }
-                let chosen = volume.selectedSlices(emptyEvery: emptyEvery)
-                batcher.skip(volume.sliceCount - chosen.count)
-                var present = 0
-                for index in chosen {
-                    let loaded = volume.loadedCase(index)
-                    if let existing = try bank.caseID(forContentHash: loaded.contentHash) {
-                        batcher.stored(existing, image: loaded.source.image)  // committed earlier: skip the encoders
-                        present += 1
-                        continue
-                    }
-                    try batcher.append(try CaseLoader.prepare(loaded, retrieval: retrieval, support: support))
-                }
+                let selection = try VolumeIngest.cases(
+                    of: volume, emptyEvery: emptyEvery, bank: bank, retrieval: retrieval, support: support,
+                    stored: { batcher.stored($0, image: $1) },  // committed earlier: the encoders did not run
+                    append: batcher.append)
+                batcher.skip(volume.sliceCount - selection.chosen.count)
                 volumes += 1
                 if !quiet {
-                    let labelled = chosen.filter { volume.isLabelled($0) }.count
+                    let (chosen, labelled, present) = (
+                        selection.chosen.count, selection.labelled, selection.alreadyStored
+                    )
                     printError(
                         """
-                        \(source.image): \(chosen.count) of \(volume.sliceCount) \(axis.rawValue) slices \
-                        (\(labelled) with labels, \(chosen.count - labelled) without)\
+                        \(source.image): \(chosen) of \(volume.sliceCount) \(axis.rawValue) slices \
+                        (\(labelled) with labels, \(chosen - labelled) without)\
                         \(present > 0 ? ", \(present) already in the bank" : "")
                         """
                     )

@@ -57,28 +57,4 @@ struct VolumeSettingOptions: ParsableArguments {
         }
         return nil
     }
-
-    /// The settings these options ask for, the rest from the defaults (axial, `defaultMapping`, channel 0).
-    func settings(defaultMapping: IntensityMapping) throws -> VolumeSettings {
-        VolumeSettings(axis: try axis() ?? .axial, intensity: try mapping() ?? defaultMapping, channel: channel ?? 0)
-    }
-
-    /// Every option given must agree with the bank's settings (a bank's slices are all cut alike).
-    func check(against settings: VolumeSettings, bank: String) throws {
-        var differing = [String]()
-        if let axis = try axis(), axis.rawValue != settings.sliceAxis { differing.append("--slice-axis") }
-        if let mapping = try mapping(), mapping.settingText != settings.intensity {
-            differing.append(window != nil ? "--window" : "--percentile")
-        }
-        if let channel, channel != settings.channel { differing.append("--channel") }
-        guard differing.isEmpty else {
-            throw BankError.bank(
-                bank,
-                """
-                was built with volume settings \(settings.summary); \(differing.joined(separator: ", ")) \
-                differ (leave them out, or create another bank)
-                """
-            )
-        }
-    }
 }

@@ -78,21 +78,7 @@ final class ServerTests: XCTestCase {
 
     func file(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
 
-    func multipart(_ parts: [(name: String, data: Data)], boundary: String = "ragseg-test-boundary") -> (Data, String) {
-        var body = Data()
-        for part in parts {
-            body += Data(
-                """
-                --\(boundary)\r\nContent-Disposition: form-data; name=\"\(part.name)\"; \
-                filename=\"\(part.name).png\"\r\nContent-Type: image/png\r\n\r\n
-                """
-                .utf8)
-            body += part.data
-            body += Data("\r\n".utf8)
-        }
-        body += Data("--\(boundary)--\r\n".utf8)
-        return (body, "multipart/form-data; boundary=\(boundary)")
-    }
+    func multipart(_ parts: [(name: String, data: Data)]) -> (Data, String) { HTTP.multipart(parts) }
 
     func addCase(_ i: Int) async throws -> Reply {
         let (body, type) = multipart([("image", try file(sources[i].image)), ("mask", try file(sources[i].mask))])
@@ -343,6 +329,30 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(reply2.json["cases"] as? Int, 7)
     }
 
+    func testAFirstVolumeCaseRecordsA2DBanksVolumeSettings() async throws {
+        var info = try await send("GET", "/info")
+        XCTAssertTrue(info.json["volumeSettings"] is NSNull, info.text)
+        let volume = try VolumeBanks.writeCase(index: 0, to: directory.appendingPathComponent("volumes"))
+        let (body, type) = HTTP.multipart(
+            [("image", try file(volume.image)), ("mask", try file(volume.mask))], contentType: "application/gzip")
+        let reply = try await send("POST", "/cases?slice_axis=coronal", body: body, contentType: type)
+        XCTAssertEqual(reply.status, 201, reply.text)
+        XCTAssertFalse((reply.json["addedIDs"] as? [Int] ?? []).isEmpty, reply.text)
+
+        // Recorded and used by the server from now on (the query needs no settings of its own).
+        let recorded = VolumeSettings(axis: .coronal, intensity: .mrDefault, channel: 0)
+        info = try await send("GET", "/info")
+        XCTAssertEqual((info.json["volumeSettings"] as? [String: Any])?["sliceAxis"] as? String, "coronal", info.text)
+        let query = try await send("POST", "/segment?format=json", body: try file(volume.image))
+        XCTAssertEqual(query.status, 200, query.text)
+        let report = try JSONDecoder().decode(VolumeReport.self, from: query.body)
+        XCTAssertEqual(report.settings, recorded)
+        XCTAssertEqual(report.notes, [])
+        // Settings now differ from the bank's: refused.
+        let other = try await send("POST", "/cases?slice_axis=axial", body: body, contentType: type)
+        XCTAssertEqual(other.status, 400, other.text)
+    }
+
     func testBadInputGetsClear4xx() async throws {
         let image = try file(sources[6].image)
         let bad = try await send("POST", "/segment", body: Data("not a png".utf8), contentType: "image/png")
@@ -467,6 +477,26 @@ enum HTTP {
         var headers: [String: String] = [:]
         for (name, value) in http.allHeaderFields { headers["\(name)".lowercased()] = "\(value)" }
         return Reply(status: http.statusCode, body: data, headers: headers)
+    }
+
+    /// A multipart/form-data body of `parts` (each sent as a file of `contentType`) and its Content-Type.
+    static func multipart(
+        _ parts: [(name: String, data: Data)], contentType: String = "image/png",
+        boundary: String = "ragseg-test-boundary"
+    ) -> (Data, String) {
+        var body = Data()
+        for part in parts {
+            body += Data(
+                """
+                --\(boundary)\r\nContent-Disposition: form-data; name=\"\(part.name)\"; \
+                filename=\"\(part.name)\"\r\nContent-Type: \(contentType)\r\n\r\n
+                """
+                .utf8)
+            body += part.data
+            body += Data("\r\n".utf8)
+        }
+        body += Data("--\(boundary)--\r\n".utf8)
+        return (body, "multipart/form-data; boundary=\(boundary)")
     }
 }
 

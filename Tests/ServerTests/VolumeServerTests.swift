@@ -116,4 +116,118 @@ final class VolumeServerTests: XCTestCase {
         XCTAssertEqual(reply.status, 400)
         XCTAssertTrue((reply.json["error"] as? String ?? "").contains("not a readable NIfTI"), reply.text)
     }
+
+    func postCase(_ image: Data, _ labels: Data, query: String = "") async throws -> Reply {
+        let (body, type) = HTTP.multipart([("image", image), ("mask", labels)], contentType: "application/gzip")
+        return try await post("/cases\(query)", body, contentType: type)
+    }
+
+    /// The slices `index add` would take from `source` with `emptyEvery`, found from the label volume alone:
+    /// every slice holding a label, and of the others the first and every emptyEvery-th.
+    func expectedSlices(_ source: CaseSource, emptyEvery: Int) throws -> [Int] {
+        let labels = try VolumeSlices(
+            try NIfTI.read(source.mask).labels(name: source.mask), axis: .axial, name: source.mask)
+        var chosen = [Int](), empty = 0
+        for s in 0..<labels.count {
+            if labels.slice(s).contains(where: { $0 != 0 }) {
+                chosen.append(s)
+            } else {
+                if empty % emptyEvery == 0 { chosen.append(s) }
+                empty += 1
+            }
+        }
+        return chosen
+    }
+
+    func testAVolumeAndItsLabelVolumePostedToCasesBecomeItsSliceCases() async throws {
+        let bank = segmenter.bank
+        let before = try bank.statistics().cases
+        let image = try Data(contentsOf: URL(fileURLWithPath: sources[2].image))
+        let labels = try Data(contentsOf: URL(fileURLWithPath: sources[2].mask))
+        let expected = try expectedSlices(sources[2], emptyEvery: 2)
+        XCTAssertGreaterThan(expected.count, 1)
+
+        let reply = try await postCase(image, labels, query: "?empty_slices=2")
+        XCTAssertEqual(reply.status, 201, reply.text)
+        XCTAssertEqual(reply.json["chosenSlices"] as? [Int], expected)
+        let ids = try XCTUnwrap(reply.json["addedIDs"] as? [Int]).map(UInt64.init)
+        XCTAssertEqual(ids.count, expected.count)
+        XCTAssertEqual(try bank.statistics().cases, before + expected.count)
+
+        // Each case is the slice's 8-bit image (the PNG-export rule) with its label slice, from the stored upload.
+        let stored = try XCTUnwrap(reply.json["volume"] as? String)
+        XCTAssertTrue(stored.hasPrefix(directory.appendingPathComponent("uploads").path), stored)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: stored)), image)
+        let images = try VolumeSliceImages(
+            try NIfTI.read(sources[2].image).intensities(frame: nil, name: "image"), axis: .axial,
+            mapping: .ctDefault, name: "image")
+        let labelSlices = try VolumeSlices(
+            try NIfTI.read(sources[2].mask).labels(name: "labels"), axis: .axial, name: "labels")
+        for (id, s) in zip(ids, expected) {
+            let record = try XCTUnwrap(try bank.record(id))
+            XCTAssertEqual(record.origin?.volume, stored)
+            XCTAssertEqual(record.origin?.slice, s)
+            XCTAssertEqual(record.origin?.volumeHash, hexString(SHA256.hash(Array(image))))
+            let hash = CaseLoader.contentHash(
+                image: images.image(s),
+                mask: PNGImage.labelSlice(labelSlices.slice(s), width: images.width, height: images.height))
+            XCTAssertEqual(record.contentHash, hexString(hash))
+            // The bank stores the embedding L2-normalized.
+            let embedding = try segmenter.retrieval.embed(images.image(s))
+            let norm = embedding.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            let stored = try XCTUnwrap(try bank.embedding(id))
+            XCTAssertEqual(stored.count, embedding.count)
+            for (a, b) in zip(stored, embedding) { XCTAssertEqual(a, b / norm, accuracy: 1e-6) }
+        }
+        // The recorded volume answers a volume query: its own slices come back first.
+        let query = try await post("/segment?format=json&k=1", image)
+        XCTAssertEqual(query.status, 200, query.text)
+        let report = try JSONDecoder().decode(VolumeReport.self, from: query.body)
+        for slice in report.slices where expected.contains(slice.slice) {
+            XCTAssertEqual(slice.labels.first?.retrieved.first?.slice, slice.slice)
+        }
+
+        // The same upload again: nothing added, 200.
+        let again = try await postCase(image, labels, query: "?empty_slices=2")
+        XCTAssertEqual(again.status, 200, again.text)
+        XCTAssertEqual(again.json["added"] as? Bool, false)
+        XCTAssertEqual(again.json["alreadyInBank"] as? Int, expected.count)
+        XCTAssertEqual(try bank.statistics().cases, before + expected.count)
+    }
+
+    func testBadVolumeCasesGet4xxAndStoreNothing() async throws {
+        let bank = segmenter.bank
+        let before = try bank.statistics().cases
+        let uploads = directory.appendingPathComponent("uploads").path
+        let image = try Data(contentsOf: URL(fileURLWithPath: sources[2].image))
+        func gz(_ volume: NIfTIImage) throws -> Data { Data(try NIfTI.encode(volume, gzip: true, name: "v")) }
+
+        // A label volume on another grid (one slice fewer).
+        let short = SyntheticVolumes.makeCase(index: 2, size: 32, slices: 5, seed: 11).labels
+        var reply = try await postCase(image, try gz(short))
+        XCTAssertEqual(reply.status, 400, reply.text)
+        XCTAssertTrue((reply.json["error"] as? String ?? "").hasPrefix("mask: label map dimensions"), reply.text)
+
+        // A label the bank does not declare (it has 2).
+        var labels = try NIfTI.read(sources[2].mask).labels(name: "labels")
+        labels.grid.values[labels.grid.values.firstIndex(of: 2) ?? 0] = 3
+        reply = try await postCase(image, try gz(NIfTIImage.labelMap(labels.grid, like: labels.header)))
+        XCTAssertEqual(reply.status, 400, reply.text)
+        XCTAssertTrue((reply.json["error"] as? String ?? "").contains("not a declared label"), reply.text)
+
+        // A PNG as the mask of a volume; settings other than the bank's; a volume over the voxel limit.
+        reply = try await postCase(image, Data([0x89, 0x50, 0x4E, 0x47]))
+        XCTAssertEqual(reply.status, 400, reply.text)
+        XCTAssertTrue((reply.json["error"] as? String ?? "").hasPrefix("mask is not a readable NIfTI"), reply.text)
+        reply = try await postCase(
+            image, try Data(contentsOf: URL(fileURLWithPath: sources[2].mask)), query: "?window=lung")
+        XCTAssertEqual(reply.status, 400, reply.text)
+        XCTAssertTrue((reply.json["error"] as? String ?? "").contains("window differ"), reply.text)
+        let big = SyntheticVolumes.makeCase(index: 0, size: 32, slices: 7, seed: 1)
+        reply = try await postCase(try gz(big.image), try gz(big.labels))
+        XCTAssertEqual(reply.status, 413, reply.text)
+
+        XCTAssertEqual(try bank.statistics().cases, before)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: uploads), [])
+    }
 }
