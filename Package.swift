@@ -66,11 +66,16 @@ let package = Package(
                     .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 ],
                 swiftSettings: fastMath),
+        // Command-line option groups both executables take.
+        .target(
+            name: "RAGSegCommandOptions",
+            dependencies: ["TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: fastMath),
         .executableTarget(
             name: "ragseg",
             dependencies: [
                 "TensorCore", "RAGSegIO", "DINOv2", "SAM2", "SupportBank", "Evaluation", "RAGSegPipeline", "RAGSegServer",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "RAGSegCommandOptions", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
         // The benchmarks (kernels, models, query path, bank), apart from the product CLI; the only client of
@@ -79,7 +84,7 @@ let package = Package(
             name: "ragseg-bench",
             dependencies: [
                 "TensorCore", "RAGSegIO", "DINOv2", "SAM2", "SupportBank", "Evaluation", "RAGSegPipeline", "RAGSegServer",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "RAGSegCommandOptions", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fastMath),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "CKernels", "RAGSegIO"], resources: [.copy("Fixtures")]),

@@ -47,9 +47,22 @@ public func segmentationScores(
     precondition(
         prediction.width == truth.width && prediction.height == truth.height,
         "prediction \(prediction.width)x\(prediction.height) vs truth \(truth.width)x\(truth.height)")
+    let (dice, iou, bothNonEmpty) = overlapScores(prediction.pixels, truth.pixels)
+    var hd95: Double? = nil
+    if bothNonEmpty {
+        let forward = surfaceDistances(from: prediction, to: truth, spacing: spacing)
+        let backward = surfaceDistances(from: truth, to: prediction, spacing: spacing)
+        hd95 = percentile(forward + backward, 95)
+    }
+    return SegmentationScores(dice: dice, iou: iou, hd95: hd95)
+}
+
+/// Dice and IoU of two masks over the same pixels or voxels (both 1 when both masks are empty), and whether
+/// both have foreground (the distances are defined only then): the 2-D and 3-D scores share this part.
+func overlapScores(_ prediction: [Bool], _ truth: [Bool]) -> (dice: Double, iou: Double, bothNonEmpty: Bool) {
     var intersection = 0, predicted = 0, actual = 0
-    for i in 0..<prediction.pixels.count {
-        let p = prediction.pixels[i], t = truth.pixels[i]
+    for i in 0..<prediction.count {
+        let p = prediction[i], t = truth[i]
         if p { predicted += 1 }
         if t { actual += 1 }
         if p && t { intersection += 1 }
@@ -57,13 +70,7 @@ public func segmentationScores(
     let union = predicted + actual - intersection
     let dice = predicted + actual == 0 ? 1 : 2 * Double(intersection) / Double(predicted + actual)
     let iou = union == 0 ? 1 : Double(intersection) / Double(union)
-    var hd95: Double? = nil
-    if predicted > 0 && actual > 0 {
-        let forward = surfaceDistances(from: prediction, to: truth, spacing: spacing)
-        let backward = surfaceDistances(from: truth, to: prediction, spacing: spacing)
-        hd95 = percentile(forward + backward, 95)
-    }
-    return SegmentationScores(dice: dice, iou: iou, hd95: hd95)
+    return (dice, iou, predicted > 0 && actual > 0)
 }
 
 /// Surface pixels: foreground pixels with a background 4-neighbour, or on the image edge

@@ -31,18 +31,9 @@ public struct BinaryVolume: Sendable, Equatable {
 public func volumeScores(prediction: BinaryVolume, truth: BinaryVolume, spacing: [Double]) -> SegmentationScores {
     precondition(prediction.shape == truth.shape, "prediction \(prediction.shape) vs truth \(truth.shape)")
     precondition(spacing.count == 3 && spacing.allSatisfy { $0 > 0 && $0.isFinite }, "spacing \(spacing)")
-    var intersection = 0, predicted = 0, actual = 0
-    for i in 0..<prediction.voxels.count {
-        let p = prediction.voxels[i], t = truth.voxels[i]
-        if p { predicted += 1 }
-        if t { actual += 1 }
-        if p && t { intersection += 1 }
-    }
-    let union = predicted + actual - intersection
-    let dice = predicted + actual == 0 ? 1 : 2 * Double(intersection) / Double(predicted + actual)
-    let iou = union == 0 ? 1 : Double(intersection) / Double(union)
+    let (dice, iou, bothNonEmpty) = overlapScores(prediction.voxels, truth.voxels)
     var hd95: Double? = nil
-    if predicted > 0 && actual > 0 {
+    if bothNonEmpty {
         // Every foreground voxel of either mask lies in this box, so its faces border background (or the
         // volume's outside): erosion inside the box equals erosion of the whole volume, and distances
         // between voxels in the box do not depend on what lies outside it.

@@ -37,18 +37,7 @@ public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, sca
             query: query, key: key, value: value, batch: batch, heads: heads, alpha: alpha, outShape: outShape)
     }
 
-    // Evenly sized blocks: 257 queries become 129 + 128 rather than 256 + 1. When there are few work items,
-    // their count is rounded up to a multiple of the workers so that every core gets the same number.
-    let maxRows = attentionQueryBlockRows(keys: nk)
-    var blocks = (nq + maxRows - 1) / maxRows
-    let workerCount = Threads.count
-    if batch * heads * blocks < 16 * workerCount, workerCount > 1 {
-        while (batch * heads * blocks) % workerCount != 0 && blocks < nq { blocks += 1 }
-    }
-    let block = (nq + blocks - 1) / blocks
-    blocks = (nq + block - 1) / block
-    let items = batch * heads * blocks
-    let workers = min(Threads.count, items)
+    let (block, blocks, items, workers) = attentionWorkPlan(queries: nq, keys: nk, batch: batch, heads: heads)
 
     return Tensor(shape: outShape) { out in
         query.withUnsafeBufferPointer { pq in
@@ -94,6 +83,25 @@ public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, sca
             }
         }
     }
+}
+
+/// How `attention` splits its work: `block` queries per block, `blocks` blocks per (batch, head), `items`
+/// work items in all, on `workers` workers. Evenly sized blocks: 257 queries become 129 + 128 rather than
+/// 256 + 1. When there are few work items, their count is rounded up to a multiple of the workers so that
+/// every core gets the same number.
+func attentionWorkPlan(queries nq: Int, keys nk: Int, batch: Int, heads: Int) -> (
+    block: Int, blocks: Int, items: Int, workers: Int
+) {
+    let maxRows = attentionQueryBlockRows(keys: nk)
+    var blocks = (nq + maxRows - 1) / maxRows
+    let workerCount = Threads.count
+    if batch * heads * blocks < 16 * workerCount, workerCount > 1 {
+        while (batch * heads * blocks) % workerCount != 0 && blocks < nq { blocks += 1 }
+    }
+    let block = (nq + blocks - 1) / blocks
+    blocks = (nq + block - 1) / block
+    let items = batch * heads * blocks
+    return (block, blocks, items, min(workerCount, items))
 }
 
 /// Queries per block in `attention` for `keys` keys: 256, or fewer when 256 rows of scores would pass

@@ -14,16 +14,7 @@ func attentionBFloat16(
     let k16 = headMajorBFloat16(key, batch: batch, heads: heads)
     let v16 = headMajorBFloat16(value, batch: batch, heads: heads)
 
-    let maxRows = attentionQueryBlockRows(keys: nk)
-    var blocks = (nq + maxRows - 1) / maxRows
-    let workerCount = Threads.count
-    if batch * heads * blocks < 16 * workerCount, workerCount > 1 {
-        while (batch * heads * blocks) % workerCount != 0 && blocks < nq { blocks += 1 }
-    }
-    let block = (nq + blocks - 1) / blocks
-    blocks = (nq + block - 1) / block
-    let items = batch * heads * blocks
-    let workers = min(Threads.count, items)
+    let (block, blocks, items, workers) = attentionWorkPlan(queries: nq, keys: nk, batch: batch, heads: heads)
 
     return Tensor(shape: outShape) { out in
         q16.withUnsafeBufferPointer { pq in

@@ -1,7 +1,9 @@
-// What the benchmarks share: the options of the query-path sweeps, clocks, number formatting.
+// What the benchmarks share: the options of the query-path sweeps, clocks, number formatting, models.
 import ArgumentParser
+import DINOv2
 import Dispatch
 import Foundation
+import RAGSegPipeline
 import SupportBank
 
 /// The options of the benchmarks that sweep the number of supports (`segment`, `query`): the support
@@ -45,3 +47,13 @@ func fmt(_ x: Double, _ digits: Int = 3) -> String { String(format: "%.\(digits)
 
 /// s right-aligned in `width` columns.
 func pad(_ s: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - s.count)) + s }
+
+/// DINOv2 for the query benchmarks: the weights file given, else ViT-S/14 with random weights made in-process
+/// (the retrieval embedding's cost does not depend on the weights).
+func benchRetrievalEncoder(_ path: String?) throws -> DINOv2RetrievalEncoder {
+    if let path { return try DINOv2RetrievalEncoder(path: path) }
+    return DINOv2RetrievalEncoder(
+        network: DINOv2Model(randomWeights: .small, seed: 1),
+        model: ModelIdentity(
+            name: "dinov2", variant: "small-random-in-process", sha256: String(repeating: "0", count: 64)))
+}

@@ -2,6 +2,7 @@ import ArgumentParser
 import DINOv2
 import Dispatch
 import Foundation
+import RAGSegCommandOptions
 import TensorCore
 
 /// `ragseg-bench dinov2`: images/s of the DINOv2 encoder (random weights) beside PyTorch's in the same run.

@@ -7,6 +7,7 @@ import ArgumentParser
 import DINOv2
 import Dispatch
 import Foundation
+import RAGSegCommandOptions
 import RAGSegIO
 import RAGSegPipeline
 import RAGSegServer
@@ -82,16 +83,7 @@ struct QueryBenchCommand: AsyncParsableCommand {
 
         // Models.
         let support = try SAM2Checkpoint.supportEncoder(path: sam2)
-        let retrieval: DINOv2RetrievalEncoder
-        if let dinov2 {
-            retrieval = try DINOv2RetrievalEncoder(path: dinov2)
-        } else {
-            retrieval = DINOv2RetrievalEncoder(
-                network: DINOv2Model(randomWeights: .small, seed: 1),
-                model: ModelIdentity(
-                    name: "dinov2", variant: "small-random-in-process",
-                    sha256: String(repeating: "0", count: 64)))
-        }
+        let retrieval = try benchRetrievalEncoder(dinov2)
 
         // The synthetic bank.
         let bankPath = (scratch as NSString).appendingPathComponent("ragseg-bench-query-\(getpid())")

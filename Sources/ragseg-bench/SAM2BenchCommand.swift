@@ -4,6 +4,7 @@
 // Random weights: timing does not depend on the values.
 import ArgumentParser
 import Foundation
+import RAGSegCommandOptions
 import SAM2
 import TensorCore
 

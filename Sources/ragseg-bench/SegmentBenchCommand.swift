@@ -6,6 +6,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import RAGSegCommandOptions
 import SAM2
 import TensorCore
 

@@ -48,15 +48,7 @@ struct VolumeBenchCommand: ParsableCommand {
         let range = try segment.map(VolumeQueryOptions.sliceRange)
         print("cpu: \(Self.cpuModel()); threads \(threads)")
         let support = try SAM2Checkpoint.supportEncoder(path: sam2)
-        let retrieval: DINOv2RetrievalEncoder
-        if let dinov2 {
-            retrieval = try DINOv2RetrievalEncoder(path: dinov2)
-        } else {
-            retrieval = DINOv2RetrievalEncoder(
-                network: DINOv2Model(randomWeights: .small, seed: 1),
-                model: ModelIdentity(
-                    name: "dinov2", variant: "small-random-in-process", sha256: String(repeating: "0", count: 64)))
-        }
+        let retrieval = try benchRetrievalEncoder(dinov2)
         let work = (scratch as NSString).appendingPathComponent("ragseg-bench-volume-\(getpid())")
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Evaluation
 import Foundation
+import RAGSegCommandOptions
 import RAGSegPipeline
 import SupportBank
 

@@ -1,6 +1,7 @@
 // `ragseg index ...`: create, fill, inspect and check support banks.
 import ArgumentParser
 import Foundation
+import RAGSegCommandOptions
 import RAGSegIO
 import RAGSegPipeline
 import SupportBank

@@ -4,6 +4,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import RAGSegCommandOptions
 import RAGSegIO
 import RAGSegPipeline
 import SAM2

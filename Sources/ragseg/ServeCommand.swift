@@ -2,6 +2,7 @@
 // (RAGSegServer). This file only parses options, opens the bank and the models, and runs the server.
 import ArgumentParser
 import Foundation
+import RAGSegCommandOptions
 import RAGSegPipeline
 import RAGSegServer
 import SupportBank
