@@ -35,6 +35,32 @@ public enum FixtureModels {
     public static func supportEncoder() throws -> SAM2SupportEncoder {
         try SAM2Checkpoint.supportEncoder(path: sam2)
     }
+
+    /// The fixture SAM 2 with the last bias of its object-score head raised by 100: every target is then judged
+    /// to hold the object, so masks are the decoder's own logits instead of all background (the random weights
+    /// score every target negative). For tests of where mask voxels land (volume geometry), not of their values:
+    /// these are not the reference model's outputs. Written once per process to a temporary folder.
+    public static func supportEncoderSeeingObjects() throws -> SAM2SupportEncoder {
+        try SAM2Checkpoint.supportEncoder(path: try seeingObjectsWeights.get())
+    }
+
+    private static let seeingObjectsWeights = Result { () throws -> String in
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "ragseg-sam2-seeing-objects-\(getpid())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let path = folder.appendingPathComponent("weights.safetensors").path
+        let file = try SafeTensors(path: sam2)
+        let biasName = "sam_mask_decoder.pred_obj_score_head.layers.2.bias"
+        let tensors = try file.names.sorted().map { name -> (String, Tensor) in
+            var tensor = try file.tensor(name)
+            if name == biasName { tensor = Tensor(shape: tensor.shape, data: tensor.data.map { $0 + 100 }) }
+            return (name, tensor)
+        }
+        try SafeTensors.write(tensors, to: path)
+        try? FileManager.default.removeItem(atPath: path + ".json")
+        try FileManager.default.copyItem(atPath: sam2 + ".json", toPath: path + ".json")
+        return path
+    }
 }
 
 /// Synthetic cases: a bright textured ellipse (the object) on a smooth background with a distractor blob.

@@ -23,7 +23,7 @@ final class VolumeServerTests: XCTestCase {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "ragseg-volserve-\(UUID().uuidString)")
         sources = try (0..<3).map { try VolumeBanks.writeCase(index: $0, to: directory) }
-        let retrieval = try FixtureModels.retrievalEncoder(), support = try FixtureModels.supportEncoder()
+        let retrieval = try FixtureModels.retrievalEncoder(), support = try FixtureModels.supportEncoderSeeingObjects()
         let bank = try SupportBank.create(
             at: directory.appendingPathComponent("bank").path,
             metadata: VolumeBanks.metadata(retrieval: retrieval, support: support))
@@ -71,6 +71,7 @@ final class VolumeServerTests: XCTestCase {
         XCTAssertEqual(Array(reply.body.prefix(2)), [0x1F, 0x8B])
         let answered = try NIfTI.read(data: Array(reply.body), name: "reply")
         XCTAssertEqual(answered, expected.labelMap)
+        XCTAssertTrue(expected.labels.values.contains(1), "the fixture model sees objects: not an empty volume")
         XCTAssertEqual(answered.header.affine, image.header.affine)
         XCTAssertEqual(answered.header.dim, image.header.dim)
 
