@@ -78,6 +78,8 @@ extension VolumeSettingOptions {
 enum VolumeInput {
     case dataset(VolumeDataset)
     case folders(images: String, labels: String)
+    /// `--list` rows naming NIfTI images (image,label volume).
+    case list([CaseSource])
 }
 
 extension IndexAdd {
@@ -87,6 +89,20 @@ extension IndexAdd {
             return try VolumeDataset.detect(dataset).map { .dataset($0) }
         }
         if let images, let masks, VolumeDataset.holdsVolumes(images) { return .folders(images: images, labels: masks) }
+        if let list {
+            let rows = try CaseSources.list(list)
+            let volumeRows = rows.filter { VolumeDataset.isNIfTIName($0.image) }
+            if volumeRows.isEmpty { return nil }
+            guard volumeRows.count == rows.count else {
+                throw BankError.input(
+                    list,
+                    """
+                    mixes NIfTI volumes (\(volumeRows.count) rows) with 2-D images (\(rows.count - volumeRows.count) \
+                    rows); give them in separate lists
+                    """)
+            }
+            return .list(rows)
+        }
         return nil
     }
 
@@ -144,6 +160,9 @@ extension IndexAdd {
             // A folder names no channels: a 4-D image is read only when --channel is given here.
             sources = try VolumeDataset.pairs(
                 images: images, labels: labels, channel: settings.channel, frame: options.channel)
+        case .list(let rows):
+            // Like a folder, a list names no channels: a 4-D image is read only when --channel is given here.
+            sources = rows.map { VolumeCaseSource(image: $0.image, labels: $0.mask, frame: options.channel) }
         }
         let slicing = VolumeSlicing(
             axis: axis, mapping: mapping, labelCount: bank.metadata.labels.count, limits: volumeInput.limits)

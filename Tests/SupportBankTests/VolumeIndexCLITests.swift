@@ -96,6 +96,19 @@ final class VolumeIndexCLITests: XCTestCase {
         let empty = 24 - labelled.count
         XCTAssertGreaterThan(empty, 10, "the test needs more than 10 empty slices")
         XCTAssertEqual(VolumeTestData.lines(r.stdout, "added\t").count, labelled.count + (empty + 9) / 10)
+        // The same pair through --list (relative to the CSV's folder) gives the same cases: all already stored.
+        try "image,mask\nimagesTr/case_000_0000.nii.gz,labelsTr/case_000.nii.gz\n".write(
+            toFile: data + "/volumes.csv", atomically: true, encoding: .utf8)
+        r = try runRagseg(["index", "add", bank, "--list", data + "/volumes.csv", "--stand-in"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(VolumeTestData.lines(r.stdout, "added\t").count, 0, r.stdout)
+        XCTAssertEqual(VolumeTestData.lines(r.stdout, "duplicate\t").count, labelled.count + (empty + 9) / 10)
+        // A list mixing volumes and 2-D images is refused.
+        try "imagesTr/case_000_0000.nii.gz,labelsTr/case_000.nii.gz\na.png,b.png\n".write(
+            toFile: data + "/mixed.csv", atomically: true, encoding: .utf8)
+        r = try runRagseg(["index", "add", bank, "--list", data + "/mixed.csv", "--stand-in"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("mixes NIfTI volumes (1 rows) with 2-D images (1 rows)"), r.stderr)
         // Options that differ from the bank's settings are refused.
         r = try runRagseg([
             "index", "add", bank, "--images", data + "/imagesTr", "--masks", data + "/labelsTr", "--stand-in",
