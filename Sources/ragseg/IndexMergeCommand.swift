@@ -18,21 +18,27 @@ struct ShardOptions: ParsableArguments {
             valueName: "I/N|auto"))
     var shard: String?
 
+    /// The share, from --shard (and the scheduler's variables for `auto`); nil without --shard.
+    func assignment() throws -> ShardAssignment? {
+        guard let shard else { return nil }
+        do { return try Sharding.parse(shard, environment: ProcessInfo.processInfo.environment) } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    func validate() throws { _ = try assignment() }
+
     /// The inputs this process adds: with --shard, the share's (recorded in the bank first, so a bank never holds
     /// two shares); without it, all of them, unless the bank is a shard.
     func select<Source>(
         _ sources: [Source], bank: SupportBank, quiet: Bool, unit: String, image: (Source) -> String
     ) throws -> [Source] {
-        guard let shard else {
+        guard let share = try assignment() else {
             if let recorded = bank.metadata.shard {
                 throw BankError.bank(
                     bank.path, "is shard \(recorded) of a build: add to it with --shard \(recorded) (or auto)")
             }
             return sources
-        }
-        let share: ShardAssignment
-        do { share = try Sharding.parse(shard, environment: ProcessInfo.processInfo.environment) } catch {
-            throw ValidationError("\(error)")
         }
         try bank.recordShard(share)
         let mine = try Sharding.select(sources, shard: share, image: image)

@@ -26,6 +26,7 @@ final class ShardCLITests: XCTestCase {
         return process
     }
 
+    @discardableResult
     func ok(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> RunResult {
         let r = try runRagseg(arguments)
         XCTAssertEqual(r.status, 0, "\(arguments): \(r.stderr)", file: file, line: line)
@@ -93,6 +94,17 @@ final class ShardCLITests: XCTestCase {
         let wrong = try runRagseg(["index", "add", shards[0]] + input + ["--shard", "1/4"])
         XCTAssertEqual(wrong.status, 1)
         XCTAssertTrue(wrong.stderr.contains("holds shard 0/4 of the inputs, not 1/4"), wrong.stderr)
+        // A bad --shard is a usage error found before the bank is touched.
+        try ok(["index", "create", dir + "/untouched", "--template", dir + "/template"])
+        let underScheduler = ProcessInfo.processInfo.environment.keys.contains {
+            $0 == "SLURM_ARRAY_TASK_ID" || $0 == "JOB_COMPLETION_INDEX"
+        }
+        for bad in underScheduler ? ["4/4"] : ["4/4", "auto"] {
+            let r = try runRagseg(["index", "add", dir + "/untouched"] + input + ["--shard", bad])
+            XCTAssertEqual(r.status, 64, r.stderr)
+            XCTAssertTrue(r.stderr.contains(bad == "auto" ? "found no job array" : "need 0 <= I < N"), r.stderr)
+        }
+        XCTAssertNil(try SupportBank.readMetadata(at: dir + "/untouched").shard)
         let plain = try runRagseg(["index", "add", shards[0]] + input)
         XCTAssertTrue(plain.stderr.contains("is shard 0/4 of a build: add to it with --shard 0/4"), plain.stderr)
 
