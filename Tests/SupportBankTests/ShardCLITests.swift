@@ -90,6 +90,13 @@ final class ShardCLITests: XCTestCase {
         XCTAssertEqual(imagesPerShard.map(\.count).reduce(0, +), 24, "\(imagesPerShard.map(\.count))")
         XCTAssertEqual(imagesPerShard.reduce(Set<String>()) { $0.union($1) }.count, 24)
         XCTAssertFalse(imagesPerShard.contains { $0.isEmpty }, "\(imagesPerShard.map(\.count))")
+        // Each shard is a bank on its own: it verifies and answers searches with its own cases.
+        let shardVerify = try ok(["index", "verify", shards[1]])
+        XCTAssertTrue(shardVerify.stdout.contains("\(imagesPerShard[1].count) cases, "), shardVerify.stdout)
+        let shardHits = try ok(["index", "search", shards[1], held + "/24.png", "--k", "2"]).stdout
+        let hitImages = shardHits.split(separator: "\n").dropFirst().map { String($0.split(separator: "\t")[3]) }
+        XCTAssertEqual(hitImages.count, 2, shardHits)
+        XCTAssertTrue(Set(hitImages).isSubset(of: imagesPerShard[1]), shardHits)
         // A shard keeps its share, and a shard bank takes nothing without one.
         let wrong = try runRagseg(["index", "add", shards[0]] + input + ["--shard", "1/4"])
         XCTAssertEqual(wrong.status, 1)
