@@ -51,7 +51,7 @@ let package = Package(
         .target(name: "SAM2", dependencies: ["TensorCore", "RAGSegIO"], swiftSettings: fastMath),
         .target(name: "Evaluation", swiftSettings: fastMath),
         // Stores SAM 2's own SupportMemory values (the one memory type from the encoder to memory attention).
-        .target(name: "SupportBank", dependencies: ["RAGSegIO", "SAM2", "CLMDB", "CFaiss"], exclude: ["README.md"], swiftSettings: fastMath),
+        .target(name: "SupportBank", dependencies: ["RAGSegIO", "SAM2", "CLMDB", "CFaiss", "CZlib"], exclude: ["README.md"], swiftSettings: fastMath),
         // The product's pipelines: ingest (PNG pairs, datasets, encoders), retrieval-augmented segmentation.
         .target(name: "RAGSegPipeline", dependencies: ["TensorCore", "RAGSegIO", "DINOv2", "SAM2", "SupportBank", "Evaluation"],
                 swiftSettings: fastMath),

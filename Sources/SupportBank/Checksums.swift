@@ -1,5 +1,6 @@
 // SHA-256 (FIPS 180-4) for weight-file identities and case content hashes, and CRC-32 for the
 // integrity of stored records. Written here to avoid a package dependency.
+import CZlib
 import Foundation
 
 public struct SHA256 {
@@ -168,20 +169,18 @@ func hexBytes(_ hex: String) -> [UInt8]? {
     return out
 }
 
-/// CRC-32 (IEEE 802.3, reflected), the same checksum as zlib's crc32.
+/// CRC-32 (IEEE 802.3, reflected): zlib's crc32, which computes several bytes per step (a byte-at-a-time table
+/// loop checked 0.5 MiB memories at a few hundred MB/s, a visible share of `verify` and `index merge`).
 public enum CRC32 {
-    private static let table: [UInt32] = (0..<256).map { i -> UInt32 in
-        var c = UInt32(i)
-        for _ in 0..<8 { c = (c & 1) != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-        return c
-    }
-
     public static func checksum(_ bytes: UnsafeRawBufferPointer, initial: UInt32 = 0) -> UInt32 {
-        var crc = ~initial
-        table.withUnsafeBufferPointer { t in
-            for b in bytes { crc = t[Int((crc ^ UInt32(b)) & 0xFF)] ^ (crc >> 8) }
+        var crc = UInt(initial)
+        var offset = 0
+        while offset < bytes.count {
+            let n = min(bytes.count - offset, 1 << 30)  // zlib takes a 32-bit length
+            crc = crc32(crc, bytes.baseAddress!.advanced(by: offset).assumingMemoryBound(to: UInt8.self), UInt32(n))
+            offset += n
         }
-        return ~crc
+        return UInt32(truncatingIfNeeded: crc)
     }
 
     public static func checksum(_ bytes: [UInt8]) -> UInt32 {

@@ -6,8 +6,13 @@ import Foundation
 enum BankCreation {
     /// Present in a staging folder until just before the rename: `open` refuses a folder holding it.
     static let markerName = ".ragseg-creating"
-    /// The only entries a staging folder of ours can hold (what `create` writes before the rename).
-    static let stagingEntries: Set<String> = [markerName, "data.mdb", "lock.mdb"]
+    /// The only entries a staging folder of ours can hold (what `create` writes before the rename; `index merge`
+    /// also builds the index file there).
+    static let stagingEntries: Set<String> = [markerName, "data.mdb", "lock.mdb", SupportBank.indexFileName]
+
+    static func isStagingEntry(_ name: String) -> Bool {
+        stagingEntries.contains(name) || name.hasPrefix(SupportBank.indexFileName + ".tmp.")
+    }
 
     /// `.NAME.creating-<pid>-<random>`: hidden, tied to its target's name and to the creating process.
     static func stagingPrefix(for target: String) -> String {
@@ -64,7 +69,7 @@ enum BankCreation {
             if kill(pid, 0) == 0 || errno == EPERM { continue }  // that process still runs
             let path = (parent as NSString).appendingPathComponent(entry)
             guard let contents = try? FileManager.default.contentsOfDirectory(atPath: path),
-                Set(contents).isSubset(of: stagingEntries)
+                contents.allSatisfy(isStagingEntry)
             else { continue }
             try? FileManager.default.removeItem(atPath: path)
         }
@@ -103,6 +108,17 @@ enum BankCreation {
         return parts.count == 2 && Int32(parts[0]) != nil && UInt32(parts[1]) != nil
     }
 
+    /// A staging folder of `target` beside it (a create or merge that has not finished or was killed), if any.
+    static func unfinishedStaging(for target: String) -> String? {
+        let parent = (target as NSString).deletingLastPathComponent
+        let parentPath = parent.isEmpty ? "." : parent
+        let prefix = stagingPrefix(for: target)
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: parentPath)) ?? []
+        return entries.sorted().first { $0.hasPrefix(prefix) && isStagingName($0) }.map {
+            (parentPath as NSString).appendingPathComponent($0)
+        }
+    }
+
     /// Refuses a staging folder with what to do about it: one holding the marker may hold an unfinished
     /// bank; one killed between removing the marker and the rename is recognized by its name.
     static func refuseStaging(_ path: String) throws {
@@ -112,8 +128,8 @@ enum BankCreation {
         throw BankError.bank(
             path,
             """
-            is the staging folder of an unfinished `index create` (stopped before it finished), not a bank; \
-            the next create of the same bank removes it, or remove it yourself
+            is the staging folder of an unfinished `index create` or `index merge` (stopped before it finished), \
+            not a bank; the next create or merge of the same bank removes it, or remove it yourself
             """
         )
     }

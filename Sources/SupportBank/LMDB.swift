@@ -80,7 +80,12 @@ public final class LMDBEnvironment: @unchecked Sendable {
     /// grows as it is written), so a large default costs nothing on 64-bit systems.
     /// An existing data.mdb is checked first (see `LMDBDataFile`): liblmdb trusts the file it maps, and
     /// reading a page past the end of a truncated one kills the process with SIGBUS.
-    public init(path: String, mapSize: Int, maxDatabases: Int = 16, readOnly: Bool = false) throws {
+    /// `noLock` (read-only only) uses no lock file at all: for a finished environment nobody writes, e.g. a shard
+    /// read by `index merge` on a read-only or network filesystem, which is then left exactly as it was.
+    public init(path: String, mapSize: Int, maxDatabases: Int = 16, readOnly: Bool = false, noLock: Bool = false)
+        throws
+    {
+        precondition(!noLock || readOnly, "an environment without a lock file must be read-only")
         try LMDBDataFile.check(directory: path)
         var handle: OpaquePointer?
         try lmdbCheck(mdb_env_create(&handle), "mdb_env_create")
@@ -96,6 +101,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
         // MDB_NOTLS: read transactions are not tied to OS threads (Swift tasks hop threads).
         var flags = UInt32(MDB_NOTLS)
         if readOnly { flags |= UInt32(MDB_RDONLY) }
+        if noLock { flags |= UInt32(MDB_NOLOCK) }
         try lmdbCheck(mdb_env_open(env, path, flags, 0o644), "open LMDB environment \(path)")
         // The header was read before mapping; check again through LMDB's own view of it in case the
         // file shrank in between (its two meta pages are known to be there, so this read is safe).
@@ -214,17 +220,19 @@ public struct LMDBTransaction {
         try withValue(db, key: key) { $0 != nil }
     }
 
-    public func put(_ db: LMDBDatabase, key: [UInt8], value: [UInt8]) throws {
-        try value.withUnsafeBytes { try put(db, key: key, bytes: $0) }
+    public func put(_ db: LMDBDatabase, key: [UInt8], value: [UInt8], append: Bool = false) throws {
+        try value.withUnsafeBytes { try put(db, key: key, bytes: $0, append: append) }
     }
 
-    public func put(_ db: LMDBDatabase, key: [UInt8], bytes: UnsafeRawBufferPointer) throws {
+    /// `append`: the key is greater than every key in the database (MDB_APPEND: no search, pages filled
+    /// completely); LMDB refuses a key out of order with MDB_KEYEXIST.
+    public func put(_ db: LMDBDatabase, key: [UInt8], bytes: UnsafeRawBufferPointer, append: Bool = false) throws {
         let rc: Int32 = key.withUnsafeBytes { keyBytes in
             var k = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
             var v = MDB_val(mv_size: bytes.count, mv_data: UnsafeMutableRawPointer(mutating: bytes.baseAddress))
-            return mdb_put(txn, db.dbi, &k, &v, 0)
+            return mdb_put(txn, db.dbi, &k, &v, append ? UInt32(MDB_APPEND) : 0)
         }
-        try lmdbCheck(rc, "mdb_put")
+        try lmdbCheck(rc, append ? "mdb_put (append)" : "mdb_put")
     }
 
     /// Deletes key; returns false when it was absent.

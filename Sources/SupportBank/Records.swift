@@ -96,6 +96,11 @@ public struct BankMetadata: Codable, Equatable, Sendable {
     /// How volumes are cut into slices and windowed for this bank (nil: a bank of 2-D images only, or
     /// one created before volumes existed). Queries on volumes use these settings unless told otherwise.
     public var volumeSettings: VolumeSettings? = nil
+    /// UUID of the bank this one was created from with `index create --template` (the template's own template
+    /// when it has one): shards of one build share it, which is how `index merge` tells them apart from others.
+    public var template: String? = nil
+    /// The share of the inputs this bank holds when it was filled by `index add --shard I/N` (nil: not a shard).
+    public var shard: ShardAssignment? = nil
 
     public init(
         retrievalModel: ModelIdentity, supportModel: ModelIdentity, embeddingDimension: Int,

@@ -73,7 +73,7 @@ public final class SupportBank: @unchecked Sendable {
     }
 
     /// Writes an empty bank's databases and metadata into `path`; the environment is closed on return.
-    private static func initialize(_ path: String, metadata: BankMetadata, mapSize: Int) throws {
+    static func initialize(_ path: String, metadata: BankMetadata, mapSize: Int) throws {
         let env = try LMDBEnvironment(path: path, mapSize: mapSize)
         try env.write { txn in
             var dbi = MDB_dbi()
@@ -97,11 +97,25 @@ public final class SupportBank: @unchecked Sendable {
     {
         let dataFile = (path as NSString).appendingPathComponent("data.mdb")
         guard FileManager.default.fileExists(atPath: dataFile) else {
+            if let staging = BankCreation.unfinishedStaging(for: path) {
+                throw BankError.bank(
+                    path,
+                    """
+                    no bank here: an `index create` or `index merge` of it was stopped before it finished (its \
+                    staging folder \(staging) is left); run it again
+                    """)
+            }
             throw BankError.bank(path, "no bank here (missing data.mdb); create one with `ragseg index create`")
         }
         try BankCreation.refuseStaging(path)
         let env = try LMDBEnvironment(path: path, mapSize: mapSize, readOnly: readOnly)
         return try SupportBank(path: path, env: env, readOnly: readOnly)
+    }
+
+    /// Opens a bank still in its staging folder (`index merge` builds its index there before the rename).
+    static func openStaged(at path: String, mapSize: Int = defaultMapSize) throws -> SupportBank {
+        let env = try LMDBEnvironment(path: path, mapSize: mapSize)
+        return try SupportBank(path: path, env: env, readOnly: false)
     }
 
     let readOnly: Bool

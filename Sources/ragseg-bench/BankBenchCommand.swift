@@ -40,10 +40,16 @@ struct BankBench: ParsableCommand {
     )
     var addSteps = [100, 10000, 100000]
     @Option(help: "Scratch folder for the add benchmark's banks.") var scratch = NSTemporaryDirectory()
+    @Flag(help: "Only the merge part.") var mergeOnly = false
+    @Option(help: "Merge benchmark: cases in all, full-size SAM 2 memories (0: skip it).") var mergeCases = 2048
+    @Option(help: "Merge benchmark: shards the cases are spread over.") var mergeShards = 4
 
     func run() throws {
-        if !addOnly { try benchSearch() }
-        if !searchOnly { try benchAdd() }
+        if !mergeOnly {
+            if !addOnly { try benchSearch() }
+            if !searchOnly { try benchAdd() }
+        }
+        if !searchOnly && !addOnly && mergeCases > 0 { try benchMerge() }
     }
 
     /// n normalized vectors: plain Gaussian, or around `clusters` random centres (noise of norm ~0.7).

@@ -149,7 +149,7 @@ extension IndexAdd {
         guard let axis = settings.axis, let mapping = settings.mapping else {
             throw BankError.bank(bank.path, "records volume settings this build does not know: \(settings.summary)")
         }
-        let sources: [VolumeCaseSource]
+        var sources: [VolumeCaseSource]
         switch input {
         case .dataset(let d):
             if !d.channelNames.isEmpty && d.channelNames[settings.channel] == nil {
@@ -164,6 +164,8 @@ extension IndexAdd {
             // Like a folder, a list names no channels: a 4-D image is read only when --channel is given here.
             sources = rows.map { VolumeCaseSource(image: $0.image, labels: $0.mask, frame: options.channel) }
         }
+        // Whole volumes are shared out (by the image file's SHA-256): all slices of one go to the same shard.
+        sources = try sharding.select(sources, bank: bank, quiet: quiet, unit: "volumes") { $0.image }
         let slicing = VolumeSlicing(
             axis: axis, mapping: mapping, labelCount: bank.metadata.labels.count, limits: volumeInput.limits)
         // Every header first: a dataset with a bad file changes nothing.

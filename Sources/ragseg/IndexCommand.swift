@@ -12,7 +12,8 @@ struct IndexCommand: ParsableCommand {
         abstract: "Create, fill, inspect and check support banks (LMDB + FAISS).",
         discussion: "PATH is a bank directory; a bare name (no '/') means Indexes/NAME.",
         subcommands: [
-            IndexCreate.self, IndexAdd.self, IndexRemove.self, IndexInfo.self, IndexVerify.self, IndexSearch.self,
+            IndexCreate.self, IndexAdd.self, IndexMerge.self, IndexRemove.self, IndexInfo.self, IndexVerify.self,
+            IndexSearch.self,
         ])
 }
 
@@ -118,8 +119,11 @@ struct IndexCreate: ParsableCommand {
     @Option(help: .hidden) var memoryShape: String?  // "C,H,W,P": stand-in banks with small memories (tests)
     @OptionGroup(title: "Volume settings (recorded in the bank)")
     var volume: VolumeSettingOptions
+    @Option(help: "Take every setting from this bank (models, labels, preprocessing, volumes): a shard of a build.")
+    var template: String?
 
     func run() throws {
+        if let template { return try createFromTemplate(template) }
         guard let dv = DINOv2Variant(rawValue: dinov2Variant) else {
             throw ValidationError("unknown --dinov2-variant \(dinov2Variant)")
         }
@@ -189,44 +193,6 @@ struct IndexCreate: ParsableCommand {
     }
 }
 
-/// Progress on stderr: a redrawn bar with rate and ETA on a terminal, plain lines otherwise.
-final class ProgressReporter {
-    let total: Int
-    let quiet: Bool
-    /// What is counted: "cases", or "slices" for volumes.
-    let unit: String
-    let isTerminal = isatty(2) == 1
-    let start = Date()
-    var lastLine = Date.distantPast
-
-    init(total: Int, quiet: Bool, unit: String = "cases") {
-        self.total = total
-        self.quiet = quiet
-        self.unit = unit
-    }
-
-    func update(_ done: Int, force: Bool = false) {
-        guard !quiet else { return }
-        let now = Date()
-        if !force && now.timeIntervalSince(lastLine) < (isTerminal ? 0.1 : 5) { return }
-        lastLine = now
-        let elapsed = now.timeIntervalSince(start)
-        let rate = elapsed > 0 ? Double(done) / elapsed : 0
-        let eta = rate > 0 ? Double(total - done) / rate : 0
-        let etaText = String(format: "%d:%02d", Int(eta) / 60, Int(eta) % 60)
-        if isTerminal {
-            let width = 30
-            let filled = total > 0 ? width * done / total : width
-            let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
-            FileHandle.standardError.write(
-                Data(String(format: "\r[%@] %d/%d  %.1f %@/s  ETA %@", bar, done, total, rate, unit, etaText).utf8))
-            if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
-        } else {
-            printError(String(format: "%d/%d %@, %.1f %@/s, ETA %@", done, total, unit, rate, unit, etaText))
-        }
-    }
-}
-
 struct IndexAdd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "add",
@@ -253,6 +219,7 @@ struct IndexAdd: ParsableCommand {
     @Option(help: .hidden) var mapSizeMib: Int?  // tests: a tiny map provokes MDB_MAP_FULL
     @OptionGroup var pixelLimit: PixelLimitOptions
     @OptionGroup(title: "Volumes") var volumeInput: VolumeInputOptions
+    @OptionGroup(title: "Sharded builds") var sharding: ShardOptions
 
     func validate() throws {
         let given = [images != nil || masks != nil, dataset != nil, list != nil].filter { $0 }.count
@@ -266,7 +233,7 @@ struct IndexAdd: ParsableCommand {
             return try addVolumes(volumes)
         }
         try volumeInput.refuseFor2D()
-        let sources: [CaseSource]
+        var sources: [CaseSource]
         if let images, let masks {
             sources = try CaseSources.pairs(images: images, masks: masks)
         } else if let dataset {
@@ -283,6 +250,7 @@ struct IndexAdd: ParsableCommand {
                     dataset, "dataset.json labels \(names) differ from the bank's \(bank.metadata.labels)")
             }
         }
+        sources = try sharding.select(sources, bank: bank, quiet: quiet, unit: "pairs") { $0.image }
         let (retrieval, support) = try models.encoders(for: bank)
         let labelCount = bank.metadata.labels.count
         let batcher = CaseBatcher(

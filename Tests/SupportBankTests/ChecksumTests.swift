@@ -54,4 +54,28 @@ final class ChecksumTests: XCTestCase {
     func testCRC32CheckValue() {
         XCTAssertEqual(CRC32.checksum(Array("123456789".utf8)), 0xCBF4_3926)
     }
+
+    /// Long and unaligned buffers, and chaining through `initial`, against a bit-at-a-time CRC-32 written here.
+    func testCRC32MatchesABitwiseReference() {
+        func reference(_ bytes: ArraySlice<UInt8>, _ initial: UInt32 = 0) -> UInt32 {
+            var c = ~initial
+            for b in bytes {
+                c ^= UInt32(b)
+                for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+            }
+            return ~c
+        }
+        var rng = SeededGenerator(seed: 11)
+        let data = (0..<(300_000 + 3)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let whole = data.withUnsafeBytes { CRC32.checksum($0) }
+        XCTAssertEqual(whole, reference(data[...]))
+        let tail = data.withUnsafeBytes { CRC32.checksum(UnsafeRawBufferPointer(rebasing: $0[3...])) }
+        XCTAssertEqual(tail, reference(data[3...]))
+        let head = data.withUnsafeBytes { CRC32.checksum(UnsafeRawBufferPointer(rebasing: $0[..<1000])) }
+        let chained = data.withUnsafeBytes {
+            CRC32.checksum(UnsafeRawBufferPointer(rebasing: $0[1000...]), initial: head)
+        }
+        XCTAssertEqual(chained, whole)
+        XCTAssertEqual(CRC32.checksum([]), 0)
+    }
 }
