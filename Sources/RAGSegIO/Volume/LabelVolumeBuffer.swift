@@ -65,8 +65,15 @@ public final class LabelVolumeBuffer: @unchecked Sendable {
     public func values(_ range: Range<Int>) -> [UInt16] {
         precondition(range.lowerBound >= 0 && range.upperBound <= count, "voxels \(range) of \(count)")
         let size = wide ? 2 : 1
-        let values = range.map { i in
-            wide ? base.load(fromByteOffset: i * 2, as: UInt16.self) : UInt16(base.load(fromByteOffset: i, as: UInt8.self))
+        let values = [UInt16](unsafeUninitializedCapacity: range.count) { out, initialized in
+            if wide {
+                out.baseAddress!.update(
+                    from: (base + range.lowerBound * 2).assumingMemoryBound(to: UInt16.self), count: range.count)
+            } else {
+                let bytes = (base + range.lowerBound).assumingMemoryBound(to: UInt8.self)
+                for i in 0..<range.count { out[i] = UInt16(bytes[i]) }
+            }
+            initialized = range.count
         }
         storage.release(bytes: (range.lowerBound * size)..<(range.upperBound * size))
         return values
@@ -97,7 +104,14 @@ public final class LabelVolumeBuffer: @unchecked Sendable {
         try NIfTI.write(header: header, to: path) { emit in
             var bytes = [UInt8]()
             for first in stride(from: 0, to: count, by: 1 << 20) {
-                let values = self.values(first..<min(count, first + (1 << 20)))
+                let n = min(count, first + (1 << 20)) - first
+                if !wide {
+                    // Already the file's bytes.
+                    try emit(Array(UnsafeRawBufferPointer(start: base + first, count: n)))
+                    storage.release(bytes: first..<(first + n))
+                    continue
+                }
+                let values = self.values(first..<(first + n))
                 bytes.removeAll(keepingCapacity: true)
                 if wideOutput {
                     for v in values {

@@ -93,7 +93,9 @@ public struct VolumeSlices<Element: Sendable & Equatable>: Sendable {
         let n = width * height
         return [Element](unsafeUninitializedCapacity: n) { out, initialized in
             stored.values.withUnsafeBufferPointer { values in
-                layout.forEachPixel(of: index) { pixel, offset in (out.baseAddress! + pixel).initialize(to: values[offset]) }
+                layout.forEachPixel(of: index) { pixel, offset in
+                    (out.baseAddress! + pixel).initialize(to: values[offset])
+                }
             }
             initialized = n
         }

@@ -76,7 +76,9 @@ final class GzipFileReader {
         guard !endOfFile else { return false }
         let left = inputEnd - inputStart
         if left > 0 && inputStart > 0 {
-            input.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: $0.baseAddress! + inputStart, byteCount: left) }
+            input.withUnsafeMutableBytes {
+                $0.baseAddress!.copyMemory(from: $0.baseAddress! + inputStart, byteCount: left)
+            }
         }
         inputStart = 0
         inputEnd = left
@@ -178,7 +180,8 @@ extension NIfTI {
         start.removeLast(540 - got)
         if reader.finished && start.count < 348 {
             throw RAGSegIOError(
-                path: path, message: "truncated .nii.gz: it inflates to \(start.count) bytes, too few for a NIfTI header")
+                path: path,
+                message: "truncated .nii.gz: it inflates to \(start.count) bytes, too few for a NIfTI header")
         }
         let header = try NIfTIHeader.parse(start, name: path)
         let needed = try checkedDataEnd(header, available: nil, limits: limits, name: path)
@@ -188,7 +191,9 @@ extension NIfTI {
         try start.withUnsafeBytes { try writeAll(fd, $0.baseAddress!, count: written, path: path) }
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         while written < needed && !reader.finished {
-            let n = try chunk.withUnsafeMutableBytes { try reader.read(into: $0.baseAddress!, count: min($0.count, needed - written)) }
+            let n = try chunk.withUnsafeMutableBytes {
+                try reader.read(into: $0.baseAddress!, count: min($0.count, needed - written))
+            }
             try chunk.withUnsafeBytes { try writeAll(fd, $0.baseAddress!, count: n, path: path) }
             written += n
         }
@@ -196,7 +201,8 @@ extension NIfTI {
             if written < header.voxOffset {
                 throw RAGSegIOError(
                     path: path,
-                    message: "vox_offset \(header.voxOffset) is past the end of the decompressed data (\(written) bytes)")
+                    message:
+                        "vox_offset \(header.voxOffset) is past the end of the decompressed data (\(written) bytes)")
             }
             throw RAGSegIOError(
                 path: path,
