@@ -237,4 +237,30 @@ final class InPlaceReadingTests: XCTestCase {
             try NIfTI.open(path).intensities(frame: nil, name: path), names: path,
             contains: "2 voxel(s) are NaN or infinite after scaling (first at voxel (1, 18, 3))")
     }
+
+    /// Without usable temporary space, a .nii.gz cannot be opened and no label volume made: an error naming
+    /// the volume and the folder, of its own type (not the input's fault); a plain .nii needs none.
+    func testMissingTemporarySpaceIsAScratchSpaceError() throws {
+        let dir = try TemporaryDirectory()
+        let image = NIfTIImage(header: NIfTIHeader(shape: [4, 3, 2], datatype: .int16), voxels: .int16(Array(0..<24)))
+        let gz = dir.path("v.nii.gz"), plain = dir.path("v.nii")
+        try NIfTI.write(image, to: gz)
+        try NIfTI.write(image, to: plain)
+        let saved = ProcessInfo.processInfo.environment["TMPDIR"]
+        setenv("TMPDIR", dir.path("missing"), 1)
+        defer {
+            if let saved { setenv("TMPDIR", saved, 1) } else { unsetenv("TMPDIR") }
+        }
+        for attempt in [
+            { _ = try NIfTI.open(gz) }, { _ = try LabelVolumeBuffer(like: image.header, maxLabel: 1, name: gz) },
+        ] {
+            XCTAssertThrowsError(try attempt()) { error in
+                XCTAssertTrue(error is ScratchSpaceError, "\(error)")
+                XCTAssertTrue("\(error)".hasPrefix(gz + ": cannot "), "\(error)")
+                XCTAssertTrue("\(error)".contains(dir.path("missing")), "\(error)")
+            }
+        }
+        XCTAssertEqual(
+            try NIfTI.open(plain).intensities(frame: nil, name: plain).volume().grid.values, (0..<24).map(Float.init))
+    }
 }

@@ -33,8 +33,10 @@ public final class LabelVolumeBuffer: @unchecked Sendable {
         let fd = try unlinkedTemporaryFile(for: name)
         defer { close(fd) }
         guard ftruncate(fd, off_t(length)) == 0 else {
-            throw RAGSegIOError(
-                path: name, message: "cannot size a temporary label volume of \(length) bytes: \(lastErrnoMessage())")
+            throw ScratchSpaceError(
+                path: name,
+                message: "cannot size a temporary label volume of \(length) bytes in \(temporaryFolder()): "
+                    + lastErrnoMessage())
         }
         base = try mapFile(fd, length: length, writable: true, path: name)
         storage = VoxelStorage(.mapped(base, length: length))

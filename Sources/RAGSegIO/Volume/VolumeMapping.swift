@@ -11,6 +11,14 @@ import Glibc
 import Darwin
 #endif
 
+/// The temporary space volumes are read and written through is missing or full: a fault of the machine, not
+/// of the input (a server answers it 500, not 400). `path` is the volume concerned.
+public struct ScratchSpaceError: Error, CustomStringConvertible, Sendable {
+    public let path: String
+    public let message: String
+    public var description: String { "\(path): \(message)" }
+}
+
 /// The folder for temporary volume files: $TMPDIR, else /tmp.
 func temporaryFolder() -> String {
     if let value = getenv("TMPDIR"), value.pointee != 0 { return String(cString: value) }
@@ -22,7 +30,7 @@ func unlinkedTemporaryFile(for path: String) throws -> Int32 {
     var template = Array("\(temporaryFolder())/ragseg-volume-XXXXXX".utf8CString)
     let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
     guard fd >= 0 else {
-        throw RAGSegIOError(
+        throw ScratchSpaceError(
             path: path, message: "cannot create a temporary file in \(temporaryFolder()): \(lastErrnoMessage())")
     }
     template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
@@ -188,13 +196,21 @@ extension NIfTI {
         let fd = try unlinkedTemporaryFile(for: path)
         defer { close(fd) }
         var written = min(got, needed)
-        try start.withUnsafeBytes { try writeAll(fd, $0.baseAddress!, count: written, path: path) }
+        func save(_ bytes: UnsafeRawPointer, _ count: Int) throws {
+            do { try writeAll(fd, bytes, count: count, path: path) } catch let error as RAGSegIOError {
+                throw ScratchSpaceError(
+                    path: path,
+                    message: "cannot inflate into a temporary file in \(temporaryFolder()) (\(needed) bytes): "
+                        + error.message)
+            }
+        }
+        try start.withUnsafeBytes { try save($0.baseAddress!, written) }
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         while written < needed && !reader.finished {
             let n = try chunk.withUnsafeMutableBytes {
                 try reader.read(into: $0.baseAddress!, count: min($0.count, needed - written))
             }
-            try chunk.withUnsafeBytes { try writeAll(fd, $0.baseAddress!, count: n, path: path) }
+            try chunk.withUnsafeBytes { try save($0.baseAddress!, n) }
             written += n
         }
         if written < needed {
