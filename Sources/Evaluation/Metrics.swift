@@ -57,8 +57,8 @@ public func segmentationScores(
     return SegmentationScores(dice: dice, iou: iou, hd95: hd95)
 }
 
-/// Dice and IoU of two masks over the same pixels or voxels (both 1 when both masks are empty), and whether
-/// both have foreground (the distances are defined only then): the 2-D and 3-D scores share this part.
+/// Dice and IoU of two masks over the same pixels (both 1 when both masks are empty), and whether both have
+/// foreground (the distances are defined only then).
 func overlapScores(_ prediction: [Bool], _ truth: [Bool]) -> (dice: Double, iou: Double, bothNonEmpty: Bool) {
     var intersection = 0, predicted = 0, actual = 0
     for i in 0..<prediction.count {
@@ -67,10 +67,16 @@ func overlapScores(_ prediction: [Bool], _ truth: [Bool]) -> (dice: Double, iou:
         if t { actual += 1 }
         if p && t { intersection += 1 }
     }
+    let (dice, iou) = diceAndIoU(intersection: intersection, predicted: predicted, actual: actual)
+    return (dice, iou, predicted > 0 && actual > 0)
+}
+
+/// Dice and IoU from the foreground counts (both 1 when both masks are empty: a correct "nothing here").
+func diceAndIoU(intersection: Int, predicted: Int, actual: Int) -> (dice: Double, iou: Double) {
     let union = predicted + actual - intersection
     let dice = predicted + actual == 0 ? 1 : 2 * Double(intersection) / Double(predicted + actual)
     let iou = union == 0 ? 1 : Double(intersection) / Double(union)
-    return (dice, iou, predicted > 0 && actual > 0)
+    return (dice, iou)
 }
 
 /// Surface pixels: foreground pixels with a background 4-neighbour, or on the image edge

@@ -30,16 +30,58 @@ public struct BinaryVolume: Sendable, Equatable {
 /// other, both directions pooled; the 95th percentile with NumPy's linear interpolation.
 public func volumeScores(prediction: BinaryVolume, truth: BinaryVolume, spacing: [Double]) -> SegmentationScores {
     precondition(prediction.shape == truth.shape, "prediction \(prediction.shape) vs truth \(truth.shape)")
+    let plane = prediction.shape[0] * prediction.shape[1]
+    return volumeScores(shape: prediction.shape, spacing: spacing) { k, p, t in
+        p.replaceSubrange(0..<plane, with: prediction.voxels[(k * plane)..<((k + 1) * plane)])
+        t.replaceSubrange(0..<plane, with: truth.voxels[(k * plane)..<((k + 1) * plane)])
+    }
+}
+
+/// `volumeScores` of masks read one plane (fixed third index k) at a time, for volumes too large to hold:
+/// `plane(k, &prediction, &truth)` fills both `shape[0] * shape[1]` arrays (it is called twice per plane
+/// at most). Memory is two planes and the masks' bounding box, not the volume.
+public func volumeScores(
+    shape: [Int], spacing: [Double], plane: (Int, inout [Bool], inout [Bool]) -> Void
+) -> SegmentationScores {
+    precondition(shape.count == 3 && shape.allSatisfy { $0 >= 0 }, "shape \(shape)")
     precondition(spacing.count == 3 && spacing.allSatisfy { $0 > 0 && $0.isFinite }, "spacing \(spacing)")
-    let (dice, iou, bothNonEmpty) = overlapScores(prediction.voxels, truth.voxels)
+    let (n0, n1) = (shape[0], shape[1])
+    var p = [Bool](repeating: false, count: n0 * n1), t = p
+    var intersection = 0, predicted = 0, actual = 0
+    var low = shape, high = [-1, -1, -1]
+    for k in 0..<shape[2] {
+        plane(k, &p, &t)
+        for index in 0..<(n0 * n1) where p[index] || t[index] {
+            if p[index] { predicted += 1 }
+            if t[index] { actual += 1 }
+            if p[index] && t[index] { intersection += 1 }
+            let (i, j) = (index % n0, index / n0)
+            low[0] = min(low[0], i); high[0] = max(high[0], i)
+            low[1] = min(low[1], j); high[1] = max(high[1], j)
+            low[2] = min(low[2], k); high[2] = max(high[2], k)
+        }
+    }
+    let (dice, iou) = diceAndIoU(intersection: intersection, predicted: predicted, actual: actual)
     var hd95: Double? = nil
-    if bothNonEmpty {
+    if predicted > 0 && actual > 0 {
         // Every foreground voxel of either mask lies in this box, so its faces border background (or the
         // volume's outside): erosion inside the box equals erosion of the whole volume, and distances
         // between voxels in the box do not depend on what lies outside it.
-        let box = boundingBox(prediction, truth)
-        let p = crop(prediction, box), t = crop(truth, box)
-        let predictedSurface = surface(p, shape: box.shape), trueSurface = surface(t, shape: box.shape)
+        let box = VoxelBox(lower: low, shape: (0..<3).map { high[$0] - low[$0] + 1 })
+        let (m0, m1) = (box.shape[0], box.shape[1])
+        var pc = [Bool](repeating: false, count: box.shape.reduce(1, *)), tc = pc
+        for k in 0..<box.shape[2] {
+            plane(box.lower[2] + k, &p, &t)
+            for j in 0..<m1 {
+                let source = box.lower[0] + n0 * (box.lower[1] + j)
+                let target = m0 * (j + m1 * k)
+                for i in 0..<m0 {
+                    pc[target + i] = p[source + i]
+                    tc[target + i] = t[source + i]
+                }
+            }
+        }
+        let predictedSurface = surface(pc, shape: box.shape), trueSurface = surface(tc, shape: box.shape)
         let forward = distances(from: predictedSurface, to: trueSurface, shape: box.shape, spacing: spacing)
         let backward = distances(from: trueSurface, to: predictedSurface, shape: box.shape, spacing: spacing)
         hd95 = percentile(forward + backward, 95)
@@ -50,34 +92,6 @@ public func volumeScores(prediction: BinaryVolume, truth: BinaryVolume, spacing:
 struct VoxelBox {
     var lower: [Int]
     var shape: [Int]
-}
-
-/// The smallest box holding every foreground voxel of `a` and `b` (both non-empty).
-func boundingBox(_ a: BinaryVolume, _ b: BinaryVolume) -> VoxelBox {
-    let (n0, n1) = (a.shape[0], a.shape[1])
-    var low = a.shape, high = [-1, -1, -1]
-    for index in 0..<a.voxels.count where a.voxels[index] || b.voxels[index] {
-        let c = [index % n0, index / n0 % n1, index / (n0 * n1)]
-        for d in 0..<3 {
-            low[d] = min(low[d], c[d])
-            high[d] = max(high[d], c[d])
-        }
-    }
-    return VoxelBox(lower: low, shape: (0..<3).map { high[$0] - low[$0] + 1 })
-}
-
-func crop(_ volume: BinaryVolume, _ box: VoxelBox) -> [Bool] {
-    let (n0, n1) = (volume.shape[0], volume.shape[1])
-    let (m0, m1, m2) = (box.shape[0], box.shape[1], box.shape[2])
-    var out = [Bool](repeating: false, count: m0 * m1 * m2)
-    for k in 0..<m2 {
-        for j in 0..<m1 {
-            let source = box.lower[0] + n0 * (box.lower[1] + j + n1 * (box.lower[2] + k))
-            let target = m0 * (j + m1 * k)
-            for i in 0..<m0 { out[target + i] = volume.voxels[source + i] }
-        }
-    }
-    return out
 }
 
 /// Foreground voxels with a background face neighbour or on the grid's faces (`mask ^ erosion(mask)`).

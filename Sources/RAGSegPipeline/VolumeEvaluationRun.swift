@@ -83,17 +83,25 @@ public enum VolumeEvaluationRun {
         var rows: [VolumeEvaluationRow] = []
         for (n, source) in sources.enumerated() {
             let start = DispatchTime.now()
-            let bytes = try readFile(source.image)
-            let image = try NIfTI.read(data: bytes, name: source.image, limits: limits)
-            let truth = try NIfTI.read(source.mask, limits: limits).labels(name: source.mask)
-            guard truth.grid.shape == image.header.spatialShape else {
+            // Read in place (NIfTI.open), the image hashed in pieces, the scores a plane at a time: memory
+            // holds the models, one slice's work and the masks' bounding box, not the volumes.
+            let image = try NIfTI.open(source.image, limits: limits)
+            let truth = try NIfTI.open(source.mask, limits: limits).labels(name: source.mask)
+            let shape = image.header.spatialShape
+            guard truth.shape == shape else {
                 throw BankError.input(
-                    source.mask,
-                    "label volume dimensions \(truth.grid.shape) differ from the image's \(image.header.spatialShape)")
+                    source.mask, "label volume dimensions \(truth.shape) differ from the image's \(shape)")
             }
-            // The same grid with the image's header: checkSameGrid then compares the affines (and words the error).
-            try Volume(grid: truth.grid, header: image.header).checkSameGrid(as: truth, labelName: source.mask)
-            if let bad = truth.grid.values.enumerated().first(where: { Int($0.element) > query.bankLabels.count }) {
+            // The same grid: checkSameGrid compares the affines (and words the error).
+            try checkSameGrid(
+                shape: shape, affine: image.header.affine, labelShape: truth.shape, labelAffine: truth.affine,
+                labelName: source.mask)
+            var bad: (offset: Int, element: UInt16)? = nil
+            truth.forEachChunk { first, values in
+                guard bad == nil, let i = values.firstIndex(where: { Int($0) > query.bankLabels.count }) else { return }
+                bad = (first + i, values[i])
+            }
+            if let bad {
                 throw BankError.input(
                     source.mask,
                     "label value \(bad.element) (voxel \(bad.offset)) is not one of the bank's "
@@ -102,33 +110,36 @@ public enum VolumeEvaluationRun {
             let excluded =
                 leaveOneOut
                 ? casesFromVolume(
-                    imagePath: source.image, volumeHash: hexString(SHA256.hash(bytes)), records: records) : []
+                    imagePath: source.image, volumeHash: try VolumeCaseLoader.fileSHA256(source.image),
+                    records: records) : []
             let result = try query.run(image, name: source.image, segmenter: segmenter, excluding: excluded)
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
             let spacing = image.header.voxelSizeMillimetres, voxelMl = image.header.voxelVolumeMillilitres
-            let shape = image.header.spatialShape
+            let plane = shape[0] * shape[1]
             for label in query.labels {
-                let predicted = BinaryVolume(shape: shape, voxels: result.labels.values.map { Int($0) == label })
-                let actual = BinaryVolume(shape: shape, voxels: truth.grid.values.map { Int($0) == label })
-                let p = predicted.foregroundCount, t = actual.foregroundCount
+                var p = 0, t = 0
+                let scores = volumeScores(shape: shape, spacing: spacing) { k, predicted, actual in
+                    let range = (k * plane)..<((k + 1) * plane)
+                    for (i, v) in result.output.values(range).enumerated() { predicted[i] = Int(v) == label }
+                    for (i, v) in truth.values(range).enumerated() { actual[i] = Int(v) == label }
+                }
+                // Voxel counts from one more pass (the scores' passes do not report them).
+                for k in 0..<shape[2] {
+                    let range = (k * plane)..<((k + 1) * plane)
+                    p += result.output.values(range).reduce(0) { $0 + (Int($1) == label ? 1 : 0) }
+                    t += truth.values(range).reduce(0) { $0 + (Int($1) == label ? 1 : 0) }
+                }
                 rows.append(
                     VolumeEvaluationRow(
                         image: source.image, labels: source.mask, label: label,
                         labelName: query.bankLabels[label - 1],
-                        scores: volumeScores(prediction: predicted, truth: actual, spacing: spacing),
-                        predictedVoxels: p, trueVoxels: t, predictedMl: Double(p) * voxelMl,
+                        scores: scores, predictedVoxels: p, trueVoxels: t, predictedMl: Double(p) * voxelMl,
                         trueMl: Double(t) * voxelMl,
                         excludedCases: excluded.count, seconds: seconds))
             }
             progress(n + 1, sources.count)
         }
         return rows
-    }
-
-    static func readFile(_ path: String) throws -> [UInt8] {
-        do { return Array(try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
-            throw RAGSegIOError(path: path, message: "cannot read: \(error.localizedDescription)")
-        }
     }
 
     /// CSV with a header; HD95 (mm) is empty where undefined (an empty mask).

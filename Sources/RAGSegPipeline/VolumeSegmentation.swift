@@ -34,11 +34,15 @@ public struct VolumeSegmentationError: Error, CustomStringConvertible, Sendable,
 
 /// What segmenting one volume produced.
 public struct VolumeSegmentationResult: Sendable {
-    /// The label volume in the input's voxel order (label numbers, 0 background).
-    public var labels: VoxelGrid<UInt16>
-    /// `labels` as a NIfTI image with the input's geometry (NIfTIImage.labelMap): ready to write.
-    public var labelMap: NIfTIImage
+    /// The label volume in the input's voxel order (label numbers, 0 background), kept out of memory:
+    /// `output.write(to:)` writes it as a NIfTI file without making an array of it.
+    public let output: LabelVolumeBuffer
     public var report: VolumeReport
+
+    /// The label volume as an array (for replies held in memory and tests).
+    public var labels: VoxelGrid<UInt16> { output.grid() }
+    /// `labels` as a NIfTI image with the input's geometry (NIfTIImage.labelMap).
+    public var labelMap: NIfTIImage { output.labelMap() }
 }
 
 /// A checked volume query: labels, k, slicing and intensity settings, slice range.
@@ -119,6 +123,14 @@ public struct VolumeSegmentation: Sendable {
         _ image: NIfTIImage, name: String, segmenter: RetrievalSegmenter, excluding: Set<UInt64> = [],
         progress: (Int, Int) -> Void = { _, _ in }
     ) throws -> VolumeSegmentationResult {
+        try run(VolumeVoxels(image), name: name, segmenter: segmenter, excluding: excluding, progress: progress)
+    }
+
+    /// The same on voxels read in place (`NIfTI.open`): memory holds one slice's work, not the volume.
+    public func run(
+        _ image: VolumeVoxels, name: String, segmenter: RetrievalSegmenter, excluding: Set<UInt64> = [],
+        progress: (Int, Int) -> Void = { _, _ in }
+    ) throws -> VolumeSegmentationResult {
         let start = DispatchTime.now()
         var phase = DispatchTime.now()
         func lap() -> Double {
@@ -141,13 +153,11 @@ public struct VolumeSegmentation: Sendable {
         }
         let prepareSeconds = lap()
 
-        let pixels = slices.width * slices.height
-        var labelSlices = [[UInt16]](repeating: [], count: slices.count)
+        // Slices outside the range stay 0; each segmented slice goes into place as soon as it exists.
+        let output = try LabelVolumeBuffer(like: header, maxLabel: labels.max() ?? 0, name: name)
+        var counts = [Int](repeating: 0, count: bankLabels.count + 1)
         var sliceReports: [SliceReport] = []
         var stageTotals: [QueryStage: Double] = [:]
-        for index in 0..<slices.count where !range.contains(index) {
-            labelSlices[index] = [UInt16](repeating: 0, count: pixels)
-        }
         for (done, index) in range.enumerated() {
             let sliceImage = slices.image(index)
             let sliceName = "\(name) \(axis.rawValue) slice \(index)"
@@ -165,19 +175,17 @@ public struct VolumeSegmentation: Sendable {
                         foregroundPixels: values.reduce(0) { $0 + ($1 > 0 ? 1 : 0) },
                         objectScore: Double(r.segmentation.objectScore)))
             }
-            labelSlices[index] = MaskComposition.labelMap(logits: logits, labels: labels)
+            let labelSlice = MaskComposition.labelMap(logits: logits, labels: labels)
+            for v in labelSlice where v != 0 { counts[Int(v)] += 1 }
+            output.put(labelSlice, index: index, layout: slices.layout)
             sliceReports.append(SliceReport(slice: index, labels: reports))
             progress(done + 1, range.count)
         }
         let segmentSeconds = lap()
 
-        let grid = slices.slices.assemble(labelSlices)
-        labelSlices = []
-        let labelMap = NIfTIImage.labelMap(grid, like: header)
+        // Nothing is left to assemble: the label slices are already in place (kept for the report's keys).
         let assembleSeconds = lap()
 
-        var counts = [Int](repeating: 0, count: bankLabels.count + 1)
-        for v in grid.values where v != 0 { counts[Int(v)] += 1 }
         let voxelVolume = header.voxelVolumeMillilitres
         let report = VolumeReport(
             shape: header.spatialShape, spacing: header.voxelSizeMillimetres, voxelVolumeMl: voxelVolume,
@@ -195,6 +203,6 @@ public struct VolumeSegmentation: Sendable {
                 "total": Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9,
             ],
             stageSeconds: StageSeconds(stageTotals.map { (stage: $0.key, seconds: $0.value) }))
-        return VolumeSegmentationResult(labels: grid, labelMap: labelMap, report: report)
+        return VolumeSegmentationResult(output: output, report: report)
     }
 }

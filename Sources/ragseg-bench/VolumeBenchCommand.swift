@@ -22,10 +22,10 @@ struct VolumeBenchCommand: ParsableCommand {
               ragseg-bench volume --sam2 /tmp/tiny_sam2.safetensors --slices 100 --segment 0:8 --threads 2
               ragseg-bench volume --sam2 /tmp/tiny_sam2.safetensors --slices 400 --segment 0:8 --threads 2
             The volume is int16 CT-like (a body, an organ, noise), --size x --size x --slices, written as .nii.gz \
-            in --scratch and read back; --segment A:B limits the slices segmented (all by default). Peak RSS \
-            (getrusage ru_maxrss) holds the models, the volume's voxels (its intensities, canonical copy and \
-            label volume grow with N) and one slice's features (which must not grow with N or with the number of \
-            slices segmented).
+            in --scratch (slice by slice) and read back in place (NIfTI.open: inflated into an unlinked \
+            temporary file in $TMPDIR and mapped); --segment A:B limits the slices segmented (all by default). \
+            Peak RSS (getrusage ru_maxrss) holds the models and one slice's work: neither the volume nor its \
+            label volume is ever held in memory, so it must not grow with N or with the slices segmented.
             """)
 
     @Option(name: .customLong("sam2"), help: "SAM 2 checkpoint (.safetensors).")
@@ -69,7 +69,7 @@ struct VolumeBenchCommand: ParsableCommand {
         try bank.checkpoint(force: true)
         let segmenter = try RetrievalSegmenter(bank: bank, retrieval: retrieval, support: support)
         let volumePath = (work as NSString).appendingPathComponent("scan.nii.gz")
-        try NIfTI.write(Self.syntheticVolume(size: size, slices: slices), to: volumePath)
+        try Self.writeSyntheticVolume(size: size, slices: slices, to: volumePath)
         let rssBefore = Self.peakRSSMiB()
 
         // One 2-D query of a slice-sized image, for comparison (warm: the models have run once before it).
@@ -77,7 +77,7 @@ struct VolumeBenchCommand: ParsableCommand {
             bank: bank.metadata, bankPath: bank.path, selection: .all, k: k, sliceRange: range)
         let first = range?.lowerBound ?? 0
         let slice = try VolumeSliceImages(
-            try NIfTI.read(volumePath).intensities(frame: nil, name: volumePath), axis: .axial, mapping: .ctDefault,
+            try NIfTI.open(volumePath).intensities(frame: nil, name: volumePath), axis: .axial, mapping: .ctDefault,
             name: volumePath
         ).image(first)
         // SAM 2 keeps the last image's features: the warm-up and the 2-D query use images no slice equals
@@ -89,11 +89,11 @@ struct VolumeBenchCommand: ParsableCommand {
         let twoD = QueryStageSplit(try segmenter.segment(probe, name: "2-D query", k: k).timings)
 
         let start = now()
-        let image = try NIfTI.read(volumePath)
+        let image = try NIfTI.open(volumePath)
         let readSeconds = now() - start
         let result = try query.run(image, name: volumePath, segmenter: segmenter)
         let writeStart = now()
-        try NIfTI.write(result.labelMap, to: (work as NSString).appendingPathComponent("labels.nii.gz"))
+        try result.output.write(to: (work as NSString).appendingPathComponent("labels.nii.gz"))
         let writeSeconds = now() - writeStart
         let total = now() - start
         let report = result.report
@@ -114,54 +114,66 @@ struct VolumeBenchCommand: ParsableCommand {
                 stage.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)
                     + pad(fmt(perSlice * 1e3, 1), 14) + pad(fmt(twoD[stage.rawValue] * 1e3, 1), 15))
         }
-        // 3-D metrics at this size: the organ (> 80 HU) against itself shifted 3 voxels along i and 1 along k.
-        guard case .int16(let stored) = image.voxels else { throw ValidationError("int16 volume expected") }
-        let shape = image.header.spatialShape
-        let organ = stored.map { $0 > 80 }
-        var shifted = [Bool](repeating: false, count: organ.count)
-        for index in organ.indices where organ[index] {
-            let (i, j, k) = (index % shape[0], index / shape[0] % shape[1], index / (shape[0] * shape[1]))
-            if i + 3 < shape[0] && k + 1 < shape[2] { shifted[i + 3 + shape[0] * (j + shape[1] * (k + 1))] = true }
-        }
-        let metricStart = now()
-        let scores = volumeScores(
-            prediction: BinaryVolume(shape: shape, voxels: shifted), truth: BinaryVolume(shape: shape, voxels: organ),
-            spacing: image.header.voxelSizeMillimetres)
-        print(
-            String(
-                format: "3-D Dice/IoU/HD95 of a %d-voxel organ: %.2f s (Dice %.4f, HD95 %.2f mm)",
-                organ.filter { $0 }.count, now() - metricStart, scores.dice, scores.hd95 ?? -1))
         let voxelMiB = Double(size * size * slices) / 1_048_576
         print(
             String(
-                format: """
-                    peak RSS %.0f MiB (%.0f MiB before the volume was read); the volume has %.1f Mi voxels \
-                    (int16 file, float32 intensities and canonical copy, 16-bit label slices and label volume)
-                    """, Self.peakRSSMiB(), rssBefore, voxelMiB))
+                format: "peak RSS %.0f MiB after segmenting and writing (%.0f MiB before the volume was read); "
+                    + "the volume has %.1f Mi voxels (int16 file, read in place)", Self.peakRSSMiB(), rssBefore,
+                voxelMiB))
+        // 3-D metrics at this size (a plane at a time, as eval scores): the organ (> 80 HU) against itself
+        // shifted 3 voxels along i and 1 along k.
+        let intensities = try image.intensities(frame: nil, name: volumePath)
+        let shape = image.header.spatialShape
+        let plane = shape[0] * shape[1]
+        func organ(_ k: Int) -> [Bool] { intensities.values((k * plane)..<((k + 1) * plane)).map { $0 > 80 } }
+        let metricStart = now()
+        let scores = volumeScores(shape: shape, spacing: image.header.voxelSizeMillimetres) { k, p, t in
+            let truth = organ(k)
+            t = truth
+            p = [Bool](repeating: false, count: plane)
+            guard k > 0 else { return }
+            let below = organ(k - 1)
+            for j in 0..<shape[1] {
+                for i in 3..<shape[0] where below[i - 3 + shape[0] * j] { p[i + shape[0] * j] = true }
+            }
+        }
+        let metricSeconds = now() - metricStart
+        let organVoxels = (0..<shape[2]).reduce(0) { $0 + organ($1).filter { $0 }.count }
+        print(
+            String(
+                format: "3-D Dice/IoU/HD95 of a %d-voxel organ: %.2f s (Dice %.4f, HD95 %.2f mm)", organVoxels,
+                metricSeconds, scores.dice, scores.hd95 ?? -1))
+        print(String(format: "peak RSS %.0f MiB after the metrics", Self.peakRSSMiB()))
     }
 
-    /// A CT-like int16 volume: air, a body cylinder, an organ ellipsoid, noise; 0.8 x 0.8 x 2 mm, axial.
-    static func syntheticVolume(size: Int, slices: Int) -> NIfTIImage {
+    /// A CT-like int16 volume: air, a body cylinder, an organ ellipsoid, noise; 0.8 x 0.8 x 2 mm, axial;
+    /// written a slice at a time.
+    static func writeSyntheticVolume(size: Int, slices: Int, to path: String) throws {
         var header = NIfTIHeader(shape: [size, size, slices], datatype: .int16)
         let affine = Affine(rows: [[-0.8, 0, 0, 200], [0, -0.8, 0, 200], [0, 0, 2, -Double(slices)]])
         header.setSform(affine, code: 1)
         header.setQform(affine, code: 1)
         var rng = SeededRandom(state: 3)
-        var values = [Int16](repeating: -1000, count: size * size * slices)
         let c = Double(size) / 2
-        for k in 0..<slices {
-            let z = (Double(k) / Double(max(slices - 1, 1)) - 0.5) * 2
-            for j in 0..<size {
-                for i in 0..<size {
-                    let x = (Double(i) - c) / c, y = (Double(j) - c) / c
-                    var v = -1000.0
-                    if x * x + y * y < 0.8 { v = 40 }
-                    if (x - 0.2) * (x - 0.2) / 0.09 + y * y / 0.16 + z * z / 0.5 < 1 { v = 120 }
-                    values[i + size * (j + size * k)] = Int16(v + 20 * (rng.unit() - 0.5))
+        try NIfTI.write(header: header, to: path) { emit in
+            var bytes = [UInt8]()
+            for k in 0..<slices {
+                bytes.removeAll(keepingCapacity: true)
+                let z = (Double(k) / Double(max(slices - 1, 1)) - 0.5) * 2
+                for j in 0..<size {
+                    for i in 0..<size {
+                        let x = (Double(i) - c) / c, y = (Double(j) - c) / c
+                        var v = -1000.0
+                        if x * x + y * y < 0.8 { v = 40 }
+                        if (x - 0.2) * (x - 0.2) / 0.09 + y * y / 0.16 + z * z / 0.5 < 1 { v = 120 }
+                        withUnsafeBytes(of: Int16(v + 20 * (rng.unit() - 0.5)).littleEndian) {
+                            bytes.append(contentsOf: $0)
+                        }
+                    }
                 }
+                try emit(bytes)
             }
         }
-        return NIfTIImage(header: header, voxels: .int16(values))
     }
 
     static func peakRSSMiB() -> Double {

@@ -85,9 +85,10 @@ struct VolumeSegmentRunReport: Encodable {
 extension SegmentCommand {
     func runOnVolumes() throws {
         let (override, range) = try volume.parsed()
-        // Every volume is read (and so checked) before the models load; the first one is kept for the run.
-        var first: NIfTIImage? = try NIfTI.read(targets[0])
-        for t in targets.dropFirst() { _ = try NIfTI.read(t) }
+        // Every volume is opened (and so checked) before the models load; the first one is kept for the run.
+        // Volumes are read in place (NIfTI.open), so memory does not grow with their size.
+        var first: VolumeVoxels? = try NIfTI.open(targets[0])
+        for t in targets.dropFirst() { _ = try NIfTI.open(t) }
         let bank = try SupportBank.open(at: resolveBankPath(index!), readOnly: true)
         let query: VolumeSegmentation
         do {
@@ -104,7 +105,7 @@ extension SegmentCommand {
         var reports: [VolumeReport] = []
         for target in targets {
             let readStart = DispatchTime.now()
-            let image = try first ?? NIfTI.read(target)
+            let image = try first ?? NIfTI.open(target)
             first = nil
             let readSeconds = Double(DispatchTime.now().uptimeNanoseconds - readStart.uptimeNanoseconds) / 1e9
             let segmentStart = DispatchTime.now()
@@ -117,7 +118,7 @@ extension SegmentCommand {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             let outPath = (out as NSString).appendingPathComponent((target as NSString).lastPathComponent)
             let writeStart = DispatchTime.now()
-            try NIfTI.write(result.labelMap, to: outPath)
+            try result.output.write(to: outPath)
             var report = result.report
             report.file = target
             report.output = outPath

@@ -79,12 +79,21 @@ public enum IntensityMapping: Sendable, Equatable {
 
     /// numpy.percentile's linear method on ascending `sorted`: position p/100 * (n - 1), interpolated.
     static func percentile(_ sorted: [Float], _ p: Double) -> Double {
-        let position = p / 100 * Double(sorted.count - 1)
-        let below = Int(position.rounded(.down))
-        let above = min(below + 1, sorted.count - 1)
-        let fraction = position - Double(below)
-        let a = Double(sorted[below]), b = Double(sorted[above])
+        percentile(count: sorted.count, p) { sorted[$0] }
+    }
+
+    /// The same on `count` ascending values of which `value(rank)` gives the one at `rank`.
+    static func percentile(count: Int, _ p: Double, value: (Int) -> Float) -> Double {
+        let (below, above, fraction) = ranks(count: count, p)
+        let a = Double(value(below)), b = Double(value(above))
         return a + (b - a) * fraction
+    }
+
+    /// The two ranks numpy's linear percentile interpolates between, and the weight of the upper one.
+    static func ranks(count: Int, _ p: Double) -> (below: Int, above: Int, fraction: Double) {
+        let position = p / 100 * Double(count - 1)
+        let below = Int(position.rounded(.down))
+        return (below, min(below + 1, count - 1), position - Double(below))
     }
 }
 

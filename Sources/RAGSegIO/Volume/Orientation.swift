@@ -121,6 +121,22 @@ public struct CanonicalReorientation: Sendable, Equatable {
     @inline(__always)
     func forEachVoxel(_ body: (_ canonical: Int, _ source: Int) -> Void) {
         let shape = canonicalShape
+        let (start, step) = storedSteps()
+        var n = 0
+        for z in 0..<shape[2] {
+            for y in 0..<shape[1] {
+                var offset = start + y * step[1] + z * step[2]
+                for _ in 0..<shape[0] {
+                    body(n, offset)
+                    offset += step[0]
+                    n += 1
+                }
+            }
+        }
+    }
+
+    /// Canonical voxel (x, y, z) is stored voxel `start + x * step[0] + y * step[1] + z * step[2]`.
+    public func storedSteps() -> (start: Int, step: [Int]) {
         let strides = [1, sourceShape[0], sourceShape[0] * sourceShape[1]]
         var start = 0
         var step = [0, 0, 0]
@@ -133,17 +149,7 @@ public struct CanonicalReorientation: Sendable, Equatable {
                 step[world] = strides[axis]
             }
         }
-        var n = 0
-        for z in 0..<shape[2] {
-            for y in 0..<shape[1] {
-                var offset = start + y * step[1] + z * step[2]
-                for _ in 0..<shape[0] {
-                    body(n, offset)
-                    offset += step[0]
-                    n += 1
-                }
-            }
-        }
+        return (start, step)
     }
 
     /// The stored grid rearranged into canonical order.

@@ -3,9 +3,11 @@
 // the whole volume, then `eightBit`. The image is a 1-channel 8-bit `PNGImage`: exactly what `PNG.read`
 // gives for the same slice exported as an 8-bit gray PNG, so both reach the encoders as the same bytes.
 
-/// The model input images of one intensity volume along one axis.
+/// The model input images of one intensity volume along one axis. Slices are computed on demand from the
+/// stored voxels (a slice's intensities exist only while it is made): memory does not grow with the volume.
 public struct VolumeSliceImages: Sendable {
-    public let slices: VolumeSlices<Float>
+    public let voxels: IntensityVoxels
+    public let layout: SliceLayout
     public let mapping: IntensityMapping
     /// The clipping range `mapping` gives for this volume (a CT window, or the volume's percentiles).
     public let bounds: (lower: Double, upper: Double)
@@ -14,25 +16,79 @@ public struct VolumeSliceImages: Sendable {
 
     /// `volume` (read from `name`, for errors) cut along `axis`, its intensities mapped by `mapping`.
     public init(_ volume: Volume<Float>, axis: SliceAxis, mapping: IntensityMapping, name: String) throws {
-        slices = try VolumeSlices(volume, axis: axis, name: name)
+        try self.init(IntensityVoxels(volume), axis: axis, mapping: mapping, name: name)
+    }
+
+    /// Intensities read in place (`VolumeVoxels.intensities`), cut along `axis` and mapped by `mapping`.
+    public init(_ voxels: IntensityVoxels, axis: SliceAxis, mapping: IntensityMapping, name: String) throws {
+        let reorientation = CanonicalReorientation(
+            orientation: try AxisOrientation.closest(to: voxels.affine, name: name), sourceShape: voxels.shape)
+        self.voxels = voxels
+        layout = SliceLayout(reorientation: reorientation, axis: axis)
         self.mapping = mapping
-        bounds = mapping.bounds(volume.grid.values)
-        let canonical = slices.reorientation.canonicalSpacing(volume.affine)
+        bounds = mapping.bounds(voxels)
+        let canonical = reorientation.canonicalSpacing(voxels.affine)
         spacing = [canonical[axis.columnAxis], canonical[axis.rowAxis], canonical[axis.normal]]
     }
 
-    public var count: Int { slices.count }
-    public var width: Int { slices.width }
-    public var height: Int { slices.height }
+    public var reorientation: CanonicalReorientation { layout.reorientation }
+    public var axis: SliceAxis { layout.axis }
+    public var count: Int { layout.count }
+    public var width: Int { layout.width }
+    public var height: Int { layout.height }
+
+    /// Slice `index`'s intensities, row-major in display orientation.
+    public func intensities(_ index: Int) -> [Float] {
+        precondition((0..<count).contains(index), "slice \(index) out of 0..<\(count)")
+        let (origin, rowStep, columnStep) = layout.storedLayout(index: index)
+        let n = width * height
+        return [Float](unsafeUninitializedCapacity: n) { out, initialized in
+            voxels.walk(origin: origin, rowStep: rowStep, columnStep: columnStep, rows: height, columns: width) {
+                (out.baseAddress! + $0).initialize(to: $1)
+            }
+            initialized = n
+        }
+    }
 
     /// Slice `index`'s bytes, row-major in display orientation.
     public func bytes(_ index: Int) -> [UInt8] {
-        eightBit(slices.slice(index), lower: bounds.lower, upper: bounds.upper)
+        eightBit(intensities(index), lower: bounds.lower, upper: bounds.upper)
     }
 
     /// Slice `index` as an 8-bit gray image (what an 8-bit gray PNG of these bytes decodes to).
     public func image(_ index: Int) -> PNGImage {
         PNGImage(width: width, height: height, channels: 1, bitDepth: 8, pixels: bytes(index).map(UInt16.init))
+    }
+}
+
+/// A label volume's slices along one axis, cut on demand from the stored voxels like `VolumeSliceImages`.
+public struct LabelSlices: Sendable {
+    public let voxels: LabelVoxels
+    public let layout: SliceLayout
+
+    /// `voxels` (read from `name`, for errors) cut along `axis`.
+    public init(_ voxels: LabelVoxels, axis: SliceAxis, name: String) throws {
+        let reorientation = CanonicalReorientation(
+            orientation: try AxisOrientation.closest(to: voxels.affine, name: name), sourceShape: voxels.shape)
+        self.voxels = voxels
+        layout = SliceLayout(reorientation: reorientation, axis: axis)
+    }
+
+    public var count: Int { layout.count }
+    public var width: Int { layout.width }
+    public var height: Int { layout.height }
+
+    /// Slice `index`'s labels, row-major in display orientation.
+    public func slice(_ index: Int) -> [UInt16] {
+        precondition((0..<count).contains(index), "slice \(index) out of 0..<\(count)")
+        let (origin, rowStep, columnStep) = layout.storedLayout(index: index)
+        let n = width * height
+        return [UInt16](unsafeUninitializedCapacity: n) { out, initialized in
+            voxels.walk(origin: origin, rowStep: rowStep, columnStep: columnStep, rows: height, columns: width) {
+                (out.baseAddress! + $0).initialize(to: $1)
+            }
+            initialized = n
+        }
     }
 }
 

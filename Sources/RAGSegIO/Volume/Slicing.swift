@@ -27,49 +27,78 @@ public enum SliceAxis: String, CaseIterable, Sendable {
     var columnAxis: Int { self == .sagittal ? 1 : 0 }
 }
 
-/// A volume's slices along one axis, ready for the models, and the way back for their label slices.
-public struct VolumeSlices<Element: Sendable & Equatable>: Sendable {
+/// Where the slices along one axis lie in a volume's stored voxel order: the canonical order is never
+/// materialised, each display pixel is found in the stored array by the reorientation's permutation and flips.
+public struct SliceLayout: Sendable, Equatable {
     public let reorientation: CanonicalReorientation
     public let axis: SliceAxis
-    /// The volume in canonical voxel order.
-    public let canonical: VoxelGrid<Element>
+
+    public init(reorientation: CanonicalReorientation, axis: SliceAxis) {
+        self.reorientation = reorientation
+        self.axis = axis
+    }
+
+    public var count: Int { reorientation.canonicalShape[axis.normal] }
+    public var width: Int { reorientation.canonicalShape[axis.columnAxis] }
+    public var height: Int { reorientation.canonicalShape[axis.rowAxis] }
+
+    /// Stored offset of slice `index`'s top-left display pixel, and the stored offset steps one row down and
+    /// one column right. Canonical (x, y, z) is stored at `start + x * step[0] + y * step[1] + z * step[2]`;
+    /// the display shows the row and column axes reversed, from their high ends.
+    public func storedLayout(index: Int) -> (origin: Int, rowStep: Int, columnStep: Int) {
+        let (start, step) = reorientation.storedSteps()
+        let origin =
+            start + index * step[axis.normal] + (height - 1) * step[axis.rowAxis] + (width - 1) * step[axis.columnAxis]
+        return (origin, -step[axis.rowAxis], -step[axis.columnAxis])
+    }
+
+    /// Calls `body(pixel, storedOffset)` for every display pixel of slice `index`, row-major.
+    @inline(__always)
+    public func forEachPixel(of index: Int, _ body: (Int, Int) -> Void) {
+        let (origin, rowStep, columnStep) = storedLayout(index: index)
+        var pixel = 0
+        for row in 0..<height {
+            var offset = origin + row * rowStep
+            for _ in 0..<width {
+                body(pixel, offset)
+                offset += columnStep
+                pixel += 1
+            }
+        }
+    }
+}
+
+/// A volume's slices along one axis, ready for the models, and the way back for their label slices; cut
+/// from the stored voxels directly (`SliceLayout`), with no reordered copy of the volume.
+public struct VolumeSlices<Element: Sendable & Equatable>: Sendable {
+    public let layout: SliceLayout
+    /// The volume in its stored voxel order.
+    public let stored: VoxelGrid<Element>
 
     /// `volume` read from `name` (named in errors), sliced along `axis`.
     public init(_ volume: Volume<Element>, axis: SliceAxis, name: String) throws {
-        reorientation = try CanonicalReorientation(volume, name: name)
-        self.axis = axis
-        canonical = reorientation.toCanonical(volume.grid)
+        layout = SliceLayout(reorientation: try CanonicalReorientation(volume, name: name), axis: axis)
+        stored = volume.grid
     }
 
-    public var count: Int { canonical.shape[axis.normal] }
-    public var width: Int { canonical.shape[axis.columnAxis] }
-    public var height: Int { canonical.shape[axis.rowAxis] }
-
-    /// Canonical offset of slice `index`'s top-left display pixel, and the offset steps one row down and
-    /// one column right (both axes are shown reversed, so the steps are negative strides).
-    func displayLayout(index: Int) -> (origin: Int, rowStep: Int, columnStep: Int) {
-        let shape = canonical.shape
-        let strides = [1, shape[0], shape[0] * shape[1]]
-        let origin =
-            index * strides[axis.normal] + (shape[axis.rowAxis] - 1) * strides[axis.rowAxis]
-            + (shape[axis.columnAxis] - 1) * strides[axis.columnAxis]
-        return (origin, -strides[axis.rowAxis], -strides[axis.columnAxis])
-    }
+    public var reorientation: CanonicalReorientation { layout.reorientation }
+    public var axis: SliceAxis { layout.axis }
+    public var count: Int { layout.count }
+    public var width: Int { layout.width }
+    public var height: Int { layout.height }
 
     /// Slice `index` (0..<count) in display orientation, row-major `width * height` values.
     public func slice(_ index: Int) -> [Element] {
         precondition((0..<count).contains(index), "slice \(index) out of 0..<\(count)")
-        let (origin, rowStep, columnStep) = displayLayout(index: index)
-        var values: [Element] = []
-        values.reserveCapacity(width * height)
-        for row in 0..<height {
-            var offset = origin + row * rowStep
-            for _ in 0..<width {
-                values.append(canonical.values[offset])
-                offset += columnStep
+        let n = width * height
+        return [Element](unsafeUninitializedCapacity: n) { out, initialized in
+            stored.values.withUnsafeBufferPointer { values in
+                layout.forEachPixel(of: index) { pixel, offset in
+                    (out.baseAddress! + pixel).initialize(to: values[offset])
+                }
             }
+            initialized = n
         }
-        return values
     }
 
     /// Per-slice values (display orientation, one array of `width * height` per slice, in slice order)
@@ -77,19 +106,12 @@ public struct VolumeSlices<Element: Sendable & Equatable>: Sendable {
     public func assemble<Value: Sendable & Equatable>(_ slices: [[Value]]) -> VoxelGrid<Value> {
         precondition(slices.count == count, "\(slices.count) slices for a volume of \(count)")
         guard let fill = slices.first?.first else { return VoxelGrid(shape: reorientation.sourceShape, values: []) }
-        var canonicalValues = [Value](repeating: fill, count: canonical.values.count)
+        var values = [Value](repeating: fill, count: stored.values.count)
         for (index, slice) in slices.enumerated() {
             precondition(
                 slice.count == width * height, "slice \(index) has \(slice.count) values, expected \(width * height)")
-            let (origin, rowStep, columnStep) = displayLayout(index: index)
-            for row in 0..<height {
-                var offset = origin + row * rowStep
-                for column in 0..<width {
-                    canonicalValues[offset] = slice[row * width + column]
-                    offset += columnStep
-                }
-            }
+            layout.forEachPixel(of: index) { pixel, offset in values[offset] = slice[pixel] }
         }
-        return reorientation.fromCanonical(VoxelGrid(shape: canonical.shape, values: canonicalValues))
+        return VoxelGrid(shape: reorientation.sourceShape, values: values)
     }
 }

@@ -40,7 +40,7 @@ public struct VolumeSlicing: Sendable {
 public struct VolumeCase: Sendable {
     public let source: VolumeCaseSource
     public let images: VolumeSliceImages
-    public let labels: VolumeSlices<UInt16>
+    public let labels: LabelSlices
     /// SHA-256 (hex) of the image file's bytes.
     public let volumeHash: String
     public let slicing: VolumeSlicing
@@ -92,24 +92,34 @@ public enum VolumeCaseLoader {
     /// 0...labelCount, unscaled), checks that they share one grid (`labelAffineTolerance`), and cuts both
     /// along `slicing.axis`. Every problem is an error naming the file; nothing is partly loaded.
     public static func load(_ source: VolumeCaseSource, slicing: VolumeSlicing) throws -> VolumeCase {
-        // Chained, so the file's own voxels are freed as soon as the intensities exist (peak memory).
-        let volume = try NIfTI.read(source.image, limits: slicing.limits).intensities(
+        // Read in place (NIfTI.open): slices are cut from the files' own voxels when a case is built, so
+        // memory does not grow with the volume (a .nii.gz costs its uncompressed size in a temporary file).
+        let volume = try NIfTI.open(source.image, limits: slicing.limits).intensities(
             frame: source.frame, name: source.image)
-        let labelVolume = try NIfTI.read(source.labels, limits: slicing.limits).labels(name: source.labels)
-        try volume.checkSameGrid(as: labelVolume, labelName: source.labels)
-        if slicing.labelCount > 1, let i = labelVolume.grid.values.firstIndex(where: { Int($0) > slicing.labelCount }) {
-            let shape = labelVolume.grid.shape
-            throw RAGSegIOError(
-                path: source.labels,
-                message:
-                    """
-                    label value \(labelVolume.grid.values[i]) at voxel (\(i % shape[0]), \(i / shape[0] % shape[1]), \
-                    \(i / (shape[0] * shape[1]))) is not a declared label of the bank (0...\(slicing.labelCount))
-                    """
-            )
+        let labelVolume = try NIfTI.open(source.labels, limits: slicing.limits).labels(name: source.labels)
+        try checkSameGrid(
+            shape: volume.shape, affine: volume.affine, labelShape: labelVolume.shape, labelAffine: labelVolume.affine,
+            labelName: source.labels)
+        if slicing.labelCount > 1 {
+            var bad: (index: Int, value: UInt16)? = nil
+            labelVolume.forEachChunk { first, values in
+                guard bad == nil, let i = values.firstIndex(where: { Int($0) > slicing.labelCount }) else { return }
+                bad = (first + i, values[i])
+            }
+            if let (i, value) = bad {
+                let shape = labelVolume.shape
+                throw RAGSegIOError(
+                    path: source.labels,
+                    message:
+                        """
+                        label value \(value) at voxel (\(i % shape[0]), \(i / shape[0] % shape[1]), \
+                        \(i / (shape[0] * shape[1]))) is not a declared label of the bank (0...\(slicing.labelCount))
+                        """
+                )
+            }
         }
         let images = try VolumeSliceImages(volume, axis: slicing.axis, mapping: slicing.mapping, name: source.image)
-        let labels = try VolumeSlices(labelVolume, axis: slicing.axis, name: source.labels)
+        let labels = try LabelSlices(labelVolume, axis: slicing.axis, name: source.labels)
         return VolumeCase(
             source: source, images: images, labels: labels, volumeHash: try fileSHA256(source.image),
             slicing: slicing)
