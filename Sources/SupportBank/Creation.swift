@@ -6,8 +6,13 @@ import Foundation
 enum BankCreation {
     /// Present in a staging folder until just before the rename: `open` refuses a folder holding it.
     static let markerName = ".ragseg-creating"
-    /// The only entries a staging folder of ours can hold (what `create` writes before the rename).
-    static let stagingEntries: Set<String> = [markerName, "data.mdb", "lock.mdb"]
+    /// The only entries a staging folder of ours can hold (what `create` and `snapshot` write before the rename;
+    /// `snapshot` also writes the index file, through a temporary `index.faiss.tmp.PID`).
+    static let stagingEntries: Set<String> = [markerName, "data.mdb", "lock.mdb", SupportBank.indexFileName]
+
+    static func isStagingEntry(_ name: String) -> Bool {
+        stagingEntries.contains(name) || name.hasPrefix(SupportBank.indexFileName + ".tmp.")
+    }
 
     /// `.NAME.creating-<pid>-<random>`: hidden, tied to its target's name and to the creating process.
     static func stagingPrefix(for target: String) -> String {
@@ -64,7 +69,7 @@ enum BankCreation {
             if kill(pid, 0) == 0 || errno == EPERM { continue }  // that process still runs
             let path = (parent as NSString).appendingPathComponent(entry)
             guard let contents = try? FileManager.default.contentsOfDirectory(atPath: path),
-                Set(contents).isSubset(of: stagingEntries)
+                contents.allSatisfy(isStagingEntry)
             else { continue }
             try? FileManager.default.removeItem(atPath: path)
         }

@@ -12,6 +12,7 @@ struct IndexCommand: ParsableCommand {
         discussion: "PATH is a bank directory; a bare name (no '/') means Indexes/NAME.",
         subcommands: [
             IndexCreate.self, IndexAdd.self, IndexRemove.self, IndexInfo.self, IndexVerify.self, IndexSearch.self,
+            IndexSnapshot.self,
         ])
 }
 
