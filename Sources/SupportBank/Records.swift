@@ -72,8 +72,9 @@ extension SupportMemory {
 public struct BankMetadata: Codable, Equatable, Sendable {
     /// 2: a case may also store, under label 0, the memory of an empty mask (`CaseRecord.emptyMaskMemory`).
     /// Format-1 banks are read as they are and become format 2 when such a memory is first written to them.
+    /// 3: memories stored with a codec other than bf16 (`memoryCodec`); bf16 banks stay format 2.
     public static let currentFormatVersion = 2
-    public static let readableFormatVersions = 1...2
+    public static let readableFormatVersions = 1...3
 
     public var formatVersion: Int
     /// Random id: an index file is only accepted by the bank that wrote it.
@@ -96,6 +97,11 @@ public struct BankMetadata: Codable, Equatable, Sendable {
     /// How volumes are cut into slices and windowed for this bank (nil: a bank of 2-D images only, or
     /// one created before volumes existed). Queries on volumes use these settings unless told otherwise.
     public var volumeSettings: VolumeSettings? = nil
+    /// How memories are stored (nil: bf16, as in every bank before codecs; see `codec`). A bank with another
+    /// codec is format 3, so builds that predate codecs refuse it instead of failing on each memory.
+    public var memoryCodec: MemoryCodec? = nil {
+        didSet { if codec != .bf16 { formatVersion = max(formatVersion, 3) } }
+    }
 
     public init(
         retrievalModel: ModelIdentity, supportModel: ModelIdentity, embeddingDimension: Int,
@@ -292,22 +298,24 @@ enum Codec {
     // u32 pointer dimension, u32 CRC-32 of the payload), then bf16 memory, then fp32 pointer.
     static let memoryHeaderSize = 24
 
-    static func encodeMemory(_ m: SupportMemory, label: Int, shape: MemoryShape) -> [UInt8] {
-        let memoryBytes = m.memoryBits.count * 2
+    // The version field says how the memory values are encoded (MemoryCodec.recordVersion): 1 bf16, 2 int8.
+    static func encodeMemory(_ m: SupportMemory, label: Int, shape: MemoryShape, codec: MemoryCodec = .bf16) -> [UInt8]
+    {
+        let memoryBytes = codec.payloadBytes(shape)
         let pointerBytes = m.pointer.count * 4
         var out = [UInt8](repeating: 0, count: memoryHeaderSize + memoryBytes + pointerBytes)
         out.withUnsafeMutableBytes { raw in
             let base = raw.baseAddress!
             raw.copyBytes(from: Array("RSGM".utf8))
-            raw.storeBytes(of: UInt16(1).littleEndian, toByteOffset: 4, as: UInt16.self)
+            raw.storeBytes(of: UInt16(codec.recordVersion).littleEndian, toByteOffset: 4, as: UInt16.self)
             raw.storeBytes(of: UInt16(label).littleEndian, toByteOffset: 6, as: UInt16.self)
             raw.storeBytes(of: UInt16(shape.channels).littleEndian, toByteOffset: 8, as: UInt16.self)
             raw.storeBytes(of: UInt16(shape.height).littleEndian, toByteOffset: 10, as: UInt16.self)
             raw.storeBytes(of: UInt16(shape.width).littleEndian, toByteOffset: 12, as: UInt16.self)
             raw.storeBytes(of: UInt32(shape.pointerDimension).littleEndian, toByteOffset: 16, as: UInt32.self)
-            m.memoryBits.withUnsafeBytes {
-                (base + memoryHeaderSize).copyMemory(from: $0.baseAddress!, byteCount: memoryBytes)
-            }
+            codec.encode(
+                m.memoryBits, channels: shape.channels,
+                into: UnsafeMutableRawBufferPointer(rebasing: raw[memoryHeaderSize..<(memoryHeaderSize + memoryBytes)]))
             m.pointer.withUnsafeBytes {
                 (base + memoryHeaderSize + memoryBytes).copyMemory(from: $0.baseAddress!, byteCount: pointerBytes)
             }
@@ -319,18 +327,24 @@ enum Codec {
 
     /// Decodes a memory value, checking header, shape and checksum; the error says what is wrong.
     static func decodeMemory(
-        _ raw: UnsafeRawBufferPointer, label: Int, shape: MemoryShape,
+        _ raw: UnsafeRawBufferPointer, label: Int, shape: MemoryShape, codec: MemoryCodec = .bf16,
         verifyChecksum: Bool = true
     ) -> Decoded<SupportMemory> {
-        let memoryBytes = shape.memoryCount * 2
+        let memoryBytes = codec.payloadBytes(shape)
         let pointerBytes = shape.pointerDimension * 4
+        // The header is read first (when there is one) so a record of another codec is named as such.
+        func u16(_ o: Int) -> Int { Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt16.self))) }
+        if raw.count >= memoryHeaderSize, Array(raw[0..<4]) == Array("RSGM".utf8), u16(4) != codec.recordVersion {
+            guard let other = MemoryCodec(recordVersion: u16(4)) else {
+                return .bad("memory record version \(u16(4)) unsupported")
+            }
+            return .bad("memory record is encoded \(other), the bank stores \(codec)")
+        }
         guard raw.count == memoryHeaderSize + memoryBytes + pointerBytes else {
             return .bad(
                 "memory record has \(raw.count) bytes, expected \(memoryHeaderSize + memoryBytes + pointerBytes)")
         }
         guard Array(raw[0..<4]) == Array("RSGM".utf8) else { return .bad("memory record has a bad magic") }
-        func u16(_ o: Int) -> Int { Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt16.self))) }
-        guard u16(4) == 1 else { return .bad("memory record version \(u16(4)) unsupported") }
         guard u16(6) == label else { return .bad("memory record is labelled \(u16(6)), key says \(label)") }
         let pointer = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt32.self)))
         guard u16(8) == shape.channels, u16(10) == shape.height, u16(12) == shape.width,
@@ -343,10 +357,7 @@ enum Codec {
             let stored = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 20, as: UInt32.self))
             guard CRC32.checksum(payload) == stored else { return .bad("memory record checksum mismatch") }
         }
-        let memory = [UInt16](unsafeUninitializedCapacity: shape.memoryCount) { b, n in
-            UnsafeMutableRawPointer(b.baseAddress!).copyMemory(from: payload.baseAddress!, byteCount: memoryBytes)
-            n = shape.memoryCount
-        }
+        let memory = codec.decode(UnsafeRawBufferPointer(rebasing: payload[0..<memoryBytes]), shape: shape)
         let objectPointer = [Float](unsafeUninitializedCapacity: shape.pointerDimension) { b, n in
             UnsafeMutableRawPointer(b.baseAddress!).copyMemory(
                 from: payload.baseAddress! + memoryBytes, byteCount: pointerBytes)

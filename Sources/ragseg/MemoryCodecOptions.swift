@@ -1,0 +1,20 @@
+// `index create --memory-codec bf16|int8`: how the new bank stores SAM 2 memories (SupportBank/MemoryCodec.swift).
+import ArgumentParser
+import SupportBank
+
+struct MemoryCodecOptions: ParsableArguments {
+    @Option(
+        help: """
+            How memories are stored: bf16 (default, as computed, 512 KiB per SAM 2 memory) or int8 (per channel \
+            with an fp32 scale: half the bytes, decoded to bf16 before attention; see README "Smaller memories").
+            """)
+    var memoryCodec = "bf16"
+
+    func codec() throws -> MemoryCodec {
+        guard let codec = MemoryCodec(rawValue: memoryCodec) else {
+            let known = MemoryCodec.allCases.map(\.rawValue).joined(separator: " or ")
+            throw ValidationError("unknown --memory-codec \(memoryCodec); use \(known)")
+        }
+        return codec
+    }
+}
