@@ -301,7 +301,8 @@ enum Codec {
     // The version field says how the memory values are encoded (MemoryCodec.recordVersion): 1 bf16, 2 int8.
     static func encodeMemory(_ m: SupportMemory, label: Int, shape: MemoryShape, codec: MemoryCodec = .bf16) -> [UInt8]
     {
-        let memoryBytes = codec.payloadBytes(shape)
+        let payload = codec.encode(m.memoryBits, channels: shape.channels)
+        let memoryBytes = payload.count
         let pointerBytes = m.pointer.count * 4
         var out = [UInt8](repeating: 0, count: memoryHeaderSize + memoryBytes + pointerBytes)
         out.withUnsafeMutableBytes { raw in
@@ -313,9 +314,9 @@ enum Codec {
             raw.storeBytes(of: UInt16(shape.height).littleEndian, toByteOffset: 10, as: UInt16.self)
             raw.storeBytes(of: UInt16(shape.width).littleEndian, toByteOffset: 12, as: UInt16.self)
             raw.storeBytes(of: UInt32(shape.pointerDimension).littleEndian, toByteOffset: 16, as: UInt32.self)
-            codec.encode(
-                m.memoryBits, channels: shape.channels,
-                into: UnsafeMutableRawBufferPointer(rebasing: raw[memoryHeaderSize..<(memoryHeaderSize + memoryBytes)]))
+            payload.withUnsafeBytes {
+                (base + memoryHeaderSize).copyMemory(from: $0.baseAddress!, byteCount: memoryBytes)
+            }
             m.pointer.withUnsafeBytes {
                 (base + memoryHeaderSize + memoryBytes).copyMemory(from: $0.baseAddress!, byteCount: pointerBytes)
             }
@@ -330,7 +331,7 @@ enum Codec {
         _ raw: UnsafeRawBufferPointer, label: Int, shape: MemoryShape, codec: MemoryCodec = .bf16,
         verifyChecksum: Bool = true
     ) -> Decoded<SupportMemory> {
-        let memoryBytes = codec.payloadBytes(shape)
+        let memoryBytes = raw.count - memoryHeaderSize - shape.pointerDimension * 4
         let pointerBytes = shape.pointerDimension * 4
         // The header is read first (when there is one) so a record of another codec is named as such.
         func u16(_ o: Int) -> Int { Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt16.self))) }
@@ -340,9 +341,11 @@ enum Codec {
             }
             return .bad("memory record is encoded \(other), the bank stores \(codec)")
         }
-        guard raw.count == memoryHeaderSize + memoryBytes + pointerBytes else {
-            return .bad(
-                "memory record has \(raw.count) bytes, expected \(memoryHeaderSize + memoryBytes + pointerBytes)")
+        let allowed = codec.payloadBytes(shape)
+        guard allowed.contains(memoryBytes) else {
+            let low = memoryHeaderSize + allowed.lowerBound + pointerBytes
+            let high = memoryHeaderSize + allowed.upperBound + pointerBytes
+            return .bad("memory record has \(raw.count) bytes, expected \(low == high ? "\(low)" : "\(low)...\(high)")")
         }
         guard Array(raw[0..<4]) == Array("RSGM".utf8) else { return .bad("memory record has a bad magic") }
         guard u16(6) == label else { return .bad("memory record is labelled \(u16(6)), key says \(label)") }
@@ -357,7 +360,9 @@ enum Codec {
             let stored = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 20, as: UInt32.self))
             guard CRC32.checksum(payload) == stored else { return .bad("memory record checksum mismatch") }
         }
-        let memory = codec.decode(UnsafeRawBufferPointer(rebasing: payload[0..<memoryBytes]), shape: shape)
+        guard let memory = codec.decode(UnsafeRawBufferPointer(rebasing: payload[0..<memoryBytes]), shape: shape) else {
+            return .bad("memory record's \(codec) payload does not decode to \(shape.memoryCount) values")
+        }
         let objectPointer = [Float](unsafeUninitializedCapacity: shape.pointerDimension) { b, n in
             UnsafeMutableRawPointer(b.baseAddress!).copyMemory(
                 from: payload.baseAddress! + memoryBytes, byteCount: pointerBytes)

@@ -96,12 +96,61 @@ final class MemoryCodecTests: XCTestCase {
         XCTAssertThrowsError(try bank.memory(id, label: 1))
     }
 
+    /// bf16-zstd is lossless, whatever the bits (NaN and infinity patterns included), and smaller for memory-like
+    /// values; a frame that does not decode to the shape's values is reported, not trusted.
+    func testZstdIsLosslessAndRejectsAForeignFrame() throws {
+        let shape = MemoryShape(channels: 8, height: 16, width: 16, pointerDimension: 4)
+        var metadata = makeMetadata(dimension: 4, shape: shape)
+        metadata.memoryCodec = .bf16Zstd
+        let bank = try SupportBank.create(at: temporaryDirectory(), metadata: metadata)
+        XCTAssertEqual(bank.metadata.formatVersion, 3)
+        var rng = SeededGenerator(seed: 3)
+        var cases = [PreparedCase]()
+        // Memory-like values (a few exponents), and arbitrary bit patterns.
+        let smooth = (0..<shape.memoryCount).map { _ in bfloat16Bits(rng.gaussian() * 3) }
+        let arbitrary = (0..<shape.memoryCount).map { _ in UInt16(truncatingIfNeeded: rng.next()) }
+        for (n, bits) in [smooth, arbitrary].enumerated() {
+            var c = makeCase(n, dimension: 4, rng: &rng, shape: shape)
+            c.memories = [
+                (
+                    1,
+                    SupportMemory(
+                        channels: 8, height: 16, width: 16, memoryBits: bits, pointer: [1, 2, 3, 4], isEmpty: false)
+                )
+            ]
+            cases.append(c)
+        }
+        let ids = try bank.add(cases).map(\.id)
+        for (id, c) in zip(ids, cases) {
+            XCTAssertEqual(try bank.memory(id, label: 1)?.memoryBits, c.memories[0].memory.memoryBits, "lossless")
+        }
+        let raw = try bank.read { txn in try txn.get(bank.memories, key: Codec.memoryKey(ids[0], label: 1)) }
+        XCTAssertEqual(raw.map { Int($0[4]) }, 3, "record version 3")
+        XCTAssertLessThan(try XCTUnwrap(raw).count, 24 + 4096 * 2 * 3 / 4 + 16, "memory-like values pack below 3/4")
+        XCTAssertTrue(bank.verify().ok)
+
+        // A valid frame (checksum right) of fewer values than the bank's shape.
+        let small = SupportMemory(
+            channels: 1, height: 16, width: 16, memoryBits: Array(smooth.prefix(256)), pointer: [1, 2, 3, 4],
+            isEmpty: false)
+        try bank.env.write { txn in
+            try txn.put(
+                bank.memories, key: Codec.memoryKey(ids[0], label: 1),
+                value: Codec.encodeMemory(small, label: 1, shape: shape, codec: .bf16Zstd))
+        }
+        let report = bank.verify()
+        XCTAssertTrue(
+            report.problems.contains { $0.contains("bf16-zstd payload does not decode to 2048 values") },
+            "\(report.problems)")
+        XCTAssertThrowsError(try bank.memory(ids[0], label: 1))
+    }
+
     /// Through the binary: create --memory-codec int8, add, info and verify; a bf16 bank's records stay
     /// version 1 (what every bank before codecs wrote); an unknown codec is refused.
     func testCLIMemoryCodec() throws {
         let dir = temporaryDirectory()
         let (images, masks) = try writeDataset(dir, count: 4)
-        for codec in ["int8", "bf16"] {
+        for codec in ["int8", "bf16", "bf16-zstd"] {
             let bank = dir + "/bank-\(codec)"
             let create = try runRagseg([
                 "index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "8,16,16,16",
@@ -112,14 +161,16 @@ final class MemoryCodecTests: XCTestCase {
             XCTAssertEqual(add.status, 0, add.stderr)
             let info = try runRagseg(["index", "info", bank])
             XCTAssertTrue(info.stdout.contains("stored \(codec)"), info.stdout)
-            XCTAssertTrue(info.stdout.contains("format          \(codec == "int8" ? 3 : 2)"), info.stdout)
+            XCTAssertTrue(info.stdout.contains("format          \(codec == "bf16" ? 2 : 3)"), info.stdout)
             let verify = try runRagseg(["index", "verify", bank])
             XCTAssertEqual(verify.status, 0, verify.stdout)
             let opened = try SupportBank.open(at: bank, readOnly: true)
             let raw = try opened.read { txn in try txn.get(opened.memories, key: Codec.memoryKey(1, label: 1)) }
-            XCTAssertEqual(raw.map { Int($0[4]) }, codec == "int8" ? 2 : 1)
-            let expectedBytes: Int = codec == "int8" ? 2168 : 4184  // 24 + 8*4 + 2048 + 16*4; 24 + 4096 + 64
-            XCTAssertEqual(raw?.count, expectedBytes)
+            XCTAssertEqual(raw.map { Int($0[4]) }, ["bf16": 1, "int8": 2, "bf16-zstd": 3][codec])
+            if codec != "bf16-zstd" {
+                let expectedBytes: Int = codec == "int8" ? 2168 : 4184  // 24 + 8*4 + 2048 + 16*4; 24 + 4096 + 64
+                XCTAssertEqual(raw?.count, expectedBytes)
+            }
         }
         let bad = try runRagseg(["index", "create", dir + "/bad", "--stand-in", "--memory-codec", "fp8"])
         XCTAssertNotEqual(bad.status, 0)
