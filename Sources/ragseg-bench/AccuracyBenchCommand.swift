@@ -82,6 +82,13 @@ struct AccuracyBenchCommand: ParsableCommand {
         let stored = codec.map { codec in supports.map { codec.roundTrip($0) } } ?? supports
         if let codec {
             print("Comparing supports stored \(codec) (encoded, then decoded) with bf16; both sides in fp32.")
+            for (j, memory) in supports.enumerated() {
+                let sizes = MemoryCodec.allCases.map { c -> String in
+                    let (bytes, seconds) = c.measure(memory)
+                    return "\(c) \(bytes) B (decode \(String(format: "%.2f", seconds * 1000)) ms)"
+                }
+                print("support \(j) memory values: " + sizes.joined(separator: ", "))
+            }
         }
         print("SAM 2 \(model.config.name), \(supports.count) supports encoded in fp32; \(BLASKernels.summary)")
         print("oneDNN \(OneDNN.version), ISA \(OneDNN.isaName)")
