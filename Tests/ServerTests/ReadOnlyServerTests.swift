@@ -101,6 +101,57 @@ final class ReadOnlyServerTests: XCTestCase {
         XCTAssertEqual(try directoryListing(replica), before, "nothing in the replica's folder changed")
     }
 
+    /// Through the binaries: `ragseg index snapshot` of a bank, then `ragseg serve --read-only` on the copy answers
+    /// /segment, refuses POST /cases with 405, and exits 0 on SIGTERM without writing to the copy.
+    func testServeReadOnlyCommandOnASnapshot() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ragseg-ro-cli-\(UUID().uuidString)")
+            .path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (images, masks) = try writeDataset(dir + "/data", count: 4)
+        let bank = dir + "/bank", replica = dir + "/replica"
+        for arguments in [
+            ["index", "create", bank, "--dinov2", FixtureModels.dinov2, "--sam2", FixtureModels.sam2],
+            ["index", "add", bank, "--images", images, "--masks", masks],
+            ["index", "snapshot", bank, replica],
+        ] {
+            let r = try RagsegBinary.run(arguments)
+            XCTAssertEqual(r.status, 0, "\(arguments): \(r.stderr)")
+        }
+        let before = try directoryListing(replica)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try RagsegBinary.path())
+        process.arguments = ["serve", "--read-only", "--index", replica, "--port", "0", "--threads", "1"]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        var text = ""
+        var port: Int?
+        while port == nil, process.isRunning {
+            let chunk = errors.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+            if let range = text.range(of: "listening on http://127.0.0.1:"), text.contains("read-only)") {
+                port = Int(text[range.upperBound...].prefix { $0.isNumber })
+            }
+        }
+        let base = URL(string: "http://127.0.0.1:\(try XCTUnwrap(port, text))")!
+        let image = try Data(contentsOf: URL(fileURLWithPath: images + "/case000.png"))
+        let segment = try await HTTP.send(base, "POST", "/segment?k=2", body: image, contentType: "image/png")
+        XCTAssertEqual(segment.status, 200, segment.text)
+        let refused = try await HTTP.send(
+            base, "POST", "/cases", body: Data("--b--\r\n".utf8), contentType: "multipart/form-data; boundary=b")
+        XCTAssertEqual(refused.status, 405, refused.text)
+        XCTAssertEqual(refused.headers["allow"], "")
+        process.terminate()
+        text += String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("ragseg serve: stopped\n"), text)
+        XCTAssertEqual(try directoryListing(replica), before, "the replica's files are unchanged")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: replica + "/uploads"))
+    }
+
     /// Names, sizes and modification times of a folder's files, but lock.mdb: LMDB's reader table, which every
     /// reader (read-only ones too) writes its slot into.
     func directoryListing(_ path: String) throws -> [String] {

@@ -72,6 +72,35 @@ final class SnapshotTests: XCTestCase {
         XCTAssertEqual(leftovers, [], "no staging folders left behind")
     }
 
+    /// What a snapshot killed before its rename leaves (a staging folder holding LMDB's copy and the index file,
+    /// perhaps mid-write) is no bank: `open` refuses it, and the next snapshot to the same target removes it.
+    func testKilledSnapshotLeavesNoBankAndIsCleanedUp() throws {
+        let dir = temporaryDirectory()
+        let bank = try SupportBank.create(at: dir + "/bank", metadata: makeMetadata(dimension: 8))
+        var rng = SeededGenerator(seed: 11)
+        try bank.add((0..<5).map { makeCase($0, dimension: 8, rng: &rng) })
+        // A finished process's id: the "killed" snapshot's.
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: "/bin/true")
+        try gone.run()
+        gone.waitUntilExit()
+        let staging = dir + "/.copy.creating-\(gone.processIdentifier)-12345"
+        _ = try bank.snapshot(to: staging + "-full")  // a real copy's files, moved into the staging folder
+        try FileManager.default.moveItem(atPath: staging + "-full", toPath: staging)
+        XCTAssertTrue(FileManager.default.createFile(atPath: staging + "/.ragseg-creating", contents: nil))
+        XCTAssertTrue(
+            FileManager.default.createFile(
+                atPath: staging + "/index.faiss.tmp.\(gone.processIdentifier)", contents: nil))
+        XCTAssertThrowsError(try SupportBank.open(at: staging)) { error in
+            XCTAssertTrue("\(error)".contains("staging folder"), "\(error)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/copy"))
+        let report = try bank.snapshot(to: dir + "/copy")
+        XCTAssertEqual(report.cases, 5)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: staging), "the dead snapshot's staging folder is removed")
+        XCTAssertTrue(try SupportBank.open(at: dir + "/copy").verify().ok)
+    }
+
     /// In one process: a writer thread keeps adding while the bank snapshots itself; the copy drops the
     /// space of removed cases (compacted) and refuses a target that is not empty, touching nothing.
     func testSnapshotInProcessCompactsAndRefusesNonEmptyTarget() throws {
@@ -109,7 +138,7 @@ final class SnapshotTests: XCTestCase {
         // Refusals leave the target as it was.
         let occupied = dir + "/occupied"
         try FileManager.default.createDirectory(atPath: occupied, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: occupied + "/keep.txt", contents: Data("mine".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: occupied + "/keep.txt", contents: Data("mine".utf8)))
         XCTAssertThrowsError(try bank.snapshot(to: occupied)) { error in
             XCTAssertTrue("\(error)".contains("not empty"), "\(error)")
         }
