@@ -295,10 +295,11 @@ enum Codec {
     }
 
     // Memory value: 24-byte header ("RSGM", u16 version, u16 label, u16 C, u16 H, u16 W, u16 0,
-    // u32 pointer dimension, u32 CRC-32 of the payload), then bf16 memory, then fp32 pointer.
+    // u32 pointer dimension, u32 CRC-32 of the payload), then the memory in the bank's codec, then fp32 pointer.
     static let memoryHeaderSize = 24
 
-    // The version field says how the memory values are encoded (MemoryCodec.recordVersion): 1 bf16, 2 int8.
+    // The version field says how the memory values are encoded (MemoryCodec.recordVersion): 1 bf16, 2 int8,
+    // 3 bf16-zstd; the bank's codec fixes it for all its records.
     static func encodeMemory(_ m: SupportMemory, label: Int, shape: MemoryShape, codec: MemoryCodec = .bf16) -> [UInt8]
     {
         let payload = codec.encode(m.memoryBits, channels: shape.channels)
