@@ -29,6 +29,7 @@ let package = Package(
         .systemLibrary(name: "CLMDB", path: "Sources/CLMDB"),
         // zlib (Debian: zlib1g-dev) for .nii.gz.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd"),
         // libpng behind a C shim: libpng reports errors by longjmp, which Swift cannot catch.
         .target(name: "CPNG", path: "Sources/CPNG", linkerSettings: [.linkedLibrary("png16")]),
         // Debian's libfaiss.a ships no C API: a small C++ wrapper with an exception-safe extern "C" surface.
@@ -51,7 +52,7 @@ let package = Package(
         .target(name: "SAM2", dependencies: ["TensorCore", "RAGSegIO"], swiftSettings: fastMath),
         .target(name: "Evaluation", swiftSettings: fastMath),
         // Stores SAM 2's own SupportMemory values (the one memory type from the encoder to memory attention).
-        .target(name: "SupportBank", dependencies: ["RAGSegIO", "SAM2", "CLMDB", "CFaiss", "CZlib"], exclude: ["README.md"], swiftSettings: fastMath),
+        .target(name: "SupportBank", dependencies: ["RAGSegIO", "SAM2", "CLMDB", "CFaiss", "CZlib", "CZstd"], exclude: ["README.md"], swiftSettings: fastMath),
         // The product's pipelines: ingest (PNG pairs, datasets, encoders), retrieval-augmented segmentation.
         .target(name: "RAGSegPipeline", dependencies: ["TensorCore", "RAGSegIO", "DINOv2", "SAM2", "SupportBank", "Evaluation"],
                 swiftSettings: fastMath),

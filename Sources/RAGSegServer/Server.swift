@@ -15,6 +15,7 @@
 //        or a NIfTI image volume and its label volume as the parts -> its slices as cases, as `index add`
 //        adds a volume [&empty_slices=N][&slice_axis=..][&window=..][&channel=N] (VolumeCaseRoute.swift)
 // Bodies over maxUploadBytes -> 413; undecodable PNG, unknown label, k out of range, bad point/box -> 400.
+// A read-only replica (configuration.readOnly) answers every write route with 405 (ReadOnlyRoutes.swift).
 import Dispatch
 import Foundation
 import Hummingbird
@@ -38,13 +39,16 @@ public struct ServerConfiguration: Sendable {
     public var uploadsDirectory: String
     /// Largest volume (voxels over all dimensions) a NIfTI upload may declare; larger ones get 413.
     public var maxVolumeVoxels: Int
+    /// A read-only replica (`serve --read-only`): every write route answers 405 (ReadOnlyRoutes.swift).
+    public var readOnly: Bool
     /// Largest `k` a request may ask for.
     public static let maxK = 64
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, k: Int = 4, maxUploadBytes: Int = 64 << 20,
-        uploadsDirectory: String, maxVolumeVoxels: Int = 512 * 512 * 512
+        uploadsDirectory: String, maxVolumeVoxels: Int = 512 * 512 * 512, readOnly: Bool = false
     ) {
+        self.readOnly = readOnly
         self.maxVolumeVoxels = maxVolumeVoxels
         self.host = host
         self.port = port
@@ -118,8 +122,10 @@ public final class SegmentationServer: Sendable {
         guard configuration.maxUploadBytes > 0 else {
             throw ServerError(.badRequest, "the upload limit must be positive")
         }
-        try FileManager.default.createDirectory(
-            atPath: configuration.uploadsDirectory, withIntermediateDirectories: true)
+        if !configuration.readOnly {  // a replica stores nothing (and its folder may be on a read-only mount)
+            try FileManager.default.createDirectory(
+                atPath: configuration.uploadsDirectory, withIntermediateDirectories: true)
+        }
         self.segmenter = segmenter
         self.configuration = configuration
         volumeSettings = Mutex(segmenter.bank.metadata.volumeSettings)
@@ -180,7 +186,11 @@ public final class SegmentationServer: Sendable {
         router.get("/health") { [gate] _, _ in try await gate.admit { jsonResponse(["status": "ok"]) } }
         router.get("/info") { [self] _, _ in try await gate.admit { try info() } }
         router.post("/segment") { [self] request, _ in try await gate.admit { try await segment(request) } }
-        router.post("/cases") { [self] request, _ in try await gate.admit { try await addCase(request) } }
+        if configuration.readOnly {
+            addReadOnlyRefusals(to: router)
+        } else {
+            router.post("/cases") { [self] request, _ in try await gate.admit { try await addCase(request) } }
+        }
         return router
     }
 
@@ -239,7 +249,7 @@ public final class SegmentationServer: Sendable {
             "k": configuration.k, "maxK": ServerConfiguration.maxK,
             "maxUploadBytes": configuration.maxUploadBytes, "maxVolumeVoxels": configuration.maxVolumeVoxels,
             "volumeSettings": volumeSettings,
-            "casesAddedSinceStart": addedCount.withLock { $0 },
+            "casesAddedSinceStart": addedCount.withLock { $0 }, "readOnly": configuration.readOnly,
         ])
     }
 

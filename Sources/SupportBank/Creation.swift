@@ -6,8 +6,8 @@ import Foundation
 enum BankCreation {
     /// Present in a staging folder until just before the rename: `open` refuses a folder holding it.
     static let markerName = ".ragseg-creating"
-    /// The only entries a staging folder of ours can hold (what `create` writes before the rename; `index merge`
-    /// also builds the index file there).
+    /// The only entries a staging folder of ours can hold (what `create` and `snapshot` write before the rename;
+    /// `snapshot` and `index merge` also write the index file, through a temporary `index.faiss.tmp.PID`).
     static let stagingEntries: Set<String> = [markerName, "data.mdb", "lock.mdb", SupportBank.indexFileName]
 
     static func isStagingEntry(_ name: String) -> Bool {

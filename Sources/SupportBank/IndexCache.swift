@@ -162,12 +162,18 @@ extension SupportBank {
     }
 
     private func saveIndex() throws {
+        try writeIndex(to: indexFilePath)
+        savedSeq = indexSeq
+    }
+
+    /// Writes the in-memory index and its header (position `indexSeq`) to `file`: this bank's index file, or
+    /// the one of a snapshot being made (Snapshot.swift), which catches it up from its own journal on open.
+    func writeIndex(to file: String) throws {
         let header = IndexFileHeader(
             bank: metadata.uuid, seq: indexSeq, lmdbTransaction: env.lastTransactionID,
             count: index.count, kind: indexBuiltKind, builtCount: indexBuiltCount,
             dimension: metadata.embeddingDimension)
-        try index.write(to: indexFilePath, userData: Array(try JSONEncoder.sorted.encode(header)))
-        savedSeq = indexSeq
+        try index.write(to: file, userData: Array(try JSONEncoder.sorted.encode(header)))
     }
 
     /// Whether the index structure no longer suits the bank (auto crossing to IVF, IVF outgrowing
@@ -194,12 +200,17 @@ extension SupportBank {
         guard !readOnly else { return }
         lock.lock()
         defer { lock.unlock() }
-        try env.read { txn in
+        let rebuilt = try env.read { txn in
             try catchUp(in: txn)
-            if needsRebuild(liveCount: try txn.count(embeddings)) { try rebuildIndex(in: txn) }
+            guard needsRebuild(liveCount: try txn.count(embeddings)) else { return false }
+            try rebuildIndex(in: txn)
+            return true
         }
         let lag = indexSeq - (savedSeq ?? 0)
-        if savedSeq == nil
+        // A restructured index is written even at an unchanged journal position (the write costs less than the
+        // rebuild did): otherwise the old structure (e.g. HNSW with its tombstones) is loaded and rebuilt again at
+        // every open.
+        if savedSeq == nil || rebuilt
             || (lag > 0
                 && (force || lag >= UInt64(SupportBank.checkpointInterval)
                     || index.count * metadata.embeddingDimension * 4 <= SupportBank.cheapCheckpointBytes))

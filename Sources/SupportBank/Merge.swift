@@ -129,6 +129,7 @@ extension SupportBank {
                     "preprocessing \(key)", b.preprocessing[key] ?? "absent", a.preprocessing[key] ?? "absent")
             }
             if b.indexKind != a.indexKind { throw refuse("index type", b.indexKind.rawValue, a.indexKind.rawValue) }
+            if b.codec != a.codec { throw refuse("memory codec", b.codec.rawValue, a.codec.rawValue) }
         }
         // Volume settings are recorded with a bank's first volume: a shard that got no volume has none yet.
         let settings = sources.filter { $0.metadata.volumeSettings != nil }
@@ -238,7 +239,11 @@ extension SupportBank {
                                 try shardTxn.withValue(source.memories, key: Codec.memoryKey(oldID, label: label)) {
                                     raw in
                                     guard let raw else { throw damaged("memory of label \(label) missing") }
-                                    if let problem = Codec.checkMemory(raw, label: label, shape: metadata.memoryShape) {
+                                    // Decoded to check it whole (header, shape, checksum, the codec's payload),
+                                    // then copied as stored: every input uses the merged bank's codec.
+                                    if case .bad(let problem) = Codec.decodeMemory(
+                                        raw, label: label, shape: metadata.memoryShape, codec: metadata.codec)
+                                    {
                                         throw damaged("memory of label \(label): \(problem)")
                                     }
                                     try txn.put(
@@ -299,27 +304,5 @@ extension SupportBank {
                 \(report.memories) were copied; nothing was published
                 """)
         }
-    }
-}
-
-extension Codec {
-    /// What is wrong with a stored memory value (length, magic, version, label, shape, checksum), or nil: the
-    /// checks of `decodeMemory` without decoding, for copying values as they are.
-    static func checkMemory(_ raw: UnsafeRawBufferPointer, label: Int, shape: MemoryShape) -> String? {
-        let expected = memoryHeaderSize + shape.memoryCount * 2 + shape.pointerDimension * 4
-        guard raw.count == expected else { return "memory record has \(raw.count) bytes, expected \(expected)" }
-        guard Array(raw[0..<4]) == Array("RSGM".utf8) else { return "memory record has a bad magic" }
-        func u16(_ o: Int) -> Int { Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt16.self))) }
-        guard u16(4) == 1 else { return "memory record version \(u16(4)) unsupported" }
-        guard u16(6) == label else { return "memory record is labelled \(u16(6)), key says \(label)" }
-        let pointer = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt32.self)))
-        guard u16(8) == shape.channels, u16(10) == shape.height, u16(12) == shape.width,
-            pointer == shape.pointerDimension
-        else { return "memory shape differs from the bank's \(shape)" }
-        let stored = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 20, as: UInt32.self))
-        guard CRC32.checksum(UnsafeRawBufferPointer(rebasing: raw[memoryHeaderSize...])) == stored else {
-            return "memory record checksum mismatch"
-        }
-        return nil
     }
 }

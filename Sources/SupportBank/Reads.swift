@@ -67,11 +67,11 @@ extension SupportBank {
 
     /// The memory stored under (id, label); label 0 is the case's empty-mask memory.
     public func memory(_ id: UInt64, label: Int) throws -> SupportMemory? {
-        let shape = metadata.memoryShape
+        let shape = metadata.memoryShape, codec = metadata.codec
         return try env.read { txn in
             try txn.withValue(memories, key: Codec.memoryKey(id, label: label)) { raw in
                 guard let raw else { return nil }
-                switch Codec.decodeMemory(raw, label: label, shape: shape) {
+                switch Codec.decodeMemory(raw, label: label, shape: shape, codec: codec) {
                 case .ok(let m): return m
                 case .bad(let message): throw BankError.bank(path, "case \(id) label \(label): \(message)")
                 }

@@ -72,8 +72,9 @@ extension SupportMemory {
 public struct BankMetadata: Codable, Equatable, Sendable {
     /// 2: a case may also store, under label 0, the memory of an empty mask (`CaseRecord.emptyMaskMemory`).
     /// Format-1 banks are read as they are and become format 2 when such a memory is first written to them.
+    /// 3: memories stored with a codec other than bf16 (`memoryCodec`); bf16 banks stay format 2.
     public static let currentFormatVersion = 2
-    public static let readableFormatVersions = 1...2
+    public static let readableFormatVersions = 1...3
 
     public var formatVersion: Int
     /// Random id: an index file is only accepted by the bank that wrote it.
@@ -101,6 +102,11 @@ public struct BankMetadata: Codable, Equatable, Sendable {
     public var template: String? = nil
     /// The share of the inputs this bank holds when it was filled by `index add --shard I/N` (nil: not a shard).
     public var shard: ShardAssignment? = nil
+    /// How memories are stored (nil: bf16, as in every bank before codecs; see `codec`). A bank with another
+    /// codec is format 3, so builds that predate codecs refuse it instead of failing on each memory.
+    public var memoryCodec: MemoryCodec? = nil {
+        didSet { if codec != .bf16 { formatVersion = max(formatVersion, 3) } }
+    }
 
     public init(
         retrievalModel: ModelIdentity, supportModel: ModelIdentity, embeddingDimension: Int,
@@ -294,23 +300,27 @@ enum Codec {
     }
 
     // Memory value: 24-byte header ("RSGM", u16 version, u16 label, u16 C, u16 H, u16 W, u16 0,
-    // u32 pointer dimension, u32 CRC-32 of the payload), then bf16 memory, then fp32 pointer.
+    // u32 pointer dimension, u32 CRC-32 of the payload), then the memory in the bank's codec, then fp32 pointer.
     static let memoryHeaderSize = 24
 
-    static func encodeMemory(_ m: SupportMemory, label: Int, shape: MemoryShape) -> [UInt8] {
-        let memoryBytes = m.memoryBits.count * 2
+    // The version field says how the memory values are encoded (MemoryCodec.recordVersion): 1 bf16, 2 int8,
+    // 3 bf16-zstd; the bank's codec fixes it for all its records.
+    static func encodeMemory(_ m: SupportMemory, label: Int, shape: MemoryShape, codec: MemoryCodec = .bf16) -> [UInt8]
+    {
+        let payload = codec.encode(m.memoryBits, channels: shape.channels)
+        let memoryBytes = payload.count
         let pointerBytes = m.pointer.count * 4
         var out = [UInt8](repeating: 0, count: memoryHeaderSize + memoryBytes + pointerBytes)
         out.withUnsafeMutableBytes { raw in
             let base = raw.baseAddress!
             raw.copyBytes(from: Array("RSGM".utf8))
-            raw.storeBytes(of: UInt16(1).littleEndian, toByteOffset: 4, as: UInt16.self)
+            raw.storeBytes(of: UInt16(codec.recordVersion).littleEndian, toByteOffset: 4, as: UInt16.self)
             raw.storeBytes(of: UInt16(label).littleEndian, toByteOffset: 6, as: UInt16.self)
             raw.storeBytes(of: UInt16(shape.channels).littleEndian, toByteOffset: 8, as: UInt16.self)
             raw.storeBytes(of: UInt16(shape.height).littleEndian, toByteOffset: 10, as: UInt16.self)
             raw.storeBytes(of: UInt16(shape.width).littleEndian, toByteOffset: 12, as: UInt16.self)
             raw.storeBytes(of: UInt32(shape.pointerDimension).littleEndian, toByteOffset: 16, as: UInt32.self)
-            m.memoryBits.withUnsafeBytes {
+            payload.withUnsafeBytes {
                 (base + memoryHeaderSize).copyMemory(from: $0.baseAddress!, byteCount: memoryBytes)
             }
             m.pointer.withUnsafeBytes {
@@ -324,18 +334,26 @@ enum Codec {
 
     /// Decodes a memory value, checking header, shape and checksum; the error says what is wrong.
     static func decodeMemory(
-        _ raw: UnsafeRawBufferPointer, label: Int, shape: MemoryShape,
+        _ raw: UnsafeRawBufferPointer, label: Int, shape: MemoryShape, codec: MemoryCodec = .bf16,
         verifyChecksum: Bool = true
     ) -> Decoded<SupportMemory> {
-        let memoryBytes = shape.memoryCount * 2
+        let memoryBytes = raw.count - memoryHeaderSize - shape.pointerDimension * 4
         let pointerBytes = shape.pointerDimension * 4
-        guard raw.count == memoryHeaderSize + memoryBytes + pointerBytes else {
-            return .bad(
-                "memory record has \(raw.count) bytes, expected \(memoryHeaderSize + memoryBytes + pointerBytes)")
+        // The header is read first (when there is one) so a record of another codec is named as such.
+        func u16(_ o: Int) -> Int { Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt16.self))) }
+        if raw.count >= memoryHeaderSize, Array(raw[0..<4]) == Array("RSGM".utf8), u16(4) != codec.recordVersion {
+            guard let other = MemoryCodec(recordVersion: u16(4)) else {
+                return .bad("memory record version \(u16(4)) unsupported")
+            }
+            return .bad("memory record is encoded \(other), the bank stores \(codec)")
+        }
+        let allowed = codec.payloadBytes(shape)
+        guard allowed.contains(memoryBytes) else {
+            let low = memoryHeaderSize + allowed.lowerBound + pointerBytes
+            let high = memoryHeaderSize + allowed.upperBound + pointerBytes
+            return .bad("memory record has \(raw.count) bytes, expected \(low == high ? "\(low)" : "\(low)...\(high)")")
         }
         guard Array(raw[0..<4]) == Array("RSGM".utf8) else { return .bad("memory record has a bad magic") }
-        func u16(_ o: Int) -> Int { Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt16.self))) }
-        guard u16(4) == 1 else { return .bad("memory record version \(u16(4)) unsupported") }
         guard u16(6) == label else { return .bad("memory record is labelled \(u16(6)), key says \(label)") }
         let pointer = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt32.self)))
         guard u16(8) == shape.channels, u16(10) == shape.height, u16(12) == shape.width,
@@ -348,9 +366,8 @@ enum Codec {
             let stored = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 20, as: UInt32.self))
             guard CRC32.checksum(payload) == stored else { return .bad("memory record checksum mismatch") }
         }
-        let memory = [UInt16](unsafeUninitializedCapacity: shape.memoryCount) { b, n in
-            UnsafeMutableRawPointer(b.baseAddress!).copyMemory(from: payload.baseAddress!, byteCount: memoryBytes)
-            n = shape.memoryCount
+        guard let memory = codec.decode(UnsafeRawBufferPointer(rebasing: payload[0..<memoryBytes]), shape: shape) else {
+            return .bad("memory record's \(codec) payload does not decode to \(shape.memoryCount) values")
         }
         let objectPointer = [Float](unsafeUninitializedCapacity: shape.pointerDimension) { b, n in
             UnsafeMutableRawPointer(b.baseAddress!).copyMemory(

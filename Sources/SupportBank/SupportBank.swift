@@ -120,7 +120,9 @@ public final class SupportBank: @unchecked Sendable {
 
     let readOnly: Bool
 
-    private init(path: String, env: LMDBEnvironment, readOnly: Bool) throws {
+    /// Opens `env` as a bank. Internal so `snapshot` (Snapshot.swift) can finish the bank in its staging folder,
+    /// which `open` refuses.
+    init(path: String, env: LMDBEnvironment, readOnly: Bool) throws {
         self.path = path
         self.env = env
         self.readOnly = readOnly

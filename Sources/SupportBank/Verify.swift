@@ -23,6 +23,9 @@ extension SupportBank {
         let dimension = metadata.embeddingDimension
         let shape = metadata.memoryShape
         var expectedMemories = 0
+        if metadata.codec != .bf16 && metadata.formatVersion < 3 {
+            problem("memories are stored \(metadata.codec) but the bank is format \(metadata.formatVersion), not 3")
+        }
         do {
             try read { txn in
                 let nextID = Codec.u64(try txn.get(meta, key: Array("nextID".utf8)))
@@ -63,7 +66,9 @@ extension SupportBank {
                                         ? "case \(id): empty-mask memory missing"
                                         : "case \(id): memory of label \(label) missing")
                             }
-                            if case .bad(let message) = Codec.decodeMemory(raw, label: label, shape: shape) {
+                            if case .bad(let message) = Codec.decodeMemory(
+                                raw, label: label, shape: shape, codec: metadata.codec)
+                            {
                                 problem("case \(id) label \(label): \(message)")
                             }
                         }

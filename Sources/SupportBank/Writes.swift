@@ -48,7 +48,8 @@ extension SupportBank {
                 for (label, memory) in c.memories {
                     try txn.put(
                         memories, key: Codec.memoryKey(id, label: label),
-                        value: Codec.encodeMemory(memory, label: label, shape: metadata.memoryShape))
+                        value: Codec.encodeMemory(
+                            memory, label: label, shape: metadata.memoryShape, codec: metadata.codec))
                 }
                 try txn.put(hashes, key: c.contentHash, value: Codec.key(id))
                 seq += 1
@@ -92,6 +93,9 @@ extension SupportBank {
             guard memory.shape == metadata.memoryShape else {
                 throw BankError.input(
                     name, "memory of label \(label) is \(memory.shape), the bank stores \(metadata.memoryShape)")
+            }
+            if let problem = metadata.codec.problem(with: memory) {
+                throw BankError.input(name, "memory of label \(label) \(problem)")
             }
         }
         // The empty-mask memory stands for the absent labels, so a case that has every label has no use for it.

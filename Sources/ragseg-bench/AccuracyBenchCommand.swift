@@ -4,11 +4,14 @@
 // the max relative error of the low-res logits (max |fp32 - bf16| / max |fp32|) and the fraction of mask
 // pixels (logit > 0 at the target's size) that differ. tools/bench_query_torch.py --accuracy measures
 // PyTorch's bf16 autocast against its fp32 the same way.
+// With --memory-codec int8 both sides run in fp32 and the second uses the supports as an int8 bank stores and
+// returns them (MemoryCodec.roundTrip): the error the codec adds.
 import ArgumentParser
 import Foundation
 import RAGSegIO
 import RAGSegPipeline
 import SAM2
+import SupportBank
 import TensorCore
 
 struct AccuracyBenchCommand: ParsableCommand {
@@ -36,6 +39,16 @@ struct AccuracyBenchCommand: ParsableCommand {
     @Option(help: "Threads.")
     var threads = 2
 
+    @Option(
+        help: """
+            Compare memories stored with this bank codec (int8) against bf16, both sides in fp32, instead of \
+            bf16 compute against fp32.
+            """)
+    var memoryCodec: String?
+
+    @Option(help: "Also write each support's bf16 memory (raw little-endian bits) to DIR/support-N.bf16.")
+    var dumpMemories: String?
+
     func run() throws {
         Threads.set(threads)
         try Precision.use(.fp32)
@@ -53,20 +66,46 @@ struct AccuracyBenchCommand: ParsableCommand {
                 }
             }
             supports.append(try encoder.encodeSupport(image: image, mask: mask))
+            if let dumpMemories {
+                try FileManager.default.createDirectory(atPath: dumpMemories, withIntermediateDirectories: true)
+                try supports[j].memoryBits.withUnsafeBytes { Data($0) }.write(
+                    to: URL(fileURLWithPath: (dumpMemories as NSString).appendingPathComponent("support-\(j).bf16")))
+            }
+        }
+        let codec = try memoryCodec.map { name in
+            guard let codec = MemoryCodec(rawValue: name) else {
+                throw ValidationError("unknown --memory-codec \(name)")
+            }
+            return codec
+        }
+        // Side two: the same supports as a bank with the codec returns them.
+        let stored = codec.map { codec in supports.map { codec.roundTrip($0) } } ?? supports
+        if let codec {
+            print("Comparing supports stored \(codec) (encoded, then decoded) with bf16; both sides in fp32.")
+            for (j, memory) in supports.enumerated() {
+                let sizes = MemoryCodec.allCases.map { c -> String in
+                    let (bytes, seconds) = c.measure(memory)
+                    return "\(c) \(bytes) B (decode \(String(format: "%.2f", seconds * 1000)) ms)"
+                }
+                print("support \(j) memory values: " + sizes.joined(separator: ", "))
+            }
         }
         print("SAM 2 \(model.config.name), \(supports.count) supports encoded in fp32; \(BLASKernels.summary)")
         print("oneDNN \(OneDNN.version), ISA \(OneDNN.isaName)")
         var worst = (relative: 0.0, differing: 0.0)
+        var worstAbsolute = 0.0
         for t in 0..<targets {
             let image = try PNG.read(data: QueryBenchCommand.targetPNG(seed: 3000 + UInt64(t), size: size), name: "t")
             let pixels = try SAM2Preprocess.imageTensor(image, size: model.config.imageSize, name: "target")
             for k in ks where k <= supports.count {
                 var outputs: [(masks: Tensor, iou: [Float], score: Float)] = []
-                for precision in [Precision.fp32, .bf16] {
+                let sides: [(Precision, [SupportMemory])] =
+                    codec == nil ? [(.fp32, supports), (.bf16, supports)] : [(.fp32, supports), (.fp32, stored)]
+                for (precision, memories) in sides {
                     try Precision.use(precision)
                     let f = model.encode(pixels)
                     let conditioned = model.conditionedFeatures(
-                        f, bank: try model.memoryBank.assemble(Array(supports[0..<k])))
+                        f, bank: try model.memoryBank.assemble(Array(memories[0..<k])))
                     let raw = model.decode(conditioned, f, multimask: true, outputSize: (size, size)).raw
                     outputs.append((raw.masks, raw.iou, raw.objectScore))
                 }
@@ -88,17 +127,20 @@ struct AccuracyBenchCommand: ParsableCommand {
                     if x > 0 { foreground += 1 }
                 }
                 let relative = Double(maxDiff / max(maxAbs, 1e-30))
+                worstAbsolute = max(worstAbsolute, Double(maxDiff))
                 let fraction = Double(differing) / Double(fa.count)
                 worst = (max(worst.relative, relative), max(worst.differing, fraction))
                 print(
-                    "target \(t) k=\(k): low-res logits max rel err \(String(format: "%.2e", relative)), mask "
+                    "target \(t) k=\(k): low-res logits max abs err \(String(format: "%.2e", maxDiff)), "
+                        + "max rel err \(String(format: "%.2e", relative)), mask "
                         + "pixels differing \(String(format: "%.3f", 100 * fraction))% (fp32 foreground "
                         + "\(String(format: "%.1f", 100 * Double(foreground) / Double(fa.count)))%, object score "
                         + "\(String(format: "%.2f", outputs[0].score)) / \(String(format: "%.2f", outputs[1].score)))")
             }
         }
         print(
-            "worst: max rel err \(String(format: "%.2e", worst.relative)), mask pixels differing "
+            "worst: max abs err \(String(format: "%.2e", worstAbsolute)), max rel err "
+                + "\(String(format: "%.2e", worst.relative)), mask pixels differing "
                 + "\(String(format: "%.3f", 100 * worst.differing))%")
     }
 }

@@ -6,6 +6,7 @@ import RAGSegIO
 import RAGSegPipeline
 import SAM2
 @_spi(Benchmark) import SupportBank
+import TensorCore
 
 struct BankBench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -43,6 +44,11 @@ struct BankBench: ParsableCommand {
     @Flag(help: "Only the merge part.") var mergeOnly = false
     @Option(help: "Merge benchmark: cases in all, full-size SAM 2 memories (0: skip it).") var mergeCases = 2048
     @Option(help: "Merge benchmark: shards the cases are spread over.") var mergeShards = 4
+    @Option(help: "Embedding dimension of the add benchmark's banks.") var bankDimension = 768
+    @Option(parsing: .upToNextOption, help: "Memory codecs whose bytes per full-size case are measured.")
+    var codecs: [MemoryCodec] = [.bf16, .int8, .bf16Zstd]
+    @Option(help: "Largest add step at which a snapshot of the bank is timed (`index snapshot`).")
+    var snapshotMax = 100_000
 
     func run() throws {
         if !mergeOnly {
@@ -168,7 +174,8 @@ struct BankBench: ParsableCommand {
     /// A prepared case of random content with the given memory shape.
     static func syntheticCase(_ i: Int, dimension: Int, shape: MemoryShape, rng: inout SeededRandom) -> PreparedCase {
         let embedding = (0..<dimension).map { _ in rng.gaussian() }
-        let memory = [UInt16]((0..<shape.memoryCount).map { UInt16(truncatingIfNeeded: $0 &* 2_654_435_761 &+ i) })
+        // Finite bf16 values (an int8 bank refuses NaN/inf), Gaussian like a memory's activations.
+        let memory = BankBench.fastVectors(1, shape.memoryCount, rng: &rng).map { bfloat16Bits($0 * 64) }
         let pointer = [Float](repeating: Float(i), count: shape.pointerDimension)
         return PreparedCase(
             image: "synthetic/\(i).png", mask: "synthetic/\(i)_mask.png",
@@ -186,16 +193,16 @@ struct BankBench: ParsableCommand {
 
     func benchAdd() throws {
         let model = ModelIdentity(name: "bench", variant: "none", sha256: String(repeating: "0", count: 64))
-        let d = 768
+        let d = bankDimension
         print("## Add throughput (encoders excluded) and disk use")
-        // Full-size SAM 2 memories: throughput and bytes per case.
-        do {
+        // Full-size SAM 2 memories: throughput and bytes per case, per memory codec.
+        for codec in codecs {
             let dir = (scratch as NSString).appendingPathComponent("ragseg-bench-full-\(getpid())")
             defer { try? FileManager.default.removeItem(atPath: dir) }
-            let bank = try SupportBank.create(
-                at: dir,
-                metadata: BankMetadata(
-                    retrievalModel: model, supportModel: model, embeddingDimension: d, memoryShape: .sam2))
+            var metadata = BankMetadata(
+                retrievalModel: model, supportModel: model, embeddingDimension: d, memoryShape: .sam2)
+            if codec != .bf16 { metadata.memoryCodec = codec }
+            let bank = try SupportBank.create(at: dir, metadata: metadata)
             var rng = SeededRandom(state: 1)
             let n = 256
             let cases = (0..<n).map { BankBench.syntheticCase($0, dimension: d, shape: .sam2, rng: &rng) }
@@ -211,13 +218,22 @@ struct BankBench: ParsableCommand {
             let batched = Date().timeIntervalSince(t0) / Double(n - 64)
             try bank.checkpoint(force: true)
             let stats = try bank.statistics()
-            let raw = MemoryShape.sam2.memoryCount * 2 + MemoryShape.sam2.pointerDimension * 4 + d * 4
+            // bf16-zstd records vary: measured against the bf16 payload they pack.
+            let raw = (codec == .bf16Zstd ? MemoryCodec.bf16 : codec).recordBytes(.sam2) - 24 + d * 4
             let used = bank.lmdbUsedBytes
+            var reads = [Double]()
+            for id in 1...UInt64(n) {
+                let s = DispatchTime.now().uptimeNanoseconds
+                _ = try bank.memory(id, label: 1)
+                reads.append(Double(DispatchTime.now().uptimeNanoseconds - s) / 1e6)
+            }
+            reads.sort()
             print("")
             print(
                 """
-                Full-size cases (bf16 64x64x64 memory + 256 fp32 pointer + 768 fp32 embedding = \(raw) B raw payload), \
-                \(n) cases:
+                Full-size cases, memory codec \(codec) (64x64x64 memory record \(codec == .bf16Zstd ? "at most " : "")\
+                \(codec.recordBytes(.sam2)) B incl. its 24 B header and 256 fp32 pointer, + \(d) fp32 embedding; raw \
+                payload \(raw) B\(codec == .bf16Zstd ? " as bf16" : "")), \(n) cases:
                 """
             )
             print(
@@ -237,6 +253,10 @@ struct BankBench: ParsableCommand {
                         """,
                     Double(used) / Double(n) / 1024, Double(stats.diskBytes) / Double(n) / 1024, Double(raw) / 1024,
                     (Double(used) / Double(n * raw) - 1) * 100, (Double(stats.diskBytes) / Double(n * raw) - 1) * 100))
+            print(
+                String(
+                    format: "- reading one memory (LMDB, checksum, decode to bf16): p50 %.3f ms, p99 %.3f ms",
+                    BankBench.percentile(reads, 50), BankBench.percentile(reads, 99)))
         }
         // Cost of one more real-shaped case as the bank grows. Reaching 1e6 cases through `add` takes
         // most of an hour (and 1e6 real memories would be 512 GB), so the bank is filled by a
@@ -281,6 +301,7 @@ struct BankBench: ParsableCommand {
         )
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         let chunk = 8192
+        var searchRows = [String]()
         for target in steps {
             let fillStart = Date()
             while count < target {
@@ -330,6 +351,7 @@ struct BankBench: ParsableCommand {
             let after = Date().timeIntervalSince(t0) * 1000
             times.sort()
             let stats = try bank.statistics()
+            searchRows.append(try searchAndSnapshot(bank, cases: target, kind: stats.indexKind, rng: &rng))
             print(
                 String(
                     format:
@@ -345,6 +367,56 @@ struct BankBench: ParsableCommand {
                     Double(stats.indexFileBytes) / Double(stats.indexVectors)))
             fflush(nil)
         }
+        print("")
+        print(
+            """
+            Search through the bank (`SupportBank.search`, k = 10, one thread: FAISS plus reading the 10 records from \
+            LMDB), \(BankBench.searchQueries) random queries, at each size above; and `snapshot` (what `ragseg index \
+            snapshot` runs: compacted LMDB copy + index at its position) up to \(snapshotMax) cases:
+            """)
+        print("")
+        print(
+            "| cases | index | search p50 ms | search p99 ms | thread CPU p99 ms | snapshot s | LMDB copy s | "
+                + "snapshot MiB |")
+        print("|---|---|---|---|---|---|---|---|")
+        for row in searchRows { print(row) }
+    }
+
+    static let searchQueries = 1000
+
+    /// One table row: bank search latency at this size, and the time of a snapshot when the bank is small enough.
+    func searchAndSnapshot(_ bank: SupportBank, cases: Int, kind: IndexKind, rng: inout SeededRandom) throws -> String {
+        let queries = BankBench.fastVectors(BankBench.searchQueries, bank.metadata.embeddingDimension, rng: &rng)
+        let d = bank.metadata.embeddingDimension
+        var times = [Double](), cpuTimes = [Double]()
+        // This thread's CPU time too: on a shared machine the wall-clock tail is mostly time spent preempted.
+        func threadCPU() -> Double {
+            var t = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+            return Double(t.tv_sec) * 1e3 + Double(t.tv_nsec) / 1e6
+        }
+        for q in 0..<BankBench.searchQueries {
+            let query = Array(queries[(q * d)..<((q + 1) * d)])
+            let s = DispatchTime.now().uptimeNanoseconds
+            let c = threadCPU()
+            _ = try bank.search(query, k: 10)
+            cpuTimes.append(threadCPU() - c)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - s) / 1e6)
+        }
+        times.sort()
+        cpuTimes.sort()
+        var snapshot = "| | | |"
+        if cases <= snapshotMax {
+            let target = (scratch as NSString).appendingPathComponent("ragseg-bench-snapshot-\(getpid())")
+            defer { try? FileManager.default.removeItem(atPath: target) }
+            let report = try bank.snapshot(to: target)
+            snapshot = String(
+                format: "| %.2f | %.2f | %.0f |", report.seconds, report.copySeconds, Double(report.lmdbBytes) / 1048576
+            )
+        }
+        return String(
+            format: "| %d | %@ | %.3f | %.3f | %.3f ", cases, kind.rawValue, BankBench.percentile(times, 50),
+            BankBench.percentile(times, 99), BankBench.percentile(cpuTimes, 99)) + snapshot
     }
 
     /// n normalized Gaussian vectors, both Box-Muller outputs used (the bulk fill makes millions).

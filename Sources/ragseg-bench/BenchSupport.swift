@@ -30,6 +30,7 @@ struct SweepOptions: ParsableArguments {
 }
 
 extension IndexKind: ExpressibleByArgument {}
+extension MemoryCodec: ExpressibleByArgument {}
 
 /// Seconds on a monotonic clock.
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }

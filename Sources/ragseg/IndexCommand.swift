@@ -13,7 +13,7 @@ struct IndexCommand: ParsableCommand {
         discussion: "PATH is a bank directory; a bare name (no '/') means Indexes/NAME.",
         subcommands: [
             IndexCreate.self, IndexAdd.self, IndexMerge.self, IndexRemove.self, IndexInfo.self, IndexVerify.self,
-            IndexSearch.self,
+            IndexSearch.self, IndexSnapshot.self,
         ])
 }
 
@@ -117,6 +117,7 @@ struct IndexCreate: ParsableCommand {
     )
     var indexType = "auto"
     @Option(help: .hidden) var memoryShape: String?  // "C,H,W,P": stand-in banks with small memories (tests)
+    @OptionGroup var memoryCodec: MemoryCodecOptions
     @OptionGroup(title: "Volume settings (recorded in the bank)")
     var volume: VolumeSettingOptions
     @Option(help: "Take every setting from this bank (models, labels, preprocessing, volumes): a shard of a build.")
@@ -181,6 +182,7 @@ struct IndexCreate: ParsableCommand {
             memoryShape: shape, preprocessing: preprocessing, labels: labelNames, indexKind: kind)
         metadata.weightsPaths = weightsPaths
         metadata.volumeSettings = volumeSettings
+        if try memoryCodec.codec() != .bf16 { metadata.memoryCodec = try memoryCodec.codec() }
         let bankPath = resolveBankPath(path)
         _ = try SupportBank.create(at: bankPath, metadata: metadata)
         print(
@@ -341,7 +343,7 @@ struct IndexInfo: ParsableCommand {
         print("bank            \(bank.path)")
         print("format          \(m.formatVersion), created \(Date(timeIntervalSince1970: m.created))")
         print("cases           \(s.cases)")
-        print("memories        \(s.memories) (\(m.memoryShape))")
+        print("memories        \(s.memories) (\(m.memoryShape), stored \(m.codec))")
         print(
             "labels          \(m.labels.enumerated().map { "\($0.offset + 1)=\($0.element)" }.joined(separator: ", "))")
         print("retrieval model \(m.retrievalModel.name) \(m.retrievalModel.variant) sha256 \(m.retrievalModel.sha256)")

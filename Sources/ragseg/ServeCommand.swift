@@ -22,6 +22,7 @@ struct ServeCommand: AsyncParsableCommand {
             already in the bank). The files are stored under --uploads (default BANK/uploads) and the case \
             is searchable by the next request.
             Errors are JSON {"error": "..."}: 400 bad PNG, unknown label, k out of range, bad multipart; \
+            405 POST/PUT/PATCH/DELETE /cases with --read-only (header Allow empty); \
             413 body over --max-upload-mib; 415 /cases without multipart; 422 no case has the label.
             Model work runs one request at a time in arrival order. SIGTERM/SIGINT stop the server: requests \
             that reached it before are answered normally (an add commits); later ones get 503 {"error": ...} \
@@ -60,6 +61,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Threads for BLAS and the parallel loops (default: all cores).")
     var threads: Int?
 
+    @Flag(
+        help: """
+            Serve the bank read-only (a replica, e.g. of `ragseg index snapshot`): segmenting works, POST /cases \
+            and every other write answer 405; nothing in the bank's folder is written.
+            """)
+    var readOnly = false
+
     func validate() throws {
         guard (1...ServerConfiguration.maxK).contains(k) else {
             throw ValidationError("--k must be in 1...\(ServerConfiguration.maxK)")
@@ -75,20 +83,25 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         if let threads { Threads.set(threads) }
         let bankPath = resolveBankPath(index)
-        let bank = try SupportBank.open(at: bankPath)
+        let bank = try SupportBank.open(at: bankPath, readOnly: readOnly)
         let segmenter = try BankModels.segmenter(for: bank, dinov2: dinov2, sam2: sam2)
         let server = try SegmentationServer(
             segmenter: segmenter,
             configuration: ServerConfiguration(
                 host: host, port: port, k: k, maxUploadBytes: maxUploadMib << 20,
                 uploadsDirectory: uploads ?? (bankPath as NSString).appendingPathComponent("uploads"),
-                maxVolumeVoxels: maxVolumeVoxels))
+                maxVolumeVoxels: maxVolumeVoxels, readOnly: readOnly))
         let cases = try bank.statistics().cases
-        let host = self.host
+        let host = self.host, readOnly = self.readOnly
         try await server.run { port in
             FileHandle.standardError.write(
-                Data("ragseg serve: listening on http://\(host):\(port) (bank \(bankPath), \(cases) cases)\n".utf8))
+                Data(
+                    """
+                    ragseg serve: listening on http://\(host):\(port) (bank \(bankPath), \(cases) cases\
+                    \(readOnly ? ", read-only" : ""))\n
+                    """.utf8))
         }
-        FileHandle.standardError.write(Data("ragseg serve: stopped; index checkpointed\n".utf8))
+        FileHandle.standardError.write(
+            Data("ragseg serve: stopped\(readOnly ? "" : "; index checkpointed")\n".utf8))
     }
 }

@@ -218,10 +218,10 @@ final class BankCoreTests: XCTestCase {
         XCTAssertEqual(try storedVersion(bank), 2)
         XCTAssertTrue(bank.verify().ok, "\(bank.verify().problems)")
 
-        metadata.formatVersion = 3
+        metadata.formatVersion = 4
         // (create writes the metadata, then opens the bank as `open` does)
         XCTAssertThrowsError(try SupportBank.create(at: temporaryDirectory(), metadata: metadata)) {
-            XCTAssertTrue("\($0)".contains("format version 3 is not supported (this build reads 1...2)"), "\($0)")
+            XCTAssertTrue("\($0)".contains("format version 4 is not supported (this build reads 1...3)"), "\($0)")
         }
     }
 

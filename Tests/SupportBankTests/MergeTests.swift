@@ -116,6 +116,32 @@ final class MergeTests: XCTestCase {
         XCTAssertTrue(merged.verify().ok)
     }
 
+    /// Banks of another memory codec merge too: each stored memory is checked by that codec and copied as it is.
+    func testBanksOfAnotherMemoryCodecMergeWithTheirMemoriesUnchanged() throws {
+        for codec in [MemoryCodec.int8, .bf16Zstd] {
+            let dir = temporaryDirectory()
+            var template = makeMetadata(dimension: dimension, kind: .auto, labels: ["liver", "spleen"])
+            template.memoryCodec = codec
+            try makeBank(dir + "/a", template: template, seeds: Array(0..<6))
+            try makeBank(dir + "/b", template: template, seeds: Array(6..<12))
+            try makeBank(dir + "/single", template: template, seeds: Array(0..<12))
+            let report = try SupportBank.merge(into: dir + "/out", from: [dir + "/a", dir + "/b"])
+            XCTAssertEqual(report.cases, 12)
+            let merged = try SupportBank.open(at: dir + "/out"), single = try SupportBank.open(at: dir + "/single")
+            XCTAssertEqual(merged.metadata.codec, codec)
+            for record in try single.allRecords() {
+                let id = try XCTUnwrap(try merged.caseID(forContentHash: XCTUnwrap(hexBytes(record.contentHash))))
+                for label in Set(record.storedMemoryLabels) {
+                    let a = try XCTUnwrap(try merged.memory(id, label: label))
+                    let b = try XCTUnwrap(try single.memory(record.id, label: label))
+                    XCTAssertEqual(a.memoryBits, b.memoryBits, "\(codec) case \(record.id) label \(label)")
+                    XCTAssertEqual(a.pointer, b.pointer)
+                }
+            }
+            XCTAssertTrue(merged.verify().ok, "\(merged.verify().problems)")
+        }
+    }
+
     func testIncompatibleBanksAreRefusedNamingTheBankAndTheField() throws {
         let dir = temporaryDirectory()
         let template = makeMetadata(dimension: dimension, labels: ["liver", "spleen"])
@@ -130,6 +156,8 @@ final class MergeTests: XCTestCase {
         otherConfiguration.retrievalModel.configuration = #"{"depth":12}"#
         var otherPreprocessing = template
         otherPreprocessing.preprocessing = ["retrieval": "resize 224"]
+        var otherCodec = template
+        otherCodec.memoryCodec = .int8
         let cases: [(BankMetadata, String)] = [
             (otherWeights, "its support (SAM 2) model is test-support t sha256 cccc"),
             (otherLabels, #"its labels is ["liver", "kidney"], not ["liver", "spleen"]"#),
@@ -139,6 +167,7 @@ final class MergeTests: XCTestCase {
                 "its retrieval (DINOv2) model has another configuration: depth 12 (the bank's: absent)"
             ),
             (otherPreprocessing, "its preprocessing retrieval is resize 224, not absent"),
+            (otherCodec, "its memory codec is int8, not bf16"),
         ]
         for (i, (metadata, expected)) in cases.enumerated() {
             let other = dir + "/other\(i)"
