@@ -50,13 +50,7 @@ extension SupportBank {
     /// `index merge` count cases twice or miss them.
     @discardableResult
     public func recordShard(_ shard: ShardAssignment) throws -> BankMetadata {
-        guard !readOnly else { throw BankError.bank(path, "opened read-only") }
-        lock.lock()
-        defer { lock.unlock() }
-        return try env.write { txn in
-            let key = Array("bank".utf8)
-            guard let bytes = try txn.get(meta, key: key) else { throw BankError.bank(path, "bank metadata missing") }
-            var stored = try JSONDecoder().decode(BankMetadata.self, from: Data(bytes))
+        try updateStoredMetadata { stored, txn in
             if let existing = stored.shard {
                 guard existing == shard else {
                     throw BankError.bank(
@@ -66,7 +60,7 @@ extension SupportBank {
                         with `index create --template`)
                         """)
                 }
-                return stored
+                return false
             }
             let caseCount = try txn.count(cases)
             guard caseCount == 0 else {
@@ -78,8 +72,7 @@ extension SupportBank {
                     """)
             }
             stored.shard = shard
-            try txn.put(meta, key: key, value: Array(try JSONEncoder.sorted.encode(stored)))
-            return stored
+            return true
         }
     }
 }
@@ -108,15 +101,7 @@ struct ReadOnlyBank {
         } catch {
             throw BankError.bank(path, "not a support bank (\(error))")
         }
-        let metaDB = meta
-        guard let bytes = try env.read({ try $0.get(metaDB, key: Array("bank".utf8)) }),
-            let decoded = try? JSONDecoder().decode(BankMetadata.self, from: Data(bytes))
-        else {
-            throw BankError.bank(path, "bank metadata missing or unreadable")
-        }
-        guard BankMetadata.readableFormatVersions.contains(decoded.formatVersion) else {
-            throw BankError.bank(path, "format version \(decoded.formatVersion) is not supported by this build")
-        }
+        let decoded = try SupportBank.readMetadata(env, meta, path: path)
         metadata = decoded
     }
 

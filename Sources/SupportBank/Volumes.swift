@@ -9,23 +9,16 @@ extension SupportBank {
     /// stored metadata. `metadata` of this instance keeps what was read at open.
     @discardableResult
     public func recordVolumeSettings(_ settings: VolumeSettings) throws -> BankMetadata {
-        guard !readOnly else { throw BankError.bank(path, "opened read-only") }
-        lock.lock()
-        defer { lock.unlock() }
-        return try env.write { txn in
-            let key = Array("bank".utf8)
-            guard let bytes = try txn.get(meta, key: key) else { throw BankError.bank(path, "bank metadata missing") }
-            var stored = try JSONDecoder().decode(BankMetadata.self, from: Data(bytes))
+        try updateStoredMetadata { stored, _ in
             if let existing = stored.volumeSettings {
                 guard existing == settings else {
                     throw BankError.bank(
                         path, "was built with volume settings \(existing.summary), not \(settings.summary)")
                 }
-                return stored
+                return false
             }
             stored.volumeSettings = settings
-            try txn.put(meta, key: key, value: Array(try JSONEncoder.sorted.encode(stored)))
-            return stored
+            return true
         }
     }
 
