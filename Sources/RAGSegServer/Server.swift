@@ -431,16 +431,4 @@ public final class SegmentationServer: Sendable {
             return jsonResponse(reply, status: .ok)
         }
     }
-
-    static func writeDurably(_ bytes: [UInt8], to path: String) throws {
-        let temporary = path + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {
-            throw BankError.bank(path, "cannot write the uploaded file")
-        }
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
-        try handle.synchronize()
-        try handle.close()
-        try? FileManager.default.removeItem(atPath: path)
-        try FileManager.default.moveItem(atPath: temporary, toPath: path)
-    }
 }
