@@ -40,26 +40,16 @@ public struct IntensityVoxels: Sendable {
     /// The intensities of voxels `range` in stored order (a plane, a chunk).
     public func values(_ range: Range<Int>) -> [Float] {
         precondition(range.lowerBound >= 0 && range.upperBound <= count, "voxels \(range) of \(count)")
-        return [Float](unsafeUninitializedCapacity: range.count) { out, initialized in
-            walk(origin: range.lowerBound, rowStep: 0, columnStep: 1, rows: 1, columns: range.count) { i, v in
-                (out.baseAddress! + i).initialize(to: v)
-            }
-            initialized = range.count
+        return gathered(range.count) {
+            walk(origin: range.lowerBound, rowStep: 0, columnStep: 1, rows: 1, columns: range.count, $0)
         }
     }
 
     /// Every intensity in stored order, `chunk` at a time: `body(firstIndex, values)`.
     func forEachChunk(_ chunk: Int = 1 << 20, _ body: (Int, UnsafeBufferPointer<Float>) -> Void) {
-        var values = [Float](repeating: 0, count: min(chunk, count))
-        var first = 0
-        while first < count {
-            let n = min(chunk, count - first)
-            values.withUnsafeMutableBufferPointer { out in
-                walk(origin: first, rowStep: 0, columnStep: 1, rows: 1, columns: n) { i, v in out[i] = v }
-            }
-            values.withUnsafeBufferPointer { body(first, UnsafeBufferPointer(rebasing: $0[0..<n])) }
-            first += n
-        }
+        RAGSegIO.forEachChunk(
+            count: count, chunk: chunk, zero: 0,
+            walk: { walk(origin: $0, rowStep: 0, columnStep: 1, rows: 1, columns: $1, $2) }, body)
     }
 
     /// The whole frame as an array (small volumes and tests; the streaming paths never make one).
@@ -92,11 +82,8 @@ public struct LabelVoxels: Sendable {
     /// The labels of voxels `range` in stored order (a plane, a chunk).
     public func values(_ range: Range<Int>) -> [UInt16] {
         precondition(range.lowerBound >= 0 && range.upperBound <= count, "voxels \(range) of \(count)")
-        return [UInt16](unsafeUninitializedCapacity: range.count) { out, initialized in
-            walk(origin: range.lowerBound, rowStep: 0, columnStep: 1, rows: 1, columns: range.count) { i, v in
-                (out.baseAddress! + i).initialize(to: v)
-            }
-            initialized = range.count
+        return gathered(range.count) {
+            walk(origin: range.lowerBound, rowStep: 0, columnStep: 1, rows: 1, columns: range.count, $0)
         }
     }
 

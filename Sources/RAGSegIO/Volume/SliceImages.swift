@@ -41,12 +41,8 @@ public struct VolumeSliceImages: Sendable {
     public func intensities(_ index: Int) -> [Float] {
         precondition((0..<count).contains(index), "slice \(index) out of 0..<\(count)")
         let (origin, rowStep, columnStep) = layout.storedLayout(index: index)
-        let n = width * height
-        return [Float](unsafeUninitializedCapacity: n) { out, initialized in
-            voxels.walk(origin: origin, rowStep: rowStep, columnStep: columnStep, rows: height, columns: width) {
-                (out.baseAddress! + $0).initialize(to: $1)
-            }
-            initialized = n
+        return gathered(width * height) {
+            voxels.walk(origin: origin, rowStep: rowStep, columnStep: columnStep, rows: height, columns: width, $0)
         }
     }
 
@@ -82,12 +78,8 @@ public struct LabelSlices: Sendable {
     public func slice(_ index: Int) -> [UInt16] {
         precondition((0..<count).contains(index), "slice \(index) out of 0..<\(count)")
         let (origin, rowStep, columnStep) = layout.storedLayout(index: index)
-        let n = width * height
-        return [UInt16](unsafeUninitializedCapacity: n) { out, initialized in
-            voxels.walk(origin: origin, rowStep: rowStep, columnStep: columnStep, rows: height, columns: width) {
-                (out.baseAddress! + $0).initialize(to: $1)
-            }
-            initialized = n
+        return gathered(width * height) {
+            voxels.walk(origin: origin, rowStep: rowStep, columnStep: columnStep, rows: height, columns: width, $0)
         }
     }
 }

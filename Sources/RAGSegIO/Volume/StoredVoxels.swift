@@ -136,16 +136,9 @@ public struct StoredVoxels: Sendable {
     /// Every voxel in stored order, `chunk` voxels per call of `body(firstIndex, values)`: a pass over the
     /// whole volume that holds one chunk at a time.
     func forEachChunk(_ chunk: Int = 1 << 20, _ body: (Int, UnsafeBufferPointer<Double>) -> Void) {
-        var values = [Double](repeating: 0, count: min(chunk, count))
-        var first = 0
-        while first < count {
-            let n = min(chunk, count - first)
-            values.withUnsafeMutableBufferPointer { out in
-                walk(origin: first, rowStep: 0, columnStep: 1, rows: 1, columns: n) { i, v in out[i] = v }
-            }
-            values.withUnsafeBufferPointer { body(first, UnsafeBufferPointer(rebasing: $0[0..<n])) }
-            first += n
-        }
+        RAGSegIO.forEachChunk(
+            count: count, chunk: chunk, zero: 0,
+            walk: { walk(origin: $0, rowStep: 0, columnStep: 1, rows: 1, columns: $1, $2) }, body)
     }
 }
 
