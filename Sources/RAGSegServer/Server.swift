@@ -372,12 +372,7 @@ public final class SegmentationServer: Sendable {
                 .badRequest, "mask is \(mask.width)x\(mask.height) but the image is \(image.width)x\(image.height)")
         }
 
-        var hash = SHA256()
-        for bytes in [imageBytes, maskBytes] {
-            withUnsafeBytes(of: UInt64(bytes.count).littleEndian) { hash.update($0) }
-            hash.update(bytes)
-        }
-        let stem = String(hexString(hash.finalize()).prefix(32))
+        let stem = Self.uploadStem(imageBytes, maskBytes)
         let directory = configuration.uploadsDirectory
         let source = CaseSource(
             image: (directory as NSString).appendingPathComponent("\(stem)_image.png"),

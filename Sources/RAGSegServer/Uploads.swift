@@ -4,6 +4,17 @@ import Foundation
 import SupportBank
 
 extension SegmentationServer {
+    /// The name both files of one upload share: the first 32 hex digits of the SHA-256 of the two uploads,
+    /// each preceded by its length (so the same bytes split differently give another name).
+    static func uploadStem(_ image: [UInt8], _ mask: [UInt8]) -> String {
+        var hash = SHA256()
+        for bytes in [image, mask] {
+            withUnsafeBytes(of: UInt64(bytes.count).littleEndian) { hash.update($0) }
+            hash.update(bytes)
+        }
+        return String(hexString(hash.finalize()).prefix(32))
+    }
+
     static func writeDurably(_ bytes: [UInt8], to path: String) throws {
         let temporary = path + ".tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: Data(bytes)) else {

@@ -87,12 +87,7 @@ extension SegmentationServer {
         let slicing = VolumeSlicing(
             axis: sliceAxis, mapping: sliceMapping, labelCount: labelCount, limits: NIfTILimits(maxVoxels: limit))
 
-        var hash = SHA256()
-        for bytes in [imageBytes, labelBytes] {
-            withUnsafeBytes(of: UInt64(bytes.count).littleEndian) { hash.update($0) }
-            hash.update(bytes)
-        }
-        let stem = String(hexString(hash.finalize()).prefix(32))
+        let stem = Self.uploadStem(imageBytes, labelBytes)
         let directory = configuration.uploadsDirectory
         func file(_ role: String, _ bytes: [UInt8]) -> String {
             (directory as NSString).appendingPathComponent("\(stem)_\(role).nii\(NIfTI.isGzip(bytes) ? ".gz" : "")")
