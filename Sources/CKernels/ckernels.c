@@ -84,6 +84,8 @@ void ragseg_relu(float *x, size_t n) { DISPATCH(ragseg_relu, x, n) }
 void ragseg_sigmoid(float *x, size_t n) { DISPATCH(ragseg_sigmoid, x, n) }
 void ragseg_silu(float *x, size_t n) { DISPATCH(ragseg_silu, x, n) }
 float ragseg_exp_shifted_sum(float *x, size_t n) { DISPATCH(ragseg_exp_shifted_sum, x, n) }
+float ragseg_row_max(const float *x, size_t n) { DISPATCH(ragseg_row_max, x, n) }
+float ragseg_exp_minus_sum(float *x, size_t n, float shift) { DISPATCH(ragseg_exp_minus_sum, x, n, shift) }
 
 int ragseg_kernels_set_level(const char *name) {
     level_t detected = LEVEL_UNKNOWN, wanted;
@@ -113,10 +115,21 @@ int ragseg_parallel_depth(void) { return parallel_depth; }
 
 void ragseg_configure_allocator(void) {
 #if defined(__GLIBC__)
-    // Every block comes from the heap, big ones included: an mmap-backed block (glibc's threshold is at most
-    // 32 MiB, and a Hiera-T qkv output is 75 MB) is unmapped when freed, so the next one faults in fresh
-    // zeroed pages, 3% of the image encoder. Freed heap memory is reused instead, and kept up to 1 GiB.
+    // Every block comes from the main heap, big ones included, and freed memory is reused, kept up to 1 GiB:
+    // - An mmap-backed block (glibc's threshold is at most 32 MiB, and a Hiera-T qkv output is 75 MB) is
+    //   unmapped when freed, so the next one faults in fresh zeroed pages (3% of the image encoder).
+    // - One arena: a thread other than the main one (Swift's async commands and the server run on such
+    //   threads) otherwise allocates from its own arena, made of 64 MiB heaps that glibc maps and unmaps as
+    //   tensors come and go; a block larger than a heap is mmapped whatever M_MMAP_MAX says. That churn cost
+    //   about 90,000 page faults per image encoding, 10% of the bf16 encoder's CPU time (perf, Zen 5); with one
+    //   arena the encoder faults only on its first run (and fp32 queries also gained 2-3%). The encoders'
+    //   allocations are few and large, so one lock for all threads costs them nothing measurable; many
+    //   concurrent small server requests were not measured.
+    // Set when the library is loaded, before any thread has picked an arena.
+    mallopt(M_ARENA_MAX, 1);
     mallopt(M_MMAP_MAX, 0);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
 }
+
+__attribute__((constructor)) static void configure_allocator_at_load(void) { ragseg_configure_allocator(); }

@@ -13,6 +13,12 @@ void ragseg_gelu(float *x, size_t n);
 /// A row of -inf (fully masked) becomes exp(x - 0) = 0 everywhere and returns 0.
 float ragseg_exp_shifted_sum(float *x, size_t n);
 
+/// The two halves of ragseg_exp_shifted_sum, for softmax over a row that arrives in pieces: the largest
+/// value of x (-inf for an empty or all -inf row; NaN is ignored), and x[i] = exp(x[i] - shift) returning
+/// the sum of the new values.
+float ragseg_row_max(const float *x, size_t n);
+float ragseg_exp_minus_sum(float *x, size_t n, float shift);
+
 /// x[i] = max(x[i], 0) (ReLU; NaN becomes 0).
 void ragseg_relu(float *x, size_t n);
 
@@ -29,10 +35,10 @@ void ragseg_parallel_enter(void);
 void ragseg_parallel_exit(void);
 int ragseg_parallel_depth(void);
 
-/// Tells glibc's malloc to keep freed memory for reuse (no mmap-backed blocks, 1 GiB trim threshold)
-/// instead of returning it to the kernel after every large temporary: the encoders allocate and free tens
-/// of megabytes per layer, and faulting fresh zeroed pages back in took ~5-8% of the SAM 2 image encoder.
-/// No-op off glibc.
+/// Tells glibc's malloc to keep freed memory for reuse (one arena, no mmap-backed blocks, 1 GiB trim
+/// threshold) instead of returning it to the kernel after every large temporary: the encoders allocate and
+/// free tens of megabytes per layer, and faulting fresh zeroed pages back in took 5-10% of the SAM 2 image
+/// encoder. Runs when the library is loaded; calling it again is harmless. No-op off glibc.
 void ragseg_configure_allocator(void);
 
 /// Runs the kernels at a lower level than the CPU's best ("baseline", "avx2", "avx512"), so tests can
