@@ -37,12 +37,13 @@ struct key {
     long m, n, k, lda, ldb, ldc;
     int type, trans_a, trans_b;
     float alpha, beta;
+    int has_bias, activation, c_type;
 };
 
 struct entry {
     struct key key;
     dnnl_primitive_t primitive;
-    const dnnl_memory_desc_t *a_md, *b_md, *c_md, *scratch_md;
+    const dnnl_memory_desc_t *a_md, *b_md, *bias_md, *c_md, *scratch_md;
     dnnl_primitive_desc_t pd;
     size_t scratch_size;
     int used;
@@ -72,25 +73,33 @@ static int create_pd(const struct key *key, dnnl_primitive_desc_t *pd) {
     pthread_once(&engine_once, create_engine);
     CHECK(engine_status);
     dnnl_data_type_t dt = key->type == RAGSEG_DNNL_BF16 ? dnnl_bf16 : dnnl_f32;
-    dnnl_memory_desc_t a_md, b_md, c_md;
+    dnnl_memory_desc_t a_md, b_md, bias_md, c_md;
     dnnl_status_t s;
     init_md(&a_md, key->m, key->k, key->trans_a, key->lda, dt, &s);
     CHECK(s);
     init_md(&b_md, key->k, key->n, key->trans_b, key->ldb, dt, &s);
     CHECK(s);
-    init_md(&c_md, key->m, key->n, 0, key->ldc, dnnl_f32, &s);
+    init_md(&bias_md, 1, key->n, 0, key->n, dnnl_f32, &s);
+    CHECK(s);
+    init_md(&c_md, key->m, key->n, 0, key->ldc, key->c_type == RAGSEG_DNNL_BF16 ? dnnl_bf16 : dnnl_f32, &s);
     CHECK(s);
     dnnl_matmul_desc_t desc;
-    CHECK(dnnl_matmul_desc_init(&desc, &a_md, &b_md, NULL, &c_md));
+    CHECK(dnnl_matmul_desc_init(&desc, &a_md, &b_md, key->has_bias ? &bias_md : NULL, &c_md));
     dnnl_primitive_attr_t attr;
     CHECK(dnnl_primitive_attr_create(&attr));
     s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     if (s == dnnl_success && key->alpha != 1.0f) s = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &key->alpha);
-    if (s == dnnl_success && key->beta != 0.0f) {
+    // Post-ops run in order on the fp32 accumulator (bias already added): the sum (beta = 1) and then the
+    // activation, before the one rounding to the destination type.
+    if (s == dnnl_success && (key->beta != 0.0f || key->activation != RAGSEG_DNNL_NO_ACTIVATION)) {
         dnnl_post_ops_t ops;
         s = dnnl_post_ops_create(&ops);
         if (s == dnnl_success) {
-            s = dnnl_post_ops_append_sum(ops, key->beta);
+            if (key->beta != 0.0f) s = dnnl_post_ops_append_sum(ops, key->beta);
+            if (s == dnnl_success && key->activation != RAGSEG_DNNL_NO_ACTIVATION)
+                s = dnnl_post_ops_append_eltwise(
+                    ops, 1.0f, key->activation == RAGSEG_DNNL_GELU ? dnnl_eltwise_gelu_erf : dnnl_eltwise_relu,
+                    0.0f, 0.0f);
             if (s == dnnl_success) s = dnnl_primitive_attr_set_post_ops(attr, ops);
             dnnl_post_ops_destroy(ops);
         }
@@ -110,6 +119,7 @@ static int fill_entry(struct entry *e, const struct key *key) {
     e->key = *key;
     e->a_md = dnnl_primitive_desc_query_md(e->pd, dnnl_query_src_md, 0);
     e->b_md = dnnl_primitive_desc_query_md(e->pd, dnnl_query_weights_md, 0);
+    e->bias_md = key->has_bias ? dnnl_primitive_desc_query_md(e->pd, dnnl_query_weights_md, 1) : NULL;
     e->c_md = dnnl_primitive_desc_query_md(e->pd, dnnl_query_dst_md, 0);
     e->scratch_md = dnnl_primitive_desc_query_md(e->pd, dnnl_query_scratchpad_md, 0);
     e->scratch_size = e->scratch_md ? dnnl_memory_desc_get_size(e->scratch_md) : 0;
@@ -144,7 +154,7 @@ static int lookup(const struct key *key, struct entry **out, struct entry *spare
     return fill_entry(spare, key);
 }
 
-static int run(struct entry *e, const void *a, const void *b, float *c) {
+static int run(struct entry *e, const void *a, const void *b, const float *bias, void *c) {
     if (!thread_stream) CHECK(dnnl_stream_create(&thread_stream, engine, dnnl_stream_default_flags));
     if (e->scratch_size > thread_scratch_size) {
         free(thread_scratch);
@@ -152,19 +162,23 @@ static int run(struct entry *e, const void *a, const void *b, float *c) {
         thread_scratch_size = thread_scratch ? e->scratch_size : 0;
         if (!thread_scratch) return (int)dnnl_out_of_memory;
     }
-    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, ms = NULL;
+    dnnl_memory_t ma = NULL, mb = NULL, mbias = NULL, mc = NULL, ms = NULL;
     dnnl_status_t s = dnnl_memory_create(&ma, e->a_md, engine, (void *)a);
     if (s == dnnl_success) s = dnnl_memory_create(&mb, e->b_md, engine, (void *)b);
+    if (s == dnnl_success && e->bias_md) s = dnnl_memory_create(&mbias, e->bias_md, engine, (void *)bias);
     if (s == dnnl_success) s = dnnl_memory_create(&mc, e->c_md, engine, c);
     if (s == dnnl_success && e->scratch_size > 0) s = dnnl_memory_create(&ms, e->scratch_md, engine, thread_scratch);
     if (s == dnnl_success) {
-        dnnl_exec_arg_t args[4] = {
-            {DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}, {DNNL_ARG_SCRATCHPAD, ms}};
-        s = dnnl_primitive_execute(e->primitive, thread_stream, ms ? 4 : 3, args);
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
+        int count = 3;
+        if (mbias) args[count++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mbias};
+        if (ms) args[count++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, ms};
+        s = dnnl_primitive_execute(e->primitive, thread_stream, count, args);
         if (s == dnnl_success) s = dnnl_stream_wait(thread_stream);
     }
     if (ma) dnnl_memory_destroy(ma);
     if (mb) dnnl_memory_destroy(mb);
+    if (mbias) dnnl_memory_destroy(mbias);
     if (mc) dnnl_memory_destroy(mc);
     if (ms) dnnl_memory_destroy(ms);
     return (int)s;
@@ -173,17 +187,29 @@ static int run(struct entry *e, const void *a, const void *b, float *c) {
 int ragseg_dnnl_matmul(
     int type, int trans_a, int trans_b, long m, long n, long k, float alpha, const void *a, long lda,
     const void *b, long ldb, float beta, float *c, long ldc) {
+    return ragseg_dnnl_matmul_fused(
+        type, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, NULL, RAGSEG_DNNL_NO_ACTIVATION, beta, c,
+        RAGSEG_DNNL_F32, ldc);
+}
+
+int ragseg_dnnl_matmul_fused(
+    int type, int trans_a, int trans_b, long m, long n, long k, float alpha, const void *a, long lda,
+    const void *b, long ldb, const float *bias, int activation, float beta, void *c, int c_type, long ldc) {
     if (m <= 0 || n <= 0 || k <= 0 || (beta != 0.0f && beta != 1.0f)) return (int)dnnl_invalid_arguments;
+    if (activation < RAGSEG_DNNL_NO_ACTIVATION || activation > RAGSEG_DNNL_RELU) return (int)dnnl_invalid_arguments;
+    // The sum post-op would read back a bf16 destination; nothing here needs that, so it is not offered.
+    if (c_type == RAGSEG_DNNL_BF16 && beta != 0.0f) return (int)dnnl_invalid_arguments;
     omp_set_num_threads(1);
     struct key key;
     memset(&key, 0, sizeof key);  // padding bytes take part in hashing and comparison
     key.m = m, key.n = n, key.k = k, key.lda = lda, key.ldb = ldb, key.ldc = ldc;
     key.type = type, key.trans_a = trans_a != 0, key.trans_b = trans_b != 0, key.alpha = alpha, key.beta = beta;
+    key.has_bias = bias != NULL, key.activation = activation, key.c_type = c_type == RAGSEG_DNNL_BF16;
     struct entry spare, *e;
     int owned;
     int status = lookup(&key, &e, &spare, &owned);
     if (status != 0) return status;
-    status = run(e, a, b, c);
+    status = run(e, a, b, bias, c);
     if (owned) {
         dnnl_primitive_destroy(e->primitive);
         dnnl_primitive_desc_destroy(e->pd);
@@ -199,6 +225,7 @@ int ragseg_dnnl_matmul_impl(
     memset(&key, 0, sizeof key);
     key.m = m, key.n = n, key.k = k, key.lda = lda, key.ldb = ldb, key.ldc = ldc;
     key.type = type, key.trans_a = trans_a != 0, key.trans_b = trans_b != 0, key.alpha = 1, key.beta = 0;
+    key.c_type = RAGSEG_DNNL_F32;
     dnnl_primitive_desc_t pd;
     CHECK(create_pd(&key, &pd));
     const char *impl = NULL;

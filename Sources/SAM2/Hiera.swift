@@ -51,9 +51,9 @@ struct HieraBlock: Sendable {
             window > 0
             ? windowPartition(normed, window: window)
             : normed.reshaped([1, height * width, layout.dimIn])
-        var q = query(tokens)
-        let k = key(tokens)
-        let v = value(tokens)
+        let qkv = linears([query, key, value], sharing: tokens)
+        var q = qkv[0]
+        let k = qkv[1], v = qkv[2]
         if layout.qPool {
             // Pool the queries on each window's own grid (or the whole map for a global block).
             q =

@@ -39,17 +39,93 @@ let bfloat16MinimumProduct = 1 << 20
     Precision.current == .bf16 && m * n * k >= bfloat16MinimumProduct
 }
 
-/// out[r] (+)= x[r] · weightᵀ for rows of x in fp32, weight [outFeatures, inFeatures] in bf16: the rows are
-/// rounded to bf16 into a scratch block, then one oneDNN product with beta = 1 onto what `out` holds.
-/// Runs on the calling thread.
+/// out[r] = x[r] · weightᵀ + bias, or with `accumulate` out[r] += x[r] · weightᵀ + bias, for rows of x in
+/// fp32, weight [outFeatures, inFeatures] in bf16: the rows are rounded to bf16 into a scratch block, then one
+/// oneDNN product whose bias and sum are post-ops, so `out` is written once (and read once to accumulate)
+/// with no pass of its own for the bias. Runs on the calling thread.
 func linearRowsBFloat16(
     _ x: UnsafePointer<Float>, rows: Int, inFeatures: Int, weight: UnsafePointer<UInt16>, outFeatures: Int,
-    out: UnsafeMutablePointer<Float>
+    bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, accumulate: Bool
 ) {
     let scratch = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * inFeatures)
     defer { scratch.deallocate() }
     ragseg_to_bf16(x, scratch, rows * inFeatures)
     OneDNN.matmul(
         .bf16, transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures,
-        a: scratch, lda: inFeatures, b: weight, ldb: inFeatures, beta: 1, c: out, ldc: outFeatures)
+        a: scratch, lda: inFeatures, b: weight, ldb: inFeatures, bias: bias, beta: accumulate ? 1 : 0, c: out,
+        ldc: outFeatures)
+}
+
+/// `layers.map { $0(x) }` for layers that read the same input (an attention's q, k and v), except that
+/// under `Precision.bf16` the input is rounded to bf16 once for all of them instead of once per layer.
+public func linears(_ layers: [Linear], sharing x: Tensor) -> [Tensor] {
+    guard let inFeatures = layers.first?.inputDim, layers.count > 1, Precision.current == .bf16,
+        x.rank >= 1, x.dim(-1) == inFeatures, layers.allSatisfy({ $0.inputDim == inFeatures })
+    else { return layers.map { $0(x) } }
+    let rows = x.count / max(inFeatures, 1)
+    guard rows > 0, layers.allSatisfy({ runsInBFloat16(m: rows, n: $0.outputDim, k: inFeatures) }) else {
+        return layers.map { $0(x) }
+    }
+    let input = [UInt16](unsafeUninitializedCapacity: x.count) { buffer, initialized in
+        x.withUnsafeBufferPointer { px in
+            let source = px.baseAddress!, bits = buffer.baseAddress!
+            parallelRanges(rows, grain: max(1, (1 << 15) / inFeatures)) { range in
+                ragseg_to_bf16(source + range.lowerBound * inFeatures, bits + range.lowerBound * inFeatures,
+                    range.count * inFeatures)
+            }
+        }
+        initialized = x.count
+    }
+    return layers.map { layer in
+        var shape = x.shape
+        shape[shape.count - 1] = layer.outputDim
+        let outFeatures = layer.outputDim, weight = layer.packed.bits(of: layer.weight)
+        return Tensor(shape: shape) { out in
+            input.withUnsafeBufferPointer { pi in
+                withOptionalPointers(layer.bias, weight) { bias, pw in
+                    forRowBlocks(rows, product: rows * outFeatures * inFeatures) { range in
+                        OneDNN.matmul(
+                            .bf16, transA: false, transB: true, m: range.count, n: outFeatures, k: inFeatures,
+                            a: pi.baseAddress! + range.lowerBound * inFeatures, lda: inFeatures, b: pw!,
+                            ldb: inFeatures, bias: bias, c: out.baseAddress! + range.lowerBound * outFeatures,
+                            ldc: outFeatures)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One chunk of `addFeedForward` in bf16: out[r] += activation(x[r] · W1ᵀ + b1) · W2ᵀ + b2. The first
+/// product's bias and activation run inside oneDNN on its fp32 accumulator, which is then rounded once to the
+/// bf16 hidden block the second product reads: the wide hidden activations are written once, at half the
+/// width of fp32, and never converted or activated in a pass of their own. Runs on the calling thread.
+func feedForwardRowsBFloat16(
+    _ x: UnsafePointer<Float>, rows: Int, width: Int, hiddenWidth: Int, outWidth: Int,
+    hiddenWeight: UnsafePointer<UInt16>, hiddenBias: UnsafePointer<Float>, outputWeight: UnsafePointer<UInt16>,
+    outputBias: UnsafePointer<Float>, activation: FeedForwardActivation, out: UnsafeMutablePointer<Float>
+) {
+    let input = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * width)
+    let hidden = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * hiddenWidth)
+    defer {
+        input.deallocate()
+        hidden.deallocate()
+    }
+    ragseg_to_bf16(x, input, rows * width)
+    OneDNN.matmul(
+        .bf16, transA: false, transB: true, m: rows, n: hiddenWidth, k: width, a: input, lda: width,
+        b: hiddenWeight, ldb: width, bias: hiddenBias, activation: activation.oneDNN, c: hidden, output: .bf16,
+        ldc: hiddenWidth)
+    OneDNN.matmul(
+        .bf16, transA: false, transB: true, m: rows, n: outWidth, k: hiddenWidth, a: hidden, lda: hiddenWidth,
+        b: outputWeight, ldb: hiddenWidth, bias: outputBias, beta: 1, c: out, ldc: outWidth)
+}
+
+extension FeedForwardActivation {
+    var oneDNN: OneDNN.Activation {
+        switch self {
+        case .gelu: .gelu
+        case .relu: .relu
+        }
+    }
 }

@@ -89,6 +89,15 @@ public func addFeedForward(
                                 withOptionalPointers(nil, outputWeightBF16) { _, o16 in
                                     parallelFor(chunks) { chunk in
                                         let start = chunk * chunkRows, rows = min(chunkRows, tokens - start)
+                                        if let h16, let o16, runsInBFloat16(m: rows, n: hiddenWidth, k: width) {
+                                            feedForwardRowsBFloat16(
+                                                source + start * width, rows: rows, width: width,
+                                                hiddenWidth: hiddenWidth, outWidth: outWidth, hiddenWeight: h16,
+                                                hiddenBias: b1.baseAddress!, outputWeight: o16,
+                                                outputBias: b2.baseAddress!, activation: activation,
+                                                out: out + start * outWidth)
+                                            return
+                                        }
                                         let hidden = UnsafeMutablePointer<Float>.allocate(capacity: rows * hiddenWidth)
                                         defer { hidden.deallocate() }
                                         linearRows(

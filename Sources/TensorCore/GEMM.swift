@@ -132,14 +132,15 @@ public func linearRows(
     accumulate: Bool = false, weightBF16: UnsafePointer<UInt16>? = nil
 ) {
     let bf16 = weightBF16 != nil && runsInBFloat16(m: rows, n: outFeatures, k: inFeatures)
-    let units = (rows + gemmSplitAlignment - 1) / gemmSplitAlignment
-    let worthSplitting = rows * outFeatures * inFeatures >= 1 << 20
-    let parts = worthSplitting ? min(Threads.count, units) : 1
-    parallelFor(parts) { part in
-        let start = min(rows, part * units / parts * gemmSplitAlignment)
-        let end = min(rows, (part + 1) * units / parts * gemmSplitAlignment)
-        guard end > start else { return }
+    forRowBlocks(rows, product: rows * outFeatures * inFeatures) { range in
+        let start = range.lowerBound, end = range.upperBound
         let c = out + start * outFeatures
+        if bf16, let weightBF16 {
+            linearRowsBFloat16(
+                x + start * inFeatures, rows: end - start, inFeatures: inFeatures, weight: weightBF16,
+                outFeatures: outFeatures, bias: bias, out: c, accumulate: accumulate)
+            return
+        }
         if accumulate {
             if let bias {
                 for r in 0..<(end - start) {
@@ -152,15 +153,22 @@ public func linearRows(
         } else {
             c.update(repeating: 0, count: (end - start) * outFeatures)
         }
-        if bf16, let weightBF16 {
-            linearRowsBFloat16(
-                x + start * inFeatures, rows: end - start, inFeatures: inFeatures, weight: weightBF16,
-                outFeatures: outFeatures, out: c)
-            return
-        }
         gemm(
             transA: false, transB: true, m: end - start, n: outFeatures, k: inFeatures,
             a: x + start * inFeatures, lda: inFeatures, b: weight, ldb: inFeatures,
             beta: 1, c: c, ldc: outFeatures)
+    }
+}
+
+/// Runs `body` on one block of rows per worker (block edges on multiples of `gemmSplitAlignment`) when the
+/// product (`product` multiply-adds) is worth splitting, else on all rows inline. Each block's product then
+/// runs on its own core, with whatever per-row preparation it needs done in cache by the same core.
+func forRowBlocks(_ rows: Int, product: Int, _ body: (Range<Int>) -> Void) {
+    let units = (rows + gemmSplitAlignment - 1) / gemmSplitAlignment
+    let parts = product >= 1 << 20 ? min(Threads.count, units) : 1
+    parallelFor(parts) { part in
+        let start = min(rows, part * units / parts * gemmSplitAlignment)
+        let end = min(rows, (part + 1) * units / parts * gemmSplitAlignment)
+        if end > start { body(start..<end) }
     }
 }

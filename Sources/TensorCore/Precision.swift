@@ -97,20 +97,33 @@ public enum OneDNN {
         case bf16 = 1
     }
 
-    /// Row-major C = alpha · op(A) · op(B) + beta · C on the calling thread (beta 0 or 1), A and B of `type`.
-    /// Operands must be dense (leading dimension = row length): oneDNN's fast kernels take no other layout.
+    /// An activation applied to a product's fp32 result inside oneDNN, before it is stored.
+    public enum Activation: Int32, Sendable {
+        case none = 0
+        /// GELU with the exact erf, PyTorch's `nn.GELU()`.
+        case gelu = 1
+        case relu = 2
+    }
+
+    /// Row-major C = activation(alpha · op(A) · op(B) + bias + beta · C) on the calling thread (beta 0 or 1),
+    /// A and B of `type`, bias [n] fp32 (optional) added to every row, C of `output` type (bf16 bits rounded
+    /// once from the fp32 result, beta 0). Operands must be dense (leading dimension = row length): oneDNN's
+    /// fast kernels take no other layout. The bias, the sum and the activation are oneDNN post-ops on the
+    /// accumulator, so none of them costs a pass over C of its own.
     /// A failure here, after the startup probe succeeded, is a broken installation or a bug: it stops the
     /// process with oneDNN's message rather than returning wrong numbers.
     @inline(__always)
     public static func matmul(
         _ type: ElementType, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
-        a: UnsafeRawPointer, lda: Int, b: UnsafeRawPointer, ldb: Int, beta: Float = 0,
-        c: UnsafeMutablePointer<Float>, ldc: Int
+        a: UnsafeRawPointer, lda: Int, b: UnsafeRawPointer, ldb: Int, bias: UnsafePointer<Float>? = nil,
+        activation: Activation = .none, beta: Float = 0, c: UnsafeMutableRawPointer, output: ElementType = .f32,
+        ldc: Int
     ) {
-        let status = ragseg_dnnl_matmul(
-            type.rawValue, transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        let status = ragseg_dnnl_matmul_fused(
+            type.rawValue, transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, bias,
+            activation.rawValue, beta, c, output.rawValue, ldc)
         if status != 0 {
-            fatalError("oneDNN matmul \(m)x\(n)x\(k) (\(type)) failed: \(text(status))")
+            fatalError("oneDNN matmul \(m)x\(n)x\(k) (\(type) -> \(output)) failed: \(text(status))")
         }
     }
 }

@@ -20,6 +20,17 @@ int ragseg_dnnl_matmul(
     int type, int trans_a, int trans_b, long m, long n, long k, float alpha, const void *a, long lda,
     const void *b, long ldb, float beta, float *c, long ldc);
 
+/// Activations fused into a product (a oneDNN eltwise post-op on the fp32 accumulator): none, GELU with the
+/// exact erf (PyTorch's nn.GELU()), ReLU.
+enum ragseg_dnnl_activation { RAGSEG_DNNL_NO_ACTIVATION = 0, RAGSEG_DNNL_GELU = 1, RAGSEG_DNNL_RELU = 2 };
+
+/// The same product with a fused epilogue: C = activation(alpha * op(A) * op(B) + bias + beta * C), bias
+/// ([n] fp32, may be NULL) added to every row, C of `c_type` (fp32, or bf16 bits rounded once from the fp32
+/// result; beta must be 0 then).
+int ragseg_dnnl_matmul_fused(
+    int type, int trans_a, int trans_b, long m, long n, long k, float alpha, const void *a, long lda,
+    const void *b, long ldb, const float *bias, int activation, float beta, void *c, int c_type, long ldc);
+
 /// The implementation oneDNN picks for that product (e.g. "brg:avx512_core_bf16"), written into `name`.
 int ragseg_dnnl_matmul_impl(
     int type, int trans_a, int trans_b, long m, long n, long k, long lda, long ldb, long ldc, char *name,
