@@ -121,4 +121,28 @@ final class BFloat16PrecisionTests: XCTestCase {
             XCTAssertLessThan(worst, 1e-4, "\(activation)")
         }
     }
+
+    func testAttentionOverSeveralKeyTiles() throws {
+        // 5,000 keys: three key tiles of 1,667, 1,667 and 1,666 (attentionKeyTile 2,048). The last keys score
+        // highest, so each later tile raises the rows' running maximum and the earlier partial sums must be
+        // rescaled.
+        let q = randomTensor([70, 64], seed: 21)
+        var k = randomTensor([5000, 64], seed: 22)
+        for i in 3400..<5000 { for c in 0..<64 { k.data[i * 64 + c] *= 3 } }
+        let v = randomTensor([5000, 64], seed: 23)
+        XCTAssertGreaterThan(5000, attentionKeyTile * 2, "the test needs at least three key tiles")
+        try Precision.use(.bf16)
+        let out = attention(query: q, key: k, value: v, heads: 1)
+        try Precision.use(.fp32)
+        let rows = Array(0..<70)
+        let expected = naiveAttentionRows(
+            q: roundedToBFloat16(q), k: roundedToBFloat16(k), v: roundedToBFloat16(v), heads: 1, scale: 1 / 8,
+            rows: rows)
+        var worst: Float = 0
+        for i in rows { for c in 0..<64 { worst = max(worst, abs(out.data[i * 64 + c] - expected[i][c])) } }
+        // As with one tile: the bf16 rounding of the probabilities, measured 6.2e-5.
+        // The running maxima rise by about 2 across the tiles: partial sums left unscaled would weigh the first
+        // tiles several times too much, far outside this bound.
+        XCTAssertLessThan(worst, 5e-4)
+    }
 }
