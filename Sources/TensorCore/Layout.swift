@@ -9,6 +9,13 @@ public func permuted(_ x: Tensor, _ axes: [Int]) -> Tensor {
     let outShape = axes.map { x.shape[$0] }
     if x.count == 0 { return Tensor(zeros: outShape) }
     if axes == Array(0..<rank) { return x }
+    // A rotation of the axes (CHW <-> HWC, a matrix transpose) is the transpose of x seen as a matrix.
+    if let split = (1..<rank).first(where: { axes == Array($0..<rank) + Array(0..<$0) }) {
+        let rows = x.shape[0..<split].reduce(1, *), columns = x.count / rows
+        return Tensor(shape: outShape) { out in
+            x.withUnsafeBufferPointer { transposed($0.baseAddress!, rows: rows, columns: columns, into: out.baseAddress!) }
+        }
+    }
     var inStrides = [Int](repeating: 1, count: rank)
     for i in stride(from: rank - 2, through: 0, by: -1) { inStrides[i] = inStrides[i + 1] * x.shape[i + 1] }
     // Trailing output axes that are also the trailing input axes, in order, form one contiguous run.
@@ -49,6 +56,29 @@ public func permuted(_ x: Tensor, _ axes: [Int]) -> Tensor {
                         a -= 1
                     }
                 }
+            }
+        }
+    }
+}
+
+/// out [columns, rows] = xᵀ for x [rows, columns], row-major, in 32 x 32 tiles: both sides are read and
+/// written a cache line at a time (element by element, the image encoder's four CHW/HWC permutes took 2.5 %
+/// of a bf16 query). Tiles of rows are split over the workers.
+func transposed(_ x: UnsafePointer<Float>, rows: Int, columns: Int, into out: UnsafeMutablePointer<Float>) {
+    let tile = 32
+    let rowTiles = (rows + tile - 1) / tile
+    let parts = rows * columns >= 1 << 16 ? min(Threads.count, rowTiles) : 1
+    parallelFor(parts) { part in
+        for rowTile in (part * rowTiles / parts)..<((part + 1) * rowTiles / parts) {
+            let r0 = rowTile * tile, r1 = min(rows, r0 + tile)
+            var c0 = 0
+            while c0 < columns {
+                let c1 = min(columns, c0 + tile)
+                for r in r0..<r1 {
+                    let source = x + r * columns
+                    for c in c0..<c1 { out[c * rows + r] = source[c] }
+                }
+                c0 = c1
             }
         }
     }

@@ -10,3 +10,28 @@ final class TensorTests: XCTestCase {
         XCTAssertEqual(r.data, t.data)
     }
 }
+
+/// Rotations of the axes (CHW -> HWC, HWC -> CHW, 2-D transposes) take a tiled-transpose path in `permuted`;
+/// checked element by element against index arithmetic, on shapes that are not multiples of the 32 x 32 tile
+/// and on one large enough to be split over the workers.
+final class PermuteRotationTests: XCTestCase {
+    func testRotationsMoveEveryElementWhereTheIndexSays() {
+        for shape in [[3, 5, 7], [96, 33, 65], [1, 40, 1], [70, 130]] {
+            let count = shape.reduce(1, *)
+            let x = Tensor(shape: shape, data: (0..<count).map { Float($0) })
+            let rank = shape.count
+            for split in 1..<rank {
+                let axes = Array(split..<rank) + Array(0..<split)
+                let y = permuted(x, axes)
+                XCTAssertEqual(y.shape, axes.map { shape[$0] })
+                let rows = shape[0..<split].reduce(1, *), columns = count / rows
+                for r in 0..<rows {
+                    for c in 0..<columns where y.data[c * rows + r] != Float(r * columns + c) {
+                        XCTFail("\(shape) \(axes): element (\(r), \(c)) is \(y.data[c * rows + r])")
+                        return
+                    }
+                }
+            }
+        }
+    }
+}
