@@ -38,6 +38,7 @@ struct key {
     int type, trans_a, trans_b;
     float alpha, beta;
     int has_bias, activation, c_type;
+    long batch;  // 1: one product; more: that many products of the same shape, operands one after another
 };
 
 struct entry {
@@ -62,8 +63,16 @@ static unsigned long hash_key(const struct key *k) {
     return h;
 }
 
-static void init_md(dnnl_memory_desc_t *md, long rows, long cols, int trans, long ld, dnnl_data_type_t dt,
-                    dnnl_status_t *status) {
+// A [rows, cols] operand (stored transposed when `trans`) with leading dimension ld; with batch > 1, a
+// [batch, rows, cols] stack of such matrices stored one after another.
+static void init_md(dnnl_memory_desc_t *md, long batch, long rows, long cols, int trans, long ld,
+                    dnnl_data_type_t dt, dnnl_status_t *status) {
+    if (batch > 1) {
+        dnnl_dims_t dims = {batch, rows, cols};
+        dnnl_dims_t strides = {(trans ? cols : rows) * ld, trans ? 1 : ld, trans ? ld : 1};
+        *status = dnnl_memory_desc_init_by_strides(md, 3, dims, dt, strides);
+        return;
+    }
     dnnl_dims_t dims = {rows, cols};
     dnnl_dims_t strides = {trans ? 1 : ld, trans ? ld : 1};
     *status = dnnl_memory_desc_init_by_strides(md, 2, dims, dt, strides);
@@ -75,13 +84,14 @@ static int create_pd(const struct key *key, dnnl_primitive_desc_t *pd) {
     dnnl_data_type_t dt = key->type == RAGSEG_DNNL_BF16 ? dnnl_bf16 : dnnl_f32;
     dnnl_memory_desc_t a_md, b_md, bias_md, c_md;
     dnnl_status_t s;
-    init_md(&a_md, key->m, key->k, key->trans_a, key->lda, dt, &s);
+    init_md(&a_md, key->batch, key->m, key->k, key->trans_a, key->lda, dt, &s);
     CHECK(s);
-    init_md(&b_md, key->k, key->n, key->trans_b, key->ldb, dt, &s);
+    init_md(&b_md, key->batch, key->k, key->n, key->trans_b, key->ldb, dt, &s);
     CHECK(s);
-    init_md(&bias_md, 1, key->n, 0, key->n, dnnl_f32, &s);
+    init_md(&bias_md, 1, 1, key->n, 0, key->n, dnnl_f32, &s);
     CHECK(s);
-    init_md(&c_md, key->m, key->n, 0, key->ldc, key->c_type == RAGSEG_DNNL_BF16 ? dnnl_bf16 : dnnl_f32, &s);
+    init_md(&c_md, key->batch, key->m, key->n, 0, key->ldc, key->c_type == RAGSEG_DNNL_BF16 ? dnnl_bf16 : dnnl_f32,
+            &s);
     CHECK(s);
     dnnl_matmul_desc_t desc;
     CHECK(dnnl_matmul_desc_init(&desc, &a_md, &b_md, key->has_bias ? &bias_md : NULL, &c_md));
@@ -192,10 +202,11 @@ int ragseg_dnnl_matmul(
         RAGSEG_DNNL_F32, ldc);
 }
 
-int ragseg_dnnl_matmul_fused(
-    int type, int trans_a, int trans_b, long m, long n, long k, float alpha, const void *a, long lda,
+static int matmul(
+    long batch, int type, int trans_a, int trans_b, long m, long n, long k, float alpha, const void *a, long lda,
     const void *b, long ldb, const float *bias, int activation, float beta, void *c, int c_type, long ldc) {
-    if (m <= 0 || n <= 0 || k <= 0 || (beta != 0.0f && beta != 1.0f)) return (int)dnnl_invalid_arguments;
+    if (batch <= 0 || m <= 0 || n <= 0 || k <= 0 || (beta != 0.0f && beta != 1.0f)) return (int)dnnl_invalid_arguments;
+    if (batch > 1 && bias != NULL) return (int)dnnl_invalid_arguments;
     if (activation < RAGSEG_DNNL_NO_ACTIVATION || activation > RAGSEG_DNNL_RELU) return (int)dnnl_invalid_arguments;
     // The sum post-op would read back a bf16 destination; nothing here needs that, so it is not offered.
     if (c_type == RAGSEG_DNNL_BF16 && beta != 0.0f) return (int)dnnl_invalid_arguments;
@@ -205,6 +216,7 @@ int ragseg_dnnl_matmul_fused(
     key.m = m, key.n = n, key.k = k, key.lda = lda, key.ldb = ldb, key.ldc = ldc;
     key.type = type, key.trans_a = trans_a != 0, key.trans_b = trans_b != 0, key.alpha = alpha, key.beta = beta;
     key.has_bias = bias != NULL, key.activation = activation, key.c_type = c_type == RAGSEG_DNNL_BF16;
+    key.batch = batch;
     struct entry spare, *e;
     int owned;
     int status = lookup(&key, &e, &spare, &owned);
@@ -217,6 +229,20 @@ int ragseg_dnnl_matmul_fused(
     return status;
 }
 
+int ragseg_dnnl_matmul_fused(
+    int type, int trans_a, int trans_b, long m, long n, long k, float alpha, const void *a, long lda,
+    const void *b, long ldb, const float *bias, int activation, float beta, void *c, int c_type, long ldc) {
+    return matmul(1, type, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, bias, activation, beta, c, c_type, ldc);
+}
+
+int ragseg_dnnl_matmul_batched(
+    long batch, int type, int trans_b, long m, long n, long k, float alpha, const void *a, const void *b,
+    float *c) {
+    return matmul(
+        batch, type, 0, trans_b, m, n, k, alpha, a, k, b, trans_b ? k : n, NULL, RAGSEG_DNNL_NO_ACTIVATION, 0.0f, c,
+        RAGSEG_DNNL_F32, n);
+}
+
 int ragseg_dnnl_matmul_impl(
     int type, int trans_a, int trans_b, long m, long n, long k, long lda, long ldb, long ldc, char *name,
     size_t capacity) {
@@ -225,7 +251,7 @@ int ragseg_dnnl_matmul_impl(
     memset(&key, 0, sizeof key);
     key.m = m, key.n = n, key.k = k, key.lda = lda, key.ldb = ldb, key.ldc = ldc;
     key.type = type, key.trans_a = trans_a != 0, key.trans_b = trans_b != 0, key.alpha = 1, key.beta = 0;
-    key.c_type = RAGSEG_DNNL_F32;
+    key.c_type = RAGSEG_DNNL_F32, key.batch = 1;
     dnnl_primitive_desc_t pd;
     CHECK(create_pd(&key, &pd));
     const char *impl = NULL;

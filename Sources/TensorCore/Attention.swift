@@ -36,6 +36,10 @@ public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, sca
         return attentionBFloat16(
             query: query, key: key, value: value, batch: batch, heads: heads, alpha: alpha, outShape: outShape)
     }
+    if runsInBFloat16(m: batch * heads * nq, n: nk, k: dq) {
+        return attentionBFloat16Batched(
+            query: query, key: key, value: value, batch: batch, heads: heads, alpha: alpha, outShape: outShape)
+    }
 
     let (block, blocks, items, workers) = attentionWorkPlan(queries: nq, keys: nk, batch: batch, heads: heads)
 

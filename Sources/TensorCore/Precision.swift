@@ -126,4 +126,17 @@ public enum OneDNN {
             fatalError("oneDNN matmul \(m)x\(n)x\(k) (\(type) -> \(output)) failed: \(text(status))")
         }
     }
+
+    /// `batch` products of one shape in one call, operands dense and one after another: C[i] = alpha · A[i] ·
+    /// op(B[i]), A [batch, m, k], B [batch, n, k] when `transB` (else [batch, k, n]), C [batch, m, n] fp32.
+    /// Fails like `matmul`.
+    public static func matmulBatched(
+        _ type: ElementType, batch: Int, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafeRawPointer, b: UnsafeRawPointer, c: UnsafeMutablePointer<Float>
+    ) {
+        let status = ragseg_dnnl_matmul_batched(batch, type.rawValue, transB ? 1 : 0, m, n, k, alpha, a, b, c)
+        if status != 0 {
+            fatalError("oneDNN batched matmul \(batch) x \(m)x\(n)x\(k) (\(type)) failed: \(text(status))")
+        }
+    }
 }

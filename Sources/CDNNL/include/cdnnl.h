@@ -31,6 +31,13 @@ int ragseg_dnnl_matmul_fused(
     int type, int trans_a, int trans_b, long m, long n, long k, float alpha, const void *a, long lda,
     const void *b, long ldb, const float *bias, int activation, float beta, void *c, int c_type, long ldc);
 
+/// `batch` products of one shape at once, operands dense and one after another: C[i] = alpha * A[i] * op(B[i])
+/// for A [batch, m, k], B [batch, n, k] when trans_b (else [batch, k, n]), C [batch, m, n] fp32. For many
+/// small products (attention within small windows), where a call per product costs more than its work.
+int ragseg_dnnl_matmul_batched(
+    long batch, int type, int trans_b, long m, long n, long k, float alpha, const void *a, const void *b,
+    float *c);
+
 /// The implementation oneDNN picks for that product (e.g. "brg:avx512_core_bf16"), written into `name`.
 int ragseg_dnnl_matmul_impl(
     int type, int trans_a, int trans_b, long m, long n, long k, long lda, long ldb, long ldc, char *name,
