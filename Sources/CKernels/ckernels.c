@@ -4,6 +4,9 @@
 #include "ckernels.h"
 
 #include <math.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <stdint.h>
 #include <string.h>
 #if defined(__GLIBC__)
@@ -133,3 +136,73 @@ void ragseg_configure_allocator(void) {
 }
 
 __attribute__((constructor)) static void configure_allocator_at_load(void) { ragseg_configure_allocator(); }
+
+#if defined(__x86_64__)
+// 8 x 8 transpose of floats in AVX registers (the usual unpack / shuffle / 128-bit permute network).
+__attribute__((target("avx2"))) static inline void transpose8x8(const float *src, long ld_src, float *dst,
+                                                                 long ld_dst) {
+    __m256 r0 = _mm256_loadu_ps(src + 0 * ld_src), r1 = _mm256_loadu_ps(src + 1 * ld_src);
+    __m256 r2 = _mm256_loadu_ps(src + 2 * ld_src), r3 = _mm256_loadu_ps(src + 3 * ld_src);
+    __m256 r4 = _mm256_loadu_ps(src + 4 * ld_src), r5 = _mm256_loadu_ps(src + 5 * ld_src);
+    __m256 r6 = _mm256_loadu_ps(src + 6 * ld_src), r7 = _mm256_loadu_ps(src + 7 * ld_src);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst + 0 * ld_dst, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + 1 * ld_dst, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ld_dst, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ld_dst, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ld_dst, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ld_dst, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ld_dst, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ld_dst, _mm256_permute2f128_ps(u3, u7, 0x31));
+}
+
+__attribute__((target("avx2"))) static void transpose_avx2(const float *x, long rows, long columns, float *out,
+                                                           long row_begin, long row_end) {
+    const long tile = 64;
+    for (long r0 = row_begin; r0 < row_end; r0 += tile) {
+        long r1 = r0 + tile < row_end ? r0 + tile : row_end;
+        for (long c0 = 0; c0 < columns; c0 += tile) {
+            long c1 = c0 + tile < columns ? c0 + tile : columns;
+            long r = r0;
+            for (; r + 8 <= r1; r += 8) {
+                long c = c0;
+                for (; c + 8 <= c1; c += 8) transpose8x8(x + r * columns + c, columns, out + c * rows + r, rows);
+                for (; c < c1; c++)
+                    for (long i = r; i < r + 8; i++) out[c * rows + i] = x[i * columns + c];
+            }
+            for (; r < r1; r++)
+                for (long c = c0; c < c1; c++) out[c * rows + r] = x[r * columns + c];
+        }
+    }
+}
+
+#endif
+
+static void transpose_plain(const float *x, long rows, long columns, float *out, long row_begin, long row_end) {
+    const long tile = 32;
+    for (long r0 = row_begin; r0 < row_end; r0 += tile) {
+        long r1 = r0 + tile < row_end ? r0 + tile : row_end;
+        for (long c0 = 0; c0 < columns; c0 += tile) {
+            long c1 = c0 + tile < columns ? c0 + tile : columns;
+            for (long r = r0; r < r1; r++)
+                for (long c = c0; c < c1; c++) out[c * rows + r] = x[r * columns + c];
+        }
+    }
+}
+
+void ragseg_transpose_rows(const float *x, long rows, long columns, float *out, long row_begin, long row_end) {
+#if defined(__x86_64__)
+    if (level() >= LEVEL_AVX2) {
+        transpose_avx2(x, rows, columns, out, row_begin, row_end);
+        return;
+    }
+#endif
+    transpose_plain(x, rows, columns, out, row_begin, row_end);
+}

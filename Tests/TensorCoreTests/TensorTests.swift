@@ -1,3 +1,4 @@
+import CKernels
 import XCTest
 @testable import TensorCore
 
@@ -16,7 +17,16 @@ final class TensorTests: XCTestCase {
 /// and on one large enough to be split over the workers.
 final class PermuteRotationTests: XCTestCase {
     func testRotationsMoveEveryElementWhereTheIndexSays() {
-        for shape in [[3, 5, 7], [96, 33, 65], [1, 40, 1], [70, 130]] {
+        // At every kernel level this CPU has: register blocks (AVX2 and up) and the plain loop.
+        let best = String(cString: ragseg_kernels_level())
+        defer { XCTAssertEqual(ragseg_kernels_set_level(best), 1) }
+        for level in ["baseline", "avx2", "avx512"] where ragseg_kernels_set_level(level) == 1 {
+            checkRotations(level)
+        }
+    }
+
+    private func checkRotations(_ level: String) {
+        for shape in [[3, 5, 7], [96, 33, 65], [1, 40, 1], [70, 130], [16, 8], [64, 72, 9]] {
             let count = shape.reduce(1, *)
             let x = Tensor(shape: shape, data: (0..<count).map { Float($0) })
             let rank = shape.count
@@ -27,7 +37,7 @@ final class PermuteRotationTests: XCTestCase {
                 let rows = shape[0..<split].reduce(1, *), columns = count / rows
                 for r in 0..<rows {
                     for c in 0..<columns where y.data[c * rows + r] != Float(r * columns + c) {
-                        XCTFail("\(shape) \(axes): element (\(r), \(c)) is \(y.data[c * rows + r])")
+                        XCTFail("\(level) \(shape) \(axes): element (\(r), \(c)) is \(y.data[c * rows + r])")
                         return
                     }
                 }

@@ -28,6 +28,10 @@ void ragseg_sigmoid(float *x, size_t n);
 /// x[i] = x[i] / (1 + exp(-x[i])) (SiLU).
 void ragseg_silu(float *x, size_t n);
 
+/// out[c * rows + r] = x[r * columns + c] for rows row_begin..<row_end of x [rows, columns]: part of a
+/// matrix transpose (a rotation of a tensor's axes), in 8 x 8 register blocks at the AVX2 level and above.
+void ragseg_transpose_rows(const float *x, long rows, long columns, float *out, long row_begin, long row_end);
+
 /// Per-thread nesting depth of RAGSeg's parallel loops. A thread that is already one of a parallel
 /// loop's workers runs nested loops and GEMMs inline instead of fanning out again (which would put
 /// more busy threads than cores on the machine). In C because Swift has no cheap thread-local storage.
