@@ -96,8 +96,9 @@ public struct HieraOutput: Sendable {
 
 public struct Hiera: Sendable {
     public let config: SAM2Config
-    /// `patch_embed.proj`: 7x7 stride-4 convolution.
-    let patchEmbed: Conv2d
+    /// `patch_embed.proj`, a 7x7 stride-4 convolution, read as the Linear [C0, 3·7·7] it is over
+    /// `convolutionPatchRows`: its output comes out channels-last.
+    let patchEmbed: Linear
     let backgroundEmbedding: Tensor  // [1, C0, bh, bw]
     let windowEmbedding: Tensor  // [1, C0, w0, w0]
     let blocks: [HieraBlock]
@@ -108,7 +109,9 @@ public struct Hiera: Sendable {
     init(_ scope: WeightScope, config: SAM2Config) throws {
         self.config = config
         let c0 = config.embedDim
-        patchEmbed = try Conv2d(scope["patch_embed.proj"], input: 3, output: c0, kernel: 7, stride: 4, padding: 3)
+        let convolution = try Conv2d(
+            scope["patch_embed.proj"], input: 3, output: c0, kernel: 7, stride: 4, padding: 3)
+        patchEmbed = Linear(weight: convolution.weight.reshaped([c0, 3 * 7 * 7]), bias: convolution.bias)
         let bkg = config.positionEmbeddingBackgroundSize
         backgroundEmbedding = try scope.tensor("pos_embed", shape: [1, c0, bkg[0], bkg[1]])
         let w0 = config.windowSpec[0]
@@ -145,9 +148,8 @@ public struct Hiera: Sendable {
 
     /// image: [3, H, W] normalized. Returns the stage outputs (and, when asked, the intermediates).
     public func callAsFunction(_ image: Tensor, keepIntermediates: Bool = false) -> HieraOutput {
-        let embeddedCHW = patchEmbed(image)
-        let h = embeddedCHW.dim(1), w = embeddedCHW.dim(2)
-        var x = permuted(embeddedCHW, [1, 2, 0])
+        let h = (image.dim(1) + 2 * 3 - 7) / 4 + 1, w = (image.dim(2) + 2 * 3 - 7) / 4 + 1
+        var x = patchEmbed(convolutionPatchRows(image, kernel: 7, stride: 4, padding: 3)).reshaped([h, w, config.embedDim])
         if h == config.imageSize / 4 && w == config.imageSize / 4 {
             addInPlace(&x, positionEmbedding)
         } else {

@@ -264,3 +264,43 @@ public func convTranspose2x2(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tens
         }
     }
 }
+
+/// The patches of a [C, H, W] map as rows, [Ho·Wo, C·k·k]: row p holds the input values under output
+/// position p in the weight's order (channel, kernel row, kernel column), zero outside the map. With a
+/// convolution's weight read as [O, C·k·k], a `Linear` over these rows is that convolution in channels-last
+/// layout ([Ho·Wo, O]): one product (bf16 under `Precision.bf16`) and no CHW -> HWC permute afterwards.
+public func convolutionPatchRows(_ x: Tensor, kernel: Int, stride: Int, padding: Int) -> Tensor {
+    precondition(x.rank == 3, "convolutionPatchRows expects [C, H, W], got \(x.shape)")
+    let c = x.dim(0), h = x.dim(1), w = x.dim(2)
+    let ho = (h + 2 * padding - kernel) / stride + 1, wo = (w + 2 * padding - kernel) / stride + 1
+    let width = c * kernel * kernel
+    precondition(ho > 0 && wo > 0, "convolutionPatchRows: kernel \(kernel) does not fit \(x.shape) with padding \(padding)")
+    return Tensor(shape: [ho * wo, width]) { out in
+        x.withUnsafeBufferPointer { px in
+            let source = px.baseAddress!, rows = out.baseAddress!
+            parallelRanges(ho, grain: max(1, (1 << 15) / max(wo * width, 1))) { outputRows in
+                for oy in outputRows {
+                    for ox in 0..<wo {
+                        var p = rows + (oy * wo + ox) * width
+                        let x0 = ox * stride - padding
+                        for channel in 0..<c {
+                            for ky in 0..<kernel {
+                                let iy = oy * stride - padding + ky
+                                if iy < 0 || iy >= h {
+                                    p.update(repeating: 0, count: kernel)
+                                } else {
+                                    let line = source + (channel * h + iy) * w
+                                    for kx in 0..<kernel {
+                                        let ix = x0 + kx
+                                        p[kx] = ix >= 0 && ix < w ? line[ix] : 0
+                                    }
+                                }
+                                p += kernel
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

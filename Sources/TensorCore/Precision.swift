@@ -4,10 +4,11 @@ import Synchronization
 /// The arithmetic of the large matrix products, for the whole process.
 ///
 /// `fp32` (the default) is the parity mode: every product is an OpenBLAS sgemm. `bf16` runs the large
-/// products (linear layers, attention's QKᵀ and PV) through oneDNN with bfloat16 inputs and fp32
-/// accumulation and output, as PyTorch's `autocast(dtype=torch.bfloat16)` does on CPU; normalizations,
-/// softmax, residual sums, convolutions (about 4 % of the image encoder's FLOPs) and every elementwise step
-/// stay fp32. Weights are rounded to bf16 once, on a layer's first bf16 product (`BFloat16Weight`).
+/// products (linear layers, Hiera's patch embedding read as one, attention's QKᵀ and PV) through oneDNN with
+/// bfloat16 inputs and fp32 accumulation, as PyTorch's `autocast(dtype=torch.bfloat16)` does on CPU;
+/// normalizations, softmax, residual sums, the other convolutions and every elementwise step stay fp32 (the
+/// FFN's hidden activations are stored as bf16, rounded once after the activation; docs/bf16.md). Weights are
+/// rounded to bf16 once, on a layer's first bf16 product (`BFloat16Weight`).
 public enum Precision: String, Sendable, CaseIterable, CustomStringConvertible {
     case fp32
     case bf16

@@ -57,4 +57,24 @@ final class ConvolutionTilingTests: XCTestCase {
             [0, 9, 10, 19, ho - 6, ho - 5, ho - 1]
         }
     }
+
+    /// A Linear over `convolutionPatchRows` is the convolution, channels-last (how Hiera's patch embedding runs),
+    /// checked against `conv2d` (itself checked against PyTorch's conv2d in ParityTests) for the padded
+    /// stride-4 7x7 case on a ragged map and an unpadded 2x2 one.
+    func testPatchRowsTimesWeightIsTheConvolution() {
+        for (kernel, stride, padding, h, w) in [(7, 4, 3, 30, 26), (2, 2, 0, 8, 6)] {
+            let x = randomTensor([3, h, w], seed: 41)
+            let weight = randomTensor([5, 3, kernel, kernel], seed: 42), bias = randomTensor([5], seed: 43)
+            let expected = conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
+            let rows = convolutionPatchRows(x, kernel: kernel, stride: stride, padding: padding)
+            let ho = expected.dim(1), wo = expected.dim(2)
+            XCTAssertEqual(rows.shape, [ho * wo, 3 * kernel * kernel])
+            let y = linear(rows, weight: weight.reshaped([5, 3 * kernel * kernel]), bias: bias)
+            for o in 0..<5 {
+                for p in 0..<(ho * wo) {
+                    XCTAssertEqual(y.data[p * 5 + o], expected.data[o * ho * wo + p], accuracy: 1e-5, "\(kernel) (\(o), \(p))")
+                }
+            }
+        }
+    }
 }
