@@ -149,7 +149,8 @@ public struct Hiera: Sendable {
     /// image: [3, H, W] normalized. Returns the stage outputs (and, when asked, the intermediates).
     public func callAsFunction(_ image: Tensor, keepIntermediates: Bool = false) -> HieraOutput {
         let h = (image.dim(1) + 2 * 3 - 7) / 4 + 1, w = (image.dim(2) + 2 * 3 - 7) / 4 + 1
-        var x = patchEmbed(convolutionPatchRows(image, kernel: 7, stride: 4, padding: 3)).reshaped([h, w, config.embedDim])
+        let patches = convolutionPatchRows(image, kernel: 7, stride: 4, padding: 3)
+        var x = patchEmbed(patches).reshaped([h, w, config.embedDim])
         if h == config.imageSize / 4 && w == config.imageSize / 4 {
             addInPlace(&x, positionEmbedding)
         } else {

@@ -70,7 +70,8 @@ public func linears(_ layers: [Linear], sharing x: Tensor) -> [Tensor] {
         x.withUnsafeBufferPointer { px in
             let source = px.baseAddress!, bits = buffer.baseAddress!
             parallelRanges(rows, grain: max(1, (1 << 15) / inFeatures)) { range in
-                ragseg_to_bf16(source + range.lowerBound * inFeatures, bits + range.lowerBound * inFeatures,
+                ragseg_to_bf16(
+                    source + range.lowerBound * inFeatures, bits + range.lowerBound * inFeatures,
                     range.count * inFeatures)
             }
         }

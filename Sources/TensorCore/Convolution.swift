@@ -274,7 +274,8 @@ public func convolutionPatchRows(_ x: Tensor, kernel: Int, stride: Int, padding:
     let c = x.dim(0), h = x.dim(1), w = x.dim(2)
     let ho = (h + 2 * padding - kernel) / stride + 1, wo = (w + 2 * padding - kernel) / stride + 1
     let width = c * kernel * kernel
-    precondition(ho > 0 && wo > 0, "convolutionPatchRows: kernel \(kernel) does not fit \(x.shape) with padding \(padding)")
+    precondition(
+        ho > 0 && wo > 0, "convolutionPatchRows: kernel \(kernel) does not fit \(x.shape) with padding \(padding)")
     return Tensor(shape: [ho * wo, width]) { out in
         x.withUnsafeBufferPointer { px in
             let source = px.baseAddress!, rows = out.baseAddress!

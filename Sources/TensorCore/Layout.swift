@@ -14,7 +14,9 @@ public func permuted(_ x: Tensor, _ axes: [Int]) -> Tensor {
     if let split = (1..<rank).first(where: { axes == Array($0..<rank) + Array(0..<$0) }) {
         let rows = x.shape[0..<split].reduce(1, *), columns = x.count / rows
         return Tensor(shape: outShape) { out in
-            x.withUnsafeBufferPointer { transposed($0.baseAddress!, rows: rows, columns: columns, into: out.baseAddress!) }
+            x.withUnsafeBufferPointer {
+                transposed($0.baseAddress!, rows: rows, columns: columns, into: out.baseAddress!)
+            }
         }
     }
     var inStrides = [Int](repeating: 1, count: rank)

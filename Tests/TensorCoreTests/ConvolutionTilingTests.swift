@@ -72,7 +72,8 @@ final class ConvolutionTilingTests: XCTestCase {
             let y = linear(rows, weight: weight.reshaped([5, 3 * kernel * kernel]), bias: bias)
             for o in 0..<5 {
                 for p in 0..<(ho * wo) {
-                    XCTAssertEqual(y.data[p * 5 + o], expected.data[o * ho * wo + p], accuracy: 1e-5, "\(kernel) (\(o), \(p))")
+                    XCTAssertEqual(
+                        y.data[p * 5 + o], expected.data[o * ho * wo + p], accuracy: 1e-5, "\(kernel) (\(o), \(p))")
                 }
             }
         }
