@@ -62,11 +62,19 @@ struct QueryBenchCommand: AsyncParsableCommand {
     @Flag(help: "Also time the same query through `ragseg serve`'s POST /segment, in-process over loopback.")
     var server = false
 
+    @Option(
+        help: """
+            Also run this many fp32/bf16 pairs of queries per k, alternating in this process, and print the median \
+            of the pairs' speed-ups (bf16 needs native bf16; see PrecisionPairs.swift).
+            """)
+    var pairs = 0
+
     @Option(help: "Folder for the temporary bank.")
     var scratch = NSTemporaryDirectory()
 
     func validate() throws {
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+        guard pairs >= 0 else { throw ValidationError("--pairs must not be negative") }
         guard cases >= 1 else { throw ValidationError("--cases must be at least 1") }
         guard size >= 16 else { throw ValidationError("--size must be at least 16") }
         guard let maxK = sweep.ks.max(), maxK <= min(cases, ServerConfiguration.maxK) else {
@@ -129,6 +137,12 @@ struct QueryBenchCommand: AsyncParsableCommand {
                 if run.wall.total < best[k]?.wall.total ?? .infinity { best[k] = run }
             }
         }
+
+        let pairRatios =
+            pairs > 0
+            ? try PrecisionPairs.run(ks: counts, pairs: pairs, restore: precision.precision) { k in
+                QueryStageSplit(try segmenter.segment(try nextImage().image, name: "pair", k: k).timings).total
+            } : [:]
 
         var served: [Int: (wall: Double, cpu: Double, all: [Double])] = [:]
         if server {
@@ -279,6 +293,7 @@ struct QueryBenchCommand: AsyncParsableCommand {
             }
             for note in notes { print("  " + note) }
         }
+        PrecisionPairs.report(pairRatios)
         var usage = rusage()
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
         print("")
