@@ -32,13 +32,10 @@ public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, sca
     outShape[outShape.count - 1] = cv
     if nq == 0 || cv == 0 { return Tensor(zeros: outShape) }
     if nk == 0 { return Tensor(zeros: outShape) }
-    if runsInBFloat16(m: nq, n: nk, k: dq) {
-        return attentionBFloat16(
-            query: query, key: key, value: value, batch: batch, heads: heads, alpha: alpha, outShape: outShape)
-    }
     if runsInBFloat16(m: batch * heads * nq, n: nk, k: dq) {
-        return attentionBFloat16Batched(
-            query: query, key: key, value: value, batch: batch, heads: heads, alpha: alpha, outShape: outShape)
+        return attentionBFloat16(
+            query: query, key: key, value: value, batch: batch, heads: heads, alpha: alpha, outShape: outShape,
+            manySmallItems: !runsInBFloat16(m: nq, n: nk, k: dq))
     }
 
     let (block, blocks, items, workers) = attentionWorkPlan(queries: nq, keys: nk, batch: batch, heads: heads)

@@ -2,106 +2,31 @@ import CDNNL
 import CKernels
 import Foundation
 
-/// `attention` under `Precision.bf16`: the same query blocks, with Q, K, V rounded to bf16 once and laid out
-/// head by head ([B, heads, N, d], dense: oneDNN's bf16 kernels take no strided operands), QKᵀ and PV in bf16
-/// with fp32 accumulation, scores, softmax and the final division in fp32. The unnormalized exponentials
-/// (all in (0, 1]) are rounded to bf16 for PV, as autocast rounds the probabilities.
-///
-/// Keys are taken `attentionKeyTile` at a time, flash-attention style: each tile's scores ([block, tile],
-/// 2 MiB) are exponentiated against the row's running maximum, and when a later tile raises the maximum the
-/// partial PV sums and exponential sums are rescaled by exp(old − new). The scores of a block then stay in the
-/// core's own cache instead of passing through memory five times (GEMM, max, exponentials, rounding, PV):
-/// with the memories of k = 8 supports (33,000 keys) a whole block's scores were 32 MiB per worker.
+/// `attention` under `Precision.bf16`: Q, K, V rounded to bf16 once and laid out head by head ([B, heads, N, d],
+/// dense: oneDNN's bf16 kernels take no strided operands), QKᵀ and PV in bf16 with fp32 accumulation, scores,
+/// softmax and the final division in fp32. The unnormalized exponentials (all in (0, 1]) are rounded to bf16 for
+/// PV, as autocast rounds the probabilities. Large (batch, head) items run in query blocks and key tiles
+/// (`tiledAttentionBFloat16`); `manySmallItems` (each under the size where a oneDNN call pays) run as batched
+/// products (`batchedAttentionBFloat16`).
 func attentionBFloat16(
-    query: Tensor, key: Tensor, value: Tensor, batch: Int, heads: Int, alpha: Float, outShape: [Int]
+    query: Tensor, key: Tensor, value: Tensor, batch: Int, heads: Int, alpha: Float, outShape: [Int],
+    manySmallItems: Bool
 ) -> Tensor {
-    let nq = query.dim(-2), nk = key.dim(-2)
-    let cq = query.dim(-1), cv = value.dim(-1)
-    let dq = cq / heads, dv = cv / heads
     let q16 = headMajorBFloat16(query, batch: batch, heads: heads)
     let k16 = headMajorBFloat16(key, batch: batch, heads: heads)
     let v16 = headMajorBFloat16(value, batch: batch, heads: heads)
-
-    let (block, blocks, items, workers) = attentionWorkPlan(queries: nq, keys: nk, batch: batch, heads: heads)
-    // Even tiles: 4,100 keys become 3 x 1,367 rather than 4 x 1,024 + 4.
-    let tileCount = (nk + attentionKeyTile - 1) / attentionKeyTile
-    let tile = (nk + tileCount - 1) / tileCount
-
     return Tensor(shape: outShape) { out in
         q16.withUnsafeBufferPointer { pq in
             k16.withUnsafeBufferPointer { pk in
                 v16.withUnsafeBufferPointer { pv in
-                    let q = pq.baseAddress!, k = pk.baseAddress!, v = pv.baseAddress!, o = out.baseAddress!
-                    let run = { (worker: Int, workerCount: Int) in
-                        let rowsMax = min(block, nq)
-                        let scores = UnsafeMutablePointer<Float>.allocate(capacity: rowsMax * tile)
-                        let probabilities = UnsafeMutablePointer<UInt16>.allocate(capacity: rowsMax * tile)
-                        let products = UnsafeMutablePointer<Float>.allocate(capacity: rowsMax * dv)
-                        let sums = UnsafeMutablePointer<Float>.allocate(capacity: rowsMax)
-                        let maxima = UnsafeMutablePointer<Float>.allocate(capacity: rowsMax)
-                        defer {
-                            scores.deallocate()
-                            probabilities.deallocate()
-                            products.deallocate()
-                            sums.deallocate()
-                            maxima.deallocate()
-                        }
-                        var item = worker
-                        while item < items {
-                            let head = item / blocks  // b * heads + h
-                            let b = head / heads, h = head % heads
-                            let row0 = (item % blocks) * block
-                            let rows = min(block, nq - row0)
-                            let qBlock = q + (head * nq + row0) * dq
-                            var key0 = 0
-                            while key0 < nk {
-                                let keys = min(tile, nk - key0)
-                                OneDNN.matmul(
-                                    .bf16, transA: false, transB: true, m: rows, n: keys, k: dq, alpha: alpha,
-                                    a: qBlock, lda: dq, b: k + (head * nk + key0) * dq, ldb: dq, c: scores,
-                                    ldc: keys)
-                                // Each row rounded right after its exponentials, while it is still in cache.
-                                for r in 0..<rows {
-                                    let row = scores + r * keys
-                                    let tileMax = ragseg_row_max(row, keys)
-                                    let previous = key0 == 0 ? -Float.infinity : maxima[r]
-                                    let running = max(previous, tileMax)
-                                    // A row of -inf so far is shifted by 0, as ragseg_exp_shifted_sum does.
-                                    let shift = running == -.infinity ? 0 : running
-                                    let sum = ragseg_exp_minus_sum(row, keys, shift)
-                                    ragseg_to_bf16(row, probabilities + r * keys, keys)
-                                    let previousShift = previous == -.infinity ? 0 : previous
-                                    if key0 == 0 {
-                                        sums[r] = sum
-                                    } else if shift != previousShift {
-                                        let rescale = expf(previousShift - shift)
-                                        sums[r] = sums[r] * rescale + sum
-                                        let p = products + r * dv
-                                        for j in 0..<dv { p[j] *= rescale }
-                                    } else {
-                                        sums[r] += sum
-                                    }
-                                    maxima[r] = running
-                                }
-                                OneDNN.matmul(
-                                    .bf16, transA: false, transB: false, m: rows, n: dv, k: keys,
-                                    a: probabilities, lda: keys, b: v + (head * nk + key0) * dv, ldb: dv,
-                                    beta: key0 == 0 ? 0 : 1, c: products, ldc: dv)
-                                key0 += keys
-                            }
-                            let oBlock = o + (b * nq + row0) * cv + h * dv
-                            for r in 0..<rows {
-                                let inv = 1 / sums[r]
-                                let p = oBlock + r * cv, s = products + r * dv
-                                for j in 0..<dv { p[j] = s[j] * inv }
-                            }
-                            item += workerCount
-                        }
-                    }
-                    if workers <= 1 {
-                        run(0, 1)
+                    let operands = BFloat16AttentionOperands(
+                        q: pq.baseAddress!, k: pk.baseAddress!, v: pv.baseAddress!, out: out.baseAddress!,
+                        batch: batch, heads: heads, queries: query.dim(-2), keys: key.dim(-2),
+                        queryWidth: query.dim(-1) / heads, valueWidth: value.dim(-1) / heads, alpha: alpha)
+                    if manySmallItems {
+                        batchedAttentionBFloat16(operands)
                     } else {
-                        parallelFor(workers) { w in run(w, workers) }
+                        tiledAttentionBFloat16(operands)
                     }
                 }
             }
@@ -109,61 +34,137 @@ func attentionBFloat16(
     }
 }
 
-/// `attention` under `Precision.bf16` for many small (batch, head) items, each under the size where one
-/// oneDNN call pays (Hiera's 4,096 windows of 64 tokens, the mask decoder's 8 heads of a few prompt tokens):
-/// QKᵀ and PV run as batched products, `group` items per call (about 1 MiB of scores), instead of one fp32
-/// sgemm per item. Rounding and softmax as in `attentionBFloat16`.
-func attentionBFloat16Batched(
-    query: Tensor, key: Tensor, value: Tensor, batch: Int, heads: Int, alpha: Float, outShape: [Int]
-) -> Tensor {
-    let nq = query.dim(-2), nk = key.dim(-2)
-    let cq = query.dim(-1), cv = value.dim(-1)
-    let dq = cq / heads, dv = cv / heads
-    let q16 = headMajorBFloat16(query, batch: batch, heads: heads)
-    let k16 = headMajorBFloat16(key, batch: batch, heads: heads)
-    let v16 = headMajorBFloat16(value, batch: batch, heads: heads)
-    let items = batch * heads
+/// One bf16 attention's head-major operands and output, with their sizes. Item i = b · heads + h.
+struct BFloat16AttentionOperands {
+    let q: UnsafePointer<UInt16>, k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>
+    let out: UnsafeMutablePointer<Float>
+    let batch: Int, heads: Int, queries: Int, keys: Int, queryWidth: Int, valueWidth: Int
+    let alpha: Float
+
+    /// Output rows row0 ..< row0 + rows of item `item` ([B, Nq, heads·dv], that head's columns): the PV
+    /// products divided by their exponential sums.
+    @inline(__always)
+    func store(item: Int, row0: Int, rows: Int, products: UnsafePointer<Float>, sums: UnsafePointer<Float>) {
+        let b = item / heads, h = item % heads, dv = valueWidth, width = heads * dv
+        let block = out + (b * queries + row0) * width + h * dv
+        for r in 0..<rows {
+            let inv = 1 / sums[r]
+            let p = block + r * width, s = products + r * dv
+            for j in 0..<dv { p[j] = s[j] * inv }
+        }
+    }
+}
+
+/// Large items in query blocks, keys `attentionKeyTile` at a time, flash-attention style: each tile's scores
+/// ([block, tile], 2 MiB) are exponentiated against the row's running maximum, and when a later tile raises the
+/// maximum the partial PV sums and exponential sums are rescaled by exp(old − new). The scores of a block then
+/// stay in the core's own cache instead of passing through memory five times (GEMM, max, exponentials,
+/// rounding, PV): with the memories of k = 8 supports (33,000 keys) a whole block's scores were 32 MiB per
+/// worker.
+private func tiledAttentionBFloat16(_ x: BFloat16AttentionOperands) {
+    let nq = x.queries, nk = x.keys, dq = x.queryWidth, dv = x.valueWidth
+    let (block, blocks, items, workers) = attentionWorkPlan(queries: nq, keys: nk, batch: x.batch, heads: x.heads)
+    // Even tiles: 4,100 keys become 3 x 1,367 rather than 4 x 1,024 + 4.
+    let tileCount = (nk + attentionKeyTile - 1) / attentionKeyTile
+    let tile = (nk + tileCount - 1) / tileCount
+    let run = { (worker: Int, workerCount: Int) in
+        let rowsMax = min(block, nq)
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: rowsMax * tile)
+        let probabilities = UnsafeMutablePointer<UInt16>.allocate(capacity: rowsMax * tile)
+        let products = UnsafeMutablePointer<Float>.allocate(capacity: rowsMax * dv)
+        let sums = UnsafeMutablePointer<Float>.allocate(capacity: rowsMax)
+        let maxima = UnsafeMutablePointer<Float>.allocate(capacity: rowsMax)
+        defer {
+            scores.deallocate()
+            probabilities.deallocate()
+            products.deallocate()
+            sums.deallocate()
+            maxima.deallocate()
+        }
+        var item = worker
+        while item < items {
+            let head = item / blocks  // b * heads + h
+            let row0 = (item % blocks) * block
+            let rows = min(block, nq - row0)
+            let qBlock = x.q + (head * nq + row0) * dq
+            var key0 = 0
+            while key0 < nk {
+                let keys = min(tile, nk - key0)
+                OneDNN.matmul(
+                    .bf16, transA: false, transB: true, m: rows, n: keys, k: dq, alpha: x.alpha,
+                    a: qBlock, lda: dq, b: x.k + (head * nk + key0) * dq, ldb: dq, c: scores, ldc: keys)
+                // Each row rounded right after its exponentials, while it is still in cache.
+                for r in 0..<rows {
+                    let row = scores + r * keys
+                    let tileMax = ragseg_row_max(row, keys)
+                    let previous = key0 == 0 ? -Float.infinity : maxima[r]
+                    let running = max(previous, tileMax)
+                    // A row of -inf so far is shifted by 0, as ragseg_exp_shifted_sum does.
+                    let shift = running == -.infinity ? 0 : running
+                    let sum = ragseg_exp_minus_sum(row, keys, shift)
+                    ragseg_to_bf16(row, probabilities + r * keys, keys)
+                    let previousShift = previous == -.infinity ? 0 : previous
+                    if key0 == 0 {
+                        sums[r] = sum
+                    } else if shift != previousShift {
+                        let rescale = expf(previousShift - shift)
+                        sums[r] = sums[r] * rescale + sum
+                        let p = products + r * dv
+                        for j in 0..<dv { p[j] *= rescale }
+                    } else {
+                        sums[r] += sum
+                    }
+                    maxima[r] = running
+                }
+                OneDNN.matmul(
+                    .bf16, transA: false, transB: false, m: rows, n: dv, k: keys,
+                    a: probabilities, lda: keys, b: x.v + (head * nk + key0) * dv, ldb: dv,
+                    beta: key0 == 0 ? 0 : 1, c: products, ldc: dv)
+                key0 += keys
+            }
+            x.store(item: head, row0: row0, rows: rows, products: products, sums: sums)
+            item += workerCount
+        }
+    }
+    if workers <= 1 {
+        run(0, 1)
+    } else {
+        parallelFor(workers) { w in run(w, workers) }
+    }
+}
+
+/// Many small items (Hiera's 4,096 windows of 64 tokens, the mask decoder's 8 heads of a few prompt tokens),
+/// each under the size where one oneDNN call pays: QKᵀ and PV run as batched products, `group` items per call
+/// (about 1 MiB of scores), instead of one fp32 sgemm per item.
+private func batchedAttentionBFloat16(_ x: BFloat16AttentionOperands) {
+    let nq = x.queries, nk = x.keys, dq = x.queryWidth, dv = x.valueWidth
+    let items = x.batch * x.heads
     let group = max(1, min(items, (1 << 18) / max(nq * nk, 1)))
     let groups = (items + group - 1) / group
-
-    return Tensor(shape: outShape) { out in
-        q16.withUnsafeBufferPointer { pq in
-            k16.withUnsafeBufferPointer { pk in
-                v16.withUnsafeBufferPointer { pv in
-                    let q = pq.baseAddress!, k = pk.baseAddress!, v = pv.baseAddress!, o = out.baseAddress!
-                    parallelFor(groups) { g in
-                        let first = g * group, count = min(group, items - first)
-                        let scores = UnsafeMutablePointer<Float>.allocate(capacity: count * nq * nk)
-                        let probabilities = UnsafeMutablePointer<UInt16>.allocate(capacity: count * nq * nk)
-                        let products = UnsafeMutablePointer<Float>.allocate(capacity: count * nq * dv)
-                        let sums = UnsafeMutablePointer<Float>.allocate(capacity: count * nq)
-                        defer {
-                            scores.deallocate()
-                            probabilities.deallocate()
-                            products.deallocate()
-                            sums.deallocate()
-                        }
-                        OneDNN.matmulBatched(
-                            .bf16, batch: count, transB: true, m: nq, n: nk, k: dq, alpha: alpha,
-                            a: q + first * nq * dq, b: k + first * nk * dq, c: scores)
-                        for row in 0..<(count * nq) {
-                            sums[row] = softmaxRowUnnormalized(scores + row * nk, nk)
-                            ragseg_to_bf16(scores + row * nk, probabilities + row * nk, nk)
-                        }
-                        OneDNN.matmulBatched(
-                            .bf16, batch: count, transB: false, m: nq, n: dv, k: nk, a: probabilities,
-                            b: v + first * nk * dv, c: products)
-                        for i in 0..<count {
-                            let b = (first + i) / heads, h = (first + i) % heads
-                            for r in 0..<nq {
-                                let inv = 1 / sums[i * nq + r]
-                                let p = o + (b * nq + r) * cv + h * dv, s = products + (i * nq + r) * dv
-                                for j in 0..<dv { p[j] = s[j] * inv }
-                            }
-                        }
-                    }
-                }
-            }
+    parallelFor(groups) { g in
+        let first = g * group, count = min(group, items - first)
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: count * nq * nk)
+        let probabilities = UnsafeMutablePointer<UInt16>.allocate(capacity: count * nq * nk)
+        let products = UnsafeMutablePointer<Float>.allocate(capacity: count * nq * dv)
+        let sums = UnsafeMutablePointer<Float>.allocate(capacity: count * nq)
+        defer {
+            scores.deallocate()
+            probabilities.deallocate()
+            products.deallocate()
+            sums.deallocate()
+        }
+        OneDNN.matmulBatched(
+            .bf16, batch: count, transB: true, m: nq, n: nk, k: dq, alpha: x.alpha,
+            a: x.q + first * nq * dq, b: x.k + first * nk * dq, c: scores)
+        for row in 0..<(count * nq) {
+            sums[row] = softmaxRowUnnormalized(scores + row * nk, nk)
+            ragseg_to_bf16(scores + row * nk, probabilities + row * nk, nk)
+        }
+        OneDNN.matmulBatched(
+            .bf16, batch: count, transB: false, m: nq, n: dv, k: nk, a: probabilities,
+            b: x.v + first * nk * dv, c: products)
+        for i in 0..<count {
+            x.store(item: first + i, row0: 0, rows: nq, products: products + i * nq * dv, sums: sums + i * nq)
         }
     }
 }
