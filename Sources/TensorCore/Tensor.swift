@@ -1,5 +1,4 @@
 import CBLAS
-import CKernels
 import Synchronization
 
 /// A dense fp32 tensor, row-major (the last axis is contiguous), PyTorch's NCHW conventions.
@@ -85,7 +84,6 @@ public enum Threads {
     // First use of `count` happens before our first BLAS call: read OpenBLAS's default, then pin it to
     // one thread for good.
     private static let current: Atomic<Int> = {
-        ragseg_configure_allocator()
         let n = max(1, Int(openblas_get_num_threads()))
         openblas_set_num_threads(1)
         return Atomic<Int>(n)
