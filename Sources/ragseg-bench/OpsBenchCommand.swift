@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import RAGSegCommandOptions
 import TensorCore
 
 /// `ragseg-bench ops`: GFLOP/s of the tensor-core kernels at the shapes SAM 2 runs, relative to plain sgemm.
@@ -14,6 +15,9 @@ struct BenchOps: ParsableCommand {
 
     @Option(help: "Timed repetitions per op (the best is reported).")
     var repeats: Int = 3
+
+    /// The precision of the ops' products (the sgemm reference and the engine table are what they say).
+    @OptionGroup var precision: PrecisionOptions
 
     func run() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
