@@ -27,6 +27,9 @@ typedef int32_t iv8 __attribute__((vector_size(32)));
 typedef float fv4 __attribute__((vector_size(16)));
 typedef uint32_t uv4 __attribute__((vector_size(16)));
 typedef int32_t iv4 __attribute__((vector_size(16)));
+typedef uint16_t hv16 __attribute__((vector_size(32)));
+typedef uint16_t hv8 __attribute__((vector_size(16)));
+typedef uint16_t hv4 __attribute__((vector_size(8)));
 #define ALWAYS_INLINE __attribute__((always_inline))
 
 #if defined(__x86_64__)
@@ -36,6 +39,7 @@ typedef int32_t iv4 __attribute__((vector_size(16)));
 #define FV fv16
 #define UV uv16
 #define IV iv16
+#define HV hv16
 #include "kernels.inc"
 #define TARGET __attribute__((target("avx2,fma,f16c,bmi2")))
 #define NAME(f) f##_avx2
@@ -43,6 +47,7 @@ typedef int32_t iv4 __attribute__((vector_size(16)));
 #define FV fv8
 #define UV uv8
 #define IV iv8
+#define HV hv8
 #include "kernels.inc"
 #endif
 #define TARGET
@@ -51,6 +56,7 @@ typedef int32_t iv4 __attribute__((vector_size(16)));
 #define FV fv4
 #define UV uv4
 #define IV iv4
+#define HV hv4
 #include "kernels.inc"
 
 typedef enum { LEVEL_UNKNOWN, LEVEL_BASELINE, LEVEL_AVX2, LEVEL_AVX512 } level_t;
@@ -89,6 +95,9 @@ void ragseg_silu(float *x, size_t n) { DISPATCH(ragseg_silu, x, n) }
 float ragseg_exp_shifted_sum(float *x, size_t n) { DISPATCH(ragseg_exp_shifted_sum, x, n) }
 float ragseg_row_max(const float *x, size_t n) { DISPATCH(ragseg_row_max, x, n) }
 float ragseg_exp_minus_sum(float *x, size_t n, float shift) { DISPATCH(ragseg_exp_minus_sum, x, n, shift) }
+float ragseg_exp_minus_sum_bf16(const float *x, size_t n, float shift, uint16_t *out) {
+    DISPATCH(ragseg_exp_minus_sum_bf16, x, n, shift, out)
+}
 
 int ragseg_kernels_set_level(const char *name) {
     level_t detected = LEVEL_UNKNOWN, wanted;
@@ -205,4 +214,33 @@ void ragseg_transpose_rows(const float *x, long rows, long columns, float *out, 
     }
 #endif
     transpose_plain(x, rows, columns, out, row_begin, row_end);
+}
+
+#if defined(__x86_64__)
+// Rows of 16-bit values in 64-byte registers, the tail under a mask: the rows here are short (a head's 96
+// channels are 192 bytes), and one memcpy call per row cost more than its copy.
+__attribute__((target("avx512f,avx512bw"))) static void copy_rows_u16_avx512(const uint16_t *src, long src_ld,
+                                                                            uint16_t *dst, long dst_ld, long rows,
+                                                                            long columns) {
+    for (long r = 0; r < rows; r++) {
+        const uint16_t *s = src + r * src_ld;
+        uint16_t *d = dst + r * dst_ld;
+        long c = 0;
+        for (; c + 32 <= columns; c += 32) _mm512_storeu_si512((void *)(d + c), _mm512_loadu_si512((const void *)(s + c)));
+        if (c < columns) {
+            __mmask32 mask = (__mmask32)((1u << (columns - c)) - 1);
+            _mm512_mask_storeu_epi16(d + c, mask, _mm512_maskz_loadu_epi16(mask, s + c));
+        }
+    }
+}
+#endif
+
+void ragseg_copy_rows_u16(const uint16_t *src, long src_ld, uint16_t *dst, long dst_ld, long rows, long columns) {
+#if defined(__x86_64__)
+    if (level() >= LEVEL_AVX512) {
+        copy_rows_u16_avx512(src, src_ld, dst, dst_ld, rows, columns);
+        return;
+    }
+#endif
+    for (long r = 0; r < rows; r++) memcpy(dst + r * dst_ld, src + r * src_ld, (size_t)columns * sizeof(uint16_t));
 }

@@ -10,7 +10,7 @@ struct HieraBlock: Sendable {
     // The fused qkv Linear is split at load time into three Linears so q, k and v come out contiguous.
     let query: Linear, key: Linear, value: Linear
     let attentionOutput: Linear
-    /// MLP = Linear(d -> 4d), GELU, Linear(4d -> d).
+    /// MLP = Linear(d -> 4d), GELU, Linear(4d -> d), added to x a chunk of tokens at a time (`addFeedForward`).
     let mlpIn: Linear, mlpOut: Linear
     /// Shortcut projection of the first block of a stage (width change).
     let shortcutProjection: Linear?
@@ -33,6 +33,21 @@ struct HieraBlock: Sendable {
 
     /// x: [H, W, dimIn] -> [H', W', dimOut] (H' = H/2 with query pooling).
     func callAsFunction(_ x: Tensor) -> Tensor {
+        carriesBFloat16Activations(height: x.dim(0), width: x.dim(1)) ? forwardBFloat16(x) : forward(x)
+    }
+
+    /// Under `Precision.bf16`, when every product of the block runs in bf16 at this size (the smallest are the
+    /// output projection over the pooled tokens and the attention itself), the activations between products are
+    /// stored as bf16 (`forwardBFloat16`).
+    func carriesBFloat16Activations(height: Int, width: Int) -> Bool {
+        let outTokens = layout.qPool ? (height / 2) * (width / 2) : height * width
+        let keysPerQuery = layout.window > 0 ? layout.window * layout.window : height * width
+        return runsInBFloat16(m: outTokens, n: layout.dimOut, k: layout.dimOut)
+            && runsInBFloat16(m: outTokens, n: keysPerQuery, k: layout.dimOut)
+    }
+
+    /// The block with fp32 activations; its products run in the current precision.
+    func forward(_ x: Tensor) -> Tensor {
         let height = x.dim(0), width = x.dim(1)
         let window = layout.window
         let normed = norm1(x)
@@ -43,7 +58,6 @@ struct HieraBlock: Sendable {
             shortcut = projection(normed)
             if layout.qPool { shortcut = maxPool2x2ChannelsLast(shortcut) }
         }
-        let outHeight = shortcut.dim(0), outWidth = shortcut.dim(1)
 
         // Windows are cut from the normalized map, zero-padded at the bottom/right: padded tokens
         // become q/k/v = bias and take part in attention as keys/values, as in the reference.
@@ -53,7 +67,6 @@ struct HieraBlock: Sendable {
             : normed.reshaped([1, height * width, layout.dimIn])
         let qkv = linears([query, key, value], sharing: tokens)
         var q = qkv[0]
-        let k = qkv[1], v = qkv[2]
         if layout.qPool {
             // Pool the queries on each window's own grid (or the whole map for a global block).
             q =
@@ -61,26 +74,57 @@ struct HieraBlock: Sendable {
                 ? maxPool2x2Grid(q, rows: window, columns: window)
                 : maxPool2x2Grid(q, rows: height, columns: width)
         }
-        let attended = attention(query: q, key: k, value: v, heads: layout.heads)
-        let projected = attentionOutput(attended)
-
-        var out: Tensor
-        if window > 0 {
-            // After pooling the windows are half as wide and the padded grid follows the pooled map.
-            let effective = layout.qPool ? window / 2 : window
-            out = windowUnpartition(projected, window: effective, height: outHeight, width: outWidth, adding: shortcut)
-        } else {
-            out = projected.reshaped([outHeight, outWidth, layout.dimOut])
-            addInPlace(&out, shortcut)
-        }
-        addMLP(into: &out)
+        let attended = attention(query: q, key: qkv[1], value: qkv[2], heads: layout.heads)
+        var out = backOnTheGrid(attentionOutput(attended), adding: shortcut)
+        addFeedForward(into: &out, input: norm2(out), hidden: mlpIn, output: mlpOut, activation: .gelu)
         return out
     }
 
-    /// x += MLP(LN2(x)) with MLP = Linear(d -> 4d), GELU, Linear(4d -> d), a chunk of tokens at a time
-    /// (TensorCore's `addFeedForward`).
-    func addMLP(into x: inout Tensor) {
-        addFeedForward(into: &x, input: norm2(x), hidden: mlpIn, output: mlpOut, activation: .gelu)
+    /// `forward` with the same arithmetic, but every activation that only a bf16 product reads is stored as
+    /// bf16, rounded once by whoever writes it: both layer norms' outputs, q, k and v (rounded by the q/k/v
+    /// products, cut into windows and pooled as bf16), and the attention output. The residual stream, the
+    /// shortcut and every sum stay fp32. Each value is the same rounding of the same fp32 number as in `forward`
+    /// under bf16, so the two agree; this moves about half the bytes in the memory-bound first stages.
+    func forwardBFloat16(_ x: Tensor) -> Tensor {
+        let height = x.dim(0), width = x.dim(1)
+        let window = layout.window
+        let normed = norm1.bfloat16(x)
+        var shortcut = x
+        if let projection = shortcutProjection {
+            shortcut = projection(normed)
+            if layout.qPool { shortcut = maxPool2x2ChannelsLast(shortcut) }
+        }
+        let tokens =
+            window > 0
+            ? windowPartition(normed, window: window)
+            : normed.reshaped([1, height * width, layout.dimIn])
+        var q = query.bfloat16(tokens)
+        if layout.qPool {
+            q =
+                window > 0
+                ? maxPool2x2Grid(q, rows: window, columns: window)
+                : maxPool2x2Grid(q, rows: height, columns: width)
+        }
+        let attended = attention(
+            query: q, key: key.bfloat16(tokens), value: value.bfloat16(tokens), heads: layout.heads)
+        var out = backOnTheGrid(attentionOutput(attended), adding: shortcut)
+        addFeedForward(into: &out, input: norm2.bfloat16(out), hidden: mlpIn, output: mlpOut, activation: .gelu)
+        return out
+    }
+
+    /// The projected attention output [windows or 1, tokens, dimOut] back on the (pooled) token grid of the
+    /// shortcut, plus the shortcut.
+    private func backOnTheGrid(_ projected: Tensor, adding shortcut: Tensor) -> Tensor {
+        let outHeight = shortcut.dim(0), outWidth = shortcut.dim(1)
+        if layout.window > 0 {
+            // After pooling the windows are half as wide and the padded grid follows the pooled map.
+            let effective = layout.qPool ? layout.window / 2 : layout.window
+            return windowUnpartition(
+                projected, window: effective, height: outHeight, width: outWidth, adding: shortcut)
+        }
+        var out = projected.reshaped([outHeight, outWidth, layout.dimOut])
+        addInPlace(&out, shortcut)
+        return out
     }
 }
 
@@ -176,28 +220,53 @@ public struct Hiera: Sendable {
 /// [H, W, C] -> [numWindows, window*window, C], zero-padded at the bottom/right to multiples of the
 /// window; windows in row-major order over the padded grid.
 func windowPartition(_ x: Tensor, window: Int) -> Tensor {
-    let height = x.dim(0), width = x.dim(1), channels = x.dim(2)
+    let (shape, count) = windowPartitionShape(x.shape, window: window)
+    var out = Tensor(zeros: shape)
+    out.withUnsafeMutableBufferPointer { dst in
+        x.withUnsafeBufferPointer { src in copyWindows(src, into: dst, shape: x.shape, window: window) }
+    }
+    precondition(out.count == count)
+    return out
+}
+
+/// `windowPartition` of bf16 tokens (the normalized input of a bf16 block).
+func windowPartition(_ x: BFloat16Tensor, window: Int) -> BFloat16Tensor {
+    let (shape, _) = windowPartitionShape(x.shape, window: window)
+    var bits = [UInt16](repeating: 0, count: Tensor.count(of: shape))
+    bits.withUnsafeMutableBufferPointer { dst in
+        x.withUnsafeBufferPointer { src in copyWindows(src, into: dst, shape: x.shape, window: window) }
+    }
+    return BFloat16Tensor(shape: shape, bits: bits)
+}
+
+private func windowPartitionShape(_ shape: [Int], window: Int) -> (shape: [Int], count: Int) {
+    precondition(shape.count == 3 && window > 0, "windowPartition needs [H, W, C] and a window, got \(shape)")
+    let rows = (shape[0] + window - 1) / window, columns = (shape[1] + window - 1) / window
+    let out = [rows * columns, window * window, shape[2]]
+    return (out, Tensor.count(of: out))
+}
+
+/// The row copies of `windowPartition`, for elements of any type; `dst` is zero-filled (the padding).
+private func copyWindows<Element>(
+    _ src: UnsafeBufferPointer<Element>, into dst: UnsafeMutableBufferPointer<Element>, shape: [Int], window: Int
+) {
+    let height = shape[0], width = shape[1], channels = shape[2]
     let rows = (height + window - 1) / window, columns = (width + window - 1) / window
-    var out = Tensor(zeros: [rows * columns, window * window, channels])
-    x.withUnsafeBufferPointer { src in
-        out.withUnsafeMutableBufferPointer { dst in
-            parallelFor(rows) { wy in
-                for wx in 0..<columns {
-                    let windowBase = ((wy * columns + wx) * window * window) * channels
-                    for dy in 0..<window {
-                        let y = wy * window + dy
-                        if y >= height { break }
-                        let x0 = wx * window
-                        let n = min(window, width - x0)
-                        guard n > 0 else { continue }
-                        (dst.baseAddress! + windowBase + dy * window * channels)
-                            .update(from: src.baseAddress! + (y * width + x0) * channels, count: n * channels)
-                    }
-                }
+    guard let from = src.baseAddress, let to = dst.baseAddress else { return }
+    parallelFor(rows) { wy in
+        for wx in 0..<columns {
+            let windowBase = ((wy * columns + wx) * window * window) * channels
+            for dy in 0..<window {
+                let y = wy * window + dy
+                if y >= height { break }
+                let x0 = wx * window
+                let n = min(window, width - x0)
+                guard n > 0 else { continue }
+                (to + windowBase + dy * window * channels)
+                    .update(from: from + (y * width + x0) * channels, count: n * channels)
             }
         }
     }
-    return out
 }
 
 /// Inverse of `windowPartition`: [numWindows, window*window, C] -> [height, width, C], dropping the
@@ -235,24 +304,64 @@ func windowUnpartition(_ windows: Tensor, window: Int, height: Int, width: Int, 
 /// 2x2 stride-2 max pool of every batch entry's rows x columns token grid:
 /// [B, rows*columns, C] -> [B, (rows/2)*(columns/2), C] (floor mode, like nn.MaxPool2d).
 func maxPool2x2Grid(_ x: Tensor, rows: Int, columns: Int) -> Tensor {
-    let batch = x.dim(0), channels = x.dim(2)
-    precondition(x.dim(1) == rows * columns, "pooling grid \(rows)x\(columns) does not match \(x.shape)")
-    let outRows = rows / 2, outColumns = columns / 2
-    return Tensor(shape: [batch, outRows * outColumns, channels]) { dst in
+    let shape = pooledGridShape(x.shape, rows: rows, columns: columns)
+    return Tensor(shape: shape) { dst in
         x.withUnsafeBufferPointer { src in
-            parallelFor(batch * outRows) { item in
-                let b = item / outRows, oy = item % outRows
-                for ox in 0..<outColumns {
-                    let o = dst.baseAddress! + ((b * outRows + oy) * outColumns + ox) * channels
-                    let p00 = src.baseAddress! + ((b * rows + 2 * oy) * columns + 2 * ox) * channels
-                    let p01 = p00 + channels
-                    let p10 = p00 + columns * channels
-                    let p11 = p10 + channels
-                    for c in 0..<channels {
-                        o[c] = max(max(p00[c], p01[c]), max(p10[c], p11[c]))
-                    }
+            poolGrid(src, into: dst, shape: x.shape, rows: rows, columns: columns) { a, b, c, d, o, n in
+                for i in 0..<n { o[i] = max(max(a[i], b[i]), max(c[i], d[i])) }
+            }
+        }
+    }
+}
+
+/// `maxPool2x2Grid` of bf16 tokens (pooled queries of a bf16 block). Rounding to bf16 never reverses an order,
+/// so the pooled bf16 values are exactly the rounded maxima of the fp32 values.
+func maxPool2x2Grid(_ x: BFloat16Tensor, rows: Int, columns: Int) -> BFloat16Tensor {
+    let shape = pooledGridShape(x.shape, rows: rows, columns: columns)
+    return BFloat16Tensor(shape: shape) { dst in
+        x.withUnsafeBufferPointer { src in
+            poolGrid(src, into: dst, shape: x.shape, rows: rows, columns: columns) { a, b, c, d, o, n in
+                // Compared as fp32 (exact); the maximum's top half is its bf16 bits again.
+                for i in 0..<n {
+                    let m = max(
+                        max(float(fromBFloat16: a[i]), float(fromBFloat16: b[i])),
+                        max(float(fromBFloat16: c[i]), float(fromBFloat16: d[i])))
+                    o[i] = UInt16(truncatingIfNeeded: m.bitPattern >> 16)
                 }
             }
+        }
+    }
+}
+
+private func pooledGridShape(_ shape: [Int], rows: Int, columns: Int) -> [Int] {
+    precondition(
+        shape.count == 3 && shape[1] == rows * columns, "pooling grid \(rows)x\(columns) does not match \(shape)")
+    return [shape[0], (rows / 2) * (columns / 2), shape[2]]
+}
+
+/// The loops of `maxPool2x2Grid` for elements of any type; `pool(a, b, c, d, out, n)` writes the elementwise
+/// maximum of four rows of n channels.
+@inline(__always)
+private func poolGrid<Element>(
+    _ src: UnsafeBufferPointer<Element>, into dst: UnsafeMutableBufferPointer<Element>, shape: [Int], rows: Int,
+    columns: Int,
+    pool: (
+        UnsafePointer<Element>, UnsafePointer<Element>, UnsafePointer<Element>, UnsafePointer<Element>,
+        UnsafeMutablePointer<Element>, Int
+    ) -> Void
+) {
+    let batch = shape[0], channels = shape[2]
+    let outRows = rows / 2, outColumns = columns / 2
+    guard let from = src.baseAddress, let to = dst.baseAddress else { return }
+    parallelFor(batch * outRows) { item in
+        let b = item / outRows, oy = item % outRows
+        for ox in 0..<outColumns {
+            let o = to + ((b * outRows + oy) * outColumns + ox) * channels
+            let p00 = from + ((b * rows + 2 * oy) * columns + 2 * ox) * channels
+            let p01 = p00 + channels
+            let p10 = p00 + columns * channels
+            let p11 = p10 + channels
+            pool(p00, p01, p10, p11, o, channels)
         }
     }
 }

@@ -10,28 +10,12 @@
 /// their exponential sums (cheaper on [block, dv] than on [block, Nk]). The full Nq x Nk matrix is
 /// never allocated. Work items are spread over the cores, each running its GEMMs on its own core.
 public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, scale: Float? = nil) -> Tensor {
-    let batched = query.rank == 3
-    precondition(query.rank == 2 || query.rank == 3, "attention query must be [B?, N, C], got \(query.shape)")
-    precondition(
-        key.rank == query.rank && value.rank == query.rank,
-        "attention q/k/v ranks differ: \(query.shape), \(key.shape), \(value.shape)")
-    let batch = batched ? query.shape[0] : 1
-    if batched {
-        precondition(key.shape[0] == batch && value.shape[0] == batch, "attention batch sizes differ")
-    }
-    let nq = query.dim(-2), nk = key.dim(-2)
-    let cq = query.dim(-1), cv = value.dim(-1)
-    precondition(
-        heads > 0 && cq % heads == 0 && cv % heads == 0,
-        "attention: channels \(cq)/\(cv) not divisible by \(heads) heads")
-    precondition(key.dim(-1) == cq, "attention key channels \(key.dim(-1)) != query channels \(cq)")
-    precondition(value.dim(-2) == nk, "attention: \(nk) keys but \(value.dim(-2)) values")
-    let dq = cq / heads, dv = cv / heads
+    let shape = AttentionShape(query: query.shape, key: key.shape, value: value.shape, heads: heads)
+    let batch = shape.batch, nq = shape.queries, nk = shape.keys, dq = shape.queryWidth, dv = shape.valueWidth
+    let cq = dq * heads, cv = dv * heads
     let alpha = scale ?? 1 / Float(dq).squareRoot()
-    var outShape = query.shape
-    outShape[outShape.count - 1] = cv
-    if nq == 0 || cv == 0 { return Tensor(zeros: outShape) }
-    if nk == 0 { return Tensor(zeros: outShape) }
+    let outShape = shape.output
+    if nq == 0 || cv == 0 || nk == 0 { return Tensor(zeros: outShape) }
     if runsInBFloat16(m: batch * heads * nq, n: nk, k: dq) {
         return attentionBFloat16(
             query: query, key: key, value: value, batch: batch, heads: heads, alpha: alpha, outShape: outShape,
@@ -83,6 +67,35 @@ public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, sca
                 }
             }
         }
+    }
+}
+
+/// The sizes of one attention, checked: q [B?, Nq, heads·dq], k [B?, Nk, heads·dq], v [B?, Nk, heads·dv].
+struct AttentionShape {
+    let batch: Int, queries: Int, keys: Int, queryWidth: Int, valueWidth: Int
+    /// [B?, Nq, heads·dv].
+    let output: [Int]
+
+    init(query: [Int], key: [Int], value: [Int], heads: Int) {
+        let rank = query.count
+        precondition(rank == 2 || rank == 3, "attention query must be [B?, N, C], got \(query)")
+        precondition(
+            key.count == rank && value.count == rank, "attention q/k/v ranks differ: \(query), \(key), \(value)")
+        batch = rank == 3 ? query[0] : 1
+        if rank == 3 { precondition(key[0] == batch && value[0] == batch, "attention batch sizes differ") }
+        queries = query[rank - 2]
+        keys = key[rank - 2]
+        let cq = query[rank - 1], cv = value[rank - 1]
+        precondition(
+            heads > 0 && cq % heads == 0 && cv % heads == 0,
+            "attention: channels \(cq)/\(cv) not divisible by \(heads) heads")
+        precondition(key[rank - 1] == cq, "attention key channels \(key[rank - 1]) != query channels \(cq)")
+        precondition(value[rank - 2] == keys, "attention: \(keys) keys but \(value[rank - 2]) values")
+        queryWidth = cq / heads
+        valueWidth = cv / heads
+        var output = query
+        output[rank - 1] = cv
+        self.output = output
     }
 }
 

@@ -16,18 +16,51 @@ func attentionBFloat16(
     let k16 = headMajorBFloat16(key, batch: batch, heads: heads)
     let v16 = headMajorBFloat16(value, batch: batch, heads: heads)
     return Tensor(shape: outShape) { out in
-        q16.withUnsafeBufferPointer { pq in
-            k16.withUnsafeBufferPointer { pk in
-                v16.withUnsafeBufferPointer { pv in
-                    let operands = BFloat16AttentionOperands(
-                        q: pq.baseAddress!, k: pk.baseAddress!, v: pv.baseAddress!, out: out.baseAddress!,
-                        batch: batch, heads: heads, queries: query.dim(-2), keys: key.dim(-2),
-                        queryWidth: query.dim(-1) / heads, valueWidth: value.dim(-1) / heads, alpha: alpha)
-                    if manySmallItems {
-                        batchedAttentionBFloat16(operands)
-                    } else {
-                        tiledAttentionBFloat16(operands)
-                    }
+        runAttentionBFloat16(
+            q: q16, k: k16, v: v16, out: UnsafeMutableRawPointer(out.baseAddress!), output: .f32, batch: batch,
+            heads: heads, queries: query.dim(-2), keys: key.dim(-2), queryWidth: query.dim(-1) / heads,
+            valueWidth: value.dim(-1) / heads, alpha: alpha, manySmallItems: manySmallItems)
+    }
+}
+
+/// Scaled dot-product attention over bf16 q [B?, Nq, heads·dq], k [B?, Nk, heads·dq], v [B?, Nk, heads·dv]
+/// (head h owns channels h·d ..< (h+1)·d, as in `attention`), computed as `attentionBFloat16` computes it. The
+/// output [B?, Nq, heads·dv] is rounded to bf16, for an output projection that would round it anyway. With one
+/// head the operands are already head-major and are read in place. Runs in bf16 whatever the size (the inputs
+/// are bf16 already), on a CPU where `Precision.use(.bf16)` succeeded.
+public func attention(
+    query: BFloat16Tensor, key: BFloat16Tensor, value: BFloat16Tensor, heads: Int, scale: Float? = nil
+) -> BFloat16Tensor {
+    let shape = AttentionShape(query: query.shape, key: key.shape, value: value.shape, heads: heads)
+    guard shape.queries > 0, shape.keys > 0, shape.valueWidth > 0 else { return BFloat16Tensor(zeros: shape.output) }
+    let q16 = headMajor(query, batch: shape.batch, heads: heads)
+    let k16 = headMajor(key, batch: shape.batch, heads: heads)
+    let v16 = headMajor(value, batch: shape.batch, heads: heads)
+    return BFloat16Tensor(shape: shape.output) { out in
+        runAttentionBFloat16(
+            q: q16, k: k16, v: v16, out: UnsafeMutableRawPointer(out.baseAddress!), output: .bf16,
+            batch: shape.batch, heads: heads, queries: shape.queries, keys: shape.keys, queryWidth: shape.queryWidth,
+            valueWidth: shape.valueWidth, alpha: scale ?? 1 / Float(shape.queryWidth).squareRoot(),
+            manySmallItems: shape.queries * shape.keys * shape.queryWidth < bfloat16MinimumProduct)
+    }
+}
+
+/// Runs one bf16 attention over head-major operands into `out` ([B, Nq, heads·dv] of `output` type).
+private func runAttentionBFloat16(
+    q: [UInt16], k: [UInt16], v: [UInt16], out: UnsafeMutableRawPointer, output: OneDNN.ElementType, batch: Int,
+    heads: Int, queries: Int, keys: Int, queryWidth: Int, valueWidth: Int, alpha: Float, manySmallItems: Bool
+) {
+    q.withUnsafeBufferPointer { pq in
+        k.withUnsafeBufferPointer { pk in
+            v.withUnsafeBufferPointer { pv in
+                let operands = BFloat16AttentionOperands(
+                    q: pq.baseAddress!, k: pk.baseAddress!, v: pv.baseAddress!, out: out, output: output,
+                    batch: batch, heads: heads, queries: queries, keys: keys, queryWidth: queryWidth,
+                    valueWidth: valueWidth, alpha: alpha)
+                if manySmallItems {
+                    batchedAttentionBFloat16(operands)
+                } else {
+                    tiledAttentionBFloat16(operands)
                 }
             }
         }
@@ -37,20 +70,29 @@ func attentionBFloat16(
 /// One bf16 attention's head-major operands and output, with their sizes. Item i = b · heads + h.
 struct BFloat16AttentionOperands {
     let q: UnsafePointer<UInt16>, k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>
-    let out: UnsafeMutablePointer<Float>
+    /// [B, Nq, heads·dv], fp32 or bf16 (`output`).
+    let out: UnsafeMutableRawPointer
+    let output: OneDNN.ElementType
     let batch: Int, heads: Int, queries: Int, keys: Int, queryWidth: Int, valueWidth: Int
     let alpha: Float
 
     /// Output rows row0 ..< row0 + rows of item `item` ([B, Nq, heads·dv], that head's columns): the PV
-    /// products divided by their exponential sums.
+    /// products divided by their exponential sums (in place in `products`, then rounded when the output is bf16).
     @inline(__always)
-    func store(item: Int, row0: Int, rows: Int, products: UnsafePointer<Float>, sums: UnsafePointer<Float>) {
+    func store(item: Int, row0: Int, rows: Int, products: UnsafeMutablePointer<Float>, sums: UnsafePointer<Float>) {
         let b = item / heads, h = item % heads, dv = valueWidth, width = heads * dv
-        let block = out + (b * queries + row0) * width + h * dv
+        let offset = (b * queries + row0) * width + h * dv
         for r in 0..<rows {
             let inv = 1 / sums[r]
-            let p = block + r * width, s = products + r * dv
-            for j in 0..<dv { p[j] = s[j] * inv }
+            let s = products + r * dv
+            switch output {
+            case .f32:
+                let p = out.assumingMemoryBound(to: Float.self) + offset + r * width
+                for j in 0..<dv { p[j] = s[j] * inv }
+            case .bf16:
+                for j in 0..<dv { s[j] *= inv }
+                ragseg_to_bf16(s, out.assumingMemoryBound(to: UInt16.self) + offset + r * width, dv)
+            }
         }
     }
 }
@@ -93,7 +135,7 @@ private func tiledAttentionBFloat16(_ x: BFloat16AttentionOperands) {
                 OneDNN.matmul(
                     .bf16, transA: false, transB: true, m: rows, n: keys, k: dq, alpha: x.alpha,
                     a: qBlock, lda: dq, b: x.k + (head * nk + key0) * dq, ldb: dq, c: scores, ldc: keys)
-                // Each row rounded right after its exponentials, while it is still in cache.
+                // Each row's exponentials are rounded to bf16 as they are made (no fp32 row written back).
                 for r in 0..<rows {
                     let row = scores + r * keys
                     let tileMax = ragseg_row_max(row, keys)
@@ -101,8 +143,7 @@ private func tiledAttentionBFloat16(_ x: BFloat16AttentionOperands) {
                     let running = max(previous, tileMax)
                     // A row of -inf so far is shifted by 0, as ragseg_exp_shifted_sum does.
                     let shift = running == -.infinity ? 0 : running
-                    let sum = ragseg_exp_minus_sum(row, keys, shift)
-                    ragseg_to_bf16(row, probabilities + r * keys, keys)
+                    let sum = ragseg_exp_minus_sum_bf16(row, keys, shift, probabilities + r * keys)
                     let previousShift = previous == -.infinity ? 0 : previous
                     if key0 == 0 {
                         sums[r] = sum
@@ -157,8 +198,10 @@ private func batchedAttentionBFloat16(_ x: BFloat16AttentionOperands) {
             .bf16, batch: count, transB: true, m: nq, n: nk, k: dq, alpha: x.alpha,
             a: x.q + first * nq * dq, b: x.k + first * nk * dq, c: scores)
         for row in 0..<(count * nq) {
-            sums[row] = softmaxRowUnnormalized(scores + row * nk, nk)
-            ragseg_to_bf16(scores + row * nk, probabilities + row * nk, nk)
+            let maximum = ragseg_row_max(scores + row * nk, nk)
+            // A row of -inf is shifted by 0, as ragseg_exp_shifted_sum does.
+            sums[row] = ragseg_exp_minus_sum_bf16(
+                scores + row * nk, nk, maximum == -.infinity ? 0 : maximum, probabilities + row * nk)
         }
         OneDNN.matmulBatched(
             .bf16, batch: count, transB: false, m: nq, n: dv, k: nk, a: probabilities,
@@ -173,6 +216,22 @@ private func batchedAttentionBFloat16(_ x: BFloat16AttentionOperands) {
 /// the last-level cache. At k = 8 supports (33,000 keys) memory attention took 6-9 % less time than with whole
 /// rows of keys (Zen 5, `ragseg-bench query`); 512 and 1,024 keys per tile measured no better than 2,048.
 let attentionKeyTile = 2048
+
+/// x [B?, N, heads·d] in [B, heads, N, d] order; with one head that is x's own order, and x's storage is used.
+private func headMajor(_ x: BFloat16Tensor, batch: Int, heads: Int) -> [UInt16] {
+    if heads == 1 { return x.bits }
+    let n = x.dim(-2), c = x.dim(-1), d = c / heads
+    return [UInt16](unsafeUninitializedCapacity: x.count) { buffer, initialized in
+        x.withUnsafeBufferPointer { px in
+            let src = px.baseAddress!, dst = buffer.baseAddress!
+            parallelFor(batch * heads) { head in
+                let b = head / heads, h = head % heads
+                ragseg_copy_rows_u16(src + b * n * c + h * d, c, dst + head * n * d, d, n, d)
+            }
+        }
+        initialized = x.count
+    }
+}
 
 /// x [B?, N, heads·d] as bf16 bits in [B, heads, N, d] order.
 private func headMajorBFloat16(_ x: Tensor, batch: Int, heads: Int) -> [UInt16] {

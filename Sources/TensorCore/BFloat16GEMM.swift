@@ -34,8 +34,8 @@ public func bfloat16Array(_ x: Tensor) -> [UInt16] {
 /// microseconds of set-up, and these (prompt tokens, small heads) are a negligible share of the time.
 let bfloat16MinimumProduct = 1 << 20
 
-/// True when a product of this size runs in bf16 under the current precision.
-@inline(__always) func runsInBFloat16(m: Int, n: Int, k: Int) -> Bool {
+/// True when a product of this size (m·n·k multiply-adds) runs in bf16 under the current precision.
+@inline(__always) public func runsInBFloat16(m: Int, n: Int, k: Int) -> Bool {
     Precision.current == .bf16 && m * n * k >= bfloat16MinimumProduct
 }
 
@@ -66,60 +66,105 @@ public func linears(_ layers: [Linear], sharing x: Tensor) -> [Tensor] {
     guard rows > 0, layers.allSatisfy({ runsInBFloat16(m: rows, n: $0.outputDim, k: inFeatures) }) else {
         return layers.map { $0(x) }
     }
-    let input = [UInt16](unsafeUninitializedCapacity: x.count) { buffer, initialized in
-        x.withUnsafeBufferPointer { px in
-            let source = px.baseAddress!, bits = buffer.baseAddress!
-            parallelRanges(rows, grain: max(1, (1 << 15) / inFeatures)) { range in
-                ragseg_to_bf16(
-                    source + range.lowerBound * inFeatures, bits + range.lowerBound * inFeatures,
-                    range.count * inFeatures)
-            }
+    let input = BFloat16Tensor(rounding: x)
+    return layers.map { $0(input) }
+}
+
+extension Linear {
+    /// self(x) for bf16 input: oneDNN products with fp32 accumulation, a block of rows per worker, fp32
+    /// output. The input is bf16 already, so this runs in bf16 whatever its size (on a CPU where
+    /// `Precision.use(.bf16)` succeeded).
+    public func callAsFunction(_ x: BFloat16Tensor) -> Tensor {
+        Tensor(shape: outputShape(of: x)) { out in
+            product(x, output: .f32, into: UnsafeMutableRawPointer(out.baseAddress))
         }
-        initialized = x.count
     }
-    return layers.map { layer in
+
+    /// self(x) with the output rounded to bf16 inside oneDNN, for a consumer that would round it anyway (the
+    /// q, k and v of an attention): the same numbers as rounding the fp32 output, at half the bytes.
+    public func bfloat16(_ x: BFloat16Tensor) -> BFloat16Tensor {
+        BFloat16Tensor(shape: outputShape(of: x)) { out in
+            product(x, output: .bf16, into: UnsafeMutableRawPointer(out.baseAddress))
+        }
+    }
+
+    private func outputShape(of x: BFloat16Tensor) -> [Int] {
+        precondition(x.rank >= 1 && x.dim(-1) == inputDim, "linear: input \(x.shape) does not end in \(inputDim)")
         var shape = x.shape
-        shape[shape.count - 1] = layer.outputDim
-        let outFeatures = layer.outputDim, weight = layer.packed.bits(of: layer.weight)
-        return Tensor(shape: shape) { out in
-            input.withUnsafeBufferPointer { pi in
-                withOptionalPointers(layer.bias, weight) { bias, pw in
-                    forRowBlocks(rows, product: rows * outFeatures * inFeatures) { range in
-                        OneDNN.matmul(
-                            .bf16, transA: false, transB: true, m: range.count, n: outFeatures, k: inFeatures,
-                            a: pi.baseAddress! + range.lowerBound * inFeatures, lda: inFeatures, b: pw!,
-                            ldb: inFeatures, bias: bias, c: out.baseAddress! + range.lowerBound * outFeatures,
-                            ldc: outFeatures)
-                    }
+        shape[shape.count - 1] = outputDim
+        return shape
+    }
+
+    private func product(_ x: BFloat16Tensor, output: OneDNN.ElementType, into out: UnsafeMutableRawPointer?) {
+        let inFeatures = inputDim, outFeatures = outputDim, rows = x.count / max(inFeatures, 1)
+        guard let out, rows > 0, outFeatures > 0 else { return }
+        let elementBytes = output == .bf16 ? 2 : 4
+        let weight = packed.bits(of: self.weight)
+        x.withUnsafeBufferPointer { px in
+            withOptionalPointers(bias, weight) { bias, pw in
+                forRowBlocks(rows, product: rows * outFeatures * inFeatures) { range in
+                    OneDNN.matmul(
+                        .bf16, transA: false, transB: true, m: range.count, n: outFeatures, k: inFeatures,
+                        a: px.baseAddress! + range.lowerBound * inFeatures, lda: inFeatures, b: pw!, ldb: inFeatures,
+                        bias: bias, c: out + range.lowerBound * outFeatures * elementBytes, output: output,
+                        ldc: outFeatures)
                 }
             }
         }
     }
 }
 
-/// One chunk of `addFeedForward` in bf16: out[r] += activation(x[r] · W1ᵀ + b1) · W2ᵀ + b2. The first
-/// product's bias and activation run inside oneDNN on its fp32 accumulator, which is then rounded once to the
-/// bf16 hidden block the second product reads: the wide hidden activations are written once, at half the
-/// width of fp32, and never converted or activated in a pass of their own. Runs on the calling thread.
+/// One chunk of `addFeedForward` in bf16: out[r] += activation(x[r] · W1ᵀ + b1) · W2ᵀ + b2, x already bf16.
+/// The first product's bias and activation run inside oneDNN on its fp32 accumulator, which is then rounded
+/// once to the bf16 hidden block the second product reads: the wide hidden activations are written once, at
+/// half the width of fp32, and never converted or activated in a pass of their own. Runs on the calling thread.
 func feedForwardRowsBFloat16(
-    _ x: UnsafePointer<Float>, rows: Int, width: Int, hiddenWidth: Int, outWidth: Int,
+    _ x: UnsafePointer<UInt16>, rows: Int, width: Int, hiddenWidth: Int, outWidth: Int,
     hiddenWeight: UnsafePointer<UInt16>, hiddenBias: UnsafePointer<Float>, outputWeight: UnsafePointer<UInt16>,
     outputBias: UnsafePointer<Float>, activation: FeedForwardActivation, out: UnsafeMutablePointer<Float>
 ) {
-    let input = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * width)
     let hidden = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * hiddenWidth)
-    defer {
-        input.deallocate()
-        hidden.deallocate()
-    }
-    ragseg_to_bf16(x, input, rows * width)
+    defer { hidden.deallocate() }
     OneDNN.matmul(
-        .bf16, transA: false, transB: true, m: rows, n: hiddenWidth, k: width, a: input, lda: width,
+        .bf16, transA: false, transB: true, m: rows, n: hiddenWidth, k: width, a: x, lda: width,
         b: hiddenWeight, ldb: width, bias: hiddenBias, activation: activation.oneDNN, c: hidden, output: .bf16,
         ldc: hiddenWidth)
     OneDNN.matmul(
         .bf16, transA: false, transB: true, m: rows, n: outWidth, k: hiddenWidth, a: hidden, lda: hiddenWidth,
         b: outputWeight, ldb: hiddenWidth, bias: outputBias, beta: 1, c: out, ldc: outWidth)
+}
+
+/// `addFeedForward` for an input that is bf16 already (a layer norm's output stored as bf16): every chunk runs
+/// `feedForwardRowsBFloat16` on it as is (on a CPU where `Precision.use(.bf16)` succeeded).
+public func addFeedForward(
+    into x: inout Tensor, input: BFloat16Tensor, hidden: Linear, output: Linear, activation: FeedForwardActivation
+) {
+    let width = input.dim(-1), hiddenWidth = hidden.outputDim, outWidth = x.dim(-1)
+    precondition(
+        hidden.inputDim == width && output.inputDim == hiddenWidth && output.outputDim == outWidth,
+        "feed-forward: layers \(hidden.weight.shape), \(output.weight.shape) do not take \(input.shape) to \(x.shape)")
+    let tokens = input.count / max(width, 1)
+    precondition(x.count == tokens * outWidth, "feed-forward: x \(x.shape) and input \(input.shape) differ in rows")
+    guard let hiddenBias = hidden.bias, let outputBias = output.bias else {
+        preconditionFailure("feed-forward layers need biases")
+    }
+    let w1 = hidden.packed.bits(of: hidden.weight), w2 = output.packed.bits(of: output.weight)
+    let chunks = (tokens + feedForwardChunkRows - 1) / feedForwardChunkRows
+    x.withUnsafeMutableBufferPointer { px in
+        input.withUnsafeBufferPointer { pi in
+            withOptionalPointers(hiddenBias, w1) { b1, h16 in
+                withOptionalPointers(outputBias, w2) { b2, o16 in
+                    parallelFor(chunks) { chunk in
+                        let start = chunk * feedForwardChunkRows, rows = min(feedForwardChunkRows, tokens - start)
+                        feedForwardRowsBFloat16(
+                            pi.baseAddress! + start * width, rows: rows, width: width, hiddenWidth: hiddenWidth,
+                            outWidth: outWidth, hiddenWeight: h16!, hiddenBias: b1!, outputWeight: o16!,
+                            outputBias: b2!, activation: activation, out: px.baseAddress! + start * outWidth)
+                    }
+                }
+            }
+        }
+    }
 }
 
 extension FeedForwardActivation {

@@ -61,6 +61,8 @@ public struct LayerNorm: Sendable {
 
     /// Over the last axis of tokens [..., C].
     public func callAsFunction(_ x: Tensor) -> Tensor { layerNorm(x, weight: weight, bias: bias, eps: eps) }
+    /// The same, rounded to bf16, for bf16 products to read (`layerNormBFloat16`).
+    public func bfloat16(_ x: Tensor) -> BFloat16Tensor { layerNormBFloat16(x, weight: weight, bias: bias, eps: eps) }
     /// Over C of a [C, H, W] map (`LayerNorm2d`).
     public func channels(_ x: Tensor) -> Tensor { layerNorm2d(x, weight: weight, bias: bias, eps: eps) }
 }

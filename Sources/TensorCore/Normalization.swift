@@ -1,27 +1,60 @@
+import CDNNL
+
 /// LayerNorm over the last axis (biased variance, PyTorch `nn.LayerNorm`), with optional affine
 /// weight/bias of the last axis' length. Two passes (mean, then the mean-subtracted squares) in eight
 /// fp32 lanes: the lanes keep the partial sums short enough for full fp32 accuracy at any width the
 /// models use, and unlike a scalar Double loop they vectorize (this op ran at 4% of the SAM 2 encoder).
 public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) -> Tensor {
+    if x.count == 0 { return x }
+    let c = x.dim(-1)
+    // Out of place: one read and one write per element (a copy first would add a full pass).
+    return Tensor(shape: x.shape) { po in
+        let out = po.baseAddress!
+        forEachLayerNormRange(x, weight: weight, bias: bias, eps: eps) { rows, normalize in
+            for r in rows { normalize(r, out + r * c) }
+        }
+    }
+}
+
+/// `layerNorm` with its output rounded to bf16 (ties to even), for a consumer that is a bf16 product and would
+/// round it anyway: each row is normalized into a scratch row in L1 and rounded from there, so the fp32 output
+/// never reaches memory.
+public func layerNormBFloat16(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) -> BFloat16Tensor {
+    if x.count == 0 { return BFloat16Tensor(zeros: x.shape) }
+    let c = x.dim(-1)
+    return BFloat16Tensor(shape: x.shape) { po in
+        let out = po.baseAddress!
+        forEachLayerNormRange(x, weight: weight, bias: bias, eps: eps) { rows, normalize in
+            let row = UnsafeMutablePointer<Float>.allocate(capacity: c)
+            defer { row.deallocate() }
+            for r in rows {
+                normalize(r, row)
+                ragseg_to_bf16(row, out + r * c, c)
+            }
+        }
+    }
+}
+
+/// Checks layer norm's operands and calls `body` with ranges of x's rows over the workers, and a function that
+/// writes the normalized row r to a destination.
+private func forEachLayerNormRange(
+    _ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float,
+    _ body: (Range<Int>, (Int, UnsafeMutablePointer<Float>) -> Void) -> Void
+) {
     precondition(x.rank >= 1, "layerNorm needs at least one axis")
     let c = x.dim(-1)
     if let weight { precondition(weight.count == c, "layerNorm weight has \(weight.count) values, want \(c)") }
     if let bias { precondition(bias.count == c, "layerNorm bias has \(bias.count) values, want \(c)") }
-    let rows = c == 0 ? 0 : x.count / c
+    guard c > 0 else { return }
+    let rows = x.count / c
     let ones = weight == nil ? Tensor(repeating: 1, shape: [c]) : nil
     let zeros = bias == nil ? Tensor(zeros: [c]) : nil
-    if x.count == 0 { return x }
-    // Out of place: one read and one write per element (a copy first would add a full pass).
-    return Tensor(shape: x.shape) { po in
-        x.withUnsafeBufferPointer { px in
-            (weight ?? ones!).withUnsafeBufferPointer { pw in
-                (bias ?? zeros!).withUnsafeBufferPointer { pb in
-                    guard let out = po.baseAddress, let input = px.baseAddress,
-                        let w = pw.baseAddress, let b = pb.baseAddress
-                    else { return }
-                    parallelRanges(rows, grain: max(1, (1 << 15) / max(c, 1))) { range in
-                        for r in range { layerNormRow(input + r * c, out + r * c, c, w, b, eps) }
-                    }
+    x.withUnsafeBufferPointer { px in
+        (weight ?? ones!).withUnsafeBufferPointer { pw in
+            (bias ?? zeros!).withUnsafeBufferPointer { pb in
+                let input = px.baseAddress!, w = pw.baseAddress!, b = pb.baseAddress!
+                parallelRanges(rows, grain: max(1, (1 << 15) / c)) { range in
+                    body(range) { r, out in layerNormRow(input + r * c, out, c, w, b, eps) }
                 }
             }
         }

@@ -168,4 +168,38 @@ final class BFloat16PrecisionTests: XCTestCase {
         // over hundreds: measured 5.1e-4. A value from the wrong window or head would miss by ~0.1 or more.
         XCTAssertLessThan(worst, 2e-3)
     }
+
+    /// The bf16-activation forms (a layer norm, a product and an attention writing bf16; a product, an attention
+    /// and a feed-forward reading bf16) against the fp32-activation forms under bf16, rounded: each rounds the
+    /// same fp32 value once, so they agree bit for bit. Checked for one head and several, tiled and batched.
+    func testBFloat16ActivationsEqualRoundedFP32Activations() throws {
+        let x = randomTensor([300, 96], seed: 41)
+        let norm = LayerNorm(weight: randomTensor([96], seed: 42), bias: randomTensor([96], seed: 43), eps: 1e-6)
+        let layer = Linear(weight: randomTensor([128, 96], seed: 44), bias: randomTensor([128], seed: 45))
+        try Precision.use(.bf16)
+        let normed = norm.bfloat16(x)
+        XCTAssertEqual(normed, BFloat16Tensor(rounding: norm(x)), "layer norm")
+        XCTAssertEqual(layer.bfloat16(normed), BFloat16Tensor(rounding: layer(normed.floats)), "product to bf16")
+        let product = layer(normed)
+        XCTAssertEqual(product, layer(normed.floats), "product from bf16")
+
+        for (shape, heads) in [([300, 128], 1), ([300, 128], 4), ([64, 49, 64], 2)] {
+            let q = BFloat16Tensor(rounding: randomTensor(shape, seed: 46))
+            let k = BFloat16Tensor(rounding: randomTensor(shape, seed: 47))
+            let v = BFloat16Tensor(rounding: randomTensor(shape, seed: 48))
+            XCTAssertEqual(
+                attention(query: q, key: k, value: v, heads: heads),
+                BFloat16Tensor(rounding: attention(query: q.floats, key: k.floats, value: v.floats, heads: heads)),
+                "attention \(shape), \(heads) heads")
+        }
+
+        let hidden = Linear(weight: randomTensor([384, 96], seed: 49), bias: randomTensor([384], seed: 50))
+        let output = Linear(weight: randomTensor([96, 384], seed: 51), bias: randomTensor([96], seed: 52))
+        var fromBFloat16 = randomTensor([300, 96], seed: 53), fromFP32 = fromBFloat16
+        addFeedForward(into: &fromBFloat16, input: normed, hidden: hidden, output: output, activation: .gelu)
+        addFeedForward(into: &fromFP32, input: normed.floats, hidden: hidden, output: output, activation: .gelu)
+        XCTAssertEqual(fromBFloat16, fromFP32, "feed-forward from bf16")
+        try Precision.use(.fp32)
+        XCTAssertNotEqual(product, layer(normed.floats), "the product ran in bf16 (its weight rounded)")
+    }
 }

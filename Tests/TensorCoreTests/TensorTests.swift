@@ -45,3 +45,52 @@ final class PermuteRotationTests: XCTestCase {
         }
     }
 }
+
+/// The small bf16 kernels of CKernels at every level this CPU has: the fused exponentials-to-bf16 of bf16
+/// attention against the two steps it replaces (fp32 exponentials, then `bfloat16Bits` of each), and the row
+/// copy that lays q, k and v out head by head against the plain index arithmetic.
+final class BFloat16KernelTests: XCTestCase {
+    func testExponentialsRoundedToBFloat16AtEveryLevel() {
+        let best = String(cString: ragseg_kernels_level())
+        defer { XCTAssertEqual(ragseg_kernels_set_level(best), 1) }
+        var values = (0..<203).map { Float(($0 * 7919) % 401) / 40 - 9 }  // -9 ..< 1, many exponents
+        values[5] = -.infinity
+        values[77] = .nan
+        for level in ["baseline", "avx2", "avx512"] where ragseg_kernels_set_level(level) == 1 {
+            for n in [203, 200, 16, 15, 1] {  // body + tail, body only (at 8 and 16 lanes), tail only
+                for shift: Float in [0.5, 0] {
+                    var expected = Array(values.prefix(n))
+                    let expectedSum = expected.withUnsafeMutableBufferPointer {
+                        ragseg_exp_minus_sum($0.baseAddress!, n, shift)
+                    }
+                    var bits = [UInt16](repeating: 0xFFFF, count: n)
+                    let input = Array(values.prefix(n))
+                    let sum = ragseg_exp_minus_sum_bf16(input, n, shift, &bits)
+                    XCTAssertEqual(
+                        sum.bitPattern, expectedSum.bitPattern, "\(level), n \(n): sum \(sum) vs \(expectedSum)")
+                    for i in 0..<n where bits[i] != bfloat16Bits(expected[i]) {
+                        XCTFail("\(level), n \(n), [\(i)]: \(bits[i]) for exp \(expected[i])")
+                    }
+                }
+            }
+        }
+    }
+
+    func testRowCopyAtEveryLevel() {
+        let best = String(cString: ragseg_kernels_level())
+        defer { XCTAssertEqual(ragseg_kernels_set_level(best), 1) }
+        let rows = 5, sourceWidth = 200
+        let source = (0..<(rows * sourceWidth)).map { UInt16($0) }
+        for level in ["baseline", "avx2", "avx512"] where ragseg_kernels_set_level(level) == 1 {
+            for (offset, columns) in [(0, 96), (96, 64), (3, 33), (10, 1), (0, 200)] {
+                var out = [UInt16](repeating: 0xFFFF, count: rows * columns + 1)
+                source.withUnsafeBufferPointer { src in
+                    ragseg_copy_rows_u16(src.baseAddress! + offset, sourceWidth, &out, columns, rows, columns)
+                }
+                let expected = (0..<rows).flatMap { r in source[(r * sourceWidth + offset)...].prefix(columns) }
+                XCTAssertEqual(Array(out.prefix(rows * columns)), expected, "\(level), \(offset) + \(columns)")
+                XCTAssertEqual(out.last, 0xFFFF, "\(level): wrote past the last row")
+            }
+        }
+    }
+}

@@ -1,6 +1,7 @@
 #ifndef RAGSEG_CKERNELS_H
 #define RAGSEG_CKERNELS_H
 #include <stddef.h>
+#include <stdint.h>
 
 // Transcendental pointwise kernels of the tensor core, in C so that each is compiled for AVX-512,
 // AVX2 and baseline x86-64 and picked at load time (Swift code can only target the baseline, where
@@ -18,6 +19,9 @@ float ragseg_exp_shifted_sum(float *x, size_t n);
 /// the sum of the new values.
 float ragseg_row_max(const float *x, size_t n);
 float ragseg_exp_minus_sum(float *x, size_t n, float shift);
+/// ragseg_exp_minus_sum with the exponentials written to out as bf16 bits (rounded as ragseg_to_bf16 rounds),
+/// x left as it was; returns the sum of the fp32 exponentials.
+float ragseg_exp_minus_sum_bf16(const float *x, size_t n, float shift, uint16_t *out);
 
 /// x[i] = max(x[i], 0) (ReLU; NaN becomes 0).
 void ragseg_relu(float *x, size_t n);
@@ -32,6 +36,8 @@ void ragseg_silu(float *x, size_t n);
 /// matrix transpose (a rotation of a tensor's axes), in 8 x 8 register blocks at the AVX2 level and above.
 void ragseg_transpose_rows(const float *x, long rows, long columns, float *out, long row_begin, long row_end);
 
+/// Copies `rows` rows of `columns` 16-bit values (bf16 bits) from src (rows src_ld apart) to dst (dst_ld apart).
+void ragseg_copy_rows_u16(const uint16_t *src, long src_ld, uint16_t *dst, long dst_ld, long rows, long columns);
 /// Per-thread nesting depth of RAGSeg's parallel loops. A thread that is already one of a parallel
 /// loop's workers runs nested loops and GEMMs inline instead of fanning out again (which would put
 /// more busy threads than cores on the machine). In C because Swift has no cheap thread-local storage.
