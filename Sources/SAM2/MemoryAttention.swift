@@ -40,6 +40,27 @@ struct RoPEAttention: Sendable {
     }
 }
 
+extension RoPEAttention {
+    /// `add` with bf16 activations (`MemoryAttention.carriesBFloat16Activations`): query and key inputs come
+    /// rounded already, q and k are rotated in fp32 and rounded as they are stored, v, the attention output and
+    /// the late value projection are bf16. The same roundings of the same values as `add` under bf16.
+    func addBFloat16(
+        query: BFloat16Tensor, key: BFloat16Tensor, value: BFloat16Tensor, unrotatedKeys: Int, rope: AxialRoPE,
+        into residual: inout Tensor
+    ) {
+        let q = rope.rotatedBFloat16(queryProjection(query), rotatedRows: query.dim(0))
+        let k = rope.rotatedBFloat16(keyProjection(key), rotatedRows: key.dim(0) - unrotatedKeys)
+        if valueProjection.inputDim < valueProjection.outputDim {
+            // Values projected after the attention, as in `add`.
+            let attended = attention(query: q, key: k, value: value, heads: 1)
+            outputProjection.add(valueProjection.bfloat16(attended), into: &residual)
+        } else {
+            outputProjection.add(
+                attention(query: q, key: k, value: valueProjection.bfloat16(value), heads: 1), into: &residual)
+        }
+    }
+}
+
 /// Precomputed axial RoPE tables for one grid; token row r uses angles of grid cell r mod (h·w).
 struct AxialRoPE: Sendable {
     let cells: Int
@@ -51,6 +72,36 @@ struct AxialRoPE: Sendable {
         cells = gridWidth * gridHeight
         pairs = dim / 2
         (cosines, sines) = SinePositionEncoding.axialRoPE(dim: dim, width: gridWidth, height: gridHeight)
+    }
+
+    /// x [N, dim] with its first `rotatedRows` rows rotated as `rotate` rotates them, every row then rounded to
+    /// bf16 from a scratch row: the rotated fp32 values are never stored.
+    func rotatedBFloat16(_ x: Tensor, rotatedRows: Int) -> BFloat16Tensor {
+        precondition(
+            rotatedRows % cells == 0, "RoPE: \(rotatedRows) rotated tokens are not a whole number of \(cells)-token grids")
+        let dim = x.dim(1), pairs = pairs
+        precondition(dim == 2 * pairs, "RoPE: tokens have \(dim) channels, tables are for \(2 * pairs)")
+        return x.withUnsafeBufferPointer { xb in
+            cosines.withUnsafeBufferPointer { cb in
+                sines.withUnsafeBufferPointer { sb in
+                    let base = xb.baseAddress!, cp = cb.baseAddress!, sp = sb.baseAddress!
+                    return BFloat16Tensor(shape: x.shape) { r, out in
+                        let row = base + r * dim
+                        guard r < rotatedRows else {
+                            out.update(from: row, count: dim)
+                            return
+                        }
+                        let t = (r % cells) * pairs
+                        for m in 0..<pairs {
+                            let a = row[2 * m], b = row[2 * m + 1]
+                            let c = cp[t + m], s = sp[t + m]
+                            out[2 * m] = a * c - b * s
+                            out[2 * m + 1] = a * s + b * c
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Rotates channel pairs (2m, 2m+1) of x [N, dim] in place as complex numbers.
@@ -114,6 +165,21 @@ struct MemoryAttentionLayer: Sendable {
         addFeedForward(into: &x, input: norm3(x), hidden: linear1, output: linear2, activation: .relu)
         return x
     }
+
+    /// The layer with bf16 activations: the norms' outputs rounded as they are written, the memory keys and
+    /// values rounded once for all layers by the caller. Same arithmetic as `callAsFunction` under bf16.
+    func forwardBFloat16(
+        _ x: Tensor, memoryKeys: BFloat16Tensor, memoryValues: BFloat16Tensor, pointerTokens: Int, rope: AxialRoPE
+    ) -> Tensor {
+        var x = x
+        let y = norm1.bfloat16(x)
+        selfAttention.addBFloat16(query: y, key: y, value: y, unrotatedKeys: 0, rope: rope, into: &x)
+        crossAttention.addBFloat16(
+            query: norm2.bfloat16(x), key: memoryKeys, value: memoryValues, unrotatedKeys: pointerTokens, rope: rope,
+            into: &x)
+        addFeedForward(into: &x, input: norm3.bfloat16(x), hidden: linear1, output: linear2, activation: .relu)
+        return x
+    }
 }
 
 public struct MemoryAttention: Sendable {
@@ -145,9 +211,27 @@ public struct MemoryAttention: Sendable {
         var x = tokenRows(features)
         addInPlace(&x, scaled(tokenRows(positionEncoding), by: 0.1))
         let keys = add(memory, memoryPosition)
-        for layer in layers {
-            x = layer(x, memoryKeys: keys, memoryValues: memory, pointerTokens: pointerTokens, rope: rope)
+        if MemoryAttention.carriesBFloat16Activations(config, tokens: x.dim(0), memoryTokens: memory.dim(0)) {
+            // Every layer's key and value products round the same memory: done once here.
+            let keys16 = BFloat16Tensor(rounding: keys), values16 = BFloat16Tensor(rounding: memory)
+            for layer in layers {
+                x = layer.forwardBFloat16(
+                    x, memoryKeys: keys16, memoryValues: values16, pointerTokens: pointerTokens, rope: rope)
+            }
+        } else {
+            for layer in layers {
+                x = layer(x, memoryKeys: keys, memoryValues: memory, pointerTokens: pointerTokens, rope: rope)
+            }
         }
         return featureMap(finalNorm(x), height: h, width: w)
+    }
+
+    /// Under `Precision.bf16`, when every product of the layers runs in bf16 at these sizes (the smallest are the
+    /// memory-width products over the fewer tokens, and the cross-attention), the layers keep their activations
+    /// in bf16 between products (`MemoryAttentionLayer.forwardBFloat16`).
+    static func carriesBFloat16Activations(_ config: SAM2Config, tokens: Int, memoryTokens: Int) -> Bool {
+        let fewer = min(tokens, memoryTokens)
+        return runsInBFloat16(m: fewer, n: config.hiddenDim, k: config.memoryDim)
+            && runsInBFloat16(m: tokens, n: fewer, k: config.memoryDim)
     }
 }

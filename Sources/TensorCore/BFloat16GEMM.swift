@@ -88,6 +88,15 @@ extension Linear {
         }
     }
 
+    /// residual += self(x) for bf16 input, the sum a post-op of the product (no temporary output).
+    public func add(_ x: BFloat16Tensor, into residual: inout Tensor) {
+        precondition(
+            residual.shape == outputShape(of: x), "linear: residual \(residual.shape) does not take \(x.shape)")
+        residual.withUnsafeMutableBufferPointer { out in
+            product(x, output: .f32, into: UnsafeMutableRawPointer(out.baseAddress), accumulate: true)
+        }
+    }
+
     private func outputShape(of x: BFloat16Tensor) -> [Int] {
         precondition(x.rank >= 1 && x.dim(-1) == inputDim, "linear: input \(x.shape) does not end in \(inputDim)")
         var shape = x.shape
@@ -95,7 +104,9 @@ extension Linear {
         return shape
     }
 
-    private func product(_ x: BFloat16Tensor, output: OneDNN.ElementType, into out: UnsafeMutableRawPointer?) {
+    private func product(
+        _ x: BFloat16Tensor, output: OneDNN.ElementType, into out: UnsafeMutableRawPointer?, accumulate: Bool = false
+    ) {
         let inFeatures = inputDim, outFeatures = outputDim, rows = x.count / max(inFeatures, 1)
         guard let out, rows > 0, outFeatures > 0 else { return }
         let elementBytes = output == .bf16 ? 2 : 4
@@ -106,7 +117,8 @@ extension Linear {
                     OneDNN.matmul(
                         .bf16, transA: false, transB: true, m: range.count, n: outFeatures, k: inFeatures,
                         a: px.baseAddress! + range.lowerBound * inFeatures, lda: inFeatures, b: pw!, ldb: inFeatures,
-                        bias: bias, c: out + range.lowerBound * outFeatures * elementBytes, output: output,
+                        bias: bias, beta: accumulate ? 1 : 0, c: out + range.lowerBound * outFeatures * elementBytes,
+                        output: output,
                         ldc: outFeatures)
                 }
             }

@@ -50,6 +50,24 @@ public struct BFloat16Tensor: Sendable, Equatable {
         }
     }
 
+    /// A tensor of rows of `shape`'s last axis, each made in fp32 by `makeRow(r, row)` into a scratch row
+    /// (which stays in L1) and rounded from there, over the workers: an fp32 computation whose only reader is a
+    /// bf16 product stores its result once, as bf16.
+    public init(shape: [Int], roundingRows makeRow: (Int, UnsafeMutablePointer<Float>) -> Void) {
+        let width = shape.last ?? 1, rows = width == 0 ? 0 : Tensor.count(of: shape) / width
+        self.init(shape: shape) { out in
+            guard let bits = out.baseAddress else { return }
+            parallelRanges(rows, grain: max(1, (1 << 15) / width)) { range in
+                let row = UnsafeMutablePointer<Float>.allocate(capacity: width)
+                defer { row.deallocate() }
+                for r in range {
+                    makeRow(r, row)
+                    ragseg_to_bf16(row, bits + r * width, width)
+                }
+            }
+        }
+    }
+
     /// The values as fp32 (exact).
     public var floats: Tensor {
         Tensor(shape: shape) { out in

@@ -69,3 +69,48 @@ final class HieraBFloat16Tests: XCTestCase {
         try check(.init(dimIn: 96, dimOut: 192, heads: 2, window: 0, qPool: true), height: 48, width: 48, seed: 4)
     }
 }
+
+/// A memory-attention layer under Precision.bf16 with bf16 activations (`forwardBFloat16`: norms, RoPE'd q and
+/// k, values and attention outputs stored as bf16, the memory rounded once) against the layer whose products
+/// round their fp32 inputs: the same arithmetic, so they agree to fp32 noise, and both differ from fp32.
+final class MemoryAttentionBFloat16Tests: XCTestCase {
+    override func setUpWithError() throws {
+        guard OneDNN.hasNativeBFloat16 else { throw XCTSkip("no native bf16 on this CPU (\(OneDNN.isaName))") }
+    }
+
+    override func tearDownWithError() throws { try Precision.use(.fp32) }
+
+    func testLayerWithBFloat16ActivationsMatchesRoundedProducts() throws {
+        let config = SAM2Config.tiny, grid = 32, tokens = grid * grid, pointers = 4
+        let layer = try MemoryAttentionLayer(SAM2RandomWeights(seed: 5).scope["layers.0"], config: config)
+        let rope = AxialRoPE(dim: config.hiddenDim, gridWidth: grid, gridHeight: grid)
+        let random = SAM2RandomWeights(seed: 6)
+        let x = try random.tensor("x", shape: [tokens, config.hiddenDim]).scaledBy(8)
+        // Two memory frames of the grid plus pointer tokens (not rotated).
+        let memory = try random.tensor("memory", shape: [2 * tokens + pointers, config.memoryDim]).scaledBy(8)
+        let keys = try random.tensor("keys", shape: memory.shape).scaledBy(8)
+        let fp32 = layer(x, memoryKeys: keys, memoryValues: memory, pointerTokens: pointers, rope: rope)
+        try Precision.use(.bf16)
+        XCTAssertTrue(MemoryAttention.carriesBFloat16Activations(config, tokens: tokens, memoryTokens: memory.dim(0)))
+        let roundedByConsumers = layer(x, memoryKeys: keys, memoryValues: memory, pointerTokens: pointers, rope: rope)
+        let carried = layer.forwardBFloat16(
+            x, memoryKeys: BFloat16Tensor(rounding: keys), memoryValues: BFloat16Tensor(rounding: memory),
+            pointerTokens: pointers, rope: rope)
+        try Precision.use(.fp32)
+        var scale: Float = 0, sameArithmetic: Float = 0, bf16Error: Float = 0
+        for i in 0..<fp32.count {
+            scale = max(scale, abs(fp32.data[i]))
+            sameArithmetic = max(sameArithmetic, abs(carried.data[i] - roundedByConsumers.data[i]))
+            bf16Error = max(bf16Error, abs(carried.data[i] - fp32.data[i]))
+        }
+        print("memory attention layer: bf16 activations vs bf16 products \(sameArithmetic), vs fp32 \(bf16Error), scale \(scale)")
+        // Measured 0; RoPE applied to the pointer tokens, or an unrounded value, misses by far more.
+        XCTAssertLessThanOrEqual(sameArithmetic, 1e-5 * scale)
+        XCTAssertGreaterThan(bf16Error, 1e-5 * scale, "bf16 did not run")
+        XCTAssertLessThanOrEqual(bf16Error, 2e-2 * scale)
+    }
+}
+
+extension Tensor {
+    fileprivate func scaledBy(_ factor: Float) -> Tensor { Tensor(shape: shape, data: data.map { $0 * factor }) }
+}
