@@ -19,8 +19,10 @@ float ragseg_exp_shifted_sum(float *x, size_t n);
 /// the sum of the new values.
 float ragseg_row_max(const float *x, size_t n);
 float ragseg_exp_minus_sum(float *x, size_t n, float shift);
-/// ragseg_exp_minus_sum with the exponentials written to out as bf16 bits (rounded as ragseg_to_bf16 rounds),
-/// x left as it was; returns the sum of the fp32 exponentials.
+/// The softmax numerators of a bf16 attention row: out[i] = e^(x[i] - shift) rounded to bf16 bits (ties to even),
+/// x left as it was; returns the sum of the fp32 exponentials. For shift >= max(x): its exponential is a cheaper
+/// form than ragseg_exp_minus_sum's, equally accurate (2e-7 relative) over x - shift <= 0. Never NaN: NaN and
+/// -inf inputs give ~1e-38.
 float ragseg_exp_minus_sum_bf16(const float *x, size_t n, float shift, uint16_t *out);
 
 /// x[i] = max(x[i], 0) (ReLU; NaN becomes 0).
