@@ -78,7 +78,8 @@ struct AxialRoPE: Sendable {
     /// bf16 from a scratch row: the rotated fp32 values are never stored.
     func rotatedBFloat16(_ x: Tensor, rotatedRows: Int) -> BFloat16Tensor {
         precondition(
-            rotatedRows % cells == 0, "RoPE: \(rotatedRows) rotated tokens are not a whole number of \(cells)-token grids")
+            rotatedRows % cells == 0,
+            "RoPE: \(rotatedRows) rotated tokens are not a whole number of \(cells)-token grids")
         let dim = x.dim(1), pairs = pairs
         precondition(dim == 2 * pairs, "RoPE: tokens have \(dim) channels, tables are for \(2 * pairs)")
         return x.withUnsafeBufferPointer { xb in

@@ -6,9 +6,11 @@ import Synchronization
 /// `fp32` (the default) is the parity mode: every product is an OpenBLAS sgemm. `bf16` runs the large
 /// products (linear layers, Hiera's patch embedding read as one, attention's QKᵀ and PV) through oneDNN with
 /// bfloat16 inputs and fp32 accumulation, as PyTorch's `autocast(dtype=torch.bfloat16)` does on CPU;
-/// normalizations, softmax, residual sums, the other convolutions and every elementwise step stay fp32 (the
-/// FFN's hidden activations are stored as bf16, rounded once after the activation; docs/bf16.md). Weights are
-/// rounded to bf16 once, on a layer's first bf16 product (`BFloat16Weight`).
+/// normalizations, softmax, residual sums, the other convolutions and every elementwise step compute in fp32.
+/// Activations whose only readers are bf16 products (the FFN's hidden values, and in Hiera and memory attention
+/// the norms' outputs, q, k, v and attention outputs) are stored as bf16 (`BFloat16Tensor`), rounded once by
+/// their writer: the same roundings the readers would make (docs/bf16.md). Weights are rounded to bf16 once, on
+/// a layer's first bf16 product (`BFloat16Weight`).
 public enum Precision: String, Sendable, CaseIterable, CustomStringConvertible {
     case fp32
     case bf16

@@ -103,7 +103,9 @@ final class MemoryAttentionBFloat16Tests: XCTestCase {
             sameArithmetic = max(sameArithmetic, abs(carried.data[i] - roundedByConsumers.data[i]))
             bf16Error = max(bf16Error, abs(carried.data[i] - fp32.data[i]))
         }
-        print("memory attention layer: bf16 activations vs bf16 products \(sameArithmetic), vs fp32 \(bf16Error), scale \(scale)")
+        print(
+            "memory attention layer: bf16 activations vs bf16 products \(sameArithmetic),",
+            "vs fp32 \(bf16Error), scale \(scale)")
         // Measured 0; RoPE applied to the pointer tokens, or an unrounded value, misses by far more.
         XCTAssertLessThanOrEqual(sameArithmetic, 1e-5 * scale)
         XCTAssertGreaterThan(bf16Error, 1e-5 * scale, "bf16 did not run")
