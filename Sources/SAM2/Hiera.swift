@@ -47,15 +47,25 @@ struct HieraBlock: Sendable {
     }
 
     /// The block with fp32 activations; its products run in the current precision.
-    func forward(_ x: Tensor) -> Tensor {
+    func forward(_ x: Tensor) -> Tensor { run(x, storing: Tensor.self) }
+
+    /// `forward` with the same arithmetic, but every activation that only a bf16 product reads is stored as
+    /// bf16, rounded once by whoever writes it: both layer norms' outputs, q, k and v (rounded by the q/k/v
+    /// products, cut into windows and pooled as bf16), and the attention output. The residual stream, the
+    /// shortcut and every sum stay fp32. Each value is the same rounding of the same fp32 number as in `forward`
+    /// under bf16, so the two agree; this moves about half the bytes in the memory-bound first stages.
+    func forwardBFloat16(_ x: Tensor) -> Tensor { run(x, storing: BFloat16Tensor.self) }
+
+    /// The block, its activations between products stored as `Activation`.
+    private func run<Activation: HieraActivation>(_ x: Tensor, storing: Activation.Type) -> Tensor {
         let height = x.dim(0), width = x.dim(1)
         let window = layout.window
-        let normed = norm1(x)
+        let normed = Activation(normalizing: x, with: norm1)
 
         // The shortcut of a width-changing block is the projected *normalized* input, max-pooled.
         var shortcut = x
         if let projection = shortcutProjection {
-            shortcut = projection(normed)
+            shortcut = normed.projectedToFP32(by: projection)
             if layout.qPool { shortcut = maxPool2x2ChannelsLast(shortcut) }
         }
 
@@ -63,52 +73,18 @@ struct HieraBlock: Sendable {
         // become q/k/v = bias and take part in attention as keys/values, as in the reference.
         let tokens =
             window > 0
-            ? windowPartition(normed, window: window)
+            ? normed.windowPartitioned(window)
             : normed.reshaped([1, height * width, layout.dimIn])
-        let qkv = linears([query, key, value], sharing: tokens)
+        let qkv = tokens.projected(by: [query, key, value])
         var q = qkv[0]
         if layout.qPool {
             // Pool the queries on each window's own grid (or the whole map for a global block).
-            q =
-                window > 0
-                ? maxPool2x2Grid(q, rows: window, columns: window)
-                : maxPool2x2Grid(q, rows: height, columns: width)
+            q = window > 0 ? q.maxPooled(rows: window, columns: window) : q.maxPooled(rows: height, columns: width)
         }
-        let attended = attention(query: q, key: qkv[1], value: qkv[2], heads: layout.heads)
-        var out = backOnTheGrid(attentionOutput(attended), adding: shortcut)
-        addFeedForward(into: &out, input: norm2(out), hidden: mlpIn, output: mlpOut, activation: .gelu)
-        return out
-    }
-
-    /// `forward` with the same arithmetic, but every activation that only a bf16 product reads is stored as
-    /// bf16, rounded once by whoever writes it: both layer norms' outputs, q, k and v (rounded by the q/k/v
-    /// products, cut into windows and pooled as bf16), and the attention output. The residual stream, the
-    /// shortcut and every sum stay fp32. Each value is the same rounding of the same fp32 number as in `forward`
-    /// under bf16, so the two agree; this moves about half the bytes in the memory-bound first stages.
-    func forwardBFloat16(_ x: Tensor) -> Tensor {
-        let height = x.dim(0), width = x.dim(1)
-        let window = layout.window
-        let normed = norm1.bfloat16(x)
-        var shortcut = x
-        if let projection = shortcutProjection {
-            shortcut = projection(normed)
-            if layout.qPool { shortcut = maxPool2x2ChannelsLast(shortcut) }
-        }
-        let tokens =
-            window > 0
-            ? windowPartition(normed, window: window)
-            : normed.reshaped([1, height * width, layout.dimIn])
-        var q = query.bfloat16(tokens)
-        if layout.qPool {
-            q =
-                window > 0
-                ? maxPool2x2Grid(q, rows: window, columns: window)
-                : maxPool2x2Grid(q, rows: height, columns: width)
-        }
-        let attended = attention(
-            query: q, key: key.bfloat16(tokens), value: value.bfloat16(tokens), heads: layout.heads)
-        var out = backOnTheGrid(attentionOutput(attended), adding: shortcut)
-        addFeedForward(into: &out, input: norm2.bfloat16(out), hidden: mlpIn, output: mlpOut, activation: .gelu)
+        let attended = Activation.attention(query: q, key: qkv[1], value: qkv[2], heads: layout.heads)
+        var out = backOnTheGrid(attended.projectedToFP32(by: attentionOutput), adding: shortcut)
+        Activation.addFeedForward(
+            into: &out, input: Activation(normalizing: out, with: norm2), hidden: mlpIn, output: mlpOut)
         return out
     }
 
@@ -125,6 +101,53 @@ struct HieraBlock: Sendable {
         var out = projected.reshaped([outHeight, outWidth, layout.dimOut])
         addInPlace(&out, shortcut)
         return out
+    }
+}
+
+/// The activations a Hiera block hands from one product to the next: fp32 (`Tensor`, `HieraBlock.forward`) or
+/// stored as bf16 (`BFloat16Tensor`, `forwardBFloat16`). One block body serves both.
+protocol HieraActivation {
+    /// A layer norm's output of fp32 tokens.
+    init(normalizing x: Tensor, with norm: LayerNorm)
+    func reshaped(_ shape: [Int]) -> Self
+    func windowPartitioned(_ window: Int) -> Self
+    func maxPooled(rows: Int, columns: Int) -> Self
+    /// The products of layers that read these tokens (q, k and v).
+    func projected(by layers: [Linear]) -> [Self]
+    /// A product whose output joins the fp32 residual stream (the shortcut and attention output projections).
+    func projectedToFP32(by layer: Linear) -> Tensor
+    static func attention(query: Self, key: Self, value: Self, heads: Int) -> Self
+    /// x += the GELU MLP of these tokens.
+    static func addFeedForward(into x: inout Tensor, input: Self, hidden: Linear, output: Linear)
+}
+
+extension Tensor: HieraActivation {
+    init(normalizing x: Tensor, with norm: LayerNorm) { self = norm(x) }
+    func windowPartitioned(_ window: Int) -> Tensor { windowPartition(self, window: window) }
+    func maxPooled(rows: Int, columns: Int) -> Tensor { maxPool2x2Grid(self, rows: rows, columns: columns) }
+    func projected(by layers: [Linear]) -> [Tensor] { linears(layers, sharing: self) }
+    func projectedToFP32(by layer: Linear) -> Tensor { layer(self) }
+    static func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int) -> Tensor {
+        TensorCore.attention(query: query, key: key, value: value, heads: heads)
+    }
+    static func addFeedForward(into x: inout Tensor, input: Tensor, hidden: Linear, output: Linear) {
+        TensorCore.addFeedForward(into: &x, input: input, hidden: hidden, output: output, activation: .gelu)
+    }
+}
+
+extension BFloat16Tensor: HieraActivation {
+    init(normalizing x: Tensor, with norm: LayerNorm) { self = norm.bfloat16(x) }
+    func windowPartitioned(_ window: Int) -> BFloat16Tensor { windowPartition(self, window: window) }
+    func maxPooled(rows: Int, columns: Int) -> BFloat16Tensor { maxPool2x2Grid(self, rows: rows, columns: columns) }
+    func projected(by layers: [Linear]) -> [BFloat16Tensor] { layers.map { $0.bfloat16(self) } }
+    func projectedToFP32(by layer: Linear) -> Tensor { layer(self) }
+    static func attention(query: BFloat16Tensor, key: BFloat16Tensor, value: BFloat16Tensor, heads: Int)
+        -> BFloat16Tensor
+    {
+        TensorCore.attention(query: query, key: key, value: value, heads: heads)
+    }
+    static func addFeedForward(into x: inout Tensor, input: BFloat16Tensor, hidden: Linear, output: Linear) {
+        TensorCore.addFeedForward(into: &x, input: input, hidden: hidden, output: output, activation: .gelu)
     }
 }
 

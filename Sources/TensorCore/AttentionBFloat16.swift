@@ -220,30 +220,37 @@ let attentionKeyTile = 2048
 /// x [B?, N, heads·d] in [B, heads, N, d] order; with one head that is x's own order, and x's storage is used.
 private func headMajor(_ x: BFloat16Tensor, batch: Int, heads: Int) -> [UInt16] {
     if heads == 1 { return x.bits }
-    let n = x.dim(-2), c = x.dim(-1), d = c / heads
-    return [UInt16](unsafeUninitializedCapacity: x.count) { buffer, initialized in
-        x.withUnsafeBufferPointer { px in
-            let src = px.baseAddress!, dst = buffer.baseAddress!
-            parallelFor(batch * heads) { head in
-                let b = head / heads, h = head % heads
-                ragseg_copy_rows_u16(src + b * n * c + h * d, c, dst + head * n * d, d, n, d)
-            }
+    return x.withUnsafeBufferPointer { px in
+        headMajorBits(count: x.count, rows: x.dim(-2), channels: x.dim(-1), batch: batch, heads: heads) {
+            from, rows, stride, to, width in
+            ragseg_copy_rows_u16(px.baseAddress! + from, stride, to, width, rows, width)
         }
-        initialized = x.count
     }
 }
 
 /// x [B?, N, heads·d] as bf16 bits in [B, heads, N, d] order.
 private func headMajorBFloat16(_ x: Tensor, batch: Int, heads: Int) -> [UInt16] {
-    let n = x.dim(-2), c = x.dim(-1), d = c / heads
-    return [UInt16](unsafeUninitializedCapacity: x.count) { buffer, initialized in
-        x.withUnsafeBufferPointer { px in
-            let src = px.baseAddress!, dst = buffer.baseAddress!
-            parallelFor(batch * heads) { head in
-                let b = head / heads, h = head % heads
-                ragseg_to_bf16_rows(src + b * n * c + h * d, c, dst + head * n * d, d, n, d)
-            }
+    x.withUnsafeBufferPointer { px in
+        headMajorBits(count: x.count, rows: x.dim(-2), channels: x.dim(-1), batch: batch, heads: heads) {
+            from, rows, stride, to, width in
+            ragseg_to_bf16_rows(px.baseAddress! + from, stride, to, width, rows, width)
         }
-        initialized = x.count
+    }
+}
+
+/// The head-major bf16 layout of `count` values [B, N, heads·d], each (b, h) slice written by
+/// `move(sourceOffset, rows, sourceStride, destination, width)`, the slices spread over the workers.
+private func headMajorBits(
+    count: Int, rows n: Int, channels c: Int, batch: Int, heads: Int,
+    _ move: (Int, Int, Int, UnsafeMutablePointer<UInt16>, Int) -> Void
+) -> [UInt16] {
+    let d = c / heads
+    return [UInt16](unsafeUninitializedCapacity: count) { buffer, initialized in
+        let dst = buffer.baseAddress!
+        parallelFor(batch * heads) { head in
+            let b = head / heads, h = head % heads
+            move(b * n * c + h * d, n, c, dst + head * n * d, d)
+        }
+        initialized = count
     }
 }
