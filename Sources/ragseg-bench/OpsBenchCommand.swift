@@ -62,10 +62,9 @@ struct BenchOps: ParsableCommand {
             "conv depthwise 7x7 256ch, 64^2", 2.0 * 256 * 49 * 4096,
             timed { _ = conv2d(feature, weight: dw, bias: nil, padding: 3, groups: 256) })
         // Linear at the token level: 4096 tokens, 256 -> 2048.
-        let tokens = random([4096, 256], seed: 8), fc = random([2048, 256], seed: 9)
-        add(
-            "linear 4096x256 -> 2048", 2.0 * 4096 * 256 * 2048,
-            timed { _ = linear(tokens, weight: fc, bias: nil) })
+        // As a model's layer calls it, so that --precision bf16 runs it in bf16 (its weight rounded once).
+        let tokens = random([4096, 256], seed: 8), fc = Linear(weight: random([2048, 256], seed: 9), bias: nil)
+        add("linear 4096x256 -> 2048", 2.0 * 4096 * 256 * 2048, timed { _ = fc(tokens) })
         // Attention: image self-attention (4096 x 4096) and memory cross-attention (4096 x 8192), 256 ch, 1 head.
         for keys in [4096, 8192] {
             let q = random([4096, 256], seed: 10), k = random([keys, 256], seed: 11), v = random([keys, 256], seed: 12)
