@@ -10,6 +10,8 @@ final class ProgressReporter {
     let isTerminal = isatty(2) == 1
     let start = Date()
     var lastLine = Date.distantPast
+    /// The count last shown: a forced final update repeats nothing already on screen.
+    var lastShown: Int?
 
     init(total: Int, quiet: Bool, unit: String = "cases") {
         self.total = total
@@ -21,7 +23,9 @@ final class ProgressReporter {
         guard !quiet else { return }
         let now = Date()
         if !force && now.timeIntervalSince(lastLine) < (isTerminal ? 0.1 : 5) { return }
+        if force && done == lastShown { return }
         lastLine = now
+        lastShown = done
         let elapsed = now.timeIntervalSince(start)
         let rate = elapsed > 0 ? Double(done) / elapsed : 0
         let eta = rate > 0 ? Double(total - done) / rate : 0

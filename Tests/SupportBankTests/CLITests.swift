@@ -18,6 +18,22 @@ func runRagseg(_ arguments: [String]) throws -> RunResult { try RagsegBinary.run
 func runToCompletion(_ process: Process) throws -> RunResult { try RagsegBinary.runToCompletion(process) }
 
 final class CLITests: XCTestCase {
+    /// Progress on a pipe: plain lines, the final count once (it used to appear twice when the last batch's own
+    /// update had already shown it).
+    func testProgressShowsTheFinalCountOnce() throws {
+        let dir = temporaryDirectory()
+        let (images, masks) = try writeDataset(dir, count: 6)
+        let bank = dir + "/bank"
+        var r = try runRagseg([
+            "index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "4,8,8,16",
+        ])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--batch", "20"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let finals = r.stderr.split(separator: "\n").filter { $0.hasPrefix("6/6 cases") }
+        XCTAssertEqual(finals.count, 1, r.stderr)
+    }
+
     func testCommandsEndToEnd() throws {
         let dir = temporaryDirectory()
         let (images, masks) = try writeDataset(dir, count: 12)
