@@ -7,6 +7,7 @@ import ArgumentParser
 import DINOv2
 import Evaluation
 import Foundation
+import RAGSegCommandOptions
 import RAGSegIO
 import RAGSegPipeline
 import SAM2
@@ -21,6 +22,7 @@ struct VolumeBenchCommand: ParsableCommand {
             Example (random sam2.1 tiny weights from tools/bench_query_torch.py --write-weights):
               ragseg-bench volume --sam2 /tmp/tiny_sam2.safetensors --slices 100 --segment 0:8 --threads 2
               ragseg-bench volume --sam2 /tmp/tiny_sam2.safetensors --slices 400 --segment 0:8 --threads 2
+              ragseg-bench volume --sam2 /tmp/tiny_sam2.safetensors --slices 100 --segment 0:8 --precision bf16
             The volume is int16 CT-like (a body, an organ, noise), --size x --size x --slices, written as .nii.gz \
             in --scratch (slice by slice) and read back in place (NIfTI.open: inflated into an unlinked \
             temporary file in $TMPDIR and mapped); --segment A:B limits the slices segmented (all by default). \
@@ -42,11 +44,12 @@ struct VolumeBenchCommand: ParsableCommand {
     @Option(help: "Synthetic cases in the bank.") var cases = 200
     @Option(help: "Threads for BLAS and the tensor core.") var threads = 2
     @Option(help: "Folder for the temporary bank and volume.") var scratch = NSTemporaryDirectory()
+    @OptionGroup var precision: PrecisionOptions
 
     func run() throws {
         Threads.set(threads)
         let range = try segment.map(VolumeQueryOptions.sliceRange)
-        print("cpu: \(Self.cpuModel()); threads \(threads)")
+        print("cpu: \(Self.cpuModel()); threads \(threads); precision \(Precision.current)")
         let support = try SAM2Checkpoint.supportEncoder(path: sam2)
         let retrieval = try benchRetrievalEncoder(dinov2)
         let work = (scratch as NSString).appendingPathComponent("ragseg-bench-volume-\(getpid())")
