@@ -57,7 +57,7 @@ struct HieraBlock: Sendable {
     func forwardBFloat16(_ x: Tensor) -> Tensor { run(x, storing: BFloat16Tensor.self) }
 
     /// The block, its activations between products stored as `Activation`.
-    private func run<Activation: HieraActivation>(_ x: Tensor, storing: Activation.Type) -> Tensor {
+    private func run<Activation: BlockActivation>(_ x: Tensor, storing: Activation.Type) -> Tensor {
         let height = x.dim(0), width = x.dim(1)
         let window = layout.window
         let normed = Activation(normalizing: x, with: norm1)
@@ -84,7 +84,8 @@ struct HieraBlock: Sendable {
         let attended = Activation.attention(query: q, key: qkv[1], value: qkv[2], heads: layout.heads)
         var out = backOnTheGrid(attended.projectedToFP32(by: attentionOutput), adding: shortcut)
         Activation.addFeedForward(
-            into: &out, input: Activation(normalizing: out, with: norm2), hidden: mlpIn, output: mlpOut)
+            into: &out, input: Activation(normalizing: out, with: norm2), hidden: mlpIn, output: mlpOut,
+            activation: .gelu)
         return out
     }
 
@@ -101,53 +102,6 @@ struct HieraBlock: Sendable {
         var out = projected.reshaped([outHeight, outWidth, layout.dimOut])
         addInPlace(&out, shortcut)
         return out
-    }
-}
-
-/// The activations a Hiera block hands from one product to the next: fp32 (`Tensor`, `HieraBlock.forward`) or
-/// stored as bf16 (`BFloat16Tensor`, `forwardBFloat16`). One block body serves both.
-protocol HieraActivation {
-    /// A layer norm's output of fp32 tokens.
-    init(normalizing x: Tensor, with norm: LayerNorm)
-    func reshaped(_ shape: [Int]) -> Self
-    func windowPartitioned(_ window: Int) -> Self
-    func maxPooled(rows: Int, columns: Int) -> Self
-    /// The products of layers that read these tokens (q, k and v).
-    func projected(by layers: [Linear]) -> [Self]
-    /// A product whose output joins the fp32 residual stream (the shortcut and attention output projections).
-    func projectedToFP32(by layer: Linear) -> Tensor
-    static func attention(query: Self, key: Self, value: Self, heads: Int) -> Self
-    /// x += the GELU MLP of these tokens.
-    static func addFeedForward(into x: inout Tensor, input: Self, hidden: Linear, output: Linear)
-}
-
-extension Tensor: HieraActivation {
-    init(normalizing x: Tensor, with norm: LayerNorm) { self = norm(x) }
-    func windowPartitioned(_ window: Int) -> Tensor { windowPartition(self, window: window) }
-    func maxPooled(rows: Int, columns: Int) -> Tensor { maxPool2x2Grid(self, rows: rows, columns: columns) }
-    func projected(by layers: [Linear]) -> [Tensor] { linears(layers, sharing: self) }
-    func projectedToFP32(by layer: Linear) -> Tensor { layer(self) }
-    static func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int) -> Tensor {
-        TensorCore.attention(query: query, key: key, value: value, heads: heads)
-    }
-    static func addFeedForward(into x: inout Tensor, input: Tensor, hidden: Linear, output: Linear) {
-        TensorCore.addFeedForward(into: &x, input: input, hidden: hidden, output: output, activation: .gelu)
-    }
-}
-
-extension BFloat16Tensor: HieraActivation {
-    init(normalizing x: Tensor, with norm: LayerNorm) { self = norm.bfloat16(x) }
-    func windowPartitioned(_ window: Int) -> BFloat16Tensor { windowPartition(self, window: window) }
-    func maxPooled(rows: Int, columns: Int) -> BFloat16Tensor { maxPool2x2Grid(self, rows: rows, columns: columns) }
-    func projected(by layers: [Linear]) -> [BFloat16Tensor] { layers.map { $0.bfloat16(self) } }
-    func projectedToFP32(by layer: Linear) -> Tensor { layer(self) }
-    static func attention(query: BFloat16Tensor, key: BFloat16Tensor, value: BFloat16Tensor, heads: Int)
-        -> BFloat16Tensor
-    {
-        TensorCore.attention(query: query, key: key, value: value, heads: heads)
-    }
-    static func addFeedForward(into x: inout Tensor, input: BFloat16Tensor, hidden: Linear, output: Linear) {
-        TensorCore.addFeedForward(into: &x, input: input, hidden: hidden, output: output, activation: .gelu)
     }
 }
 

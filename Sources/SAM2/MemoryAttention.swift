@@ -21,42 +21,26 @@ struct RoPEAttention: Sendable {
 
     /// residual += attention output. query [Nq, dim] (one token per grid cell); key/value inputs [Nk, kvIn].
     /// The first Nk − unrotatedKeys keys must be whole copies of the grid (RoPE angles repeat per memory frame).
-    func add(
-        query: Tensor, key: Tensor, value: Tensor, unrotatedKeys: Int, rope: AxialRoPE, into residual: inout Tensor
+    /// With bf16 activations (`MemoryAttention.carriesBFloat16Activations`) the inputs come rounded, q and k are
+    /// rotated in fp32 and rounded as they are stored, and v and the attention output are bf16: the same
+    /// roundings of the same values as with fp32 activations under bf16.
+    func add<Activation: BlockActivation>(
+        query: Activation, key: Activation, value: Activation, unrotatedKeys: Int, rope: AxialRoPE,
+        into residual: inout Tensor
     ) {
-        var q = queryProjection(query)
-        var k = keyProjection(key)
-        rope.rotate(&q, rows: 0..<q.dim(0))
-        rope.rotate(&k, rows: 0..<(k.dim(0) - unrotatedKeys))
+        let q = query.projectedToFP32(by: queryProjection), k = key.projectedToFP32(by: keyProjection)
+        let rotatedQ = Activation(rotating: q, rotatedRows: q.dim(0), rope: rope)
+        let rotatedK = Activation(rotating: k, rotatedRows: k.dim(0) - unrotatedKeys, rope: rope)
         if valueProjection.inputDim < valueProjection.outputDim {
             // Cross-attention to the memories: values come in 64 wide and are projected to 256. With one head,
             // softmax(S)·(V·Wᵀ + 1·bᵀ) = (softmax(S)·V)·Wᵀ + 1·bᵀ, since every row of softmax(S) sums to 1;
             // projecting after the attention makes the P·V product, half of this layer's FLOPs, 4x cheaper.
             // (Not valid with several heads: the projection mixes channels across heads.)
-            outputProjection.add(valueProjection(attention(query: q, key: k, value: value, heads: 1)), into: &residual)
+            Activation.attention(query: rotatedQ, key: rotatedK, value: value, heads: 1).projected(by: valueProjection)
+                .addProjection(by: outputProjection, into: &residual)
         } else {
-            outputProjection.add(attention(query: q, key: k, value: valueProjection(value), heads: 1), into: &residual)
-        }
-    }
-}
-
-extension RoPEAttention {
-    /// `add` with bf16 activations (`MemoryAttention.carriesBFloat16Activations`): query and key inputs come
-    /// rounded already, q and k are rotated in fp32 and rounded as they are stored, v, the attention output and
-    /// the late value projection are bf16. The same roundings of the same values as `add` under bf16.
-    func addBFloat16(
-        query: BFloat16Tensor, key: BFloat16Tensor, value: BFloat16Tensor, unrotatedKeys: Int, rope: AxialRoPE,
-        into residual: inout Tensor
-    ) {
-        let q = rope.rotatedBFloat16(queryProjection(query), rotatedRows: query.dim(0))
-        let k = rope.rotatedBFloat16(keyProjection(key), rotatedRows: key.dim(0) - unrotatedKeys)
-        if valueProjection.inputDim < valueProjection.outputDim {
-            // Values projected after the attention, as in `add`.
-            let attended = attention(query: q, key: k, value: value, heads: 1)
-            outputProjection.add(valueProjection.bfloat16(attended), into: &residual)
-        } else {
-            outputProjection.add(
-                attention(query: q, key: k, value: valueProjection.bfloat16(value), heads: 1), into: &residual)
+            Activation.attention(query: rotatedQ, key: rotatedK, value: value.projected(by: valueProjection), heads: 1)
+                .addProjection(by: outputProjection, into: &residual)
         }
     }
 }
@@ -92,16 +76,27 @@ struct AxialRoPE: Sendable {
                             out.update(from: row, count: dim)
                             return
                         }
-                        let t = (r % cells) * pairs
-                        for m in 0..<pairs {
-                            let a = row[2 * m], b = row[2 * m + 1]
-                            let c = cp[t + m], s = sp[t + m]
-                            out[2 * m] = a * c - b * s
-                            out[2 * m + 1] = a * s + b * c
-                        }
+                        AxialRoPE.rotate(
+                            row, into: out, pairs: pairs, cosines: cp + (r % cells) * pairs,
+                            sines: sp + (r % cells) * pairs)
                     }
                 }
             }
+        }
+    }
+
+    /// One token's channel pairs (2m, 2m+1) rotated as complex numbers by its cell's angles, written to `out`
+    /// (which may be `row` itself).
+    @inline(__always)
+    static func rotate(
+        _ row: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, pairs: Int, cosines: UnsafePointer<Float>,
+        sines: UnsafePointer<Float>
+    ) {
+        for m in 0..<pairs {
+            let a = row[2 * m], b = row[2 * m + 1]
+            let c = cosines[m], s = sines[m]
+            out[2 * m] = a * c - b * s
+            out[2 * m + 1] = a * s + b * c
         }
     }
 
@@ -118,14 +113,8 @@ struct AxialRoPE: Sendable {
                     let base = xb.baseAddress!, cp = cb.baseAddress!, sp = sb.baseAddress!
                     parallelFor(rows.count) { i in
                         let r = rows.lowerBound + i
-                        let row = base + r * dim
-                        let t = (i % cells) * pairs
-                        for m in 0..<pairs {
-                            let a = row[2 * m], b = row[2 * m + 1]
-                            let c = cp[t + m], s = sp[t + m]
-                            row[2 * m] = a * c - b * s
-                            row[2 * m + 1] = a * s + b * c
-                        }
+                        let row = base + r * dim, t = (i % cells) * pairs
+                        AxialRoPE.rotate(row, into: row, pairs: pairs, cosines: cp + t, sines: sp + t)
                     }
                 }
             }
@@ -156,15 +145,7 @@ struct MemoryAttentionLayer: Sendable {
     func callAsFunction(_ x: Tensor, memoryKeys: Tensor, memoryValues: Tensor, pointerTokens: Int, rope: AxialRoPE)
         -> Tensor
     {
-        var x = x
-        var y = norm1(x)
-        selfAttention.add(query: y, key: y, value: y, unrotatedKeys: 0, rope: rope, into: &x)
-        y = norm2(x)
-        crossAttention.add(
-            query: y, key: memoryKeys, value: memoryValues, unrotatedKeys: pointerTokens, rope: rope, into: &x)
-        // x += linear2(relu(linear1(norm3(x)))), a chunk of tokens at a time.
-        addFeedForward(into: &x, input: norm3(x), hidden: linear1, output: linear2, activation: .relu)
-        return x
+        run(x, memoryKeys: memoryKeys, memoryValues: memoryValues, pointerTokens: pointerTokens, rope: rope)
     }
 
     /// The layer with bf16 activations: the norms' outputs rounded as they are written, the memory keys and
@@ -172,13 +153,22 @@ struct MemoryAttentionLayer: Sendable {
     func forwardBFloat16(
         _ x: Tensor, memoryKeys: BFloat16Tensor, memoryValues: BFloat16Tensor, pointerTokens: Int, rope: AxialRoPE
     ) -> Tensor {
+        run(x, memoryKeys: memoryKeys, memoryValues: memoryValues, pointerTokens: pointerTokens, rope: rope)
+    }
+
+    private func run<Activation: BlockActivation>(
+        _ x: Tensor, memoryKeys: Activation, memoryValues: Activation, pointerTokens: Int, rope: AxialRoPE
+    ) -> Tensor {
         var x = x
-        let y = norm1.bfloat16(x)
-        selfAttention.addBFloat16(query: y, key: y, value: y, unrotatedKeys: 0, rope: rope, into: &x)
-        crossAttention.addBFloat16(
-            query: norm2.bfloat16(x), key: memoryKeys, value: memoryValues, unrotatedKeys: pointerTokens, rope: rope,
-            into: &x)
-        addFeedForward(into: &x, input: norm3.bfloat16(x), hidden: linear1, output: linear2, activation: .relu)
+        let y = Activation(normalizing: x, with: norm1)
+        selfAttention.add(query: y, key: y, value: y, unrotatedKeys: 0, rope: rope, into: &x)
+        crossAttention.add(
+            query: Activation(normalizing: x, with: norm2), key: memoryKeys, value: memoryValues,
+            unrotatedKeys: pointerTokens, rope: rope, into: &x)
+        // x += linear2(relu(linear1(norm3(x)))), a chunk of tokens at a time.
+        Activation.addFeedForward(
+            into: &x, input: Activation(normalizing: x, with: norm3), hidden: linear1, output: linear2,
+            activation: .relu)
         return x
     }
 }
