@@ -11,6 +11,12 @@ func ragsegExecutable() throws -> String {
 
 typealias RunResult = RagsegBinary.Result
 
+/// `ragseg index create BANK` with the stand-in encoders and small memories the CLI tests use, plus `extra`.
+func createStandInBank(_ bank: String, _ extra: String...) throws -> RunResult {
+    try runRagseg(
+        ["index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "4,8,8,16"] + extra)
+}
+
 /// Runs ragseg to completion.
 func runRagseg(_ arguments: [String]) throws -> RunResult { try RagsegBinary.run(arguments) }
 
@@ -24,9 +30,7 @@ final class CLITests: XCTestCase {
         let dir = temporaryDirectory()
         let (images, masks) = try writeDataset(dir, count: 6)
         let bank = dir + "/bank"
-        var r = try runRagseg([
-            "index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "4,8,8,16",
-        ])
+        var r = try createStandInBank(bank)
         XCTAssertEqual(r.status, 0, r.stderr)
         r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--batch", "20"])
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -38,9 +42,7 @@ final class CLITests: XCTestCase {
         let dir = temporaryDirectory()
         let (images, masks) = try writeDataset(dir, count: 12)
         let bank = dir + "/bank"
-        var r = try runRagseg([
-            "index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "4,8,8,16",
-        ])
+        var r = try createStandInBank(bank)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("not meaningful"), "stand-in warning: \(r.stderr)")
         r = try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--batch", "5"])
@@ -118,10 +120,7 @@ final class CLITests: XCTestCase {
         let dir = temporaryDirectory()
         let (images, _) = try writeDataset(dir, count: 2)
         let bank = dir + "/bank"
-        var r = try runRagseg([
-            "index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "4,8,8,16",
-            "--labels", "liver,tumour",
-        ])
+        var r = try createStandInBank(bank, "--labels", "liver,tumour")
         XCTAssertEqual(r.status, 0, r.stderr)
         let target = images + "/case000.png", other = images + "/case001.png"
         let cases: [([String], String)] = [
@@ -147,10 +146,7 @@ final class CLITests: XCTestCase {
         let dir = temporaryDirectory()
         let (images, masks) = try writeDataset(dir, count: 10)
         let bank = dir + "/bank"
-        XCTAssertEqual(
-            try runRagseg([
-                "index", "create", bank, "--stand-in", "--dinov2-variant", "vits14", "--memory-shape", "4,8,8,16",
-            ]).status, 0)
+        XCTAssertEqual(try createStandInBank(bank).status, 0)
         XCTAssertEqual(
             try runRagseg(["index", "add", bank, "--images", images, "--masks", masks, "--stand-in", "--quiet"]).status,
             0)
