@@ -3,19 +3,10 @@ import CKernels
 // Pointwise maps. Each has a copying form and an InPlace form; large tensors are split over
 // `Threads.count` workers in contiguous chunks (see `parallelRanges`).
 
-@inline(__always)
-private func mapInPlace(_ x: inout Tensor, _ f: (Float) -> Float) {
-    let n = x.count
-    x.withUnsafeMutableBufferPointer { buffer in
-        let p = buffer.baseAddress
-        parallelRanges(n) { range in
-            guard let p else { return }
-            for i in range { p[i] = f(p[i]) }
-        }
-    }
-}
-
-/// Applies a CKernels array kernel (vectorized at the CPU's widest level) in parallel chunks.
+/// Runs `kernel(pointer, count)` over contiguous chunks of x in parallel: a CKernels array kernel (vectorized at
+/// the CPU's widest level) or a loop written inline. The kernel gets a whole chunk, so its loop compiles as a loop;
+/// a closure per element costs a call per element, which made the residual adds several times slower than the
+/// memory traffic they need.
 @inline(__always)
 private func kernelInPlace(_ x: inout Tensor, _ kernel: (UnsafeMutablePointer<Float>, Int) -> Void) {
     let n = x.count
@@ -41,27 +32,35 @@ public func silu(_ x: Tensor) -> Tensor { var y = x; siluInPlace(&y); return y }
 public func sigmoid(_ x: Tensor) -> Tensor { var y = x; sigmoidInPlace(&y); return y }
 
 /// Multiplies every element by `factor`.
-public func scaleInPlace(_ x: inout Tensor, by factor: Float) { mapInPlace(&x) { $0 * factor } }
+public func scaleInPlace(_ x: inout Tensor, by factor: Float) {
+    kernelInPlace(&x) { p, n in for i in 0..<n { p[i] *= factor } }
+}
 public func scaled(_ x: Tensor, by factor: Float) -> Tensor { var y = x; scaleInPlace(&y, by: factor); return y }
 
+/// Runs `kernel(a, b, count)` over matching contiguous chunks of a and b, in parallel (a chunk per call, as in
+/// `kernelInPlace`).
 @inline(__always)
-private func zipInPlace(_ a: inout Tensor, _ b: Tensor, _ name: String, _ f: (Float, Float) -> Float) {
+private func zipInPlace(
+    _ a: inout Tensor, _ b: Tensor, _ name: String,
+    _ kernel: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int) -> Void
+) {
     precondition(a.shape == b.shape, "\(name): shapes differ, \(a.shape) vs \(b.shape)")
     let n = a.count
     a.withUnsafeMutableBufferPointer { pa in
         b.withUnsafeBufferPointer { pb in
-            let x = pa.baseAddress, y = pb.baseAddress
-            parallelRanges(n) { range in
-                guard let x, let y else { return }
-                for i in range { x[i] = f(x[i], y[i]) }
-            }
+            guard let x = pa.baseAddress, let y = pb.baseAddress else { return }
+            parallelRanges(n) { range in kernel(x + range.lowerBound, y + range.lowerBound, range.count) }
         }
     }
 }
 
 /// Elementwise a + b (same shapes; no broadcasting, so shape mistakes fail loudly).
-public func addInPlace(_ a: inout Tensor, _ b: Tensor) { zipInPlace(&a, b, "add", +) }
+public func addInPlace(_ a: inout Tensor, _ b: Tensor) {
+    zipInPlace(&a, b, "add") { x, y, n in for i in 0..<n { x[i] += y[i] } }
+}
 public func add(_ a: Tensor, _ b: Tensor) -> Tensor { var y = a; addInPlace(&y, b); return y }
 /// Elementwise a · b (same shapes).
-public func mulInPlace(_ a: inout Tensor, _ b: Tensor) { zipInPlace(&a, b, "mul", *) }
+public func mulInPlace(_ a: inout Tensor, _ b: Tensor) {
+    zipInPlace(&a, b, "mul") { x, y, n in for i in 0..<n { x[i] *= y[i] } }
+}
 public func mul(_ a: Tensor, _ b: Tensor) -> Tensor { var y = a; mulInPlace(&y, b); return y }
