@@ -98,6 +98,12 @@ float ragseg_exp_minus_sum(float *x, size_t n, float shift) { DISPATCH(ragseg_ex
 float ragseg_exp_minus_sum_bf16(const float *x, size_t n, float shift, uint16_t *out) {
     DISPATCH(ragseg_exp_minus_sum_bf16, x, n, shift, out)
 }
+void ragseg_exp_shifted_sum_rows(float *x, size_t rows, size_t n, float *sums) {
+    DISPATCH(ragseg_exp_shifted_sum_rows, x, rows, n, sums)
+}
+void ragseg_exp_minus_max_sum_bf16_rows(float *x, size_t rows, size_t n, uint16_t *out, float *sums) {
+    DISPATCH(ragseg_exp_minus_max_sum_bf16_rows, x, rows, n, out, sums)
+}
 
 int ragseg_kernels_set_level(const char *name) {
     level_t detected = LEVEL_UNKNOWN, wanted;

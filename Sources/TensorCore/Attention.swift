@@ -47,7 +47,7 @@ public func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, sca
                             gemm(
                                 transA: false, transB: true, m: rows, n: nk, k: dq, alpha: alpha,
                                 a: qBlock, lda: cq, b: kHead, ldb: cq, c: scores, ldc: nk)
-                            for r in 0..<rows { sums[r] = softmaxRowUnnormalized(scores + r * nk, nk) }
+                            softmaxRowsUnnormalized(scores, rows: rows, nk, sums: sums)
                             gemm(
                                 transA: false, transB: false, m: rows, n: dv, k: nk,
                                 a: scores, lda: nk, b: vHead, ldb: cv, c: oBlock, ldc: cv)

@@ -197,12 +197,8 @@ private func batchedAttentionBFloat16(_ x: BFloat16AttentionOperands) {
         OneDNN.matmulBatched(
             .bf16, batch: count, transB: true, m: nq, n: nk, k: dq, alpha: x.alpha,
             a: x.q + first * nq * dq, b: x.k + first * nk * dq, c: scores)
-        for row in 0..<(count * nq) {
-            let maximum = ragseg_row_max(scores + row * nk, nk)
-            // A row of -inf is shifted by 0, as ragseg_exp_shifted_sum does.
-            sums[row] = ragseg_exp_minus_sum_bf16(
-                scores + row * nk, nk, maximum == -.infinity ? 0 : maximum, probabilities + row * nk)
-        }
+        // Each row shifted by its maximum (a row of -inf by 0, as ragseg_exp_shifted_sum does).
+        ragseg_exp_minus_max_sum_bf16_rows(scores, count * nq, nk, probabilities, sums)
         OneDNN.matmulBatched(
             .bf16, batch: count, transB: false, m: nq, n: dv, k: nk, a: probabilities,
             b: x.v + first * nk * dv, c: products)

@@ -11,6 +11,16 @@ func softmaxRowUnnormalized(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Float
     ragseg_exp_shifted_sum(p, n)
 }
 
+/// `softmaxRowUnnormalized` on each of `rows` rows of n values stored one after another, the sums into `sums`.
+/// Rows shorter than a vector (attention to a handful of prompt tokens) run as one stream of exponentials
+/// instead of a mostly padded call each; the values and sums are the same.
+@inline(__always)
+func softmaxRowsUnnormalized(
+    _ p: UnsafeMutablePointer<Float>, rows: Int, _ n: Int, sums: UnsafeMutablePointer<Float>
+) {
+    ragseg_exp_shifted_sum_rows(p, rows, n, sums)
+}
+
 /// Softmax over the last axis (max-subtracted, as PyTorch).
 public func softmax(_ x: Tensor) -> Tensor {
     precondition(x.rank >= 1, "softmax needs at least one axis")

@@ -48,8 +48,9 @@ final class PermuteRotationTests: XCTestCase {
 }
 
 /// The small bf16 kernels of CKernels at every level this CPU has: the softmax numerators of bf16 attention
-/// (exponentials rounded to bf16 as they are made) against Double exponentials, and the row copy that lays q, k
-/// and v out head by head against the plain index arithmetic.
+/// (exponentials rounded to bf16 as they are made) against Double exponentials, the many-row forms of the softmax
+/// numerators against a call per row, and the row copy that lays q, k and v out head by head against the plain
+/// index arithmetic.
 final class BFloat16KernelTests: XCTestCase {
     func testExponentialsRoundedToBFloat16AtEveryLevel() {
         let best = String(cString: ragseg_kernels_level())
@@ -83,6 +84,53 @@ final class BFloat16KernelTests: XCTestCase {
             }
         }
     }
+
+    /// The softmax numerators of many rows at once (fp32 and bf16), which run rows shorter than a vector as one
+    /// stream, against a call per row of the row kernels tested above: bit for bit, values and sums, at every
+    /// level, for rows shorter than 4, 8 and 16 lanes, exactly a vector, and longer; with -inf scores, a row of
+    /// nothing but -inf, and a NaN.
+    func testRowsOfSoftmaxNumeratorsEqualACallPerRowAtEveryLevel() {
+        let best = String(cString: ragseg_kernels_level())
+        defer { XCTAssertEqual(ragseg_kernels_set_level(best), 1) }
+        for level in ["baseline", "avx2", "avx512"] where ragseg_kernels_set_level(level) == 1 {
+            for n in [1, 3, 7, 8, 13, 16, 17, 40] {
+                let rows = 37
+                var scores = (0..<(rows * n)).map { Float(($0 * 7919) % 401) / 40 - 9 + Float($0 % n) * 0.37 }
+                scores[n / 2] = -.infinity
+                for i in 0..<n { scores[3 * n + i] = -.infinity }  // a fully masked row
+                scores[5 * n] = .nan
+
+                // fp32: the per-row kernel in place, then the rows kernel on a copy.
+                var perRow = scores, rowsResult = scores
+                var perRowSums = [Float](repeating: 0, count: rows), rowsSums = perRowSums
+                perRow.withUnsafeMutableBufferPointer { p in
+                    for r in 0..<rows { perRowSums[r] = ragseg_exp_shifted_sum(p.baseAddress! + r * n, n) }
+                }
+                ragseg_exp_shifted_sum_rows(&rowsResult, rows, n, &rowsSums)
+                XCTAssertEqual(bitPatterns(rowsResult), bitPatterns(perRow), "\(level), fp32, n \(n): values")
+                XCTAssertEqual(bitPatterns(rowsSums), bitPatterns(perRowSums), "\(level), fp32, n \(n): sums")
+
+                // bf16: each row shifted by its maximum (0 for a row of -inf).
+                var perRowBits = [UInt16](repeating: 0xFFFF, count: rows * n), rowsBits = perRowBits
+                scores.withUnsafeBufferPointer { p in
+                    for r in 0..<rows {
+                        let maximum = ragseg_row_max(p.baseAddress! + r * n, n)
+                        perRowSums[r] = perRowBits.withUnsafeMutableBufferPointer { out in
+                            ragseg_exp_minus_sum_bf16(
+                                p.baseAddress! + r * n, n, maximum == -.infinity ? 0 : maximum,
+                                out.baseAddress! + r * n)
+                        }
+                    }
+                }
+                var scratch = scores
+                ragseg_exp_minus_max_sum_bf16_rows(&scratch, rows, n, &rowsBits, &rowsSums)
+                XCTAssertEqual(rowsBits, perRowBits, "\(level), bf16, n \(n): values")
+                XCTAssertEqual(bitPatterns(rowsSums), bitPatterns(perRowSums), "\(level), bf16, n \(n): sums")
+            }
+        }
+    }
+
+    private func bitPatterns(_ values: [Float]) -> [UInt32] { values.map(\.bitPattern) }
 
     func testRowCopyAtEveryLevel() {
         let best = String(cString: ragseg_kernels_level())

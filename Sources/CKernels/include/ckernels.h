@@ -25,6 +25,15 @@ float ragseg_exp_minus_sum(float *x, size_t n, float shift);
 /// -inf inputs give ~1e-38.
 float ragseg_exp_minus_sum_bf16(const float *x, size_t n, float shift, uint16_t *out);
 
+/// ragseg_exp_shifted_sum on each of `rows` rows of n values stored one after another ([rows, n]), the row sums
+/// into sums[rows]. Rows shorter than a vector are shifted first and their exponentials run as one stream (a call
+/// per row was mostly padding); every value and sum is the same as a call per row.
+void ragseg_exp_shifted_sum_rows(float *x, size_t rows, size_t n, float *sums);
+/// ragseg_exp_minus_sum_bf16 on each of `rows` rows of x [rows, n] with the row's maximum as the shift (0 for a
+/// row of -inf), the bf16 numerators into out [rows, n] and the fp32 sums into sums[rows]; x is overwritten.
+/// Short rows run as one stream, with the same values and sums as a call per row.
+void ragseg_exp_minus_max_sum_bf16_rows(float *x, size_t rows, size_t n, uint16_t *out, float *sums);
+
 /// x[i] = max(x[i], 0) (ReLU; NaN becomes 0).
 void ragseg_relu(float *x, size_t n);
 
