@@ -27,6 +27,47 @@ public enum SAM2ModelDescription {
         return config
     }
 
+    /// The memory-path fields a description states. The weights' shapes decide them (`SAM2Weights.inferConfig`);
+    /// a description that states other values describes some other model, and is refused rather than ignored.
+    struct StatedMemoryPath: Decodable {
+        var memoryDim: Int?
+        var memorySlots: Int?
+        var pointerTemporalEncoding: Bool?
+        var noObjectSpatialEmbedding: Bool?
+    }
+
+    private struct StatedSidecar: Decodable { var imageEncoder: StatedMemoryPath }
+
+    /// Throws, naming the sidecar of the checkpoint at `path` and the field, when the sidecar states a memory-path
+    /// value other than `config`'s (the one the shapes give). Without a sidecar there is nothing to compare.
+    static func checkStatedMemoryPath(of config: SAM2Config, path: String) throws {
+        let sidecar = sidecarPath(for: path)
+        guard FileManager.default.fileExists(atPath: sidecar) else { return }
+        let stated: StatedMemoryPath
+        do {
+            stated = try JSONDecoder().decode(StatedSidecar.self, from: Data(contentsOf: URL(fileURLWithPath: sidecar)))
+                .imageEncoder
+        } catch {
+            throw RAGSegIOError(path: sidecar, message: "not a valid SAM 2 model description: \(error)")
+        }
+        func check<Value: Equatable>(_ field: String, _ value: Value?, _ actual: Value, _ weightsSay: String) throws {
+            guard let value, value != actual else { return }
+            throw RAGSegIOError(path: sidecar, message: "\(field) \(value) does not match the weights: \(weightsSay)")
+        }
+        func presence(_ tensor: String, _ present: Bool) -> String { "\(tensor) is \(present ? "present" : "absent")" }
+        try check(
+            "memoryDim", stated.memoryDim, config.memoryDim, "maskmem_tpos_enc's last axis is \(config.memoryDim)")
+        try check(
+            "memorySlots", stated.memorySlots, config.memorySlots,
+            "maskmem_tpos_enc's first axis is \(config.memorySlots)")
+        try check(
+            "pointerTemporalEncoding", stated.pointerTemporalEncoding, config.pointerTemporalEncoding,
+            presence("obj_ptr_tpos_proj", config.pointerTemporalEncoding))
+        try check(
+            "noObjectSpatialEmbedding", stated.noObjectSpatialEmbedding, config.noObjectSpatialEmbedding,
+            presence("no_obj_embed_spatial", config.noObjectSpatialEmbedding))
+    }
+
     /// The file a checkpoint's configuration is read from (for errors): its sidecar, else the weights.
     public static func configurationFile(for weights: String) -> String {
         let sidecar = sidecarPath(for: weights)

@@ -99,7 +99,8 @@ public struct SAM2Weights: TensorSource, Sendable {
 
     /// The whole model's configuration: the image encoder from the `<weights>.json` sidecar when there is one
     /// (`SAM2ModelDescription`), else from the shapes (published sizes only); the memory path's widths and
-    /// versions from the shapes. `imageSize` overrides the input size (1024 for every release).
+    /// versions from the shapes, which a sidecar may restate but not contradict. `imageSize` overrides the input
+    /// size (1024 for every release).
     public func inferConfig(imageSize: Int? = nil) throws -> SAM2Config {
         var config = try SAM2ModelDescription.imageEncoderConfig(path: path, weights: self)
         if let imageSize { config.imageSize = imageSize }
@@ -114,6 +115,7 @@ public struct SAM2Weights: TensorSource, Sendable {
         config.memorySlots = tpos[0]
         config.pointerTemporalEncoding = contains("obj_ptr_tpos_proj.weight")
         config.noObjectSpatialEmbedding = contains("no_obj_embed_spatial")
+        try SAM2ModelDescription.checkStatedMemoryPath(of: config, path: path)
         return config
     }
 

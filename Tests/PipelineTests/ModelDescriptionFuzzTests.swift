@@ -109,6 +109,38 @@ final class ModelDescriptionFuzzTests: XCTestCase {
         XCTAssertEqual(refused, all.count - accepted.count)
     }
 
+    /// The memory path's widths and versions come from the weights' shapes. A description may restate them; one
+    /// that states other values (the description of another model) is refused with the field named, where it used
+    /// to be overridden without a word.
+    func testSidecarContradictingTheWeightsMemoryPathIsRefused() throws {
+        let sidecar =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: FixtureModels.sam2 + ".json"))) as! [String: Any]
+        let encoder = sidecar["imageEncoder"] as! [String: Any]
+        let actual = try SAM2Model(checkpoint: FixtureModels.sam2).config
+        let weights = try sam2Copy(temporaryDirectory())
+        let fields: [(String, Any, Any)] = [
+            ("memoryDim", actual.memoryDim, actual.memoryDim * 2),
+            ("memorySlots", actual.memorySlots, actual.memorySlots + 1),
+            ("pointerTemporalEncoding", actual.pointerTemporalEncoding, !actual.pointerTemporalEncoding),
+            ("noObjectSpatialEmbedding", actual.noObjectSpatialEmbedding, !actual.noObjectSpatialEmbedding),
+        ]
+        for (field, same, other) in fields {
+            var restated = encoder
+            restated[field] = same
+            try write(["imageEncoder": restated], to: weights + ".json")
+            XCTAssertNoThrow(try SAM2Model(checkpoint: weights), "\(field) restated")
+            var contradicted = encoder
+            contradicted[field] = other
+            try write(["imageEncoder": contradicted], to: weights + ".json")
+            XCTAssertThrowsError(try SAM2Model(checkpoint: weights), field) { error in
+                guard let error = error as? RAGSegIOError else { return XCTFail("\(field): \(error)") }
+                XCTAssertEqual(error.path, weights + ".json", "\(field): \(error)")
+                XCTAssertTrue(error.message.hasPrefix("\(field) \(other) does not match the weights"), "\(error)")
+            }
+        }
+    }
+
     func testEveryConfigJSONFieldOutOfRangeIsAClearError() throws {
         let config =
             try JSONSerialization.jsonObject(
