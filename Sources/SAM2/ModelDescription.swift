@@ -15,16 +15,23 @@ public enum SAM2ModelDescription {
     /// else inferred from the tensor shapes. (The memory path's fields are SAM2Weights.inferConfig's.)
     public static func imageEncoderConfig(path: String, weights: SAM2Weights) throws -> SAM2Config {
         let sidecar = sidecarPath(for: path)
-        guard FileManager.default.fileExists(atPath: sidecar) else { return try weights.inferImageEncoderConfig() }
-        let config: SAM2Config
-        do {
-            config = try JSONDecoder().decode(Sidecar.self, from: Data(contentsOf: URL(fileURLWithPath: sidecar)))
-                .imageEncoder
-        } catch {
-            throw RAGSegIOError(path: sidecar, message: "not a valid SAM 2 model description: \(error)")
+        guard let config = try decodeSidecar(sidecar, as: Sidecar.self)?.imageEncoder else {
+            return try weights.inferImageEncoderConfig()
         }
         try config.validate(against: weights, file: sidecar, memoryPath: false)
         return config
+    }
+
+    /// The sidecar at `sidecar` decoded as `type`; nil when there is no such file.
+    private static func decodeSidecar<Description: Decodable>(_ sidecar: String, as type: Description.Type) throws
+        -> Description?
+    {
+        guard FileManager.default.fileExists(atPath: sidecar) else { return nil }
+        do {
+            return try JSONDecoder().decode(type, from: Data(contentsOf: URL(fileURLWithPath: sidecar)))
+        } catch {
+            throw RAGSegIOError(path: sidecar, message: "not a valid SAM 2 model description: \(error)")
+        }
     }
 
     /// The memory-path fields a description states. The weights' shapes decide them (`SAM2Weights.inferConfig`);
@@ -42,14 +49,7 @@ public enum SAM2ModelDescription {
     /// value other than `config`'s (the one the shapes give). Without a sidecar there is nothing to compare.
     static func checkStatedMemoryPath(of config: SAM2Config, path: String) throws {
         let sidecar = sidecarPath(for: path)
-        guard FileManager.default.fileExists(atPath: sidecar) else { return }
-        let stated: StatedMemoryPath
-        do {
-            stated = try JSONDecoder().decode(StatedSidecar.self, from: Data(contentsOf: URL(fileURLWithPath: sidecar)))
-                .imageEncoder
-        } catch {
-            throw RAGSegIOError(path: sidecar, message: "not a valid SAM 2 model description: \(error)")
-        }
+        guard let stated = try decodeSidecar(sidecar, as: StatedSidecar.self)?.imageEncoder else { return }
         func check<Value: Equatable>(_ field: String, _ value: Value?, _ actual: Value, _ weightsSay: String) throws {
             guard let value, value != actual else { return }
             throw RAGSegIOError(path: sidecar, message: "\(field) \(value) does not match the weights: \(weightsSay)")
