@@ -183,6 +183,7 @@ public final class SegmentationServer: Sendable {
 
     func makeRouter() -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: ErrorReplies())
         router.get("/health") { [gate] _, _ in try await gate.admit { jsonResponse(["status": "ok"]) } }
         router.get("/info") { [self] _, _ in try await gate.admit { try info() } }
         router.post("/segment") { [self] request, _ in try await gate.admit { try await segment(request) } }

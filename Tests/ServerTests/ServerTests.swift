@@ -538,3 +538,38 @@ final class MultipartTests: XCTestCase {
         }
     }
 }
+
+/// What an error that no handler answered becomes (`ErrorReplies`, `UnansweredError`): running out of room (a
+/// full LMDB map, a full disk, no temporary space) is 507 with the bank's or the volume's own message; anything
+/// else of RAGSeg's own is 500, still with its description (VolumeServerTests sends a real request that runs out
+/// of temporary space).
+final class UnansweredErrorTests: XCTestCase {
+    func testStorageFaultsAre507AndOthers500WithTheirReason() {
+        let mapFull = LMDBError(code: -30792, operation: "add")  // MDB_MAP_FULL
+        var (status, message) = UnansweredError.reply(to: mapFull)!
+        XCTAssertEqual(status, 507)
+        XCTAssertTrue(message.contains("the bank's LMDB map is full"), message)
+
+        (status, message) = UnansweredError.reply(to: LMDBError(code: ENOSPC, operation: "add"))!
+        XCTAssertEqual(status, 507)
+        XCTAssertTrue(message.contains("the disk is full"), message)
+
+        // An I/O error with plenty of room is a failing disk, not a full one.
+        let failing = LMDBError(code: EIO, operation: "add", freeBytes: 1 << 30)
+        (status, message) = UnansweredError.reply(to: failing)!
+        XCTAssertEqual(status, 500)
+        XCTAssertTrue(message.contains("the disk is failing"), message)
+
+        (status, message) = UnansweredError.reply(
+            to: ScratchSpaceError(path: "upload", message: "cannot create a temporary file in /tmp: No space left"))!
+        XCTAssertEqual(status, 507)
+        XCTAssertTrue(message.hasSuffix("cannot create a temporary file in /tmp: No space left"), message)
+
+        (status, message) = UnansweredError.reply(to: BankError.bank("b", "records disagree"))!
+        XCTAssertEqual(status, 500)
+        XCTAssertEqual(message, "bank b: records disagree")
+
+        // Errors of other libraries (the HTTP layer's) are left to Hummingbird.
+        XCTAssertNil(UnansweredError.reply(to: CancellationError()))
+    }
+}

@@ -118,6 +118,23 @@ final class VolumeServerTests: XCTestCase {
         XCTAssertTrue((reply.json["error"] as? String ?? "").contains("not a readable NIfTI"), reply.text)
     }
 
+    /// The label volume of an answer is written through a temporary file. With no temporary folder the request
+    /// cannot be served: 507 Insufficient Storage with the reason in the usual JSON body (it was a 500 with an
+    /// empty body, which told the client nothing), and the same request succeeds once the folder is back.
+    func testNoTemporarySpaceIs507WithTheReason() async throws {
+        let gz = try Data(contentsOf: URL(fileURLWithPath: sources[2].image))
+        let saved = ProcessInfo.processInfo.environment["TMPDIR"]
+        setenv("TMPDIR", directory.appendingPathComponent("missing").path, 1)
+        let reply = try await post("/segment", gz)
+        if let saved { setenv("TMPDIR", saved, 1) } else { unsetenv("TMPDIR") }
+        XCTAssertEqual(reply.status, 507, reply.text)
+        let message = reply.json["error"] as? String ?? ""
+        XCTAssertTrue(message.hasPrefix("the server has no room for this request's temporary files"), reply.text)
+        XCTAssertTrue(message.contains("missing"), reply.text)  // the folder it tried
+        let again = try await post("/segment", gz)
+        XCTAssertEqual(again.status, 200, again.text)
+    }
+
     func postCase(_ image: Data, _ labels: Data, query: String = "") async throws -> Reply {
         let (body, type) = HTTP.multipart([("image", image), ("mask", labels)], contentType: "application/gzip")
         return try await post("/cases\(query)", body, contentType: type)

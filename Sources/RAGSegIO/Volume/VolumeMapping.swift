@@ -12,11 +12,16 @@ import Darwin
 #endif
 
 /// The temporary space volumes are read and written through is missing or full: a fault of the machine, not
-/// of the input (a server answers it 500, not 400). `path` is the volume concerned.
+/// of the input (a server answers it 507 Insufficient Storage, not 400). `path` is the volume concerned.
 public struct ScratchSpaceError: Error, CustomStringConvertible, Sendable {
     public let path: String
     public let message: String
     public var description: String { "\(path): \(message)" }
+
+    public init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
 }
 
 /// The folder for temporary volume files: $TMPDIR, else /tmp.
