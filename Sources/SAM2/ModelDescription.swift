@@ -14,24 +14,29 @@ public enum SAM2ModelDescription {
     /// The image encoder configuration for the checkpoint at `path`: the sidecar's when there is one,
     /// else inferred from the tensor shapes. (The memory path's fields are SAM2Weights.inferConfig's.)
     public static func imageEncoderConfig(path: String, weights: SAM2Weights) throws -> SAM2Config {
-        let sidecar = sidecarPath(for: path)
-        guard let config = try decodeSidecar(sidecar, as: Sidecar.self)?.imageEncoder else {
-            return try weights.inferImageEncoderConfig()
-        }
-        try config.validate(against: weights, file: sidecar, memoryPath: false)
-        return config
+        try describe(path: path, weights: weights).imageEncoder
     }
 
-    /// The sidecar at `sidecar` decoded as `type`; nil when there is no such file.
-    private static func decodeSidecar<Description: Decodable>(_ sidecar: String, as type: Description.Type) throws
-        -> Description?
-    {
-        guard FileManager.default.fileExists(atPath: sidecar) else { return nil }
+    /// The checkpoint's description, its sidecar read once: the image encoder configuration (the sidecar's,
+    /// checked against the shapes, else inferred from them) and the memory-path fields the sidecar states (nil
+    /// without a sidecar), for `checkStatedMemoryPath` once the shapes have set them.
+    static func describe(path: String, weights: SAM2Weights) throws -> (
+        imageEncoder: SAM2Config, stated: StatedMemoryPath?
+    ) {
+        let sidecar = sidecarPath(for: path)
+        guard FileManager.default.fileExists(atPath: sidecar) else {
+            return (try weights.inferImageEncoderConfig(), nil)
+        }
+        let config: SAM2Config, stated: StatedMemoryPath
         do {
-            return try JSONDecoder().decode(type, from: Data(contentsOf: URL(fileURLWithPath: sidecar)))
+            let data = try Data(contentsOf: URL(fileURLWithPath: sidecar))
+            config = try JSONDecoder().decode(Sidecar.self, from: data).imageEncoder
+            stated = try JSONDecoder().decode(StatedSidecar.self, from: data).imageEncoder
         } catch {
             throw RAGSegIOError(path: sidecar, message: "not a valid SAM 2 model description: \(error)")
         }
+        try config.validate(against: weights, file: sidecar, memoryPath: false)
+        return (config, stated)
     }
 
     /// The memory-path fields a description states. The weights' shapes decide them (`SAM2Weights.inferConfig`);
@@ -45,11 +50,10 @@ public enum SAM2ModelDescription {
 
     private struct StatedSidecar: Decodable { var imageEncoder: StatedMemoryPath }
 
-    /// Throws, naming the sidecar of the checkpoint at `path` and the field, when the sidecar states a memory-path
-    /// value other than `config`'s (the one the shapes give). Without a sidecar there is nothing to compare.
-    static func checkStatedMemoryPath(of config: SAM2Config, path: String) throws {
+    /// Throws, naming the sidecar of the checkpoint at `path` and the field, when the sidecar stated (`stated`) a
+    /// memory-path value other than `config`'s (the one the shapes give).
+    static func checkStatedMemoryPath(_ stated: StatedMemoryPath, of config: SAM2Config, path: String) throws {
         let sidecar = sidecarPath(for: path)
-        guard let stated = try decodeSidecar(sidecar, as: StatedSidecar.self)?.imageEncoder else { return }
         func check<Value: Equatable>(_ field: String, _ value: Value?, _ actual: Value, _ weightsSay: String) throws {
             guard let value, value != actual else { return }
             throw RAGSegIOError(path: sidecar, message: "\(field) \(value) does not match the weights: \(weightsSay)")

@@ -102,7 +102,7 @@ public struct SAM2Weights: TensorSource, Sendable {
     /// versions from the shapes, which a sidecar may restate but not contradict. `imageSize` overrides the input
     /// size (1024 for every release).
     public func inferConfig(imageSize: Int? = nil) throws -> SAM2Config {
-        var config = try SAM2ModelDescription.imageEncoderConfig(path: path, weights: self)
+        var (config, stated) = try SAM2ModelDescription.describe(path: path, weights: self)
         if let imageSize { config.imageSize = imageSize }
         let tpos = try shapeOrMissing("maskmem_tpos_enc")
         let pointer = try shapeOrMissing("no_obj_ptr")
@@ -115,7 +115,7 @@ public struct SAM2Weights: TensorSource, Sendable {
         config.memorySlots = tpos[0]
         config.pointerTemporalEncoding = contains("obj_ptr_tpos_proj.weight")
         config.noObjectSpatialEmbedding = contains("no_obj_embed_spatial")
-        try SAM2ModelDescription.checkStatedMemoryPath(of: config, path: path)
+        if let stated { try SAM2ModelDescription.checkStatedMemoryPath(stated, of: config, path: path) }
         return config
     }
 
