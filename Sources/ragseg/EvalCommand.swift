@@ -34,7 +34,8 @@ struct Eval: ParsableCommand {
         help:
             "Retrieve only cases whose mask contains the label (default: the k nearest, empty-mask memories included).")
     var positiveOnly = false
-    @Option(help: "Per-case CSV output.") var csv = "eval.csv"
+    @Option(help: "Per-case CSV output, replaced if it exists (its folder is checked before the run).") var csv =
+        "eval.csv"
     @Flag(help: "No per-case lines (summary only).") var quiet = false
     @OptionGroup var pixelLimit: PixelLimitOptions
     @OptionGroup var volume: VolumeSegmentOptions
@@ -66,6 +67,7 @@ struct Eval: ParsableCommand {
     }
 
     func run() throws {
+        try checkCSVDestination()
         let bank = try SupportBank.open(at: resolveBankPath(index), readOnly: true)
         if onVolumes { return try runOnVolumes(bank) }
         let segmenter = try BankModels.segmenter(for: bank, dinov2: dinov2, sam2: sam2)
@@ -110,5 +112,23 @@ struct Eval: ParsableCommand {
         }
         try Data(EvaluationRun.csv(rows).utf8).write(to: URL(fileURLWithPath: csv), options: .atomic)
         print("wrote \(rows.count) rows to \(csv)")
+    }
+
+    /// Refuses a `--csv` path the rows could not be written to before any case is segmented: the rows are
+    /// written last, and an evaluation of a large dataset should not run for an hour and then lose them to a
+    /// missing folder or a mistyped path.
+    func checkCSVDestination() throws {
+        let fm = FileManager.default
+        var isFolder: ObjCBool = false
+        if fm.fileExists(atPath: csv, isDirectory: &isFolder), isFolder.boolValue {
+            throw ValidationError("--csv \(csv): is a folder; give the path of the CSV file to write")
+        }
+        let folder = URL(fileURLWithPath: csv).deletingLastPathComponent().path
+        guard fm.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+            throw ValidationError("--csv \(csv): the folder \(folder) does not exist")
+        }
+        guard fm.isWritableFile(atPath: folder) else {
+            throw ValidationError("--csv \(csv): the folder \(folder) is not writable")
+        }
     }
 }

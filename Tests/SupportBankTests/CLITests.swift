@@ -312,6 +312,13 @@ final class CLITests: XCTestCase {
         ])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("no label 'liver'"), r.stderr)
+        // A CSV path that cannot be written is refused before any case is segmented (the rows are written last).
+        for (csv, reason) in [(dir + "/no-such-folder/eval.csv", "does not exist"), (dir, "is a folder")] {
+            r = try runRagseg(["eval", "--index", bank, "--k", "1", "--leave-one-out", "--csv", csv])
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertTrue(r.stderr.contains("--csv \(csv)") && r.stderr.contains(reason), r.stderr)
+            XCTAssertFalse(r.stderr.contains("/2 cases"), "refused before evaluating: \(r.stderr)")
+        }
         r = try runRagseg([
             "eval", "--index", bank, "--k", "1", "--leave-one-out",
             "--csv", dir + "/eval.csv",
