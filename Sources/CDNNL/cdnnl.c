@@ -23,9 +23,49 @@ static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
 
 static void create_engine(void) { engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0); }
 
-static __thread dnnl_stream_t thread_stream;
-static __thread void *thread_scratch;
-static __thread size_t thread_scratch_size;
+// Each thread's stream and scratchpad (the largest any product on it has asked for), released when the thread
+// exits: worker threads come and go (libdispatch retires idle workers and starts new ones), and a long-running
+// server would otherwise keep the scratchpad of every worker that ever ran a product.
+struct thread_state {
+    dnnl_stream_t stream;
+    void *scratch;
+    size_t scratch_size;
+};
+static __thread struct thread_state *thread_state;
+static pthread_key_t thread_state_key;
+static int thread_state_key_status = -1;
+static pthread_once_t thread_state_key_once = PTHREAD_ONCE_INIT;
+static long live_thread_states;
+
+static void release_thread_state(void *state) {
+    struct thread_state *t = state;
+    if (t->stream) dnnl_stream_destroy(t->stream);
+    free(t->scratch);
+    free(t);
+    __atomic_fetch_sub(&live_thread_states, 1, __ATOMIC_RELAXED);
+}
+
+static void create_thread_state_key(void) {
+    thread_state_key_status = pthread_key_create(&thread_state_key, release_thread_state);
+}
+
+// The calling thread's state, made on its first product; NULL when it cannot be made.
+static struct thread_state *current_thread_state(void) {
+    if (thread_state) return thread_state;
+    pthread_once(&thread_state_key_once, create_thread_state_key);
+    if (thread_state_key_status != 0) return NULL;
+    struct thread_state *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    if (pthread_setspecific(thread_state_key, t) != 0) {
+        free(t);
+        return NULL;
+    }
+    __atomic_fetch_add(&live_thread_states, 1, __ATOMIC_RELAXED);
+    thread_state = t;
+    return t;
+}
+
+long ragseg_dnnl_thread_states(void) { return __atomic_load_n(&live_thread_states, __ATOMIC_RELAXED); }
 
 #define CHECK(call)                                                                                    \
     do {                                                                                               \
@@ -165,26 +205,28 @@ static int lookup(const struct key *key, struct entry **out, struct entry *spare
 }
 
 static int run(struct entry *e, const void *a, const void *b, const float *bias, void *c) {
-    if (!thread_stream) CHECK(dnnl_stream_create(&thread_stream, engine, dnnl_stream_default_flags));
-    if (e->scratch_size > thread_scratch_size) {
-        free(thread_scratch);
-        thread_scratch = malloc(e->scratch_size);
-        thread_scratch_size = thread_scratch ? e->scratch_size : 0;
-        if (!thread_scratch) return (int)dnnl_out_of_memory;
+    struct thread_state *t = current_thread_state();
+    if (!t) return (int)dnnl_out_of_memory;
+    if (!t->stream) CHECK(dnnl_stream_create(&t->stream, engine, dnnl_stream_default_flags));
+    if (e->scratch_size > t->scratch_size) {
+        free(t->scratch);
+        t->scratch = malloc(e->scratch_size);
+        t->scratch_size = t->scratch ? e->scratch_size : 0;
+        if (!t->scratch) return (int)dnnl_out_of_memory;
     }
     dnnl_memory_t ma = NULL, mb = NULL, mbias = NULL, mc = NULL, ms = NULL;
     dnnl_status_t s = dnnl_memory_create(&ma, e->a_md, engine, (void *)a);
     if (s == dnnl_success) s = dnnl_memory_create(&mb, e->b_md, engine, (void *)b);
     if (s == dnnl_success && e->bias_md) s = dnnl_memory_create(&mbias, e->bias_md, engine, (void *)bias);
     if (s == dnnl_success) s = dnnl_memory_create(&mc, e->c_md, engine, c);
-    if (s == dnnl_success && e->scratch_size > 0) s = dnnl_memory_create(&ms, e->scratch_md, engine, thread_scratch);
+    if (s == dnnl_success && e->scratch_size > 0) s = dnnl_memory_create(&ms, e->scratch_md, engine, t->scratch);
     if (s == dnnl_success) {
         dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
         int count = 3;
         if (mbias) args[count++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mbias};
         if (ms) args[count++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, ms};
-        s = dnnl_primitive_execute(e->primitive, thread_stream, count, args);
-        if (s == dnnl_success) s = dnnl_stream_wait(thread_stream);
+        s = dnnl_primitive_execute(e->primitive, t->stream, count, args);
+        if (s == dnnl_success) s = dnnl_stream_wait(t->stream);
     }
     if (ma) dnnl_memory_destroy(ma);
     if (mb) dnnl_memory_destroy(mb);

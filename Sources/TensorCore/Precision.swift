@@ -73,6 +73,10 @@ public enum OneDNN {
 
     public static var hasNativeBFloat16: Bool { ragseg_dnnl_has_native_bf16() != 0 }
 
+    /// Threads now holding a stream and scratchpad for products: made on a thread's first product, released
+    /// when the thread exits.
+    public static var threadStates: Int { ragseg_dnnl_thread_states() }
+
     /// The implementation oneDNN chooses for a product of this shape (e.g. "brg:avx512_core_bf16").
     public static func implementation(bf16: Bool, transA: Bool, transB: Bool, m: Int, n: Int, k: Int) throws -> String {
         var name = [CChar](repeating: 0, count: 128)

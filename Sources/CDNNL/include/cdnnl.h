@@ -43,6 +43,10 @@ int ragseg_dnnl_matmul_impl(
     int type, int trans_a, int trans_b, long m, long n, long k, long lda, long ldb, long ldc, char *name,
     size_t capacity);
 
+/// Threads that currently hold a stream and scratchpad for products (made on a thread's first product,
+/// released when it exits).
+long ragseg_dnnl_thread_states(void);
+
 /// oneDNN's effective instruction set (dnnl_cpu_isa_t value) and version.
 int ragseg_dnnl_cpu_isa(void);
 /// 1 when the effective ISA has native bf16 dot products (avx512_core_bf16 or AMX), else 0.
