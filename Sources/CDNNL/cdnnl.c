@@ -37,8 +37,10 @@ static int thread_state_key_status = -1;
 static pthread_once_t thread_state_key_once = PTHREAD_ONCE_INIT;
 static long live_thread_states;
 
+// Runs on the exiting thread itself, after its last product.
 static void release_thread_state(void *state) {
     struct thread_state *t = state;
+    thread_state = NULL;  // a product run by a later destructor would make a new one (and its key destructor frees it)
     if (t->stream) dnnl_stream_destroy(t->stream);
     free(t->scratch);
     free(t);
