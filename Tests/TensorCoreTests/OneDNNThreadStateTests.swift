@@ -23,15 +23,16 @@ final class OneDNNThreadStateTests: XCTestCase {
         return c
     }
 
-    /// Waits (up to 10 s) for threads that have signalled their end to finish exiting.
-    private func waitForThreadStates(_ expected: Int) -> Int {
+    /// The live states once at most `limit` remain, waiting up to 10 s for exiting threads to finish. (Other
+    /// threads of the test process, such as idle libdispatch workers that ran products in earlier tests, may
+    /// retire meanwhile and only lower the count, so the checks are upper bounds.)
+    private func threadStates(fallingTo limit: Int) -> Int {
         let deadline = Date().addingTimeInterval(10)
-        while OneDNN.threadStates != expected && Date() < deadline { usleep(5_000) }
+        while OneDNN.threadStates > limit && Date() < deadline { usleep(5_000) }
         return OneDNN.threadStates
     }
 
     func testAThreadHoldsItsStateWhileAliveAndReleasesItWhenItExits() {
-        let before = OneDNN.threadStates
         let results = Mutex<[[Float]]>([])
         let ran = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
         Thread {
@@ -41,9 +42,10 @@ final class OneDNNThreadStateTests: XCTestCase {
             release.wait()
         }.start()
         ran.wait()
-        XCTAssertEqual(OneDNN.threadStates, before + 1, "the live thread that ran a product holds one state")
+        let during = OneDNN.threadStates
+        XCTAssertGreaterThanOrEqual(during, 1, "the live thread that ran a product holds a state")
         release.signal()
-        XCTAssertEqual(waitForThreadStates(before), before, "its state went with it")
+        XCTAssertLessThanOrEqual(threadStates(fallingTo: during - 1), during - 1, "its state went with it")
         XCTAssertEqual(results.withLock { $0 }, [[7, 10, 15, 22]])
     }
 
@@ -60,7 +62,7 @@ final class OneDNNThreadStateTests: XCTestCase {
             }.start()
         }
         for _ in 0..<threads { done.wait() }
-        XCTAssertEqual(waitForThreadStates(before), before, "\(threads) threads ran a product and exited")
+        XCTAssertLessThanOrEqual(threadStates(fallingTo: before), before, "\(threads) threads ran a product and exited")
         XCTAssertEqual(results.withLock { $0 }, Array(repeating: [7, 10, 15, 22], count: threads))
     }
 }
