@@ -6,9 +6,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build -c release -Xswiftc -enable-testing --build-tests
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# Every temporary file of the run (the suites', and those of the ragseg processes they start) goes in one folder
+# that is removed at the end: about 110 MB per run of banks, volumes and model copies, which otherwise stayed
+# in /tmp run after run. RAGSEG_KEEP_TEST_FILES=1 keeps it, and prints where, to look into a failure.
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/ragseg-test-run.XXXXXX")
+cleanup() {
+    rm -f "$log"
+    if [ -n "${RAGSEG_KEEP_TEST_FILES:-}" ]; then echo "test files kept in $scratch"; else rm -rf "$scratch"; fi
+}
+trap cleanup EXIT
 status=0
-swift test -c release -Xswiftc -enable-testing --skip-build --disable-swift-testing "$@" 2>&1 | tee "$log" || status=$?
+TMPDIR=$scratch swift test -c release -Xswiftc -enable-testing --skip-build --disable-swift-testing "$@" 2>&1 | tee "$log" ||
+    status=$?
 # XCTest's last summary line reads "Executed N tests, with M failures ..."; restate it plainly.
 # With skipped tests (XCTSkip) it reads "Executed N tests, with S tests skipped and M failures ...".
 summary=$(grep -E "Executed [0-9]+ tests?, with ([0-9]+ tests? skipped and )?[0-9]+ failures?" "$log" | tail -n 1 || true)
