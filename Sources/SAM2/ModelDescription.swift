@@ -11,15 +11,10 @@ public enum SAM2ModelDescription {
     /// `sam2.safetensors` -> `sam2.safetensors.json`.
     public static func sidecarPath(for weights: String) -> String { weights + ".json" }
 
-    /// The image encoder configuration for the checkpoint at `path`: the sidecar's when there is one,
-    /// else inferred from the tensor shapes. (The memory path's fields are SAM2Weights.inferConfig's.)
-    public static func imageEncoderConfig(path: String, weights: SAM2Weights) throws -> SAM2Config {
-        try describe(path: path, weights: weights).imageEncoder
-    }
-
     /// The checkpoint's description, its sidecar read once: the image encoder configuration (the sidecar's,
     /// checked against the shapes, else inferred from them) and the memory-path fields the sidecar states (nil
-    /// without a sidecar), for `checkStatedMemoryPath` once the shapes have set them.
+    /// without a sidecar), for `checkStatedMemoryPath` once the shapes have set them. (The memory path's fields
+    /// themselves are `SAM2Weights.inferConfig`'s, from the shapes.)
     static func describe(path: String, weights: SAM2Weights) throws -> (
         imageEncoder: SAM2Config, stated: StatedMemoryPath?
     ) {
