@@ -76,7 +76,10 @@ def main():
         return kind, response.status, time.time() - start
 
     rss, peak = resident_mib(args.pid)
-    print(f"server {args.pid}: RSS {rss} MiB (peak {peak}) before the first request; {args.concurrency} clients", flush=True)
+    print(
+        f"server {args.pid}: RSS {rss} MiB (peak {peak}) before the first request; {args.concurrency} clients",
+        flush=True,
+    )
     failures = 0
     for number in range(1, args.rounds + 1):
         time.sleep(args.pause)

@@ -16,8 +16,8 @@ cleanup() {
 }
 trap cleanup EXIT
 status=0
-TMPDIR=$scratch swift test -c release -Xswiftc -enable-testing --skip-build --disable-swift-testing "$@" 2>&1 | tee "$log" ||
-    status=$?
+TMPDIR=$scratch swift test -c release -Xswiftc -enable-testing --skip-build --disable-swift-testing "$@" 2>&1 |
+    tee "$log" || status=$?
 # XCTest's last summary line reads "Executed N tests, with M failures ..."; restate it plainly.
 # With skipped tests (XCTSkip) it reads "Executed N tests, with S tests skipped and M failures ...".
 summary=$(grep -E "Executed [0-9]+ tests?, with ([0-9]+ tests? skipped and )?[0-9]+ failures?" "$log" | tail -n 1 || true)
